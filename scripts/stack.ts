@@ -1,0 +1,58 @@
+/**
+ * npm run stack:<install|up|down|status> — the local stack without Docker.
+ */
+import { Command } from 'commander';
+import path from 'node:path';
+import { PROJECT_ROOT } from '../core/config.js';
+import { STACK_DIR, down, install, status, up } from './stack-lib.js';
+
+const program = new Command('stack')
+  .description('Install, start, stop and inspect the local stack (Temporal, Pub/Sub, Firestore, GCS and BigQuery emulators) on loopback.')
+  .showHelpAfterError();
+
+program
+  .command('install')
+  .description(`install missing stack binaries into ${path.relative(PROJECT_ROOT, STACK_DIR)}/bin (nothing global)`)
+  .action(() => install());
+
+program
+  .command('up')
+  .description('install if needed, then start every service that is not running and wait until all are healthy')
+  .action(async () => {
+    const t0 = Date.now();
+    const r = await up();
+    if (r.started.length === 0) console.log(`stack already running (${r.alreadyRunning.join(', ')}); nothing changed`);
+    else console.log(`stack up in ${((Date.now() - t0) / 1000).toFixed(1)} s: started ${r.started.join(', ')}`);
+    await printStatus();
+  });
+
+program
+  .command('down')
+  .description('stop the processes the stack started, and only those')
+  .action(async () => {
+    const stopped = await down();
+    console.log(stopped.length === 0 ? 'no stack process was running' : `stopped ${stopped.join(', ')}`);
+  });
+
+program
+  .command('status')
+  .description('show each service, its pid, ports and health; exits 1 when any is down')
+  .action(async () => {
+    const ok = await printStatus();
+    process.exitCode = ok ? 0 : 1;
+  });
+
+async function printStatus(): Promise<boolean> {
+  const rows = await status();
+  console.log('service    pid      ports        state');
+  for (const r of rows) {
+    const state = r.healthy ? 'healthy' : r.running ? 'running, not healthy' : 'stopped';
+    console.log(`${r.name.padEnd(10)} ${String(r.pid ?? '-').padEnd(8)} ${r.ports.join(',').padEnd(12)} ${state}`);
+  }
+  return rows.every((r) => r.healthy);
+}
+
+program.parseAsync().catch((err: unknown) => {
+  console.error(`stack: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,23 @@
+/**
+ * npm run worker — one worker process on the segflow task queue, until SIGINT/SIGTERM.
+ */
+import { loadConfig } from '../core/config.js';
+import { createLogger } from '../core/logger.js';
+import { startWorker } from './worker.js';
+
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log('usage: npm run worker\n\nRuns a segflow worker on TEMPORAL_TASK_QUEUE until interrupted. Configuration comes from the environment (see README).');
+  process.exit(0);
+}
+
+const config = loadConfig();
+const logger = createLogger({ level: config.log.level, name: 'segflow-worker' });
+const running = await startWorker(config, logger);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    logger.info({ signal: sig }, 'shutting down worker');
+    void running.shutdown();
+  });
+}
+await running.done;
+logger.info('worker stopped');

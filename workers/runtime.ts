@@ -1,0 +1,59 @@
+/**
+ * The Temporal Runtime, installed once per process: its own logs and the
+ * workflow and activity loggers (which carry workflowId, runId and activityType)
+ * all go through pino; Temporal's metrics go to a Prometheus endpoint.
+ */
+import type { LogLevel, LogMetadata, Logger as TemporalLogger } from '@temporalio/common';
+import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import type { Logger } from '../core/logger.js';
+
+const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
+  TRACE: 'trace',
+  DEBUG: 'debug',
+  INFO: 'info',
+  WARN: 'warn',
+  ERROR: 'error',
+};
+
+/** Temporal's Logger interface on top of pino. */
+export class PinoTemporalLogger implements TemporalLogger {
+  constructor(private readonly pino: Logger) {}
+  log(level: LogLevel, message: string, meta?: LogMetadata): void {
+    this.pino[PINO_LEVEL[level]](meta ?? {}, message);
+  }
+  trace(message: string, meta?: LogMetadata): void {
+    this.log('TRACE', message, meta);
+  }
+  debug(message: string, meta?: LogMetadata): void {
+    this.log('DEBUG', message, meta);
+  }
+  info(message: string, meta?: LogMetadata): void {
+    this.log('INFO', message, meta);
+  }
+  warn(message: string, meta?: LogMetadata): void {
+    this.log('WARN', message, meta);
+  }
+  error(message: string, meta?: LogMetadata): void {
+    this.log('ERROR', message, meta);
+  }
+}
+
+let installed = false;
+
+export interface RuntimeSettings {
+  logger: Logger;
+  /** host:port for Temporal's Prometheus exporter; omit to disable. */
+  metricsBindAddress?: string;
+}
+
+export function installRuntime({ logger, metricsBindAddress }: RuntimeSettings): void {
+  if (installed) return;
+  installed = true;
+  Runtime.install({
+    logger: new PinoTemporalLogger(logger.child({ component: 'temporal' })),
+    telemetryOptions: {
+      logging: { filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }), forward: {} },
+      ...(metricsBindAddress ? { metrics: { prometheus: { bindAddress: metricsBindAddress } } } : {}),
+    },
+  });
+}

@@ -1,0 +1,49 @@
+/**
+ * The segflow worker on its task queue: the workflows bundle plus every activity,
+ * wired to the clients the configuration describes.
+ */
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { fileURLToPath } from 'node:url';
+import { createActivities } from '../activities/index.js';
+import { closeGcpClients, createGcpClients, type GcpClients } from '../activities/clients.js';
+import type { Config } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import { temporalConnectionSettings } from '../core/temporal-connection.js';
+import { installRuntime } from './runtime.js';
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+export interface RunningWorker {
+  worker: Worker;
+  clients: GcpClients;
+  /** Resolves when the worker has stopped (after shutdown()) and rejects if it failed. */
+  done: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export async function startWorker(config: Config, logger: Logger, opts: { clients?: GcpClients } = {}): Promise<RunningWorker> {
+  installRuntime({ logger, metricsBindAddress: `127.0.0.1:${config.metrics.port}` });
+  const clients = opts.clients ?? createGcpClients(config);
+  const connection = await NativeConnection.connect(temporalConnectionSettings(config));
+  const worker = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: config.temporal.taskQueue,
+    workflowsPath: WORKFLOWS_PATH,
+    activities: createActivities({ config, clients, logger }),
+  });
+  logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker started');
+  const done = worker.run().finally(async () => {
+    await connection.close();
+    if (!opts.clients) await closeGcpClients(clients);
+  });
+  return {
+    worker,
+    clients,
+    done,
+    async shutdown() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await done;
+    },
+  };
+}
