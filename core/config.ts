@@ -43,7 +43,6 @@ const optionalString = z
 const envSchema = z.object({
   SEGFLOW_ENV: z.enum(['local', 'production']).default('local'),
   LOG_LEVEL: logLevel.default('info'),
-  LOG_PRETTY: bool.default(false),
 
   TEMPORAL_ADDRESS: hostPort.default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
@@ -80,7 +79,7 @@ export type RawEnv = Record<string, string | undefined>;
 
 export interface Config {
   env: 'local' | 'production';
-  log: { level: z.infer<typeof logLevel>; pretty: boolean };
+  log: { level: z.infer<typeof logLevel> };
   temporal: {
     address: string;
     namespace: string;
@@ -157,7 +156,7 @@ export function parseConfig(env: RawEnv): Config {
   const wantsTls = e.TEMPORAL_TLS || e.TEMPORAL_API_KEY !== undefined || e.TEMPORAL_TLS_CERT_PATH !== undefined;
   return {
     env: e.SEGFLOW_ENV,
-    log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY },
+    log: { level: e.LOG_LEVEL },
     temporal: {
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,

@@ -31,7 +31,6 @@ export const REDACT_PATHS = [
 
 export interface LoggerSettings {
   level: LoggerOptions['level'];
-  pretty?: boolean;
   name?: string;
 }
 

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECT_ROOT } from '../core/config.js';
 
 export const STACK_DIR = process.env.SEGFLOW_STACK_DIR ?? path.join(PROJECT_ROOT, '.stack');
-const BIN = path.join(STACK_DIR, 'bin');
+const BIN = process.env.SEGFLOW_STACK_BIN_DIR ?? path.join(STACK_DIR, 'bin');
 const RUN = path.join(STACK_DIR, 'run');
 const LOGS = path.join(STACK_DIR, 'logs');
 const DATA = process.env.SEGFLOW_STACK_DATA_DIR ?? path.join(STACK_DIR, 'data');
@@ -307,22 +307,26 @@ async function httpOk(url: string): Promise<boolean> {
 export interface ServiceStatus {
   name: string;
   pid?: number;
+  /** Started by the stack and still alive. */
   running: boolean;
+  /** Answers like itself on its port, whoever started it. */
   healthy: boolean;
+  external: boolean;
   ports: number[];
 }
 
 async function statusOf(s: Service): Promise<ServiceStatus> {
   const pid = readPid(s);
   const running = pid !== undefined && ownsProcess(s, pid);
-  return { name: s.name, pid: running ? pid : undefined, running, healthy: running && (await s.healthy()), ports: s.ports };
+  const healthy = await s.healthy();
+  return { name: s.name, pid: running ? pid : undefined, running, healthy, external: healthy && !running, ports: s.ports };
 }
 
 export async function status(): Promise<ServiceStatus[]> {
   return Promise.all(services.map(statusOf));
 }
 
-async function startService(s: Service, log: Log): Promise<'started' | 'running'> {
+async function startService(s: Service, log: Log): Promise<'started' | 'running' | 'external'> {
   const current = await statusOf(s);
   if (current.running) {
     if (!current.healthy) await waitHealthy(s, s.startTimeoutMs);
@@ -330,6 +334,11 @@ async function startService(s: Service, log: Log): Promise<'started' | 'running'
   }
   for (const p of s.ports) {
     if (await portOpen(p)) {
+      // Another copy of the same service (docker compose, say) is fine to use; anything else is a conflict.
+      if (await s.healthy()) {
+        log(`${s.name}: using the service already answering on port ${p} (not started by the stack, so not stopped by it)`);
+        return 'external';
+      }
       throw new Error(
         `port ${p} for the ${s.name} service is already in use by a process the stack did not start. ` +
           `Stop that process, or choose another port (see "Ports" in README.md).`,
@@ -384,24 +393,27 @@ function tail(file: string, lines = 15): string {
 export interface UpResult {
   started: string[];
   alreadyRunning: string[];
+  /** Healthy services on the stack's ports that the stack did not start (e.g. docker compose). */
+  external: string[];
 }
 
 /** Install if needed, start every service not already running, write `.stack/env`. */
 export async function up(log: Log = console.log): Promise<UpResult> {
   install(log);
-  const result: UpResult = { started: [], alreadyRunning: [] };
+  const result: UpResult = { started: [], alreadyRunning: [], external: [] };
   // GCS first: the BigQuery emulator reads gs:// from it.
   const order = ['gcs', 'temporal', 'pubsub', 'firestore', 'bigquery'];
   const byName = new Map(services.map((s) => [s.name, s]));
-  const first = await startService(byName.get('gcs')!, log);
-  (first === 'started' ? result.started : result.alreadyRunning).push('gcs');
+  const record = (name: string, outcome: 'started' | 'running' | 'external') =>
+    (outcome === 'started' ? result.started : outcome === 'running' ? result.alreadyRunning : result.external).push(name);
+  record('gcs', await startService(byName.get('gcs')!, log));
   // The JVMs and Temporal start slowly; start them together.
   const rest = await Promise.allSettled(
     order.slice(1).map(async (name) => [name, await startService(byName.get(name)!, log)] as const),
   );
   const errors: string[] = [];
   for (const r of rest) {
-    if (r.status === 'fulfilled') (r.value[1] === 'started' ? result.started : result.alreadyRunning).push(r.value[0]);
+    if (r.status === 'fulfilled') record(r.value[0], r.value[1]);
     else errors.push((r.reason as Error).message);
   }
   if (errors.length > 0) throw new Error(errors.join('\n'));

@@ -21,7 +21,7 @@ program
   .action(async () => {
     const t0 = Date.now();
     const r = await up();
-    if (r.started.length === 0) console.log(`stack already running (${r.alreadyRunning.join(', ')}); nothing changed`);
+    if (r.started.length === 0) console.log(`stack already running (${[...r.alreadyRunning, ...r.external].join(', ')}); nothing changed`);
     else console.log(`stack up in ${((Date.now() - t0) / 1000).toFixed(1)} s: started ${r.started.join(', ')}`);
     await printStatus();
   });
@@ -46,7 +46,7 @@ async function printStatus(): Promise<boolean> {
   const rows = await status();
   console.log('service    pid      ports        state');
   for (const r of rows) {
-    const state = r.healthy ? 'healthy' : r.running ? 'running, not healthy' : 'stopped';
+    const state = r.external ? 'healthy (not started by the stack)' : r.healthy ? 'healthy' : r.running ? 'running, not healthy' : 'stopped';
     console.log(`${r.name.padEnd(10)} ${String(r.pid ?? '-').padEnd(8)} ${r.ports.join(',').padEnd(12)} ${state}`);
   }
   return rows.every((r) => r.healthy);

@@ -49,6 +49,20 @@ export interface RuntimeSettings {
 export function installRuntime({ logger, metricsBindAddress }: RuntimeSettings): void {
   if (installed) return;
   installed = true;
+  try {
+    installTemporalRuntime(logger, metricsBindAddress);
+  } catch (err) {
+    if (metricsBindAddress && /address already in use/i.test(String(err))) {
+      throw new Error(
+        `the metrics address ${metricsBindAddress} is already in use (another segflow worker?); ` +
+          'set SEGFLOW_METRICS_PORT to a free port, or 0 to turn metrics off',
+      );
+    }
+    throw err;
+  }
+}
+
+function installTemporalRuntime(logger: Logger, metricsBindAddress: string | undefined): void {
   Runtime.install({
     logger: new PinoTemporalLogger(logger.child({ component: 'temporal' })),
     telemetryOptions: {

@@ -22,7 +22,7 @@ export interface RunningWorker {
 }
 
 export async function startWorker(config: Config, logger: Logger, opts: { clients?: GcpClients } = {}): Promise<RunningWorker> {
-  installRuntime({ logger, metricsBindAddress: `127.0.0.1:${config.metrics.port}` });
+  installRuntime({ logger, metricsBindAddress: config.metrics.port === 0 ? undefined : `127.0.0.1:${config.metrics.port}` });
   const clients = opts.clients ?? createGcpClients(config);
   const connection = await NativeConnection.connect(temporalConnectionSettings(config));
   const worker = await Worker.create({

@@ -1,0 +1,80 @@
+/**
+ * npm test [unit|workflows|integration ...] — runs every test tier with node's
+ * built-in runner. Brings the local stack up when it is not running (and stops
+ * it again afterwards); a stack that was already running is left alone.
+ */
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { PROJECT_ROOT } from '../core/config.js';
+import { down, isUp, up } from './stack-lib.js';
+
+const TIERS = ['unit', 'workflows', 'integration'] as const;
+type Tier = (typeof TIERS)[number];
+
+const args = process.argv.slice(2);
+if (args.includes('--help') || args.includes('-h')) {
+  console.log(`usage: npm test [-- ${TIERS.join('|')} ...] [--keep-stack]
+
+Runs the chosen test tiers (all by default) with node's test runner.
+  unit         pure logic, no servers
+  workflows    workflow code on the Temporal time-skipping test server
+  integration  the real local stack: Temporal dev server and the GCP emulators
+The stack is started when a tier needs it and is not running, and stopped
+afterwards unless --keep-stack is given; a stack already running is left alone.`);
+  process.exit(0);
+}
+const keepStack = args.includes('--keep-stack');
+const unknown = args.filter((a) => !a.startsWith('--') && !(TIERS as readonly string[]).includes(a));
+if (unknown.length > 0) {
+  console.error(`npm test: unknown tier ${unknown.map((u) => JSON.stringify(u)).join(', ')}; expected one of ${TIERS.join(', ')}`);
+  process.exit(2);
+}
+const chosen = TIERS.filter((t) => args.includes(t));
+const tiers: readonly Tier[] = chosen.length > 0 ? chosen : TIERS;
+
+function testFiles(dir: string): string[] {
+  const abs = path.join(PROJECT_ROOT, dir);
+  let entries: string[];
+  try {
+    entries = readdirSync(abs);
+  } catch {
+    return [];
+  }
+  return entries
+    .flatMap((e) => {
+      const p = path.join(abs, e);
+      if (statSync(p).isDirectory()) return testFiles(path.join(dir, e));
+      return e.endsWith('.test.ts') ? [path.join(dir, e)] : [];
+    })
+    .sort();
+}
+
+const files = tiers.flatMap((t) => testFiles(path.join('test', t)));
+if (files.length === 0) {
+  console.error(`npm test: no test files found for ${tiers.join(', ')}`);
+  process.exit(1);
+}
+
+// Workflow tests spawn the time-skipping server from .stack/bin; integration tests need the whole stack.
+let startedStack = false;
+if (tiers.includes('integration')) {
+  if (!(await isUp())) {
+    console.log('local stack is not running: starting it for the integration tests');
+    await up();
+    startedStack = true;
+  }
+} else if (tiers.includes('workflows')) {
+  (await import('./stack-lib.js')).install();
+}
+
+const t0 = Date.now();
+const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], {
+  cwd: PROJECT_ROOT,
+  stdio: 'inherit',
+  env: { ...process.env, SEGFLOW_TEST: '1' },
+});
+console.log(`tests finished in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+if (startedStack && !keepStack) await down();
+process.exit(result.status ?? 1);
