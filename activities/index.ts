@@ -5,17 +5,22 @@
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { GcpClients } from './clients.js';
+import { createIngestActivities, type IngestHooks } from './ingest.js';
 import { createSmokeActivities } from './smoke.js';
 
 export interface ActivityDeps {
   config: Config;
   clients: GcpClients;
   logger: Logger;
+  /** Failure points for tests (a crash between write and ack, for example). */
+  hooks?: { ingest?: IngestHooks };
 }
 
 export function createActivities(deps: ActivityDeps) {
+  const { config, clients, logger, hooks } = deps;
   return {
-    ...createSmokeActivities({ clients: deps.clients, bucket: deps.config.lake.bucket }),
+    ...createSmokeActivities({ clients, bucket: config.lake.bucket }),
+    ...createIngestActivities({ pubsub: clients.pubsub, storage: clients.storage, config, logger, hooks: hooks?.ingest }),
   };
 }
 

@@ -70,6 +70,13 @@ const envSchema = z.object({
   SEGFLOW_DATASET_MARTS: identifier.default('marts'),
   SEGFLOW_FIRESTORE_PROFILES: z.string().min(1).default('customer_profiles'),
 
+  SEGFLOW_INGEST_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(1000),
+  SEGFLOW_INGEST_MAX_WAIT_MS: z.coerce.number().int().min(100).max(60_000).default(2000),
+  SEGFLOW_INGEST_ACK_DEADLINE_S: z.coerce.number().int().min(10).max(600).default(60),
+  SEGFLOW_INGEST_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(2),
+  SEGFLOW_EVENT_MAX_BYTES: z.coerce.number().int().min(256).max(10_000_000).default(65_536),
+  SEGFLOW_EVENT_MAX_FUTURE_SKEW_S: z.coerce.number().int().min(0).default(300),
+
   SEGFLOW_API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   SEGFLOW_API_TOKENS: optionalString,
   SEGFLOW_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
@@ -99,6 +106,7 @@ export interface Config {
   };
   pubsub: { topic: string; lakeSubscription: string; triggerSubscription: string };
   lake: { bucket: string };
+  ingest: { batchSize: number; maxWaitMs: number; ackDeadlineS: number; concurrency: number; maxEventBytes: number; maxFutureSkewMs: number };
   warehouse: { raw: string; staging: string; marts: string };
   firestore: { profiles: string };
   api: { port: number; tokens: string[] };
@@ -174,6 +182,14 @@ export function parseConfig(env: RawEnv): Config {
       triggerSubscription: e.SEGFLOW_TRIGGER_SUBSCRIPTION,
     },
     lake: { bucket: e.SEGFLOW_LAKE_BUCKET },
+    ingest: {
+      batchSize: e.SEGFLOW_INGEST_BATCH_SIZE,
+      maxWaitMs: e.SEGFLOW_INGEST_MAX_WAIT_MS,
+      ackDeadlineS: e.SEGFLOW_INGEST_ACK_DEADLINE_S,
+      concurrency: e.SEGFLOW_INGEST_CONCURRENCY,
+      maxEventBytes: e.SEGFLOW_EVENT_MAX_BYTES,
+      maxFutureSkewMs: e.SEGFLOW_EVENT_MAX_FUTURE_SKEW_S * 1000,
+    },
     warehouse: { raw: e.SEGFLOW_DATASET_RAW, staging: e.SEGFLOW_DATASET_STAGING, marts: e.SEGFLOW_DATASET_MARTS },
     firestore: { profiles: e.SEGFLOW_FIRESTORE_PROFILES },
     api: { port: e.SEGFLOW_API_PORT, tokens },

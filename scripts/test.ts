@@ -69,7 +69,16 @@ if (tiers.includes('integration')) {
 }
 
 const t0 = Date.now();
-const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], {
+const result = spawnSync(process.execPath, [
+    '--import',
+    'tsx',
+    '--test',
+    '--test-reporter=spec',
+    // A test file that leaves a handle open must not hang CI; a stuck test fails after 10 minutes.
+    '--test-force-exit',
+    '--test-timeout=600000',
+    ...files,
+  ], {
   cwd: PROJECT_ROOT,
   stdio: 'inherit',
   env: { ...process.env, SEGFLOW_TEST: '1' },

@@ -4,7 +4,7 @@
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
-import { createActivities } from '../activities/index.js';
+import { createActivities, type ActivityDeps } from '../activities/index.js';
 import { closeGcpClients, createGcpClients, type GcpClients } from '../activities/clients.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
@@ -21,17 +21,29 @@ export interface RunningWorker {
   shutdown(): Promise<void>;
 }
 
-export async function startWorker(config: Config, logger: Logger, opts: { clients?: GcpClients } = {}): Promise<RunningWorker> {
+export interface StartWorkerOptions {
+  clients?: GcpClients;
+  hooks?: ActivityDeps['hooks'];
+}
+
+export async function startWorker(config: Config, logger: Logger, opts: StartWorkerOptions = {}): Promise<RunningWorker> {
   installRuntime({ logger, metricsBindAddress: config.metrics.port === 0 ? undefined : `127.0.0.1:${config.metrics.port}` });
   const clients = opts.clients ?? createGcpClients(config);
   const connection = await NativeConnection.connect(temporalConnectionSettings(config));
-  const worker = await Worker.create({
-    connection,
-    namespace: config.temporal.namespace,
-    taskQueue: config.temporal.taskQueue,
-    workflowsPath: WORKFLOWS_PATH,
-    activities: createActivities({ config, clients, logger }),
-  });
+  let worker: Worker;
+  try {
+    worker = await Worker.create({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue: config.temporal.taskQueue,
+      workflowsPath: WORKFLOWS_PATH,
+      activities: createActivities({ config, clients, logger, hooks: opts.hooks }),
+    });
+  } catch (err) {
+    await connection.close();
+    if (!opts.clients) await closeGcpClients(clients);
+    throw err;
+  }
   logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker started');
   const done = worker.run().finally(async () => {
     await connection.close();

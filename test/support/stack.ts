@@ -7,14 +7,16 @@ import { randomUUID } from 'node:crypto';
 import { loadConfig, type Config } from '../../core/config.js';
 import { createLogger, type Logger } from '../../core/logger.js';
 import { createTemporalClient } from '../../workers/client.js';
-import { startWorker, type RunningWorker } from '../../workers/worker.js';
+import { startWorker, type RunningWorker, type StartWorkerOptions } from '../../workers/worker.js';
 
-export function testConfig(name: string): Config {
+export function testConfig(name: string, overrides: Record<string, string> = {}): Config {
   return loadConfig({
     ...process.env,
+    ...overrides,
     TEMPORAL_TASK_QUEUE: `test-${name}-${randomUUID().slice(0, 8)}`,
     SEGFLOW_METRICS_PORT: '0',
-    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'error',
+    ...overrides,
   });
 }
 
@@ -26,10 +28,13 @@ export interface IntegrationHarness {
   close(): Promise<void>;
 }
 
-export async function startHarness(name: string): Promise<IntegrationHarness> {
-  const config = testConfig(name);
+export async function startHarness(
+  name: string,
+  opts: { env?: Record<string, string>; worker?: StartWorkerOptions } = {},
+): Promise<IntegrationHarness> {
+  const config = testConfig(name, opts.env);
   const logger = createLogger({ level: config.log.level, name: `test-${name}` });
-  const worker = await startWorker(config, logger);
+  const worker = await startWorker(config, logger, opts.worker);
   const client = await createTemporalClient(config);
   return {
     config,

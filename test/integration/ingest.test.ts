@@ -1,0 +1,179 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createIngestActivities } from '../../activities/ingest.js';
+import { PROJECT_ROOT } from '../../core/config.js';
+import { ingestStatsQuery, type IngestCounters } from '../../workflows/ingest-messages.js';
+import type { IngestEventsInput } from '../../workflows/ingestEvents.js';
+import { openTopic, publishAll } from '../../scripts/lib/publisher.js';
+import { buildWorkload, readLake, type Workload } from '../support/ingest-fixtures.js';
+import { startHarness, testConfig, type IntegrationHarness } from '../support/stack.js';
+
+function isolatedEnv(name: string): Record<string, string> {
+  const id = randomUUID().slice(0, 8);
+  return {
+    SEGFLOW_EVENTS_TOPIC: `t-${name}-${id}`,
+    SEGFLOW_LAKE_SUBSCRIPTION: `t-${name}-${id}-lake`,
+    SEGFLOW_TRIGGER_SUBSCRIPTION: `t-${name}-${id}-triggers`,
+    SEGFLOW_LAKE_BUCKET: `segflow-test-${name}-${id}`,
+    SEGFLOW_INGEST_ACK_DEADLINE_S: '10',
+  };
+}
+
+async function publishWorkload(h: { config: IntegrationHarness['config']; pubsub: IntegrationHarness['worker']['clients']['pubsub'] }, w: Workload) {
+  const topic = await openTopic(h.pubsub, h.config.pubsub.topic);
+  await publishAll(topic, w.messages);
+}
+
+function ingestInput(h: IntegrationHarness, stopWhenIdle = true): IngestEventsInput {
+  return {
+    subscription: h.config.pubsub.lakeSubscription,
+    maxMessages: h.config.ingest.batchSize,
+    maxWaitMs: h.config.ingest.maxWaitMs,
+    concurrency: h.config.ingest.concurrency,
+    stopWhenIdle,
+  };
+}
+
+function assertLakeMatches(w: Workload, lake: Awaited<ReturnType<typeof readLake>>) {
+  const rawIds = new Set(lake.raw.map((r) => r.event_id));
+  assert.equal(rawIds.size, w.validIds.size, 'distinct valid events in the lake');
+  for (const id of w.validIds) assert.ok(rawIds.has(id), `event ${id} reached the lake`);
+  // Every duplicate publish is in the lake too (staging removes them by event_id).
+  assert.ok(lake.raw.length >= w.validIds.size + w.duplicates, `raw records ${lake.raw.length} >= ${w.validIds.size + w.duplicates}`);
+
+  const byIndex = new Map<string, (typeof lake.quarantine)[number]>();
+  for (const q of lake.quarantine) byIndex.set((JSON.parse(q.attributes) as Record<string, string>).test_index ?? '', q);
+  assert.equal(byIndex.size, w.malformed.length, 'every malformed message is quarantined once per index');
+  for (const m of w.malformed) {
+    const q = byIndex.get(String(m.index));
+    assert.ok(q, `malformed #${m.index} (${m.kind}) is in the quarantine`);
+    assert.ok(q.reasons.some((r) => r.code === m.kind), `malformed #${m.index} carries reason ${m.kind}: ${JSON.stringify(q.reasons)}`);
+    assert.ok(q.data_base64.length > 0 || m.kind === 'not_json');
+  }
+}
+
+describe('ingestion: Pub/Sub to the GCS lake', () => {
+  let h: IntegrationHarness;
+  before(async () => {
+    h = await startHarness('ingest', { env: isolatedEnv('ingest') });
+    await createIngestActivities({ pubsub: h.worker.clients.pubsub, storage: h.worker.clients.storage, config: h.config, logger: h.logger }).ensureIngestResources();
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  test('20,000 events over 90 days with 3% malformed and 2% duplicates: every valid event in the lake, every malformed one quarantined with its reason', async () => {
+    const w = buildWorkload({ events: 20_000, malformedShare: 0.03, duplicateShare: 0.02, days: 90, seed: 7, maxBytes: h.config.ingest.maxEventBytes });
+    assert.equal(w.malformed.length, 600);
+    await publishWorkload({ config: h.config, pubsub: h.worker.clients.pubsub }, w);
+    const handle = await h.client.workflow.start('ingestEvents', {
+      taskQueue: h.config.temporal.taskQueue,
+      workflowId: `ingest/${h.config.pubsub.lakeSubscription}`,
+      args: [ingestInput(h)],
+    });
+    const counters = (await handle.result()) as IngestCounters;
+    assert.equal(counters.pulled, 20_000 + 400 + 600);
+    assert.equal(counters.quarantined, 600);
+    assert.equal(counters.written, 20_400);
+    assertLakeMatches(w, await readLake(h.worker.clients.storage, h.config.lake.bucket));
+  });
+});
+
+describe('ingestion survives a crash between the object write and the ack', () => {
+  let h: IntegrationHarness;
+  let crashes = 0;
+  before(async () => {
+    h = await startHarness('ingest-crash', {
+      env: isolatedEnv('crash'),
+      worker: {
+        hooks: {
+          ingest: {
+            afterWriteBeforeAck: () => {
+              if (crashes < 2) {
+                crashes++;
+                throw new Error('injected crash between write and ack');
+              }
+            },
+          },
+        },
+      },
+    });
+    await createIngestActivities({ pubsub: h.worker.clients.pubsub, storage: h.worker.clients.storage, config: h.config, logger: h.logger }).ensureIngestResources();
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  test('messages of the failed batches are redelivered and land exactly once per event id', async () => {
+    const w = buildWorkload({ events: 3000, malformedShare: 0.03, duplicateShare: 0.02, days: 30, seed: 11, maxBytes: h.config.ingest.maxEventBytes });
+    await publishWorkload({ config: h.config, pubsub: h.worker.clients.pubsub }, w);
+    const handle = await h.client.workflow.start('ingestEvents', {
+      taskQueue: h.config.temporal.taskQueue,
+      workflowId: `ingest/${h.config.pubsub.lakeSubscription}`,
+      // Small batches so the crashed ones are a part of the stream, not all of it.
+      args: [{ ...ingestInput(h), maxMessages: 500, concurrency: 1, stopWhenIdle: false }],
+    });
+    // Redelivery waits for the ack deadline (10 s here), so poll the counters rather than stop on the first idle round.
+    const expected = w.messages.length;
+    const deadline = Date.now() + 120_000;
+    let stats = await handle.query(ingestStatsQuery);
+    while (Date.now() < deadline) {
+      stats = await handle.query(ingestStatsQuery);
+      if (stats.pulled >= expected) break;
+      await sleep(500);
+    }
+    await handle.terminate('test done');
+    assert.equal(crashes, 2, 'the hook crashed two batches');
+    assert.equal(stats.pulled, expected, 'acked batches cover every published message exactly once');
+    assertLakeMatches(w, await readLake(h.worker.clients.storage, h.config.lake.bucket));
+  });
+});
+
+describe('ingestion survives SIGKILL of the worker process', () => {
+  const env = { ...isolatedEnv('kill'), TEMPORAL_TASK_QUEUE: `test-kill-${randomUUID().slice(0, 8)}`, SEGFLOW_METRICS_PORT: '0', LOG_LEVEL: 'warn' };
+  const config = testConfig('kill', env);
+  const children: ChildProcess[] = [];
+  const startWorkerProcess = () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], { cwd: PROJECT_ROOT, env: { ...process.env, ...env }, stdio: 'ignore' });
+    children.push(child);
+    return child;
+  };
+  after(() => {
+    for (const c of children) c.kill('SIGKILL');
+  });
+
+  test('a worker killed mid-run is replaced and the lake still holds every event once per id', async () => {
+    const h = await startHarness('kill-client', { env: { ...env, TEMPORAL_TASK_QUEUE: `unused-${randomUUID().slice(0, 8)}` } });
+    try {
+      await createIngestActivities({ pubsub: h.worker.clients.pubsub, storage: h.worker.clients.storage, config, logger: h.logger }).ensureIngestResources();
+      const w = buildWorkload({ events: 6000, malformedShare: 0.03, duplicateShare: 0.02, days: 30, seed: 13, maxBytes: config.ingest.maxEventBytes });
+      await publishWorkload({ config, pubsub: h.worker.clients.pubsub }, w);
+      const first = startWorkerProcess();
+      const handle = await h.client.workflow.start('ingestEvents', {
+        taskQueue: config.temporal.taskQueue,
+        workflowId: `ingest/${config.pubsub.lakeSubscription}`,
+        args: [{ subscription: config.pubsub.lakeSubscription, maxMessages: 200, maxWaitMs: 2000, concurrency: 1, stopWhenIdle: false } satisfies IngestEventsInput],
+      });
+      // Kill once some batches are in, so the kill lands mid-stream.
+      const killBy = Date.now() + 60_000;
+      while ((await handle.query(ingestStatsQuery).catch(() => ({ pulled: 0 }))).pulled < 1000 && Date.now() < killBy) await sleep(100);
+      first.kill('SIGKILL');
+      await sleep(500);
+      startWorkerProcess();
+      const deadline = Date.now() + 150_000;
+      let stats = await handle.query(ingestStatsQuery);
+      while (stats.pulled < w.messages.length && Date.now() < deadline) {
+        await sleep(1000);
+        stats = await handle.query(ingestStatsQuery);
+      }
+      await handle.terminate('test done');
+      assert.ok(stats.pulled >= w.messages.length, `pulled ${stats.pulled} of ${w.messages.length}`);
+      assertLakeMatches(w, await readLake(h.worker.clients.storage, config.lake.bucket));
+    } finally {
+      await h.close();
+    }
+  });
+});

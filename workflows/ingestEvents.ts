@@ -1,0 +1,73 @@
+import { condition, continueAsNew, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { IngestActivities, IngestBatchResult } from '../activities/ingest.js';
+import { ingestStatsQuery, pauseIngestSignal, resumeIngestSignal, type IngestCounters } from './ingest-messages.js';
+
+export interface IngestEventsInput {
+  subscription: string;
+  maxMessages: number;
+  maxWaitMs: number;
+  /** Batches pulled at once. */
+  concurrency: number;
+  /** Stop when a whole round pulls nothing (one-shot drains for tests and backfills). */
+  stopWhenIdle?: boolean;
+  /** Carried across continue-as-new. */
+  counters?: IngestCounters;
+}
+
+const { ingestBatch } = proxyActivities<IngestActivities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '20 seconds',
+  // A failed batch is retried for ever with backoff: its messages stay in Pub/Sub
+  // until a batch writes them, so retrying loses nothing and alerts come from lag.
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+});
+
+/** Rounds per run before continuing as new; also renewed earlier when the server suggests it. */
+const ROUNDS_PER_RUN = 500;
+
+/**
+ * Continuous ingestion of one lake subscription: batches of messages go to the
+ * GCS lake (valid events) or the quarantine (invalid ones), acked after the write.
+ */
+export async function ingestEvents(input: IngestEventsInput): Promise<IngestCounters> {
+  const counters: IngestCounters = input.counters ?? {
+    pulled: 0,
+    written: 0,
+    quarantined: 0,
+    batches: 0,
+    objects: 0,
+    paused: false,
+    generation: 0,
+  };
+  setHandler(ingestStatsQuery, () => counters);
+  setHandler(pauseIngestSignal, (reason) => {
+    counters.paused = true;
+    log.info('ingestion paused', { reason: reason ?? 'no reason given' });
+  });
+  setHandler(resumeIngestSignal, () => {
+    counters.paused = false;
+    log.info('ingestion resumed');
+  });
+
+  for (let round = 0; round < ROUNDS_PER_RUN; round++) {
+    if (counters.paused) await condition(() => !counters.paused);
+    const batch = { subscription: input.subscription, maxMessages: input.maxMessages, maxWaitMs: input.maxWaitMs };
+    const results = await Promise.all(Array.from({ length: input.concurrency }, () => ingestBatch(batch)));
+    for (const r of results) add(counters, r);
+    if (input.stopWhenIdle && results.every((r) => r.pulled === 0)) return counters;
+    if (workflowInfo().continueAsNewSuggested) break;
+  }
+  await continueAsNew<typeof ingestEvents>({ ...input, counters: { ...counters, generation: counters.generation + 1 } });
+  return counters;
+}
+
+function add(c: IngestCounters, r: IngestBatchResult): void {
+  if (r.pulled === 0) return;
+  c.pulled += r.pulled;
+  c.written += r.written;
+  c.quarantined += r.quarantined;
+  c.batches += 1;
+  c.objects += r.objects.length;
+  c.lastBatchAt = r.finishedAt;
+  if (r.oldestPublishTime) c.lagMs = Date.parse(r.finishedAt) - Date.parse(r.oldestPublishTime);
+}
