@@ -16,12 +16,30 @@ export interface ActivityDeps {
   hooks?: { ingest?: IngestHooks };
 }
 
-export function createActivities(deps: ActivityDeps) {
+/** The activities and what must be closed when the worker stops. */
+export function createActivityRuntime(deps: ActivityDeps) {
   const { config, clients, logger, hooks } = deps;
-  return {
+  const { closeIngestSubscribers, ...ingest } = createIngestActivities({
+    pubsub: clients.pubsub,
+    storage: clients.storage,
+    config,
+    logger,
+    hooks: hooks?.ingest,
+  });
+  const activities = {
     ...createSmokeActivities({ clients, bucket: config.lake.bucket }),
-    ...createIngestActivities({ pubsub: clients.pubsub, storage: clients.storage, config, logger, hooks: hooks?.ingest }),
+    ...ingest,
   };
+  return {
+    activities,
+    async close(): Promise<void> {
+      await closeIngestSubscribers();
+    },
+  };
+}
+
+export function createActivities(deps: ActivityDeps) {
+  return createActivityRuntime(deps).activities;
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -6,7 +6,7 @@
  * a message redelivered in a different batch is removed by staging's dedup on
  * event_id, so the warehouse counts it once.
  */
-import { v1, type PubSub } from '@google-cloud/pubsub';
+import type { Message, PubSub } from '@google-cloud/pubsub';
 import type { Storage } from '@google-cloud/storage';
 import { Context } from '@temporalio/activity';
 import { TRIGGER_SUBSCRIPTION_FILTER, validateMessage, type RawMessage } from '../core/events.js';
@@ -22,6 +22,7 @@ import {
 } from '../core/lake.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
+import { SubscriptionBuffer } from './pubsub-buffer.js';
 
 export interface IngestBatchInput {
   subscription: string;
@@ -53,14 +54,23 @@ export interface IngestDeps {
 }
 
 interface Pulled extends RawMessage {
-  ackId: string;
+  handle: Message;
 }
 
 export function createIngestActivities({ pubsub, storage, config, logger, hooks }: IngestDeps) {
-  // Unary pull gives the batch boundaries and the explicit ack this design needs;
-  // the client is created lazily and shared by all batches of this worker.
-  let subscriber: v1.SubscriberClient | undefined;
-  const subscriberClient = () => (subscriber ??= new v1.SubscriberClient(pubsub.options as ConstructorParameters<typeof v1.SubscriberClient>[0]));
+  // One streaming subscriber per subscription and worker, shared by all its batches.
+  const buffers = new Map<string, SubscriptionBuffer>();
+  const bufferFor = (subscription: string) => {
+    let b = buffers.get(subscription);
+    if (!b) {
+      b = new SubscriptionBuffer(pubsub, subscription, {
+        maxBuffered: config.ingest.batchSize * config.ingest.concurrency * 2,
+        maxExtensionMinutes: 10,
+      });
+      buffers.set(subscription, b);
+    }
+    return b;
+  };
   const bucket = storage.bucket(config.lake.bucket);
 
   async function writeObject(name: string, records: readonly (LakeRecord | QuarantineRecord)[]): Promise<void> {
@@ -97,84 +107,87 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
     async ingestBatch({ subscription, maxMessages, maxWaitMs }: IngestBatchInput): Promise<IngestBatchResult> {
       const ctx = Context.current();
       const log = logger.child({ activity: 'ingestBatch', subscription, attempt: ctx.info.attempt });
-      const client = subscriberClient();
-      const subPath = client.subscriptionPath(config.gcp.projectId, subscription);
-
-      const [response] = await client.pull(
-        { subscription: subPath, maxMessages },
-        { timeout: maxWaitMs + 5_000, retry: null as never },
-      );
-      const received = response.receivedMessages ?? [];
-      ctx.heartbeat({ stage: 'pulled', count: received.length });
+      const pulled = await bufferFor(subscription).take(maxMessages, maxWaitMs);
+      ctx.heartbeat({ stage: 'pulled', count: pulled.length });
       const receivedAt = new Date();
-      if (received.length === 0) return { pulled: 0, written: 0, quarantined: 0, objects: [], finishedAt: receivedAt.toISOString() };
+      if (pulled.length === 0) return { pulled: 0, written: 0, quarantined: 0, objects: [], finishedAt: receivedAt.toISOString() };
 
-      const messages: Pulled[] = received.map((r) => ({
-        ackId: r.ackId ?? '',
-        messageId: r.message?.messageId ?? '',
-        data: Buffer.from(r.message?.data ?? new Uint8Array()),
-        attributes: { ...(r.message?.attributes ?? {}) },
-        publishTime: timestampToDate(r.message?.publishTime),
+      const messages: Pulled[] = pulled.map((m) => ({
+        handle: m,
+        messageId: m.id,
+        data: m.data,
+        attributes: { ...m.attributes },
+        publishTime: new Date(m.publishTime.getTime()),
       }));
-
-      const valid: Array<{ record: LakeRecord; msg: Pulled }> = [];
-      const invalid: Array<{ record: QuarantineRecord; msg: Pulled }> = [];
-      const opts = { maxBytes: config.ingest.maxEventBytes, maxFutureSkewMs: config.ingest.maxFutureSkewMs, now: receivedAt };
-      for (const msg of messages) {
-        const result = validateMessage(msg, opts);
-        if (result.ok) {
-          valid.push({ msg, record: toLakeRecord(result.event, { messageId: msg.messageId, publishTime: msg.publishTime, receivedAt }) });
-        } else {
-          invalid.push({ msg, record: toQuarantineRecord(msg, result.reasons, receivedAt) });
-        }
+      try {
+        return await writeAndAck(messages, receivedAt, log);
+      } catch (err) {
+        // Hand the messages back now rather than when their leases run out.
+        for (const m of messages) m.handle.nack();
+        throw err;
       }
+    },
 
-      const objects: string[] = [];
-      const writes: Array<Promise<void>> = [];
-      for (const group of groupByArrivalHour(valid, (v) => v.msg.publishTime)) {
-        const name = rawObjectName(group.hourStart, group.items.map((v) => v.msg.messageId));
-        objects.push(name);
-        writes.push(writeObject(name, group.items.map((v) => v.record)));
-      }
-      for (const group of groupByArrivalHour(invalid, (v) => v.msg.publishTime)) {
-        const name = quarantineObjectName(group.hourStart, group.items.map((v) => v.msg.messageId));
-        objects.push(name);
-        writes.push(writeObject(name, group.items.map((v) => v.record)));
-      }
-      await Promise.all(writes);
-      ctx.heartbeat({ stage: 'written', objects: objects.length });
-
-      await hooks?.afterWriteBeforeAck?.({ messageIds: messages.map((m) => m.messageId), objects });
-
-      // Only now are the events durable in the lake, so only now may Pub/Sub forget them.
-      await client.acknowledge({ subscription: subPath, ackIds: messages.map((m) => m.ackId) });
-      const oldest = messages.reduce((min, m) => (m.publishTime < min ? m.publishTime : min), messages[0]!.publishTime);
-      if (invalid.length > 0) {
-        log.warn(
-          { quarantined: invalid.length, reasons: summarizeReasons(invalid.map((i) => i.record)) },
-          'messages quarantined',
-        );
-      }
-      log.debug({ pulled: messages.length, written: valid.length, quarantined: invalid.length, objects: objects.length }, 'batch ingested');
-      return {
-        pulled: messages.length,
-        written: valid.length,
-        quarantined: invalid.length,
-        objects,
-        oldestPublishTime: oldest.toISOString(),
-        finishedAt: new Date().toISOString(),
-      };
+    /** Stop the streaming subscribers of this worker (at shutdown). */
+    async closeIngestSubscribers(): Promise<void> {
+      await Promise.all([...buffers.values()].map((b) => b.close()));
+      buffers.clear();
     },
   };
+
+  async function writeAndAck(messages: Pulled[], receivedAt: Date, log: Logger): Promise<IngestBatchResult> {
+    const ctx = Context.current();
+    const valid: Array<{ record: LakeRecord; msg: Pulled }> = [];
+    const invalid: Array<{ record: QuarantineRecord; msg: Pulled }> = [];
+    const opts = { maxBytes: config.ingest.maxEventBytes, maxFutureSkewMs: config.ingest.maxFutureSkewMs, now: receivedAt };
+    for (const msg of messages) {
+      const result = validateMessage(msg, opts);
+      if (result.ok) {
+        valid.push({ msg, record: toLakeRecord(result.event, { messageId: msg.messageId, publishTime: msg.publishTime, receivedAt }) });
+      } else {
+        invalid.push({ msg, record: toQuarantineRecord(msg, result.reasons, receivedAt) });
+      }
+    }
+
+    const objects: string[] = [];
+    const writes: Array<Promise<void>> = [];
+    for (const group of groupByArrivalHour(valid, (v) => v.msg.publishTime)) {
+      const name = rawObjectName(group.hourStart, group.items.map((v) => v.msg.messageId));
+      objects.push(name);
+      writes.push(writeObject(name, group.items.map((v) => v.record)));
+    }
+    for (const group of groupByArrivalHour(invalid, (v) => v.msg.publishTime)) {
+      const name = quarantineObjectName(group.hourStart, group.items.map((v) => v.msg.messageId));
+      objects.push(name);
+      writes.push(writeObject(name, group.items.map((v) => v.record)));
+    }
+    await Promise.all(writes);
+    ctx.heartbeat({ stage: 'written', objects: objects.length });
+
+    await hooks?.afterWriteBeforeAck?.({ messageIds: messages.map((m) => m.messageId), objects });
+
+    // Only now are the events durable in the lake, so only now may Pub/Sub forget them.
+    for (const m of messages) m.handle.ack();
+    const oldest = messages.reduce((min, m) => (m.publishTime < min ? m.publishTime : min), messages[0]!.publishTime);
+    if (invalid.length > 0) {
+      log.warn(
+        { quarantined: invalid.length, reasons: summarizeReasons(invalid.map((i) => i.record)) },
+        'messages quarantined',
+      );
+    }
+    log.debug({ pulled: messages.length, written: valid.length, quarantined: invalid.length, objects: objects.length }, 'batch ingested');
+    return {
+      pulled: messages.length,
+      written: valid.length,
+      quarantined: invalid.length,
+      objects,
+      oldestPublishTime: oldest.toISOString(),
+      finishedAt: new Date().toISOString(),
+    };
+  }
 }
 
 export type IngestActivities = ReturnType<typeof createIngestActivities>;
-
-/** Protobuf timestamps arrive with seconds as a number, a string or a Long; String() reads all three. */
-function timestampToDate(ts: { seconds?: unknown; nanos?: number | null } | null | undefined): Date {
-  if (!ts) return new Date();
-  return new Date(Number(String(ts.seconds ?? 0)) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6));
-}
 
 function summarizeReasons(records: readonly QuarantineRecord[]): Record<string, number> {
   const counts: Record<string, number> = {};

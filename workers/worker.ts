@@ -4,7 +4,7 @@
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
-import { createActivities, type ActivityDeps } from '../activities/index.js';
+import { createActivityRuntime, type ActivityDeps } from '../activities/index.js';
 import { closeGcpClients, createGcpClients, type GcpClients } from '../activities/clients.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
@@ -30,6 +30,7 @@ export async function startWorker(config: Config, logger: Logger, opts: StartWor
   installRuntime({ logger, metricsBindAddress: config.metrics.port === 0 ? undefined : `127.0.0.1:${config.metrics.port}` });
   const clients = opts.clients ?? createGcpClients(config);
   const connection = await NativeConnection.connect(temporalConnectionSettings(config));
+  const runtime = createActivityRuntime({ config, clients, logger, hooks: opts.hooks });
   let worker: Worker;
   try {
     worker = await Worker.create({
@@ -37,7 +38,7 @@ export async function startWorker(config: Config, logger: Logger, opts: StartWor
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
       workflowsPath: WORKFLOWS_PATH,
-      activities: createActivities({ config, clients, logger, hooks: opts.hooks }),
+      activities: runtime.activities,
     });
   } catch (err) {
     await connection.close();
@@ -46,6 +47,7 @@ export async function startWorker(config: Config, logger: Logger, opts: StartWor
   }
   logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker started');
   const done = worker.run().finally(async () => {
+    await runtime.close();
     await connection.close();
     if (!opts.clients) await closeGcpClients(clients);
   });

@@ -22,12 +22,13 @@ const { ingestBatch } = proxyActivities<IngestActivities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 
-/** Rounds per run before continuing as new; also renewed earlier when the server suggests it. */
-const ROUNDS_PER_RUN = 500;
+/** Batches per run before continuing as new; also renewed earlier when the server suggests it. */
+const BATCHES_PER_RUN = 2000;
 
 /**
  * Continuous ingestion of one lake subscription: batches of messages go to the
  * GCS lake (valid events) or the quarantine (invalid ones), acked after the write.
+ * `concurrency` batches are always in flight; each finished batch is replaced at once.
  */
 export async function ingestEvents(input: IngestEventsInput): Promise<IngestCounters> {
   const counters: IngestCounters = input.counters ?? {
@@ -49,14 +50,29 @@ export async function ingestEvents(input: IngestEventsInput): Promise<IngestCoun
     log.info('ingestion resumed');
   });
 
-  for (let round = 0; round < ROUNDS_PER_RUN; round++) {
-    if (counters.paused) await condition(() => !counters.paused);
-    const batch = { subscription: input.subscription, maxMessages: input.maxMessages, maxWaitMs: input.maxWaitMs };
-    const results = await Promise.all(Array.from({ length: input.concurrency }, () => ingestBatch(batch)));
-    for (const r of results) add(counters, r);
-    if (input.stopWhenIdle && results.every((r) => r.pulled === 0)) return counters;
-    if (workflowInfo().continueAsNewSuggested) break;
+  const batch = { subscription: input.subscription, maxMessages: input.maxMessages, maxWaitMs: input.maxWaitMs };
+  const inFlight = new Map<number, Promise<[number, IngestBatchResult]>>();
+  let launched = 0;
+  let emptyInARow = 0;
+  let finishing: 'idle' | 'renew' | undefined;
+  for (;;) {
+    while (!finishing && !counters.paused && inFlight.size < input.concurrency) {
+      const id = launched++;
+      inFlight.set(id, ingestBatch(batch).then((r): [number, IngestBatchResult] => [id, r]));
+    }
+    if (inFlight.size === 0) {
+      if (finishing) break;
+      await condition(() => !counters.paused);
+      continue;
+    }
+    const [id, result] = await Promise.race(inFlight.values());
+    inFlight.delete(id);
+    add(counters, result);
+    emptyInARow = result.pulled === 0 ? emptyInARow + 1 : 0;
+    if (!finishing && input.stopWhenIdle && emptyInARow >= input.concurrency) finishing = 'idle';
+    if (!finishing && (launched >= BATCHES_PER_RUN || workflowInfo().continueAsNewSuggested)) finishing = 'renew';
   }
+  if (finishing === 'idle') return counters;
   await continueAsNew<typeof ingestEvents>({ ...input, counters: { ...counters, generation: counters.generation + 1 } });
   return counters;
 }

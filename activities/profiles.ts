@@ -1,0 +1,340 @@
+/**
+ * Online profiles in Firestore (`<SEGFLOW_FIRESTORE_PROFILES>/{customerId}`):
+ * single transactional writes for the real-time path, bulk writes for profile
+ * syncs, and reads. A newer profile is never replaced by an older one
+ * (compareProfileRecency decides which is newer).
+ */
+import firestorePackage, { type BulkWriterOptions, type DocumentData, type Firestore } from '@google-cloud/firestore';
+import { asyncLocalStorage } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
+import { describeInvalidCustomerId, isCustomerId, CUSTOMER_ID_RULE } from '../core/customer-id.js';
+import type { Logger } from '../core/logger.js';
+import {
+  compareProfileRecency,
+  normalizeProfile,
+  ProfileSchema,
+  profileProblems,
+  sameProfileContent,
+  type Profile,
+  type SegmentRef,
+} from '../core/profile.js';
+
+// A CommonJS package whose enum Node's ESM loader cannot see as a named export.
+const { FieldValue, GrpcStatus } = firestorePackage;
+
+export interface ProfileBulkOptions {
+  /** Documents read per getAll round trip. */
+  readChunkSize?: number;
+  /** Log (and heartbeat) progress at least every this many profiles. */
+  progressEvery?: number;
+  /** Writes queued in the BulkWriter before waiting for them to finish (bounds memory). */
+  maxPendingWrites?: number;
+  /** Writes that lost a race go through the transactional path with this much parallelism. */
+  conflictConcurrency?: number;
+  throttling?: BulkWriterOptions['throttling'];
+}
+
+export interface ProfileActivityDeps {
+  firestore: Firestore;
+  config: { firestore: { profiles: string } };
+  logger: Logger;
+  bulk?: ProfileBulkOptions;
+}
+
+export interface WriteProfileResult {
+  written: boolean;
+  /** created / updated, or not_newer when the stored profile is as new or newer (it is kept). */
+  outcome: 'created' | 'updated' | 'not_newer';
+  /** The stored segment before this write; null when the customer had no (readable) profile. */
+  previousSegment: SegmentRef | null;
+  previousModelVersion: string | null;
+  /** True when this write moved the customer into another segment (or gave a first one): send webhooks. */
+  segmentChanged: boolean;
+}
+
+export interface BulkWriteSummary {
+  received: number;
+  /** Failed validation: counted, logged with reasons (first few in invalidSamples), not written. */
+  invalid: number;
+  created: number;
+  updated: number;
+  /** Stored profile says the same thing: no write. */
+  unchanged: number;
+  /** Stored profile is as new or newer: kept. */
+  notNewer: number;
+  /** Written (created or updated) with a different segment than before. */
+  segmentChanged: number;
+  /** Documents that changed between our read and our write, re-done transactionally. */
+  conflicts: number;
+  failed: number;
+  durationMs: number;
+  invalidSamples: string[];
+}
+
+const BULK_DEFAULTS = { readChunkSize: 300, progressEvery: 5_000, maxPendingWrites: 2_000, conflictConcurrency: 8 } as const;
+const MAX_WRITE_ATTEMPTS = 10;
+const RETRYABLE_CODES: ReadonlySet<number> = new Set([
+  GrpcStatus.UNAVAILABLE,
+  GrpcStatus.ABORTED,
+  GrpcStatus.RESOURCE_EXHAUSTED,
+  GrpcStatus.DEADLINE_EXCEEDED,
+  GrpcStatus.INTERNAL,
+]);
+
+/** What must be readable in a stored document to order writes and report the previous segment. */
+const StoredHeaderSchema = z.looseObject({
+  updated_at: ProfileSchema.shape.updated_at,
+  source_event_time: ProfileSchema.shape.source_event_time,
+  segment_id: ProfileSchema.shape.segment_id.optional(),
+  segment_label: ProfileSchema.shape.segment_label.optional(),
+  model_version: ProfileSchema.shape.model_version.optional(),
+});
+type StoredHeader = z.infer<typeof StoredHeaderSchema>;
+
+function storedSegment(h: StoredHeader | null): SegmentRef | null {
+  return h?.segment_id !== undefined && h.segment_label !== undefined ? { id: h.segment_id, label: h.segment_label } : null;
+}
+
+/** Plain JSON for Firestore: normalised timestamps, no undefined values. */
+function toDocument(profile: Profile): DocumentData {
+  return JSON.parse(JSON.stringify(normalizeProfile(profile))) as DocumentData;
+}
+
+function heartbeat(details: unknown): void {
+  // Outside a Temporal activity (scripts, tests) there is nobody to tell.
+  asyncLocalStorage.getStore()?.heartbeat(details);
+}
+
+function invalidProfile(problems: string[]): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(`invalid profile: ${problems.join('; ')}`, 'InvalidProfile', { problems });
+}
+
+export function createProfileActivities({ firestore, config, logger, bulk = {} }: ProfileActivityDeps) {
+  const collection = firestore.collection(config.firestore.profiles);
+  const log = logger.child({ component: 'profiles', collection: config.firestore.profiles });
+  const opts = { ...BULK_DEFAULTS, ...bulk };
+
+  function parseStored(customerId: string, data: DocumentData | undefined): StoredHeader | null {
+    const header = StoredHeaderSchema.safeParse(data);
+    if (header.success) return header.data;
+    // An unreadable document cannot say it is newer; let the write repair it, loudly.
+    log.warn({ customerId, problems: profileProblems(header.error) }, 'stored profile is unreadable; it will be overwritten');
+    return null;
+  }
+
+  async function writeProfile(input: Profile): Promise<WriteProfileResult> {
+    const parsed = ProfileSchema.safeParse(input);
+    if (!parsed.success) throw invalidProfile(profileProblems(parsed.error));
+    const profile = parsed.data;
+    const ref = collection.doc(profile.customer_id);
+    const doc = toDocument(profile);
+
+    // The read and the write are one transaction: a concurrent writer makes Firestore retry this function.
+    const result = await firestore.runTransaction(async (tx): Promise<WriteProfileResult> => {
+      const snap = await tx.get(ref);
+      const stored = snap.exists ? parseStored(profile.customer_id, snap.data()) : null;
+      const previousSegment = storedSegment(stored);
+      const previousModelVersion = stored?.model_version ?? null;
+      if (stored !== null && compareProfileRecency(profile, stored) <= 0) {
+        return { written: false, outcome: 'not_newer', previousSegment, previousModelVersion, segmentChanged: false };
+      }
+      tx.set(ref, doc);
+      const segmentChanged =
+        previousSegment === null || previousSegment.id !== profile.segment_id || previousSegment.label !== profile.segment_label;
+      return { written: true, outcome: snap.exists ? 'updated' : 'created', previousSegment, previousModelVersion, segmentChanged };
+    });
+    log.debug({ customerId: profile.customer_id, ...result }, 'profile write');
+    return result;
+  }
+
+  async function readProfile(customerId: string): Promise<Profile | null> {
+    if (!isCustomerId(customerId)) {
+      throw ApplicationFailure.nonRetryable(
+        `customer id: expected ${CUSTOMER_ID_RULE}, found ${describeInvalidCustomerId(customerId)}`,
+        'InvalidCustomerId',
+      );
+    }
+    const snap = await collection.doc(customerId).get();
+    if (!snap.exists) return null;
+    const parsed = ProfileSchema.safeParse(snap.data());
+    if (!parsed.success) {
+      throw ApplicationFailure.nonRetryable(
+        `stored profile ${config.firestore.profiles}/${customerId} does not match the profile schema: ${profileProblems(parsed.error).join('; ')}; ` +
+          'rewrite it with writeProfile or a profile sync',
+        'InvalidStoredProfile',
+      );
+    }
+    return parsed.data;
+  }
+
+  /**
+   * Write many profiles, skipping customers whose stored profile is unchanged or newer.
+   *
+   * Reads a chunk with getAll, then writes through a BulkWriter with a
+   * precondition (the document's update time as read, or "must not exist"),
+   * so a real-time write that lands in between makes our write fail instead of
+   * being overwritten; those few go through writeProfile's transaction.
+   * Accepts an async iterable so a caller can stream rows from BigQuery.
+   */
+  async function writeProfilesBulk(profiles: Iterable<Profile> | AsyncIterable<Profile>): Promise<BulkWriteSummary> {
+    const t0 = Date.now();
+    const s: BulkWriteSummary = {
+      received: 0,
+      invalid: 0,
+      created: 0,
+      updated: 0,
+      unchanged: 0,
+      notNewer: 0,
+      segmentChanged: 0,
+      conflicts: 0,
+      failed: 0,
+      durationMs: 0,
+      invalidSamples: [],
+    };
+    const cancelled = asyncLocalStorage.getStore()?.cancellationSignal;
+    const writer = firestore.bulkWriter(opts.throttling === undefined ? undefined : { throttling: opts.throttling });
+    writer.onWriteError((err) => {
+      if (err.code === GrpcStatus.FAILED_PRECONDITION || err.code === GrpcStatus.ALREADY_EXISTS) return false;
+      return RETRYABLE_CODES.has(err.code) && err.failedAttempts < MAX_WRITE_ATTEMPTS;
+    });
+
+    const conflicted: Profile[] = [];
+    let pending: Promise<void>[] = [];
+    let lastLogged = 0;
+
+    const track = (write: Promise<unknown>, profile: Profile, onSuccess: () => void) => {
+      pending.push(
+        write.then(onSuccess, (err: { code?: number; message?: string }) => {
+          if (err.code === GrpcStatus.FAILED_PRECONDITION || err.code === GrpcStatus.ALREADY_EXISTS) {
+            conflicted.push(profile);
+          } else {
+            s.failed += 1;
+            log.error({ customerId: profile.customer_id, code: err.code, error: err.message }, 'profile write failed');
+          }
+        }),
+      );
+    };
+
+    const drain = async () => {
+      await writer.flush();
+      await Promise.all(pending);
+      pending = [];
+    };
+
+    const progress = (final: boolean) => {
+      const processed = s.received;
+      if (!final && processed - lastLogged < opts.progressEvery) return;
+      lastLogged = processed;
+      const elapsed = (Date.now() - t0) / 1000;
+      const { invalidSamples: _samples, ...counts } = s;
+      log.info(
+        { ...counts, durationMs: Date.now() - t0, perSecond: Math.round(processed / Math.max(elapsed, 0.001)) },
+        final ? 'profile sync finished' : 'profile sync progress',
+      );
+    };
+
+    const processChunk = async (chunk: Profile[]) => {
+      // The newest version per customer; later duplicates across chunks meet the precondition path.
+      const newest = new Map<string, Profile>();
+      for (const p of chunk) {
+        const seen = newest.get(p.customer_id);
+        if (seen === undefined || compareProfileRecency(p, seen) > 0) newest.set(p.customer_id, p);
+        else s.notNewer += 1;
+      }
+      const batch = [...newest.values()];
+      const refs = batch.map((p) => collection.doc(p.customer_id));
+      const snaps = refs.length > 0 ? await firestore.getAll(...refs) : [];
+      batch.forEach((profile, i) => {
+        const ref = refs[i]!;
+        const snap = snaps[i]!;
+        if (!snap.exists) {
+          track(writer.create(ref, toDocument(profile)), profile, () => {
+            s.created += 1;
+            s.segmentChanged += 1;
+          });
+          return;
+        }
+        const full = ProfileSchema.safeParse(snap.data());
+        if (full.success && sameProfileContent(profile, full.data)) {
+          s.unchanged += 1;
+          return;
+        }
+        const stored = full.success ? full.data : parseStored(profile.customer_id, snap.data());
+        if (stored !== null && compareProfileRecency(profile, stored) <= 0) {
+          s.notNewer += 1;
+          return;
+        }
+        const before = storedSegment(stored);
+        // update() replaces each top-level field it names (maps included); source_event_time
+        // is removed when the new profile has none, so the stored document equals the profile.
+        const data = { source_event_time: FieldValue.delete(), ...toDocument(profile) };
+        track(writer.update(ref, data, { lastUpdateTime: snap.updateTime! }), profile, () => {
+          s.updated += 1;
+          if (before === null || before.id !== profile.segment_id || before.label !== profile.segment_label) s.segmentChanged += 1;
+        });
+      });
+      if (pending.length >= opts.maxPendingWrites) await drain();
+    };
+
+    try {
+      let chunk: Profile[] = [];
+      for await (const input of profiles) {
+        s.received += 1;
+        const parsed = ProfileSchema.safeParse(input);
+        if (!parsed.success) {
+          s.invalid += 1;
+          const id = (input as { customer_id?: unknown } | null)?.customer_id;
+          const sample = `${isCustomerId(id) ? id : describeInvalidCustomerId(id)}: ${profileProblems(parsed.error).join('; ')}`;
+          if (s.invalidSamples.length < 20) s.invalidSamples.push(sample);
+          log.warn({ problem: sample }, 'invalid profile skipped');
+          continue;
+        }
+        chunk.push(parsed.data);
+        if (chunk.length >= opts.readChunkSize) {
+          await processChunk(chunk);
+          chunk = [];
+          heartbeat({ processed: s.received });
+          progress(false);
+          if (cancelled?.aborted) throw cancelled.reason;
+        }
+      }
+      if (chunk.length > 0) await processChunk(chunk);
+      await drain();
+    } finally {
+      await writer.close();
+    }
+
+    // Profiles that changed under us: decide again inside a transaction.
+    s.conflicts = conflicted.length;
+    for (let i = 0; i < conflicted.length; i += opts.conflictConcurrency) {
+      const results = await Promise.allSettled(conflicted.slice(i, i + opts.conflictConcurrency).map((p) => writeProfile(p)));
+      for (const [j, r] of results.entries()) {
+        if (r.status === 'rejected') {
+          s.failed += 1;
+          log.error({ customerId: conflicted[i + j]!.customer_id, error: String(r.reason) }, 'profile write failed after a conflict');
+        } else if (!r.value.written) s.notNewer += 1;
+        else {
+          if (r.value.outcome === 'created') s.created += 1;
+          else s.updated += 1;
+          if (r.value.segmentChanged) s.segmentChanged += 1;
+        }
+      }
+    }
+    s.durationMs = Date.now() - t0;
+    progress(true);
+    if (s.failed > 0) {
+      // Retrying is safe: profiles already written are then skipped as unchanged.
+      throw ApplicationFailure.retryable(
+        `${s.failed} of ${s.received} profile writes to ${config.firestore.profiles} failed (see the logs); the retry skips those already written`,
+        'ProfileWriteFailed',
+        s,
+      );
+    }
+    return s;
+  }
+
+  return { writeProfile, writeProfilesBulk, readProfile };
+}
+
+export type ProfileActivities = ReturnType<typeof createProfileActivities>;

@@ -1,0 +1,215 @@
+/**
+ * The profile API: `GET /v1/customers/:id/profile` (bearer token) and `GET /healthz`.
+ *
+ * Profiles come from a ProfileStore (Firestore in production) through
+ * CachedProfileReader, which serves the last good profile, marked
+ * `stale: true`, when the store is slow or down.
+ */
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { CUSTOMER_ID_RULE, isCustomerId } from '../core/customer-id.js';
+import type { Logger } from '../core/logger.js';
+import type { Profile } from '../core/profile.js';
+import { CachedProfileReader, type ProfileCacheOptions, type ProfileStore } from './cache.js';
+
+export type { ProfileStore } from './cache.js';
+
+export interface ProfileApiOptions {
+  store: ProfileStore;
+  /** Accepted bearer tokens (config.api.tokens); at least one. */
+  tokens: readonly string[];
+  logger: Logger;
+  cache?: ProfileCacheOptions;
+  /** Requests per client IP per window; false turns limiting off. */
+  rateLimit?: { max: number; timeWindowMs: number } | false;
+  bodyLimitBytes?: number;
+  /** Behind a load balancer: take the client IP (for rate limits, logs) from X-Forwarded-For. */
+  trustProxy?: boolean | string | string[];
+  /** How long /healthz waits for the store. */
+  healthTimeoutMs?: number;
+}
+
+export const API_DEFAULTS = {
+  rateLimit: { max: 1_200, timeWindowMs: 60_000 },
+  // Every route is a GET; nothing legitimate sends a body.
+  bodyLimitBytes: 1_024,
+  healthTimeoutMs: 1_000,
+} as const;
+
+/** The body of a profile response. Demographics stay in Firestore: websites get segments, not personal data. */
+export interface ProfileResponse {
+  customer_id: string;
+  segment_id: number;
+  segment_label: string;
+  model_version: string;
+  features: Profile['features'];
+  rfm: Profile['rfm'];
+  updated_at: string;
+  stale: boolean;
+}
+
+const AUTH_SCHEME = /^Bearer[ ]+([\x21-\x7e]{1,4096})[ ]*$/i;
+/** Probe results are shared for this long, so /healthz floods do not turn into Firestore floods. */
+const HEALTH_PROBE_REUSE_MS = 1_000;
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value, 'utf8').digest();
+}
+
+function problem(reply: FastifyReply, statusCode: number, error: string, message: string) {
+  return reply.code(statusCode).send({ statusCode, error, message });
+}
+
+export function buildProfileApi(options: ProfileApiOptions) {
+  if (options.tokens.length === 0 || options.tokens.some((t) => t.trim().length === 0)) {
+    throw new Error('profile API: expected at least one non-empty bearer token (SEGFLOW_API_TOKENS); without one every request would be refused');
+  }
+  // Hashing gives every comparison the same length, so timingSafeEqual works
+  // and neither the token nor its length leaks through timing.
+  const tokenDigests = options.tokens.map(digest);
+  const logger = options.logger.child({ component: 'profile-api' });
+  const reader = new CachedProfileReader(options.store, logger, options.cache);
+  const limits = options.rateLimit ?? API_DEFAULTS.rateLimit;
+  const healthTimeoutMs = options.healthTimeoutMs ?? API_DEFAULTS.healthTimeoutMs;
+
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: options.bodyLimitBytes ?? API_DEFAULTS.bodyLimitBytes,
+    trustProxy: options.trustProxy ?? false,
+    // Long ids must reach our validator (400 with a reason) rather than the router (a bare 404).
+    routerOptions: { maxParamLength: 16 * 1024 },
+    requestTimeout: 10_000,
+    // Malformed URLs (bad percent-encoding, non-UTF-8) get the same error shape as everything else,
+    // without echoing the URL back.
+    frameworkErrors: (err, _request, reply) => {
+      const status = (err as { statusCode?: number }).statusCode ?? 400;
+      return problem(reply, status, httpError(status), status === 400 ? 'the request URL is not valid (check its percent-encoding)' : err.message);
+    },
+  });
+
+  app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
+    const status = err.statusCode ?? 500;
+    if (status < 500) return problem(reply, status, httpError(status), err.message);
+    request.log.error({ err }, 'request failed');
+    return problem(reply, 500, 'Internal Server Error', 'the profile API failed unexpectedly; the error is logged');
+  });
+  app.setNotFoundHandler((request, reply) => problem(reply, 404, 'Not Found', `no route ${request.method} ${request.url.slice(0, 200)}`));
+
+  function authenticate(request: FastifyRequest, reply: FastifyReply, done: () => void) {
+    const header = request.headers.authorization;
+    const challenge = 'Bearer realm="segflow-profiles"';
+    if (header === undefined) {
+      reply.header('www-authenticate', challenge);
+      problem(reply, 401, 'Unauthorized', 'expected an Authorization: Bearer <token> header');
+      return;
+    }
+    const token = AUTH_SCHEME.exec(header)?.[1];
+    let valid = false;
+    if (token !== undefined) {
+      const presented = digest(token);
+      for (const known of tokenDigests) valid = timingSafeEqual(presented, known) || valid;
+    }
+    if (!valid) {
+      reply.header('www-authenticate', `${challenge}, error="invalid_token"`);
+      problem(reply, 401, 'Unauthorized', 'the bearer token is not valid for this API');
+      return;
+    }
+    done();
+  }
+
+  let probe: { at: number; result: Promise<{ reachable: boolean; error?: string }> } | undefined;
+  function probeStore() {
+    const ping = options.store.ping?.bind(options.store);
+    if (ping === undefined) return Promise.resolve(undefined);
+    if (probe === undefined || Date.now() - probe.at > HEALTH_PROBE_REUSE_MS) {
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${healthTimeoutMs} ms`)), healthTimeoutMs);
+      });
+      const result = Promise.race([Promise.resolve().then(ping), deadline]).then(
+        () => ({ reachable: true }),
+        (err: unknown) => ({ reachable: false, error: err instanceof Error ? err.message.slice(0, 300) : String(err) }),
+      );
+      void result.finally(() => clearTimeout(timer));
+      probe = { at: Date.now(), result };
+    }
+    return probe.result;
+  }
+
+  if (limits !== false) {
+    app.register(rateLimit, { global: true, max: limits.max, timeWindow: limits.timeWindowMs, keyGenerator: (request) => request.ip });
+  }
+
+  // Routes live in a plugin registered after the rate limiter, so it sees them.
+  app.register(async (api) => {
+    // 200 even when the store is down: this process still serves cached
+    // profiles, so an orchestrator must neither restart nor drain it.
+    api.get('/healthz', async (request, reply) => {
+      const health = await probeStore();
+      const store = health === undefined ? 'unknown' : health.reachable ? 'reachable' : 'unreachable';
+      // The error stays in the log: this route is public and the message names internal hosts.
+      if (health?.error !== undefined) request.log.warn({ error: health.error }, 'health probe: profile store unreachable');
+      reply.header('cache-control', 'no-store');
+      return { status: store === 'unreachable' ? 'degraded' : 'ok', store, cached_profiles: reader.size };
+    });
+
+    // preValidation, not onRequest: the rate limiter appends its onRequest hook to the
+    // route's, and it must run first so token guessing is rate-limited too.
+    api.get<{ Params: { id: string } }>('/v1/customers/:id/profile', { preValidation: authenticate }, async (request, reply) => {
+      const id = request.params.id;
+      if (!isCustomerId(id)) {
+        return problem(reply, 400, 'Bad Request', `customer id: expected ${CUSTOMER_ID_RULE}`);
+      }
+      reply.header('cache-control', 'no-store');
+      const read = await reader.read(id);
+      switch (read.kind) {
+        case 'fresh':
+          return toResponse(read.profile, false);
+        case 'stale':
+          request.log.debug({ customerId: id, reason: read.reason, cachedAt: new Date(read.cachedAt).toISOString() }, 'served a cached profile');
+          return toResponse(read.profile, true);
+        case 'not_found':
+          return problem(reply, 404, 'Not Found', `no profile for customer ${id}`);
+        case 'unavailable':
+          request.log.warn({ customerId: id, reason: read.reason }, 'profile store unavailable and nothing cached');
+          reply.header('retry-after', '5');
+          return problem(
+            reply,
+            503,
+            'Service Unavailable',
+            `${read.reason}, and no cached profile exists for this customer; retry in a few seconds`,
+          );
+      }
+    });
+  });
+
+  return app;
+}
+
+function toResponse(p: Profile, stale: boolean): ProfileResponse {
+  return {
+    customer_id: p.customer_id,
+    segment_id: p.segment_id,
+    segment_label: p.segment_label,
+    model_version: p.model_version,
+    features: p.features,
+    rfm: p.rfm,
+    updated_at: p.updated_at,
+    stale,
+  };
+}
+
+function httpError(status: number): string {
+  const names: Record<number, string> = {
+    400: 'Bad Request',
+    401: 'Unauthorized',
+    404: 'Not Found',
+    405: 'Method Not Allowed',
+    413: 'Payload Too Large',
+    415: 'Unsupported Media Type',
+    429: 'Too Many Requests',
+  };
+  return names[status] ?? 'Client Error';
+}
+export type ProfileApi = ReturnType<typeof buildProfileApi>;

@@ -1,0 +1,148 @@
+/**
+ * npm run bench:ingest — segflow's ingestion rate against the emulator's raw
+ * streaming-pull rate, measured side by side in the same run.
+ *
+ * Both sides get the same N messages from the same publisher, published while
+ * the consumer runs; each rate is N / (time from the first publish to the last
+ * message consumed). The baseline consumer only acks. segflow's consumer
+ * validates, writes gzip NDJSON objects to the GCS emulator and acks after the
+ * write. Loss is checked by reading the lake back.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { randomUUID } from 'node:crypto';
+import { closeGcpClients, createGcpClients } from '../activities/clients.js';
+import { createIngestActivities } from '../activities/ingest.js';
+import { loadConfig } from '../core/config.js';
+import { createLogger } from '../core/logger.js';
+import { generateEvents, makePopulation } from '../core/personas.js';
+import { openTopic } from '../scripts/lib/publisher.js';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { ingestStatsQuery } from '../workflows/ingest-messages.js';
+import type { IngestEventsInput } from '../workflows/ingestEvents.js';
+import { createTemporalClient } from '../workers/client.js';
+import { startWorker } from '../workers/worker.js';
+import { readLake } from '../test/support/ingest-fixtures.js';
+
+const program = new Command('bench:ingest')
+  .description('Compare segflow ingestion (Pub/Sub -> GCS lake) with a bare streaming-pull subscriber on the same emulator.')
+  .option('--events <n>', 'messages per side', (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1000) throw new InvalidArgumentError(`--events must be a whole number >= 1000, found ${v}`);
+    return n;
+  }, 50_000)
+  .option('--concurrency <n>', 'segflow batches in flight', (v) => Number(v), 4)
+  .showHelpAfterError();
+program.parse();
+const opts = program.opts<{ events: number; concurrency: number }>();
+
+const id = randomUUID().slice(0, 8);
+const config = loadConfig({
+  ...process.env,
+  SEGFLOW_EVENTS_TOPIC: `bench-ingest-${id}`,
+  SEGFLOW_LAKE_SUBSCRIPTION: `bench-ingest-${id}-lake`,
+  SEGFLOW_TRIGGER_SUBSCRIPTION: `bench-ingest-${id}-triggers`,
+  SEGFLOW_LAKE_BUCKET: `segflow-bench-${id}`,
+  TEMPORAL_TASK_QUEUE: `bench-ingest-${id}`,
+  SEGFLOW_INGEST_CONCURRENCY: String(opts.concurrency),
+  SEGFLOW_METRICS_PORT: '0',
+  LOG_LEVEL: 'error',
+});
+const logger = createLogger({ level: 'error', name: 'bench-ingest' });
+const clients = createGcpClients(config);
+
+const n = opts.events;
+const SEED = 99;
+console.log(`bench:ingest with ${n} messages per side, published by a separate process`);
+
+/** Start the publisher process; resolves with a function that starts publishing and returns when it is done. */
+async function publisher(topic: string): Promise<() => Promise<void>> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./publish-child.ts', import.meta.url)), topic, String(n), String(SEED)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const it = lines[Symbol.asyncIterator]();
+  const first = await it.next();
+  if (first.value !== 'ready') throw new Error(`publisher did not start: ${String(first.value)}`);
+  return async () => {
+    child.stdin!.write('go\n');
+    const exit = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    if (exit !== 0) throw new Error(`publisher exited with ${exit}`);
+  };
+}
+
+// ---- baseline: a bare streaming-pull subscriber that only acks
+async function baseline(): Promise<number> {
+  const topic = await openTopic(clients.pubsub, `bench-raw-${id}`);
+  const [sub] = await topic.createSubscription(`bench-raw-${id}-sub`, { ackDeadlineSeconds: 60 });
+  const seen = new Set<string>();
+  const publish = await publisher(topic.name.split('/').pop()!);
+  const t0 = performance.now();
+  const done = new Promise<number>((resolve) => {
+    sub.on('message', (m) => {
+      m.ack();
+      seen.add(m.id);
+      if (seen.size === n) resolve(performance.now());
+    });
+  });
+  sub.on('error', (err) => console.error('baseline subscriber error', err));
+  await publish();
+  const end = await done;
+  await sub.close();
+  await sub.delete();
+  return (end - t0) / 1000;
+}
+
+// ---- segflow: the ingestEvents workflow on a real worker
+async function segflow(): Promise<{ secs: number; lost: number; objects: number }> {
+  await createIngestActivities({ pubsub: clients.pubsub, storage: clients.storage, config, logger }).ensureIngestResources();
+  const worker = await startWorker(config, logger, { clients });
+  const client = await createTemporalClient(config);
+  const publish = await publisher(config.pubsub.topic);
+  const input: IngestEventsInput = {
+    subscription: config.pubsub.lakeSubscription,
+    maxMessages: config.ingest.batchSize,
+    maxWaitMs: config.ingest.maxWaitMs,
+    concurrency: opts.concurrency,
+  };
+  const handle = await client.workflow.start('ingestEvents', { taskQueue: config.temporal.taskQueue, workflowId: `ingest/${config.pubsub.lakeSubscription}`, args: [input] });
+  const t0 = performance.now();
+  const publishing = publish();
+  let end = 0;
+  for (;;) {
+    const stats = await handle.query(ingestStatsQuery);
+    if (stats.pulled >= n) {
+      end = performance.now();
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await publishing;
+  await handle.terminate('benchmark done');
+  const lake = await readLake(clients.storage, config.lake.bucket);
+  const ids = new Set(lake.raw.map((r) => r.event_id));
+  const expected = new Set<string>();
+  const now = new Date();
+  for (const e of generateEvents(makePopulation(Math.ceil(n / 20), SEED), { from: new Date(now.getTime() - 30 * 86_400_000), to: now, seed: SEED })) {
+    expected.add(e.event_id.toLowerCase());
+    if (expected.size === n) break;
+  }
+  let lost = 0;
+  for (const e of expected) if (!ids.has(e)) lost++;
+  await worker.shutdown();
+  await client.connection.close();
+  return { secs: (end - t0) / 1000, lost, objects: lake.rawObjects };
+}
+
+const rawSecs = await baseline();
+const seg = await segflow();
+const rawRate = n / rawSecs;
+const segRate = n / seg.secs;
+console.log('');
+console.log('side                               seconds   events/s');
+console.log(`emulator streaming pull (ack only) ${rawSecs.toFixed(2).padStart(7)} ${rawRate.toFixed(0).padStart(10)}`);
+console.log(`segflow publish -> lake objects    ${seg.secs.toFixed(2).padStart(7)} ${segRate.toFixed(0).padStart(10)}`);
+console.log(`ratio segflow / raw: ${(segRate / rawRate).toFixed(2)} (target >= 0.80); lost: ${seg.lost} (target 0); lake objects: ${seg.objects}`);
+await closeGcpClients(clients);
+process.exit(seg.lost === 0 ? 0 : 1);

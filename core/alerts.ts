@@ -1,0 +1,87 @@
+/**
+ * Alerts as data: what went wrong, where, and a link to look at it. Built in workflows
+ * (deterministically) and delivered by the `raiseAlert` activity.
+ */
+
+export type AlertSeverity = 'critical' | 'error' | 'warning' | 'info';
+
+export type AlertKind = 'dag_run_failed' | 'data_anomaly';
+
+export interface AlertLink {
+  readonly label: string;
+  readonly url: string;
+}
+
+export interface Alert {
+  readonly kind: AlertKind;
+  readonly severity: AlertSeverity;
+  /** One line, fit for a chat message title or a pager. */
+  readonly summary: string;
+  readonly message: string;
+  /**
+   * Same key for the same problem, so receivers collapse repeats (a retried delivery, a rerun
+   * failing again on the same interval) into one incident.
+   */
+  readonly dedupKey: string;
+  readonly occurredAt: string;
+  readonly dagId?: string;
+  readonly taskIds?: readonly string[];
+  readonly interval?: { readonly start: string; readonly end: string };
+  readonly workflow?: { readonly namespace: string; readonly workflowId: string; readonly runId: string };
+  readonly links: readonly AlertLink[];
+}
+
+/** Parts joined with `/`; keep them stable (ids, interval starts), never timestamps of now. */
+export function alertDedupKey(kind: AlertKind, ...parts: readonly string[]): string {
+  return [kind, ...parts].join('/');
+}
+
+export interface WorkflowLinkParams {
+  readonly uiBaseUrl: string;
+  readonly namespace: string;
+  readonly workflowId: string;
+  readonly runId?: string;
+}
+
+/** The run's page in the Temporal Web UI (v2 routes). */
+export function temporalUiWorkflowUrl({ uiBaseUrl, namespace, workflowId, runId }: WorkflowLinkParams): string {
+  const base = uiBaseUrl.replace(/\/+$/, '');
+  // Workflow ids carry `/` and `:` (`hourly_pipeline/2026-11-26T09:00:00Z`), so each part is escaped.
+  const path = `/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+  return runId === undefined ? `${base}${path}` : `${base}${path}/${encodeURIComponent(runId)}/history`;
+}
+
+export interface DagRunFailedAlertParams {
+  readonly dagId: string;
+  readonly interval: { readonly start: string; readonly end: string };
+  readonly failedTasks: readonly { readonly taskId: string; readonly attempts: number; readonly error: string }[];
+  readonly workflow: { readonly namespace: string; readonly workflowId: string; readonly runId: string };
+  readonly uiBaseUrl?: string;
+  readonly occurredAt: string;
+  readonly rerunOf?: string;
+}
+
+export function dagRunFailedAlert(params: DagRunFailedAlertParams): Alert {
+  const { dagId, interval, failedTasks, workflow } = params;
+  const taskIds = failedTasks.map((t) => t.taskId);
+  const lines = failedTasks.map(
+    (t) => `- ${t.taskId} failed after ${t.attempts} attempt${t.attempts === 1 ? '' : 's'}: ${t.error}`,
+  );
+  if (params.rerunOf !== undefined) lines.push(`This run repeats run ${params.rerunOf}.`);
+  return {
+    kind: 'dag_run_failed',
+    severity: 'error',
+    summary: `DAG ${dagId} failed for ${interval.start}..${interval.end}: ${taskIds.join(', ')}`,
+    message: lines.join('\n'),
+    dedupKey: alertDedupKey('dag_run_failed', dagId, interval.start),
+    occurredAt: params.occurredAt,
+    dagId,
+    taskIds,
+    interval,
+    workflow,
+    links:
+      params.uiBaseUrl === undefined
+        ? []
+        : [{ label: 'Temporal UI', url: temporalUiWorkflowUrl({ uiBaseUrl: params.uiBaseUrl, ...workflow }) }],
+  };
+}

@@ -1,0 +1,12 @@
+/** The pure segmentation core: preparation, k-means, k selection, labels, assignment (TS and SQL), stability. */
+export * from './assign.js';
+export * from './job.js';
+export * from './kselect.js';
+export * from './labels.js';
+export * from './model.js';
+export * from './prepare.js';
+export * from './random.js';
+export * from './sql.js';
+export * from './stability.js';
+export * from './train.js';
+export * from './validate.js';

@@ -1,0 +1,198 @@
+/**
+ * BigQuery GoogleSQL that assigns every customer with a model, computing
+ * exactly what prepare.ts and assign.ts compute in TypeScript:
+ *
+ *   impute   CASE WHEN x IS NULL OR IS_NAN(x) OR IS_INF(x) THEN fill ELSE x END
+ *   log      LN(1.0 + GREATEST(x, 0.0))          (TS: Math.log(1 + Math.max(x, 0)))
+ *   scale    LEAST(GREATEST((x - min) / range, 0.0), 1.0), or 0.0 when range is 0
+ *   weight   * weight
+ *   distance (x0 - c0) * (x0 - c0) + (x1 - c1) * (x1 - c1) + ...   left to right
+ *   nearest  smallest distance, ties to the lowest centroid index
+ *
+ * Why the results match bit for bit: +, -, *, / and comparisons are IEEE-754
+ * correctly rounded in V8, BigQuery and the emulator, and the SQL performs
+ * them in the same order on the same doubles (model numbers are emitted as
+ * shortest round-trip literals, which parse back to the same double; range is
+ * emitted precomputed, as TS computes it). The one transcendental, LN, comes
+ * from each engine's libm and can differ in the last bit on rare inputs; the
+ * query therefore also returns `margin` (runner-up minus best distance), and a
+ * comparison should treat a disagreement with margin below ~1e-12 as a near
+ * tie rather than a bug.
+ *
+ * Only model parameters, which are numbers we generated, are written into the
+ * SQL; names come from the validated spec; everything else is a parameter.
+ */
+import type { SegmentModel } from './model.js';
+import { IDENTIFIER } from './prepare.js';
+import type { PreparedFeature } from './prepare.js';
+
+export interface AssignmentSqlOptions {
+  /** `dataset.table` or `project.dataset.table`; default `marts.customer_features`. */
+  sourceTable?: string;
+  /** The customer key column; default `customer_id`. */
+  idColumn?: string;
+  /** Column per feature where it differs from the feature name. */
+  featureColumns?: Readonly<Record<string, string>>;
+  /** Also return segment_label, read from the @segment_labels parameter; default true. */
+  includeLabels?: boolean;
+}
+
+export interface AssignmentSql {
+  sql: string;
+  /** Named query parameters the SQL expects, with their values for this model. */
+  params: { model_version: string; segment_labels?: string[] };
+  /** BigQuery types of the parameters (for clients that can't infer them, e.g. an empty array). */
+  types: { model_version: 'STRING'; segment_labels?: ['STRING'] };
+  /** Output columns, in order. */
+  columns: string[];
+}
+
+const TABLE_PART = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const PROJECT = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
+
+function checkIdentifier(what: string, name: string): string {
+  if (!IDENTIFIER.test(name)) {
+    throw new Error(`assignmentSql: ${what} ${JSON.stringify(name)} is not a plain lowercase identifier (${IDENTIFIER.source})`);
+  }
+  return name;
+}
+
+function checkTable(table: string): string {
+  const parts = table.split('.');
+  const ok =
+    (parts.length === 2 && parts.every((p) => TABLE_PART.test(p))) ||
+    (parts.length === 3 && PROJECT.test(parts[0]!) && TABLE_PART.test(parts[1]!) && TABLE_PART.test(parts[2]!));
+  if (!ok) throw new Error(`assignmentSql: source table ${JSON.stringify(table)} is not dataset.table or project.dataset.table`);
+  return table;
+}
+
+/**
+ * A FLOAT64 literal for a model number: JavaScript's shortest round-trip
+ * decimal, which BigQuery parses back to the same double. Always has a `.` or
+ * an exponent so it is never read as INT64, and negatives are parenthesised
+ * so `x - -0.5` can never turn into a `--` comment.
+ */
+export function floatLiteral(x: number): string {
+  if (!Number.isFinite(x)) throw new Error(`assignmentSql: model number ${x} is not finite; the model artifact is corrupt`);
+  const v = Object.is(x, -0) ? 0 : x;
+  let s = String(v);
+  if (!/[.e]/.test(s)) s += '.0';
+  return v < 0 ? `(${s})` : s;
+}
+
+function intLiteral(n: number): string {
+  if (!Number.isSafeInteger(n)) throw new Error(`assignmentSql: ${n} is not a safe integer`);
+  return String(n);
+}
+
+function preparedExpression(f: PreparedFeature, imputed: string): string {
+  const range = f.max - f.min;
+  if (!(range > 0)) return '0.0';
+  const x = f.log ? `LN(1.0 + GREATEST(${imputed}, 0.0))` : imputed;
+  return `LEAST(GREATEST((${x} - ${floatLiteral(f.min)}) / ${floatLiteral(range)}, 0.0), 1.0) * ${floatLiteral(f.weight)}`;
+}
+
+export function assignmentSql(model: SegmentModel, options: AssignmentSqlOptions = {}): AssignmentSql {
+  const table = checkTable(options.sourceTable ?? 'marts.customer_features');
+  const idColumn = checkIdentifier('id column', options.idColumn ?? 'customer_id');
+  const includeLabels = options.includeLabels ?? true;
+  const features = model.preparation.features;
+  const columns = features.map((f) => checkIdentifier(`column for feature ${f.name}`, options.featureColumns?.[f.name] ?? f.name));
+  for (const name of Object.keys(options.featureColumns ?? {})) {
+    if (!features.some((f) => f.name === name)) throw new Error(`assignmentSql: featureColumns names ${name}, which is not a model feature`);
+  }
+  const k = model.centroids.length;
+  if (k === 0 || model.segments.length !== k) {
+    throw new Error(`assignmentSql: model ${model.version} has ${k} centroids and ${model.segments.length} segments`);
+  }
+
+  const ind = (n: number) => ' '.repeat(n);
+  const list = (items: string[], indent: number) => items.map((s) => ind(indent) + s).join(',\n');
+
+  const source = list([`\`${idColumn}\` AS customer_id`, ...columns.map((c, j) => `CAST(\`${c}\` AS FLOAT64) AS r${j}`)], 4);
+  const imputed = list(
+    ['customer_id', ...features.map((f, j) => `CASE WHEN r${j} IS NULL OR IS_NAN(r${j}) OR IS_INF(r${j}) THEN ${floatLiteral(f.fill)} ELSE r${j} END AS i${j}`)],
+    4,
+  );
+  const prepared = list(['customer_id', ...features.map((f, j) => `${preparedExpression(f, `i${j}`)} AS x${j}`)], 4);
+  const distances = list(
+    [
+      'customer_id',
+      ...model.centroids.map((centroid, c) => {
+        if (centroid.length !== features.length) {
+          throw new Error(`assignmentSql: centroid ${c} has ${centroid.length} values for ${features.length} features`);
+        }
+        const terms = centroid.map((v, j) => {
+          const lit = floatLiteral(v);
+          return `(x${j} - ${lit}) * (x${j} - ${lit})`;
+        });
+        return `${terms.join(' + ')} AS d${c}`;
+      }),
+    ],
+    4,
+  );
+  const ids = `[${model.segments.map((s) => intLiteral(s.id)).join(', ')}]`;
+  const best = 'nearest[OFFSET(0)]';
+  const output = list(
+    [
+      'customer_id',
+      `${ids}[OFFSET(${best}.idx)] AS segment_id`,
+      ...(includeLabels ? [`@segment_labels[OFFSET(${best}.idx)] AS segment_label`] : []),
+      '@model_version AS model_version',
+      `${best}.dist AS distance`,
+      k > 1 ? `nearest[OFFSET(1)].dist - ${best}.dist AS margin` : 'CAST(NULL AS FLOAT64) AS margin',
+    ],
+    2,
+  );
+  const dList = Array.from({ length: k }, (_, c) => `d${c}`).join(', ');
+
+  const sql = [
+    '-- segflow nearest-centroid assignment, generated by core/segmentation/sql.ts from a model artifact.',
+    `-- Parameters: @model_version STRING${includeLabels ? ', @segment_labels ARRAY<STRING> (label per centroid index)' : ''}.`,
+    'WITH source AS (',
+    '  SELECT',
+    source,
+    `  FROM \`${table}\``,
+    '),',
+    'imputed AS (',
+    '  SELECT',
+    imputed,
+    '  FROM source',
+    '),',
+    'prepared AS (',
+    '  SELECT',
+    prepared,
+    '  FROM imputed',
+    '),',
+    'distances AS (',
+    '  SELECT',
+    distances,
+    '  FROM prepared',
+    '),',
+    'ranked AS (',
+    '  SELECT',
+    '    customer_id,',
+    '    ARRAY(',
+    '      SELECT AS STRUCT idx, dist',
+    `      FROM UNNEST([${dList}]) AS dist WITH OFFSET AS idx`,
+    '      ORDER BY dist, idx',
+    `      LIMIT ${k > 1 ? 2 : 1}`,
+    '    ) AS nearest',
+    '  FROM distances',
+    ')',
+    'SELECT',
+    output,
+    'FROM ranked',
+    '',
+  ].join('\n');
+
+  return {
+    sql,
+    params: {
+      model_version: model.version,
+      ...(includeLabels ? { segment_labels: model.segments.map((s) => s.label) } : {}),
+    },
+    types: { model_version: 'STRING', ...(includeLabels ? { segment_labels: ['STRING'] as ['STRING'] } : {}) },
+    columns: ['customer_id', 'segment_id', ...(includeLabels ? ['segment_label'] : []), 'model_version', 'distance', 'margin'],
+  };
+}

@@ -1,0 +1,164 @@
+/**
+ * The profile API over real HTTP, reading the real Firestore emulator. The
+ * outage is simulated without touching the shared emulator: the API's store is
+ * switched to one whose calls hang or fail after the cache was primed for real.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import type { ProfileStore } from '../../api/cache.js';
+import { createFirestoreProfileStore } from '../../api/firestore-store.js';
+import { buildProfileApi } from '../../api/server.js';
+import { closeGcpClients, createGcpClients, type GcpClients } from '../../activities/clients.js';
+import { createProfileActivities, type ProfileActivities } from '../../activities/profiles.js';
+import { loadConfig, type Config } from '../../core/config.js';
+import { createLogger } from '../../core/logger.js';
+import type { Profile } from '../../core/profile.js';
+
+const TOKEN = 'integration-token-0123456789';
+
+let config: Config;
+let clients: GcpClients;
+let profiles: ProfileActivities;
+let realStore: ProfileStore;
+let outage: 'none' | 'hang' | 'error' = 'none';
+let app: ReturnType<typeof buildProfileApi>;
+let base: string;
+
+before(async () => {
+  config = loadConfig({
+    ...process.env,
+    SEGFLOW_FIRESTORE_PROFILES: `test_api_profiles_${randomUUID().slice(0, 8)}`,
+    SEGFLOW_API_TOKENS: TOKEN,
+    LOG_LEVEL: 'warn',
+  });
+  clients = createGcpClients(config);
+  const logger = createLogger({ level: config.log.level, name: 'test-profile-api' });
+  profiles = createProfileActivities({ firestore: clients.firestore, config, logger });
+  realStore = createFirestoreProfileStore({ firestore: clients.firestore, config, logger });
+  // The real Firestore store, or an outage in its place.
+  const store: ProfileStore = {
+    getProfile: (id) =>
+      outage === 'hang' ? new Promise<never>(() => {}) : outage === 'error' ? Promise.reject(new Error('14 UNAVAILABLE: connect ECONNREFUSED')) : realStore.getProfile(id),
+    ping: () => (outage === 'hang' ? new Promise<never>(() => {}) : outage === 'error' ? Promise.reject(new Error('14 UNAVAILABLE')) : realStore.ping!()),
+  };
+  app = buildProfileApi({
+    store,
+    tokens: config.api.tokens,
+    logger,
+    // The emulator answers in a few ms; a generous budget keeps the fresh path off the stale one on a busy machine.
+    cache: { latencyBudgetMs: 250, uncachedTimeoutMs: 500 },
+    healthTimeoutMs: 300,
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+});
+
+after(async () => {
+  await app?.close();
+  await clients.firestore.recursiveDelete(clients.firestore.collection(config.firestore.profiles));
+  await closeGcpClients(clients);
+});
+
+function profile(id: string, overrides: Partial<Profile> = {}): Profile {
+  return {
+    customer_id: id,
+    segment_id: 3,
+    segment_label: 'VIP',
+    model_version: 'm-2026-11-25',
+    features: { monetary_90d: 1520.75, orders_90d: 11, email_open_rate: null },
+    rfm: { recency_days: 1, frequency: 11, monetary: 1520.75, r_score: 5, f_score: 5, m_score: 5 },
+    demographics: { age: 38, country: 'US', city: 'Austin', income_band: 'upper_middle' },
+    updated_at: '2026-11-25T02:00:00.000Z',
+    source_event_time: '2026-11-25T00:00:00.000Z',
+    ...overrides,
+  };
+}
+
+async function get(path: string, token: string | null = TOKEN) {
+  const res = await fetch(`${base}${path}`, { headers: token === null ? {} : { authorization: `Bearer ${token}` } });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
+}
+
+async function collectionIds(): Promise<string[]> {
+  const refs = await clients.firestore.collection(config.firestore.profiles).listDocuments();
+  return refs.map((r) => r.id).sort();
+}
+
+describe('profile API on Firestore', () => {
+  it('serves a profile written to Firestore, fresh', async () => {
+    await profiles.writeProfile(profile('api-1'));
+    const res = await get('/v1/customers/api-1/profile');
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body, {
+      customer_id: 'api-1',
+      segment_id: 3,
+      segment_label: 'VIP',
+      model_version: 'm-2026-11-25',
+      features: { monetary_90d: 1520.75, orders_90d: 11, email_open_rate: null },
+      rfm: { recency_days: 1, frequency: 11, monetary: 1520.75, r_score: 5, f_score: 5, m_score: 5 },
+      updated_at: '2026-11-25T02:00:00.000Z',
+      stale: false,
+    });
+  });
+
+  it('serves the newer profile after an older one was refused', async () => {
+    await profiles.writeProfile(profile('api-2', { segment_id: 4, segment_label: 'Lapsing', updated_at: '2026-11-25T12:00:00Z' }));
+    const older = await profiles.writeProfile(profile('api-2', { updated_at: '2026-11-25T03:00:00Z' }));
+    assert.equal(older.written, false);
+    const res = await get('/v1/customers/api-2/profile');
+    assert.deepEqual([res.body.segment_label, res.body.updated_at], ['Lapsing', '2026-11-25T12:00:00.000Z']);
+  });
+
+  it('401 without or with a wrong token; 404 for an unknown customer', async () => {
+    assert.equal((await get('/v1/customers/api-1/profile', null)).status, 401);
+    assert.equal((await get('/v1/customers/api-1/profile', 'wrong-token-0123456789')).status, 401);
+    assert.equal((await get('/v1/customers/nobody/profile')).status, 404);
+  });
+
+  it('hostile ids get 4xx and change nothing in Firestore', async () => {
+    const before = await collectionIds();
+    for (const id of ['..%2F..%2Fapi-1', '..%2Fother_collection%2Fdoc', "api-1'%20OR%20'1'%3D'1", '%FF%FE', 'a%2Fb', '__name__', 'x'.repeat(10_240)]) {
+      const res = await get(`/v1/customers/${id}/profile`);
+      assert.ok(res.status >= 400 && res.status < 500, `${id.slice(0, 30)} -> ${res.status}`);
+      assert.equal(res.body.segment_id, undefined);
+    }
+    assert.deepEqual(await collectionIds(), before);
+  });
+
+  it('healthz reports Firestore reachable without a token', async () => {
+    const res = await get('/healthz', null);
+    assert.deepEqual([res.status, res.body.status, res.body.store], [200, 'ok', 'reachable']);
+  });
+
+  it('during an outage: stale for cached customers, 503 for the rest, then recovers with no restart', async () => {
+    await profiles.writeProfile(profile('out-cached'));
+    await profiles.writeProfile(profile('out-uncached', { segment_label: 'Never read' }));
+    assert.equal((await get('/v1/customers/out-cached/profile')).body.stale, false); // primes the cache
+
+    for (const mode of ['hang', 'error'] as const) {
+      outage = mode;
+      const cached = await get('/v1/customers/out-cached/profile');
+      assert.equal(cached.status, 200, `${mode}: cached customer`);
+      assert.deepEqual([cached.body.stale, cached.body.segment_label], [true, 'VIP']);
+      const uncached = await get('/v1/customers/out-uncached/profile');
+      assert.equal(uncached.status, 503, `${mode}: uncached customer`);
+      assert.match(String(uncached.body.message), /no cached profile exists for this customer/);
+    }
+    await new Promise((r) => setTimeout(r, 1_100)); // the health probe result is shared for a second
+    const health = await get('/healthz', null);
+    assert.deepEqual([health.status, health.body.status, health.body.store], [200, 'degraded', 'unreachable']);
+
+    // Firestore moves on while the API cannot see it.
+    outage = 'none';
+    await profiles.writeProfile(profile('out-cached', { segment_id: 1, segment_label: 'Occasional', updated_at: '2026-11-26T00:00:00Z' }));
+    const back = await get('/v1/customers/out-cached/profile');
+    assert.deepEqual([back.status, back.body.stale, back.body.segment_label], [200, false, 'Occasional']);
+    const first = await get('/v1/customers/out-uncached/profile');
+    assert.deepEqual([first.status, first.body.stale, first.body.segment_label], [200, false, 'Never read']);
+    await new Promise((r) => setTimeout(r, 1_100));
+    assert.equal((await get('/healthz', null)).body.store, 'reachable');
+  });
+});

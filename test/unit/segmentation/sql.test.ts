@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { nearestCentroid } from '../../../core/segmentation/assign.js';
+import { trainSegmentModel } from '../../../core/segmentation/job.js';
+import type { SegmentModel } from '../../../core/segmentation/model.js';
+import { parseSegmentModel } from '../../../core/segmentation/model.js';
+import { applyPreparation } from '../../../core/segmentation/prepare.js';
+import { createRng } from '../../../core/segmentation/random.js';
+import { assignmentSql, floatLiteral } from '../../../core/segmentation/sql.js';
+import { PERSONA_FEATURES, personaRows } from './fixtures.js';
+
+const { rows } = personaRows(100, 31);
+const trained = trainSegmentModel(
+  rows,
+  { features: PERSONA_FEATURES, kMin: 5, kMax: 5, silhouetteSampleSize: 300, seed: 5 },
+  { version: 'seg-sql-1', createdAt: '2026-11-26T02:00:00Z' },
+);
+// One negative coordinate and a constant feature exercise the literal and zero-range paths.
+const model: SegmentModel = {
+  ...trained,
+  centroids: trained.centroids.map((c, i) => (i === 0 ? [-0.015625, ...c.slice(1)] : c)),
+  preparation: {
+    ...trained.preparation,
+    features: trained.preparation.features.map((f) => (f.name === 'discount_share' ? { ...f, min: 0.25, max: 0.25 } : f)),
+  },
+};
+
+/** Every number the SQL may legitimately contain as a FLOAT64 literal. */
+function modelNumbers(m: SegmentModel): Set<number> {
+  const out = new Set<number>([0, 1]);
+  for (const f of m.preparation.features) {
+    out.add(f.fill).add(f.min).add(f.max - f.min).add(f.weight);
+  }
+  for (const c of m.centroids) for (const v of c) out.add(v);
+  return out;
+}
+
+/** The `expr AS name<j>` items of one CTE, in order. */
+function cteItems(sql: string, cte: string, prefix: string): string[] {
+  const body = sql.split(`${cte} AS (`)[1]?.split('\n  FROM ')[0] ?? '';
+  return [...body.matchAll(new RegExp(`^ {4}(.*) AS ${prefix}(\\d+),?$`, 'gm'))].map((m) => m[1]!);
+}
+
+/** Evaluates a SQL arithmetic expression with JavaScript's IEEE-754 operations. */
+function evalSql(expr: string, vars: Record<string, number>): number {
+  const js = expr.replaceAll('LEAST(', 'Math.min(').replaceAll('GREATEST(', 'Math.max(').replaceAll('LN(', 'Math.log(');
+  assert.match(js, /^[\sA-Za-z0-9_.+\-*/(),]*$/, `unexpected token in ${expr}`);
+  const names = Object.keys(vars);
+  return new Function(...names, `return ${js};`)(...names.map((n) => vars[n])) as number;
+}
+
+test('the SQL is deterministic and depends only on the model', () => {
+  const a = assignmentSql(model).sql;
+  assert.equal(assignmentSql(model).sql, a);
+  assert.equal(assignmentSql(parseSegmentModel(JSON.parse(JSON.stringify(model)))).sql, a);
+  const q = assignmentSql(model);
+  assert.deepEqual(q.params, { model_version: 'seg-sql-1', segment_labels: model.segments.map((s) => s.label) });
+  assert.deepEqual(q.columns, ['customer_id', 'segment_id', 'segment_label', 'model_version', 'distance', 'margin']);
+  assert.match(a, /@model_version AS model_version/);
+  assert.match(a, /FROM `marts\.customer_features`/);
+});
+
+test('no string literals, and every numeric literal is a model number, ids or offsets', () => {
+  const { sql } = assignmentSql(model);
+  const code = sql
+    .split('\n')
+    .filter((l) => !l.startsWith('--'))
+    .join('\n');
+  assert.doesNotMatch(code, /['"]/, 'no string literal may appear');
+  const quoted = [...code.matchAll(/`([^`]*)`/g)].map((m) => m[1]);
+  assert.deepEqual(new Set(quoted), new Set(['customer_id', 'marts.customer_features', ...PERSONA_FEATURES.map((f) => f.name)]));
+  const allowed = modelNumbers(model);
+  const floats = [...code.matchAll(/(?<![\w.])\d+\.\d*(?:e[+-]?\d+)?|(?<![\w.])\d+e[+-]?\d+/g)].map((m) => m[0]);
+  assert.ok(floats.length > 100);
+  for (const lit of floats) {
+    const v = Number(lit);
+    const negated = code.includes(`(-${lit})`);
+    assert.ok(allowed.has(v) || (negated && allowed.has(-v)), `literal ${lit} is not a model number`);
+  }
+  // Integer literals are only segment ids, OFFSET positions and the LIMIT.
+  const ints = [...code.replace(/`[^`]*`/g, '').matchAll(/(?<![\w.])\d+(?![\w.])/g)].map((m) => Number(m[0]));
+  const intAllowed = new Set([0, 1, 2, ...model.segments.map((s) => s.id)]);
+  for (const n of ints) assert.ok(intAllowed.has(n), `integer literal ${n}`);
+});
+
+test('the SQL expressions compute the same doubles as the TypeScript path', () => {
+  const { sql } = assignmentSql(model);
+  const prepared = cteItems(sql, 'prepared', 'x');
+  const distances = cteItems(sql, 'distances', 'd');
+  assert.equal(prepared.length, model.preparation.features.length);
+  assert.equal(distances.length, model.centroids.length);
+  const imputed = cteItems(sql, 'imputed', 'i');
+  model.preparation.features.forEach((f, j) => {
+    assert.equal(imputed[j], `CASE WHEN r${j} IS NULL OR IS_NAN(r${j}) OR IS_INF(r${j}) THEN ${floatLiteral(f.fill)} ELSE r${j} END`);
+  });
+  const extra = [
+    {},
+    Object.fromEntries(PERSONA_FEATURES.map((f) => [f.name, 1e7])),
+    Object.fromEntries(PERSONA_FEATURES.map((f) => [f.name, -5])),
+  ];
+  for (const row of [...rows, ...extra]) {
+    // Imputation as the CASE above does it.
+    const vars: Record<string, number> = {};
+    model.preparation.features.forEach((f, j) => {
+      const v = (row as Record<string, number | null | undefined>)[f.name];
+      vars[`i${j}`] = typeof v === 'number' && Number.isFinite(v) ? v : f.fill;
+    });
+    const x = prepared.map((e) => evalSql(e, vars));
+    assert.deepEqual(x, applyPreparation(model.preparation, row));
+    const xv = Object.fromEntries(x.map((v, j) => [`x${j}`, v]));
+    const d = distances.map((e) => evalSql(e, xv));
+    const ts = nearestCentroid(x, model.centroids);
+    const sqlBest = d.reduce((best, v, c) => (v < d[best]! ? c : best), 0);
+    assert.equal(sqlBest, ts.index);
+    assert.equal(d[sqlBest], ts.distance);
+  }
+});
+
+test('names outside the identifier pattern are refused', () => {
+  assert.throws(() => assignmentSql(model, { featureColumns: { spend_12m: 'spend; DROP TABLE x' } }), /not a plain lowercase identifier/);
+  assert.throws(() => assignmentSql(model, { idColumn: 'Customer-Id' }), /not a plain lowercase identifier/);
+  assert.throws(() => assignmentSql(model, { sourceTable: 'marts.customer_features` --' }), /not dataset\.table/);
+  assert.throws(() => assignmentSql(model, { featureColumns: { not_a_feature: 'x' } }), /not a model feature/);
+  const q = assignmentSql(model, { sourceTable: 'acme-prod.marts.features_v2', featureColumns: { spend_12m: 'spend_gross_12m' } });
+  assert.match(q.sql, /CAST\(`spend_gross_12m` AS FLOAT64\) AS r2/);
+  assert.match(q.sql, /FROM `acme-prod\.marts\.features_v2`/);
+});
+
+test('float literals round-trip exactly and never read as INT64 or a comment', () => {
+  const rng = createRng(3);
+  const samples = [0, 1, 3, 0.1, 1 / 3, 5e-324, 1e21, 123456789012345680000, 2 ** 53 + 2, -0.5, -1e-7, Number.MAX_VALUE];
+  for (let i = 0; i < 2000; i++) samples.push((rng() - 0.5) * 10 ** Math.floor(rng() * 40 - 20));
+  for (const x of samples) {
+    const lit = floatLiteral(x);
+    const bare = lit.replace(/^\((.*)\)$/, '$1');
+    assert.equal(Number(bare), x, `${x} -> ${lit}`);
+    assert.match(bare, /^-?\d+(\.\d*)?(e[+-]\d+)?$/);
+    assert.match(bare, /[.e]/);
+    assert.equal(lit.startsWith('('), x < 0);
+  }
+  assert.equal(floatLiteral(-0), '0.0');
+  assert.throws(() => floatLiteral(Number.NaN), /not finite/);
+  assert.throws(() => floatLiteral(Infinity), /not finite/);
+});
+
+test('a one-segment model has no runner-up', () => {
+  const one: SegmentModel = {
+    ...model,
+    centroids: [model.centroids[0]!],
+    segments: [model.segments[0]!],
+    k_selection: { ...model.k_selection, chosen_k: 1 },
+  };
+  const { sql } = assignmentSql(one, { includeLabels: false });
+  assert.match(sql, /CAST\(NULL AS FLOAT64\) AS margin/);
+  assert.match(sql, /LIMIT 1/);
+  assert.doesNotMatch(sql, /@segment_labels/);
+});

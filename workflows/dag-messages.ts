@@ -1,0 +1,125 @@
+/**
+ * The contract of the runDag workflow, shared by the workflow, clients (schedules, ops CLI) and
+ * tests: input and result types, the query, search attributes, workflow ids, data intervals,
+ * and the rerun helper. Deterministic and free of Node modules.
+ */
+import { ApplicationFailure, defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineQuery } from '@temporalio/workflow';
+import { buildDagGraph, downstreamClosure } from '../core/dag-graph.js';
+import { INTERVAL_PERIOD_MS, type DagDefinition, type DagIntervalUnit, type DataInterval } from '../dags/dsl.js';
+
+export interface RunDagInput {
+  readonly dagId: string;
+  /** Taken from the schedule's nominal time when absent. */
+  readonly interval?: DataInterval;
+  /** Tasks to treat as already succeeded (state `skipped`), e.g. from `skipTasksForRerun`. */
+  readonly skipTasks?: readonly string[];
+  /** Run id of the failed run this one repeats; recorded in the result and alerts. */
+  readonly rerunOf?: string;
+  /** Temporal Web UI base URL for links in alerts, e.g. `http://localhost:8233`. */
+  readonly uiBaseUrl?: string;
+}
+
+/**
+ * Airflow's task states. `up_for_retry`: an attempt failed and the next one waits for its
+ * backoff. `skipped` counts as success for downstream tasks.
+ */
+export type TaskState = 'queued' | 'running' | 'up_for_retry' | 'succeeded' | 'failed' | 'skipped' | 'upstream_failed';
+
+export interface DagTaskState {
+  readonly taskId: string;
+  readonly state: TaskState;
+  /** Attempts started so far (0 for tasks that never ran). */
+  readonly attempts: number;
+  readonly startedAt?: string;
+  readonly endedAt?: string;
+  /** Message of the latest failed attempt. */
+  readonly error?: string;
+  /** When the next attempt starts, for `up_for_retry`. */
+  readonly nextAttemptAt?: string;
+}
+
+export interface DagRunResult {
+  readonly dagId: string;
+  readonly interval: DataInterval;
+  readonly rerunOf?: string;
+  readonly tasks: readonly DagTaskState[];
+}
+
+/** `details[0]` of the ApplicationFailure (type DAG_RUN_FAILED) that a failed run ends with. */
+export interface DagRunFailureDetails extends DagRunResult {
+  readonly failedTasks: readonly string[];
+}
+
+export const DAG_RUN_FAILED = 'DagRunFailed';
+
+/** The details of a failed run from the error `handle.result()` rejects with, if it is one. */
+export function dagRunFailureDetails(error: unknown): DagRunFailureDetails | undefined {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (e instanceof ApplicationFailure && e.type === DAG_RUN_FAILED) return e.details?.[0] as DagRunFailureDetails;
+  }
+  return undefined;
+}
+
+/** Every task's state, in declaration order. Also answers for closed runs while a worker runs. */
+export const getTaskStatesQuery = defineQuery<DagTaskState[]>('getTaskStates');
+
+export const DAG_ID_SEARCH_ATTRIBUTE = defineSearchAttributeKey('DagId', SearchAttributeType.KEYWORD);
+/** Start of the data interval, Airflow's logical date. */
+export const LOGICAL_DATE_SEARCH_ATTRIBUTE = defineSearchAttributeKey('LogicalDate', SearchAttributeType.DATETIME);
+export const DAG_SEARCH_ATTRIBUTES = [DAG_ID_SEARCH_ATTRIBUTE, LOGICAL_DATE_SEARCH_ATTRIBUTE] as const;
+/** Set by Temporal on workflows started by a schedule: the nominal (unjittered) start time. */
+export const SCHEDULED_START_TIME_SEARCH_ATTRIBUTE = defineSearchAttributeKey(
+  'TemporalScheduledStartTime',
+  SearchAttributeType.DATETIME,
+);
+
+/** `2026-11-26T09:00:00Z`: second precision unless the instant has milliseconds. */
+export function formatInstant(instant: Date | number): string {
+  const iso = new Date(instant).toISOString();
+  return iso.endsWith('.000Z') ? `${iso.slice(0, -5)}Z` : iso;
+}
+
+/** `<dagId>/<interval start>`, e.g. `hourly_pipeline/2026-11-26T09:00:00Z`. */
+export function dagRunWorkflowId(dagId: string, intervalStart: string | Date): string {
+  return `${dagId}/${formatInstant(typeof intervalStart === 'string' ? parseInstant(intervalStart, 'interval start') : intervalStart)}`;
+}
+
+/** The interval a run scheduled at `nominalTime` covers: [nominal - period, nominal). */
+export function dataIntervalEndingAt(unit: DagIntervalUnit, nominalTime: Date | number): DataInterval {
+  const end = new Date(nominalTime).getTime();
+  return { start: formatInstant(end - INTERVAL_PERIOD_MS[unit]), end: formatInstant(end) };
+}
+
+/** Canonical form of an interval given by a caller; throws a message naming what is wrong. */
+export function normalizeDataInterval(interval: DataInterval): DataInterval {
+  const start = parseInstant(interval.start, 'interval start');
+  const end = parseInstant(interval.end, 'interval end');
+  if (start >= end) {
+    throw new RangeError(`Data interval start ${interval.start} must be before its end ${interval.end}.`);
+  }
+  return { start: formatInstant(start), end: formatInstant(end) };
+}
+
+function parseInstant(text: string, what: string): number {
+  // Offsets are required so an interval never depends on the machine's time zone.
+  const ms = /(Z|[+-]\d{2}:?\d{2})$/i.test(text) ? Date.parse(text) : Number.NaN;
+  if (Number.isNaN(ms)) {
+    throw new RangeError(`Expected ${what} as an RFC 3339 instant like 2026-11-26T09:00:00Z, found "${text}".`);
+  }
+  return ms;
+}
+
+/**
+ * Tasks a rerun of a failed interval can skip: those that succeeded (or were skipped as
+ * succeeded) last time, unless they are downstream of a task that runs again, because their
+ * inputs are about to change. Tasks missing from `previous` (a changed DAG) run.
+ */
+export function skipTasksForRerun(dag: DagDefinition, previous: readonly DagTaskState[]): string[] {
+  const done = new Set(previous.filter((t) => t.state === 'succeeded' || t.state === 'skipped').map((t) => t.taskId));
+  const rerun = downstreamClosure(
+    buildDagGraph(dag.tasks, dag.id),
+    dag.tasks.filter((t) => !done.has(t.id)).map((t) => t.id),
+  );
+  return dag.tasks.filter((t) => !rerun.has(t.id)).map((t) => t.id);
+}
