@@ -5,7 +5,11 @@
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { GcpClients } from './clients.js';
+import { createAlertActivities } from './alerts.js';
+import { createExampleDagActivities } from './dag-test-support.js';
 import { createIngestActivities, type IngestHooks } from './ingest.js';
+import { createProfileActivities } from './profiles.js';
+import { createWebhookActivities } from './webhooks.js';
 import { createSmokeActivities } from './smoke.js';
 
 export interface ActivityDeps {
@@ -29,6 +33,10 @@ export function createActivityRuntime(deps: ActivityDeps) {
   const activities = {
     ...createSmokeActivities({ clients, bucket: config.lake.bucket }),
     ...ingest,
+    ...createAlertActivities({ logger, webhookUrls: config.alerts.webhookUrls, uiBaseUrl: config.temporal.uiUrl }),
+    ...createProfileActivities({ firestore: clients.firestore, config, logger }),
+    ...createWebhookActivities({ subscribers: config.webhooks, logger }),
+    ...createExampleDagActivities(),
   };
   return {
     activities,

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
+import { WebhookConfigError, parseWebhookSubscribers, type WebhookSubscriber } from './webhook-config.js';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -77,6 +78,9 @@ const envSchema = z.object({
   SEGFLOW_EVENT_MAX_BYTES: z.coerce.number().int().min(256).max(10_000_000).default(65_536),
   SEGFLOW_EVENT_MAX_FUTURE_SKEW_S: z.coerce.number().int().min(0).default(300),
 
+  SEGFLOW_WEBHOOKS: optionalString,
+  SEGFLOW_ALERT_WEBHOOK_URLS: optionalString,
+
   SEGFLOW_API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   SEGFLOW_API_TOKENS: optionalString,
   SEGFLOW_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
@@ -110,6 +114,10 @@ export interface Config {
   warehouse: { raw: string; staging: string; marts: string };
   firestore: { profiles: string };
   api: { port: number; tokens: string[] };
+  /** Subscribers told about segment changes (SEGFLOW_WEBHOOKS, a JSON array). */
+  webhooks: WebhookSubscriber[];
+  /** Alert channels: generic JSON webhooks (Slack-compatible `text` field). */
+  alerts: { webhookUrls: string[] };
   metrics: { port: number };
 }
 
@@ -159,6 +167,20 @@ export function parseConfig(env: RawEnv): Config {
   if (!local && tokens.length === 0) {
     problems.push('SEGFLOW_API_TOKENS: required in production (comma-separated bearer tokens for the profile API)');
   }
+  let webhooks: WebhookSubscriber[] = [];
+  try {
+    webhooks = parseWebhookSubscribers(e.SEGFLOW_WEBHOOKS, { requireHttps: !local });
+  } catch (err) {
+    if (err instanceof WebhookConfigError) problems.push(...err.problems.map((p) => `SEGFLOW_WEBHOOKS: ${p}`));
+    else throw err;
+  }
+  const alertUrls = (e.SEGFLOW_ALERT_WEBHOOK_URLS ?? '')
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u.length > 0);
+  for (const u of alertUrls) {
+    if (!/^https?:\/\/[^\s]+$/.test(u)) problems.push('SEGFLOW_ALERT_WEBHOOK_URLS: expected comma-separated http(s) URLs');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const wantsTls = e.TEMPORAL_TLS || e.TEMPORAL_API_KEY !== undefined || e.TEMPORAL_TLS_CERT_PATH !== undefined;
@@ -193,6 +215,8 @@ export function parseConfig(env: RawEnv): Config {
     warehouse: { raw: e.SEGFLOW_DATASET_RAW, staging: e.SEGFLOW_DATASET_STAGING, marts: e.SEGFLOW_DATASET_MARTS },
     firestore: { profiles: e.SEGFLOW_FIRESTORE_PROFILES },
     api: { port: e.SEGFLOW_API_PORT, tokens },
+    webhooks,
+    alerts: { webhookUrls: alertUrls },
     metrics: { port: e.SEGFLOW_METRICS_PORT },
   };
 }

@@ -26,7 +26,8 @@ export const REDACT_PATHS = [
   ...SECRET_KEYS.map((k) => `*.*.${k}`),
   'headers.authorization',
   'req.headers.authorization',
-  'req.headers["x-segflow-signature"]',
+  'req.headers["segflow-signature"]',
+  'headers["segflow-signature"]',
 ];
 
 export interface LoggerSettings {

@@ -429,11 +429,11 @@ export async function up(log: Log = console.log): Promise<UpResult> {
   return result;
 }
 
-/** Stop only the processes the stack started (by PID file and command line). */
-export async function down(log: Log = console.log): Promise<string[]> {
+/** Stop only the processes the stack started (by PID file and command line); `only` narrows it to some services. */
+export async function down(log: Log = console.log, only?: readonly string[]): Promise<string[]> {
   const stopped: string[] = [];
   await Promise.all(
-    services.map(async (s) => {
+    services.filter((s) => only === undefined || only.includes(s.name)).map(async (s) => {
       const pid = readPid(s);
       if (pid === undefined) return;
       if (!ownsProcess(s, pid) && !groupAlive(pid)) {
@@ -466,4 +466,9 @@ export async function down(log: Log = console.log): Promise<string[]> {
 /** Whether every service is up and healthy. */
 export async function isUp(): Promise<boolean> {
   return (await status()).every((s) => s.healthy);
+}
+
+/** Whether every service is at least running (a busy emulator may answer health checks slowly). */
+export async function isRunning(): Promise<boolean> {
+  return (await status()).every((s) => s.running || s.healthy);
 }

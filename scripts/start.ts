@@ -24,10 +24,9 @@ process.on('uncaughtException', (err) => {
 const config = loadConfig();
 const logger = createLogger({ level: config.log.level, name: 'segflow' });
 
-let startedStack = false;
+let startedServices: string[] = [];
 if (opts.stack && usesLocalStack(config)) {
-  const r = await up((line) => logger.info(line));
-  startedStack = r.started.length > 0;
+  startedServices = (await up((line) => logger.info(line))).started;
 }
 // The stack wrote .stack/env on first start: read the configuration again so it applies.
 const runtimeConfig = loadConfig();
@@ -47,7 +46,7 @@ async function stop(signal: string): Promise<void> {
   stopping = true;
   logger.info({ signal }, 'stopping segflow');
   await worker.shutdown();
-  if (startedStack && !opts.keepStack) await down((line) => logger.info(line));
+  if (startedServices.length > 0 && !opts.keepStack) await down((line) => logger.info(line), startedServices);
   logger.info('segflow stopped');
   process.exit(0);
 }

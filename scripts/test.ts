@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../core/config.js';
-import { down, isUp, up } from './stack-lib.js';
+import { down, isRunning, up } from './stack-lib.js';
 
 const TIERS = ['unit', 'workflows', 'integration'] as const;
 type Tier = (typeof TIERS)[number];
@@ -57,12 +57,11 @@ if (files.length === 0) {
 }
 
 // Workflow tests spawn the time-skipping server from .stack/bin; integration tests need the whole stack.
-let startedStack = false;
+let startedServices: string[] = [];
 if (tiers.includes('integration')) {
-  if (!(await isUp())) {
-    console.log('local stack is not running: starting it for the integration tests');
-    await up();
-    startedStack = true;
+  if (!(await isRunning())) {
+    console.log('local stack is not (fully) running: starting it for the integration tests');
+    startedServices = (await up()).started;
   }
 } else if (tiers.includes('workflows')) {
   (await import('./stack-lib.js')).install();
@@ -85,5 +84,6 @@ const result = spawnSync(process.execPath, [
 });
 console.log(`tests finished in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
-if (startedStack && !keepStack) await down();
+// Stop only what this run started; services that were already running stay up.
+if (startedServices.length > 0 && !keepStack) await down(console.log, startedServices);
 process.exit(result.status ?? 1);

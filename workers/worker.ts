@@ -9,6 +9,8 @@ import { closeGcpClients, createGcpClients, type GcpClients } from '../activitie
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { temporalConnectionSettings } from '../core/temporal-connection.js';
+import { assertDagActivitiesRegistered } from '../dags/dsl.js';
+import { dagRegistry } from '../dags/index.js';
 import { installRuntime } from './runtime.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -31,6 +33,8 @@ export async function startWorker(config: Config, logger: Logger, opts: StartWor
   const clients = opts.clients ?? createGcpClients(config);
   const connection = await NativeConnection.connect(temporalConnectionSettings(config));
   const runtime = createActivityRuntime({ config, clients, logger, hooks: opts.hooks });
+  // A DAG naming an activity this worker lacks is a deployment error: refuse to start.
+  for (const dag of dagRegistry.values()) assertDagActivitiesRegistered(dag, Object.keys(runtime.activities));
   let worker: Worker;
   try {
     worker = await Worker.create({
