@@ -5,10 +5,13 @@
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { GcpClients } from './clients.js';
-import { createAlertActivities } from './alerts.js';
+import { alertDepsFromConfig, createAlertActivities } from './alerts.js';
+import { createBenchActivities, type BenchHooks } from './bench.js';
 import { createExampleDagActivities } from './dag-test-support.js';
 import { createIngestActivities, type IngestHooks } from './ingest.js';
 import { createProfileActivities } from './profiles.js';
+import { createReclassifyActivities } from './reclassify.js';
+import { createWarehouseActivities } from './warehouse.js';
 import { createWebhookActivities } from './webhooks.js';
 import { createSmokeActivities } from './smoke.js';
 
@@ -17,7 +20,7 @@ export interface ActivityDeps {
   clients: GcpClients;
   logger: Logger;
   /** Failure points for tests (a crash between write and ack, for example). */
-  hooks?: { ingest?: IngestHooks };
+  hooks?: { ingest?: IngestHooks; bench?: BenchHooks };
 }
 
 /** The activities and what must be closed when the worker stops. */
@@ -33,10 +36,13 @@ export function createActivityRuntime(deps: ActivityDeps) {
   const activities = {
     ...createSmokeActivities({ clients, bucket: config.lake.bucket }),
     ...ingest,
-    ...createAlertActivities({ logger, webhookUrls: config.alerts.webhookUrls, uiBaseUrl: config.temporal.uiUrl }),
+    ...createAlertActivities(alertDepsFromConfig(config.alerts, logger, config.temporal.uiUrl)),
     ...createProfileActivities({ firestore: clients.firestore, config, logger }),
+    ...createReclassifyActivities({ storage: clients.storage, bigquery: clients.bigquery, firestore: clients.firestore, config, logger }),
     ...createWebhookActivities({ subscribers: config.webhooks, logger }),
+    ...createWarehouseActivities({ bigquery: clients.bigquery, storage: clients.storage, config, logger }),
     ...createExampleDagActivities(),
+    ...createBenchActivities(hooks?.bench),
   };
   return {
     activities,
