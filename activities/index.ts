@@ -9,8 +9,10 @@ import { alertDepsFromConfig, createAlertActivities } from './alerts.js';
 import { createBenchActivities, type BenchHooks } from './bench.js';
 import { createExampleDagActivities } from './dag-test-support.js';
 import { createIngestActivities, type IngestHooks } from './ingest.js';
+import { createProfileSyncActivities } from './profile-sync.js';
 import { createProfileActivities } from './profiles.js';
 import { createReclassifyActivities } from './reclassify.js';
+import { createSegmentationActivities } from './segmentation.js';
 import { createWarehouseActivities } from './warehouse.js';
 import { createWebhookActivities } from './webhooks.js';
 import { createSmokeActivities } from './smoke.js';
@@ -33,14 +35,23 @@ export function createActivityRuntime(deps: ActivityDeps) {
     logger,
     hooks: hooks?.ingest,
   });
+  const profiles = createProfileActivities({ firestore: clients.firestore, config, logger });
   const activities = {
     ...createSmokeActivities({ clients, bucket: config.lake.bucket }),
     ...ingest,
     ...createAlertActivities(alertDepsFromConfig(config.alerts, logger, config.temporal.uiUrl)),
-    ...createProfileActivities({ firestore: clients.firestore, config, logger }),
+    ...profiles,
+    ...createProfileSyncActivities({
+      bigquery: clients.bigquery,
+      storage: clients.storage,
+      config,
+      logger,
+      writeProfilesBulk: profiles.writeProfilesBulk,
+    }),
     ...createReclassifyActivities({ storage: clients.storage, bigquery: clients.bigquery, firestore: clients.firestore, config, logger }),
     ...createWebhookActivities({ subscribers: config.webhooks, logger }),
     ...createWarehouseActivities({ bigquery: clients.bigquery, storage: clients.storage, config, logger }),
+    ...createSegmentationActivities({ bigquery: clients.bigquery, storage: clients.storage, config, logger }),
     ...createExampleDagActivities(),
     ...createBenchActivities(hooks?.bench),
   };

@@ -5,7 +5,14 @@
 
 export type AlertSeverity = 'critical' | 'error' | 'warning' | 'info';
 
-export type AlertKind = 'dag_run_failed' | 'data_anomaly';
+export type AlertKind = 'dag_run_failed' | 'data_anomaly' | 'ingestion_lag' | 'webhook_delivery_failed';
+
+/** Most severe first; channels with a minimum severity compare ranks. */
+export const ALERT_SEVERITIES: readonly AlertSeverity[] = ['critical', 'error', 'warning', 'info'];
+
+export function severityAtLeast(severity: AlertSeverity, minimum: AlertSeverity): boolean {
+  return ALERT_SEVERITIES.indexOf(severity) <= ALERT_SEVERITIES.indexOf(minimum);
+}
 
 export interface AlertLink {
   readonly label: string;
@@ -73,7 +80,8 @@ export function dagRunFailedAlert(params: DagRunFailedAlertParams): Alert {
     severity: 'error',
     summary: `DAG ${dagId} failed for ${interval.start}..${interval.end}: ${taskIds.join(', ')}`,
     message: lines.join('\n'),
-    dedupKey: alertDedupKey('dag_run_failed', dagId, interval.start),
+    // DAG, task(s) and interval: a rerun failing the same way joins the same incident.
+    dedupKey: alertDedupKey('dag_run_failed', dagId, [...taskIds].sort().join(','), interval.start),
     occurredAt: params.occurredAt,
     dagId,
     taskIds,

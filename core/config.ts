@@ -79,11 +79,47 @@ const envSchema = z.object({
   SEGFLOW_EVENT_MAX_FUTURE_SKEW_S: z.coerce.number().int().min(0).default(300),
 
   SEGFLOW_WEBHOOKS: optionalString,
+  SEGFLOW_RECLASSIFY_IDLE_MINUTES: z.coerce.number().positive().max(1440).default(10),
   SEGFLOW_ALERT_WEBHOOK_URLS: optionalString,
+  SEGFLOW_ALERT_SLACK_WEBHOOK_URL: optionalString.pipe(httpUrl.optional()),
+  SEGFLOW_ALERT_PAGERDUTY_ROUTING_KEY: optionalString,
+  SEGFLOW_ALERT_PAGERDUTY_URL: httpUrl.default('https://events.pagerduty.com/v2/enqueue'),
+  SEGFLOW_ALERT_PAGERDUTY_MIN_SEVERITY: z.enum(['critical', 'error', 'warning', 'info']).default('error'),
+
+  SEGFLOW_SCHEDULE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]*$/, 'expected letters, digits, _ . - (or empty)').default(''),
+  SEGFLOW_HOURLY_MINUTE: z.coerce.number().int().min(0).max(59).default(5),
+  SEGFLOW_NIGHTLY_TIME: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM (24h), for example 02:00').default('02:00'),
+  SEGFLOW_NIGHTLY_TIMEZONE: z
+    .string()
+    .refine((tz) => {
+      try {
+        new Intl.DateTimeFormat('en', { timeZone: tz });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'expected an IANA time zone, for example Europe/Berlin')
+    .default('UTC'),
 
   SEGFLOW_API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   SEGFLOW_API_TOKENS: optionalString,
   SEGFLOW_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+
+  SEGFLOW_SEGMENT_FEATURES: optionalString,
+  SEGFLOW_SEGMENT_K_MIN: z.coerce.number().int().min(1).max(100).default(2),
+  SEGFLOW_SEGMENT_K_MAX: z.coerce.number().int().min(1).max(100).default(12),
+  SEGFLOW_SEGMENT_SAMPLE_SIZE: z.coerce.number().int().min(10).default(50_000),
+  SEGFLOW_SEGMENT_PAGE_SIZE: z.coerce.number().int().min(100).max(100_000).default(10_000),
+  SEGFLOW_SEGMENT_MIN_SEGMENT_SHARE: z.coerce.number().min(0).max(1).default(0.02),
+  SEGFLOW_SEGMENT_SILHOUETTE_SAMPLE: z.coerce.number().int().min(10).max(20_000).default(2000),
+  SEGFLOW_SEGMENT_N_INIT: z.coerce.number().int().min(1).max(50).default(4),
+  SEGFLOW_SEGMENT_SEED: z.coerce.number().int().min(0).default(20261126),
+  SEGFLOW_SEGMENT_MAX_CHANGED_SHARE: z.coerce.number().min(0).max(1).default(0.15),
+  SEGFLOW_SEGMENT_MIN_ARI: z.coerce.number().min(-1).max(1).default(0.7),
+  SEGFLOW_SEGMENT_MAX_CENTROID_DRIFT: z.coerce.number().min(0).default(0.25),
+  SEGFLOW_SEGMENT_MAX_SIZE_SHIFT: z.coerce.number().min(0).max(1).default(0.05),
+  SEGFLOW_SEGMENT_ALLOW_SEGMENT_CHANGES: bool.default(false),
+  SEGFLOW_SEGMENT_PROMOTION_POLICY: z.enum(['promote_with_alert', 'hold']).default('promote_with_alert'),
 });
 
 export type RawEnv = Record<string, string | undefined>;
@@ -116,9 +152,37 @@ export interface Config {
   api: { port: number; tokens: string[] };
   /** Subscribers told about segment changes (SEGFLOW_WEBHOOKS, a JSON array). */
   webhooks: WebhookSubscriber[];
-  /** Alert channels: generic JSON webhooks (Slack-compatible `text` field). */
-  alerts: { webhookUrls: string[] };
+  /** Real-time reclassification: a customer's workflow ends after this many minutes without events. */
+  reclassify: { idleMinutes: number };
+  /** Alert channels: generic JSON webhooks (Slack-compatible `text` field), Slack, PagerDuty Events v2. */
+  alerts: {
+    webhookUrls: string[];
+    slackWebhookUrl?: string;
+    pagerDuty?: { routingKey: string; url: string; minSeverity: 'critical' | 'error' | 'warning' | 'info' };
+  };
+  /** Schedules as code (schedules/definitions.ts). */
+  schedules: {
+    /** Prefixes schedule ids and DAG run ids, so several deployments (or tests) share a namespace. */
+    prefix: string;
+    hourlyMinute: number;
+    nightlyTime: string;
+    nightlyTimezone: string;
+  };
   metrics: { port: number };
+  /** Nightly segmentation (dags/nightly_segmentation.ts); features as a JSON FeatureSpec list, default in activities/segmentation.ts. */
+  segmentation: {
+    featuresJson?: string;
+    kMin: number;
+    kMax: number;
+    sampleSize: number;
+    pageSize: number;
+    minSegmentShare: number;
+    silhouetteSampleSize: number;
+    nInit: number;
+    seed: number;
+    thresholds: { maxChangedShare: number; minAdjustedRandIndex: number; maxCentroidDrift: number; maxSizeShift: number; allowSegmentChanges: boolean };
+    promotionPolicy: 'promote_with_alert' | 'hold';
+  };
 }
 
 export class ConfigError extends Error {
@@ -181,6 +245,16 @@ export function parseConfig(env: RawEnv): Config {
   for (const u of alertUrls) {
     if (!/^https?:\/\/[^\s]+$/.test(u)) problems.push('SEGFLOW_ALERT_WEBHOOK_URLS: expected comma-separated http(s) URLs');
   }
+  if (e.SEGFLOW_SEGMENT_K_MIN > e.SEGFLOW_SEGMENT_K_MAX) {
+    problems.push(`SEGFLOW_SEGMENT_K_MIN and SEGFLOW_SEGMENT_K_MAX: expected K_MIN <= K_MAX, found ${e.SEGFLOW_SEGMENT_K_MIN} > ${e.SEGFLOW_SEGMENT_K_MAX}`);
+  }
+  if (e.SEGFLOW_SEGMENT_FEATURES !== undefined) {
+    try {
+      JSON.parse(e.SEGFLOW_SEGMENT_FEATURES);
+    } catch {
+      problems.push('SEGFLOW_SEGMENT_FEATURES: expected a JSON array of {"name", "weight", "log"?, "role"?}');
+    }
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const wantsTls = e.TEMPORAL_TLS || e.TEMPORAL_API_KEY !== undefined || e.TEMPORAL_TLS_CERT_PATH !== undefined;
@@ -216,8 +290,46 @@ export function parseConfig(env: RawEnv): Config {
     firestore: { profiles: e.SEGFLOW_FIRESTORE_PROFILES },
     api: { port: e.SEGFLOW_API_PORT, tokens },
     webhooks,
-    alerts: { webhookUrls: alertUrls },
+    reclassify: { idleMinutes: e.SEGFLOW_RECLASSIFY_IDLE_MINUTES },
+    alerts: {
+      webhookUrls: alertUrls,
+      ...(e.SEGFLOW_ALERT_SLACK_WEBHOOK_URL === undefined ? {} : { slackWebhookUrl: e.SEGFLOW_ALERT_SLACK_WEBHOOK_URL }),
+      ...(e.SEGFLOW_ALERT_PAGERDUTY_ROUTING_KEY === undefined
+        ? {}
+        : {
+            pagerDuty: {
+              routingKey: e.SEGFLOW_ALERT_PAGERDUTY_ROUTING_KEY,
+              url: e.SEGFLOW_ALERT_PAGERDUTY_URL,
+              minSeverity: e.SEGFLOW_ALERT_PAGERDUTY_MIN_SEVERITY,
+            },
+          }),
+    },
+    schedules: {
+      prefix: e.SEGFLOW_SCHEDULE_PREFIX,
+      hourlyMinute: e.SEGFLOW_HOURLY_MINUTE,
+      nightlyTime: e.SEGFLOW_NIGHTLY_TIME,
+      nightlyTimezone: e.SEGFLOW_NIGHTLY_TIMEZONE,
+    },
     metrics: { port: e.SEGFLOW_METRICS_PORT },
+    segmentation: {
+      featuresJson: e.SEGFLOW_SEGMENT_FEATURES,
+      kMin: e.SEGFLOW_SEGMENT_K_MIN,
+      kMax: e.SEGFLOW_SEGMENT_K_MAX,
+      sampleSize: e.SEGFLOW_SEGMENT_SAMPLE_SIZE,
+      pageSize: e.SEGFLOW_SEGMENT_PAGE_SIZE,
+      minSegmentShare: e.SEGFLOW_SEGMENT_MIN_SEGMENT_SHARE,
+      silhouetteSampleSize: e.SEGFLOW_SEGMENT_SILHOUETTE_SAMPLE,
+      nInit: e.SEGFLOW_SEGMENT_N_INIT,
+      seed: e.SEGFLOW_SEGMENT_SEED,
+      thresholds: {
+        maxChangedShare: e.SEGFLOW_SEGMENT_MAX_CHANGED_SHARE,
+        minAdjustedRandIndex: e.SEGFLOW_SEGMENT_MIN_ARI,
+        maxCentroidDrift: e.SEGFLOW_SEGMENT_MAX_CENTROID_DRIFT,
+        maxSizeShift: e.SEGFLOW_SEGMENT_MAX_SIZE_SHIFT,
+        allowSegmentChanges: e.SEGFLOW_SEGMENT_ALLOW_SEGMENT_CHANGES,
+      },
+      promotionPolicy: e.SEGFLOW_SEGMENT_PROMOTION_POLICY,
+    },
   };
 }
 

@@ -2,7 +2,10 @@
  * Every DAG the runDag workflow can run, by id. Imported by workflow code, so DAG modules
  * registered here must stay pure data.
  */
+import { benchDags } from './bench.js';
 import { createDagRegistry, defineDag, type DefaultTaskOptions } from './dsl.js';
+import { hourlyPipeline } from './hourly_pipeline.js';
+import { nightlySegmentation } from './nightly_segmentation.js';
 
 /** Activity behind the example DAGs: a no-op (see activities/dag-test-support.ts). */
 export const EXAMPLE_TASK_ACTIVITY = 'exampleTask';
@@ -68,4 +71,4 @@ export const exampleFanout = defineDag({
   },
 });
 
-export const dagRegistry = createDagRegistry([exampleDiamond, exampleCleanup, exampleFanout]);
+export const dagRegistry = createDagRegistry([exampleDiamond, exampleCleanup, exampleFanout, ...benchDags, hourlyPipeline, nightlySegmentation]);

@@ -1,58 +1,211 @@
 /**
- * npm start — the main job: the local stack (installed on first use, unless the
- * configuration points elsewhere), the segflow worker, until Ctrl-C.
+ * npm start — the whole system: the local stack (installed on first use, unless the
+ * configuration points elsewhere), the worker, the schedules applied, continuous ingestion,
+ * the trigger listener, the profile API and metrics, until Ctrl-C. With --demo: demo traffic,
+ * then an immediate hourly pipeline and segmentation run, so the UI shows completed runs and
+ * the API returns segments within minutes.
  */
-import { Command } from 'commander';
-import { loadConfig, usesLocalStack } from '../core/config.js';
-import { createLogger } from '../core/logger.js';
+import type { Client } from '@temporalio/client';
+import { Command, InvalidArgumentError } from 'commander';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { GcpClients } from '../activities/clients.js';
+import { buildProfileApi } from '../api/server.js';
+import { createFirestoreProfileStore } from '../api/firestore-store.js';
+import { loadConfig, usesLocalStack, type Config } from '../core/config.js';
+import { createLogger, type Logger } from '../core/logger.js';
+import { generateEvents, makePopulation } from '../core/personas.js';
+import { INTERVAL_PERIOD_MS } from '../dags/dsl.js';
+import { dagRegistry } from '../dags/index.js';
+import { applyConfiguredSchedules, formatApplyResult } from '../schedules/apply.js';
+import { HOURLY_PIPELINE, NIGHTLY_SEGMENTATION, ensureIngestion } from '../schedules/definitions.js';
+import { intervalStartingAt, startDagRun, type OpsContext } from '../schedules/ops.js';
+import { ingestStatsQuery } from '../workflows/ingest-messages.js';
+import { createTemporalClient } from '../workers/client.js';
+import { metricsPorts, recordApiLatency } from '../workers/metrics.js';
+import { startTriggerListener } from '../workers/trigger-listener.js';
 import { startWorker } from '../workers/worker.js';
+import { eventMessage, openTopic, publishAll } from './lib/publisher.js';
 import { down, up } from './stack-lib.js';
 
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a whole number above 0, found ${JSON.stringify(v)}`);
+  return n;
+}
+
 const program = new Command('start')
-  .description('Run segflow: bring up the local stack when configured for it, start the workers, run until Ctrl-C.')
+  .description('Run segflow: the local stack when configured for it, the worker, schedules, ingestion, trigger listener, profile API and metrics, until Ctrl-C.')
   .option('--keep-stack', 'leave the local stack running on exit (it is stopped by default if this command started it)')
   .option('--no-stack', 'never start the local stack, even when the configuration points at loopback')
+  .option('--demo', 'publish demo traffic, then run the hourly pipeline and the segmentation at once')
+  .option('--demo-customers <n>', 'demo population size', positiveInt, 500)
+  .option('--no-api', 'do not serve the profile API')
+  .option('--no-schedules', 'do not apply the schedules (the worker still runs scheduled workflows)')
   .showHelpAfterError();
 program.parse();
-const opts = program.opts<{ keepStack?: boolean; stack: boolean }>();
+const opts = program.opts<{ keepStack?: boolean; stack: boolean; demo?: boolean; demoCustomers: number; api: boolean; schedules: boolean }>();
 
 process.on('uncaughtException', (err) => {
   console.error(`segflow: ${err.message}`);
   process.exit(1);
 });
 
+const t0 = Date.now();
 const config = loadConfig();
 const logger = createLogger({ level: config.log.level, name: 'segflow' });
+
+/** What Ctrl-C stops, in reverse order of start. */
+const stoppers: { name: string; stop: () => Promise<unknown> }[] = [];
+let stopping = false;
+/** Each part gets this long to stop; a part that hangs (an activity ignoring cancellation) is reported and left. */
+const STOP_TIMEOUT_MS = 20_000;
+async function stop(signal: string): Promise<void> {
+  if (stopping) {
+    console.error('segflow: stopping now without waiting (second signal)');
+    process.exit(130);
+  }
+  stopping = true;
+  console.log('stopping segflow (Ctrl-C again to stop at once)...');
+  logger.info({ signal }, 'stopping segflow');
+  for (const { name, stop: fn } of stoppers.reverse()) {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        fn(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`did not stop within ${STOP_TIMEOUT_MS / 1000} s`)), STOP_TIMEOUT_MS);
+        }),
+      ]);
+      logger.info({ component: name }, 'stopped');
+    } catch (err) {
+      logger.warn({ component: name, error: err instanceof Error ? err.message : String(err) }, 'could not stop cleanly');
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  console.log('segflow stopped');
+  process.exit(0);
+}
+process.on('SIGINT', () => void stop('SIGINT'));
+process.on('SIGTERM', () => void stop('SIGTERM'));
 
 let startedServices: string[] = [];
 if (opts.stack && usesLocalStack(config)) {
   startedServices = (await up((line) => logger.info(line))).started;
+  if (startedServices.length > 0 && !opts.keepStack) {
+    stoppers.push({ name: 'stack', stop: () => down((line) => logger.info(line), startedServices) });
+  }
 }
 // The stack wrote .stack/env on first start: read the configuration again so it applies.
 const runtimeConfig = loadConfig();
-const worker = await startWorker(runtimeConfig, logger);
 
+const worker = await startWorker(runtimeConfig, logger);
+stoppers.push({ name: 'worker', stop: () => worker.shutdown() });
+const client = await createTemporalClient(runtimeConfig);
+stoppers.push({ name: 'temporal client', stop: () => client.connection.close() });
+
+if (opts.schedules) {
+  const applied = await applyConfiguredSchedules(client, runtimeConfig);
+  console.log(`schedules:\n${formatApplyResult(applied)}`);
+}
+const ingestion = await ensureIngestion(client, runtimeConfig, logger);
+
+const listener = await startTriggerListener(runtimeConfig, logger, client, worker.clients.pubsub);
+stoppers.push({ name: 'trigger listener', stop: () => listener.stop() });
+
+let apiUrl: string | undefined;
+if (opts.api) apiUrl = await startApi(runtimeConfig, logger, worker.clients);
+
+const ui = `${runtimeConfig.temporal.uiUrl}/namespaces/${encodeURIComponent(runtimeConfig.temporal.namespace)}`;
+const ports = metricsPorts(runtimeConfig);
 console.log(`
-segflow is running
-  Temporal UI   ${runtimeConfig.temporal.uiUrl}/namespaces/${runtimeConfig.temporal.namespace}/workflows
+segflow is running (started in ${((Date.now() - t0) / 1000).toFixed(1)} s)
+  Temporal UI   ${ui}/workflows
+  DAG runs      ${ui}/workflows?query=${encodeURIComponent("DagId = 'hourly_pipeline'")}
+  schedules     ${ui}/schedules
+  ingestion     ${ingestion.workflowId} (${ingestion.started ? 'started' : 'already running'})
+  profile API   ${apiUrl ?? 'off (--no-api)'}
+  metrics       ${ports === undefined ? 'off (SEGFLOW_METRICS_PORT=0)' : `http://127.0.0.1:${ports.temporal}/metrics (Temporal SDK), http://127.0.0.1:${ports.segflow}/metrics (segflow)`}
   task queue    ${runtimeConfig.temporal.taskQueue}
-  metrics       http://127.0.0.1:${runtimeConfig.metrics.port}/metrics
+  ops           npm run ops -- status
 Press Ctrl-C to stop.
 `);
 
-let stopping = false;
-async function stop(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  logger.info({ signal }, 'stopping segflow');
-  await worker.shutdown();
-  if (startedServices.length > 0 && !opts.keepStack) await down((line) => logger.info(line), startedServices);
-  logger.info('segflow stopped');
-  process.exit(0);
+if (opts.demo) {
+  runDemo(runtimeConfig, logger, client, worker.clients, apiUrl).catch((err: unknown) => {
+    logger.error({ error: err instanceof Error ? err.message : String(err) }, 'demo failed; segflow keeps running');
+  });
 }
-process.once('SIGINT', () => void stop('SIGINT'));
-process.once('SIGTERM', () => void stop('SIGTERM'));
+
 await worker.done.catch((err: unknown) => {
   logger.error({ err }, 'worker failed');
   process.exit(1);
 });
+
+async function startApi(cfg: Config, log: Logger, clients: GcpClients): Promise<string> {
+  const store = createFirestoreProfileStore({ firestore: clients.firestore, config: cfg, logger: log });
+  const app = buildProfileApi({ store, tokens: cfg.api.tokens, logger: log });
+  app.addHook('onResponse', async (request, reply) => {
+    recordApiLatency(request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime);
+  });
+  const host = cfg.env === 'production' ? '0.0.0.0' : '127.0.0.1';
+  await app.listen({ host, port: cfg.api.port });
+  stoppers.push({ name: 'profile API', stop: () => app.close() });
+  return `http://127.0.0.1:${cfg.api.port}`;
+}
+
+async function runDemo(cfg: Config, log: Logger, temporal: Client, clients: GcpClients, api: string | undefined): Promise<void> {
+  const demoLog = log.child({ component: 'demo' });
+  const ops: OpsContext = { client: temporal, config: cfg, out: (line) => demoLog.info(line) };
+  const ingestHandle = temporal.workflow.getHandle(ingestion.workflowId);
+  const ingestedSoFar = async () => {
+    const c = await ingestHandle.query(ingestStatsQuery);
+    return c.written + c.quarantined;
+  };
+  const baseline = await ingestedSoFar().catch(() => 0);
+
+  const now = new Date();
+  const population = makePopulation(opts.demoCustomers, 42);
+  const events = [...generateEvents(population, { from: new Date(now.getTime() - 90 * 86_400_000), to: now, seed: 42, eventsPerCustomer: 30 })];
+  const topic = await openTopic(clients.pubsub, cfg.pubsub.topic);
+  demoLog.info({ events: events.length, customers: population.length }, 'publishing demo traffic');
+  await publishAll(topic, events.map(eventMessage), { total: events.length });
+
+  // The hourly pipeline loads an arrival hour: wait until ingestion has landed the demo events.
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline && (await ingestedSoFar().catch(() => baseline)) < baseline + events.length) await sleep(1_000);
+  demoLog.info({ ingested: (await ingestedSoFar().catch(() => baseline)) - baseline }, 'demo traffic ingested');
+
+  const runs: { dagId: string; startMs: number }[] = [];
+  const hourNow = Date.now() - (Date.now() % INTERVAL_PERIOD_MS.hourly);
+  runs.push({ dagId: HOURLY_PIPELINE, startMs: hourNow }); // the arrival hour the demo events landed in
+  const dayNow = Date.now() - (Date.now() % INTERVAL_PERIOD_MS.daily);
+  runs.push({ dagId: NIGHTLY_SEGMENTATION, startMs: dayNow - INTERVAL_PERIOD_MS.daily }); // the last complete day
+
+  for (const { dagId, startMs } of runs) {
+    const dag = dagRegistry.get(dagId);
+    if (dag === undefined) {
+      demoLog.warn({ dagId }, 'DAG not registered in dags/index.ts; skipping its demo run');
+      continue;
+    }
+    const interval = intervalStartingAt(dag, startMs);
+    const started = await startDagRun(ops, dagId, interval);
+    demoLog.info({ workflowId: started.workflowId }, 'demo run started');
+    try {
+      await temporal.workflow.getHandle(started.workflowId, started.runId).result();
+      console.log(`demo: ${started.workflowId} completed (${((Date.now() - t0) / 1000).toFixed(0)} s after start)`);
+    } catch (err) {
+      if (stopping) return;
+      console.log(`demo: ${started.workflowId} failed: ${err instanceof Error ? err.message : String(err)} (see npm run ops -- tasks ${started.workflowId})`);
+      return;
+    }
+  }
+  if (api !== undefined) {
+    const customer = population[0]?.customer_id ?? 'cust-000000';
+    const token = cfg.env === 'local' ? cfg.api.tokens[0] ?? '$TOKEN' : '$TOKEN';
+    const response = await fetch(`${api}/v1/customers/${customer}/profile`, { headers: { authorization: `Bearer ${token}` } }).catch(() => undefined);
+    console.log(`demo: GET ${api}/v1/customers/${customer}/profile -> ${response?.status ?? 'no answer'} ${response ? (await response.text()).slice(0, 300) : ''}`);
+    console.log(`      try: curl -H 'Authorization: Bearer ${token}' ${api}/v1/customers/${customer}/profile`);
+  }
+  console.log(`demo ready ${((Date.now() - t0) / 1000).toFixed(0)} s after start`);
+}

@@ -4,6 +4,8 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createIngestActivities } from '../../activities/ingest.js';
+import { createWarehouseActivities } from '../../activities/warehouse.js';
+import { hourStartOf } from '../../core/lake.js';
 import { PROJECT_ROOT } from '../../core/config.js';
 import { ingestStatsQuery, type IngestCounters } from '../../workflows/ingest-messages.js';
 import type { IngestEventsInput } from '../../workflows/ingestEvents.js';
@@ -13,7 +15,11 @@ import { startHarness, testConfig, type IntegrationHarness } from '../support/st
 
 function isolatedEnv(name: string): Record<string, string> {
   const id = randomUUID().slice(0, 8);
+  const ds = `${name.replace(/[^a-z0-9]/g, '_')}_${id}`;
   return {
+    SEGFLOW_DATASET_RAW: `raw_${ds}`,
+    SEGFLOW_DATASET_STAGING: `staging_${ds}`,
+    SEGFLOW_DATASET_MARTS: `marts_${ds}`,
     SEGFLOW_EVENTS_TOPIC: `t-${name}-${id}`,
     SEGFLOW_LAKE_SUBSCRIPTION: `t-${name}-${id}-lake`,
     SEGFLOW_TRIGGER_SUBSCRIPTION: `t-${name}-${id}-triggers`,
@@ -78,7 +84,28 @@ describe('ingestion: Pub/Sub to the GCS lake', () => {
     assert.equal(counters.pulled, 20_000 + 400 + 600);
     assert.equal(counters.quarantined, 600);
     assert.equal(counters.written, 20_400);
-    assertLakeMatches(w, await readLake(h.worker.clients.storage, h.config.lake.bucket));
+    const lake = await readLake(h.worker.clients.storage, h.config.lake.bucket);
+    assertLakeMatches(w, lake);
+
+    // The pipeline's first two steps for every arrival hour: load the lake hour into
+    // raw.events, then build staging.events (one row per event_id).
+    const warehouse = createWarehouseActivities({ bigquery: h.worker.clients.bigquery, storage: h.worker.clients.storage, config: h.config, logger: h.logger });
+    await warehouse.ensureWarehouse();
+    const hours = [...new Set(lake.raw.map((r) => hourStartOf(new Date(r.publish_time)).getTime()))].sort();
+    for (const start of hours) {
+      const interval = { start: new Date(start).toISOString(), end: new Date(start + 3_600_000).toISOString() };
+      await warehouse.loadRawEvents({ interval });
+      await warehouse.runSqlModel({ model: 'stg_events', interval });
+    }
+    const staging = `\`${h.config.gcp.projectId}.${h.config.warehouse.staging}.events\``;
+    const [counts] = await h.worker.clients.bigquery.query({ query: `SELECT COUNT(*) AS n, COUNT(DISTINCT event_id) AS d FROM ${staging}` });
+    assert.deepEqual(counts.map((r: { n: number; d: number }) => [Number(r.n), Number(r.d)]), [[20_000, 20_000]], 'staging holds exactly the distinct valid events');
+    const [ids] = await h.worker.clients.bigquery.query({ query: `SELECT event_id FROM ${staging}` });
+    const stagedIds = new Set((ids as Array<{ event_id: string }>).map((r) => r.event_id));
+    for (const id of w.validIds) assert.ok(stagedIds.has(id), `event ${id} is in staging.events`);
+    // Late events (event time up to 90 days before arrival) count like any other.
+    const [late] = await h.worker.clients.bigquery.query({ query: `SELECT COUNT(*) AS n FROM ${staging} WHERE ts < TIMESTAMP_SUB(received_at, INTERVAL 30 DAY)` });
+    assert.ok(Number((late as Array<{ n: number }>)[0]!.n) > 0, 'late events are staged');
   });
 });
 

@@ -309,7 +309,7 @@ describe('runDag workflow', () => {
       assert.equal(alert?.dagId, 'example_cleanup');
       assert.deepEqual(alert?.taskIds, ['work']);
       assert.deepEqual(alert?.interval, INTERVAL);
-      assert.equal(alert?.dedupKey, `dag_run_failed/example_cleanup/${INTERVAL.start}`);
+      assert.equal(alert?.dedupKey, `dag_run_failed/example_cleanup/work/${INTERVAL.start}`);
       assert.match(alert?.message ?? '', /work failed after 3 attempts: work: warehouse unavailable/);
       assert.equal(
         alert?.links[0]?.url,

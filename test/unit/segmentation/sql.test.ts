@@ -77,9 +77,9 @@ test('no string literals, and every numeric literal is a model number, ids or of
     const negated = code.includes(`(-${lit})`);
     assert.ok(allowed.has(v) || (negated && allowed.has(-v)), `literal ${lit} is not a model number`);
   }
-  // Integer literals are only segment ids, OFFSET positions and the LIMIT.
+  // Integer literals are only segment ids, centroid indices and OFFSET positions.
   const ints = [...code.replace(/`[^`]*`/g, '').matchAll(/(?<![\w.])\d+(?![\w.])/g)].map((m) => Number(m[0]));
-  const intAllowed = new Set([0, 1, 2, ...model.segments.map((s) => s.id)]);
+  const intAllowed = new Set([0, 1, 2, ...model.segments.map((s) => s.id), ...model.centroids.map((_, c) => c)]);
   for (const n of ints) assert.ok(intAllowed.has(n), `integer literal ${n}`);
 });
 
@@ -152,6 +152,6 @@ test('a one-segment model has no runner-up', () => {
   };
   const { sql } = assignmentSql(one, { includeLabels: false });
   assert.match(sql, /CAST\(NULL AS FLOAT64\) AS margin/);
-  assert.match(sql, /LIMIT 1/);
+  assert.match(sql, /UNNEST\(\[d0\]\)/);
   assert.doesNotMatch(sql, /@segment_labels/);
 });

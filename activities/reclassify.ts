@@ -1,0 +1,293 @@
+/**
+ * Real-time reclassification of one customer, in two steps the workflow runs
+ * as local activities:
+ *
+ *   prepareReclassification   read the stored profile (or start from the event
+ *                             alone), apply the events (core/realtime-features),
+ *                             assign with the current model (assignCustomer, the
+ *                             code the batch SQL mirrors). Reads only, so a
+ *                             retry can never apply an event twice.
+ *   writeReclassifiedProfile  writeProfile (a newer profile is never replaced),
+ *                             then the latency from event and publish time.
+ *
+ * The current model is read through the pointer gs://<lake>/models/segmentation/current.json
+ * ({"version","uri"}, activities/segmentation.ts) and cached by version; the pointer is
+ * re-read at most every `modelPointerTtlMs`, so a promotion reaches the real-time path
+ * within that.
+ *
+ * RFM score bounds (see core/realtime-features.ts) come from the batch scores in
+ * marts.customer_features: per score, the smallest frequency / monetary and the
+ * largest recency_days among buyers with that score. They are re-read every
+ * `scoreBoundsTtlMs` in the background; until the warehouse has scored a buyer,
+ * DEFAULT_RFM_SCORE_BOUNDS apply (logged).
+ */
+import type { BigQuery } from '@google-cloud/bigquery';
+import type { Firestore } from '@google-cloud/firestore';
+import type { Storage } from '@google-cloud/storage';
+import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
+import type { Config } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import { ProfileSchema, profileProblems, type Profile, type SegmentRef } from '../core/profile.js';
+import {
+  applyTriggerEvents,
+  DEFAULT_RFM_SCORE_BOUNDS,
+  emptyFeatureState,
+  type FeatureState,
+  type RfmScoreBounds,
+  type ScoreBound,
+  type TriggerEvent,
+} from '../core/realtime-features.js';
+import { assignCustomer } from '../core/segmentation/assign.js';
+import type { SegmentModel } from '../core/segmentation/model.js';
+import { qualifiedTable } from '../core/sql-models.js';
+import { createProfileActivities, type WriteProfileResult } from './profiles.js';
+import { CURRENT_MODEL_OBJECT, loadCurrentPointer, loadModelAt } from './segmentation.js';
+
+export interface ReclassifyActivityDeps {
+  storage: Storage;
+  bigquery: BigQuery;
+  firestore: Firestore;
+  config: Pick<Config, 'lake' | 'firestore' | 'warehouse' | 'gcp'>;
+  logger: Logger;
+  /** Re-read current.json at most this often (default 30 s). */
+  modelPointerTtlMs?: number;
+  /** Re-read the RFM score bounds this often (default 10 min). */
+  scoreBoundsTtlMs?: number;
+  /** How long the first step waits for the score bounds before using the defaults (default 3 s). */
+  scoreBoundsWaitMs?: number;
+  now?: () => Date;
+}
+
+export interface PrepareReclassificationInput {
+  customerId: string;
+  events: TriggerEvent[];
+}
+
+export interface PreparedReclassification {
+  profile: Profile;
+  previousSegment: SegmentRef | null;
+  /** Where the features came from: the stored profile, or the events alone (a customer nobody knew). */
+  base: 'profile' | 'event_only';
+  /** Squared distance margin to the runner-up centroid; near 0 means a near tie. */
+  margin: number | null;
+  scoreBounds: string;
+}
+
+export interface WriteReclassifiedInput {
+  profile: Profile;
+  events: Array<{ eventId: string; ts: string; publishTime: string }>;
+}
+
+export interface WriteReclassifiedResult extends WriteProfileResult {
+  writtenAt: string;
+  latencies: Array<{ eventId: string; fromEventMs: number; fromPublishMs: number }>;
+}
+
+const BoundsRowSchema = z.object({
+  feature: z.enum(['recency_days', 'frequency', 'monetary']),
+  score: z.coerce.number().int().min(1).max(5),
+  bound: z.coerce.number(),
+});
+
+export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
+  const { storage, bigquery, firestore, config, logger } = deps;
+  const now = deps.now ?? (() => new Date());
+  const log = logger.child({ component: 'reclassify' });
+  const profiles = createProfileActivities({ firestore, config, logger });
+  const pointerTtl = deps.modelPointerTtlMs ?? 30_000;
+  const boundsTtl = deps.scoreBoundsTtlMs ?? 600_000;
+  const boundsWait = deps.scoreBoundsWaitMs ?? 3_000;
+
+  // ---- current model, cached by version
+  let model: { value: SegmentModel; checkedAt: number } | undefined;
+  let modelLoading: Promise<SegmentModel> | undefined;
+
+  async function refreshModel(): Promise<SegmentModel> {
+    const pointer = await loadCurrentPointer(storage, config.lake.bucket);
+    if (pointer === null) throw new NoCurrentModelError();
+    let value = model?.value;
+    if (value?.version !== pointer.version) {
+      value = await loadModelAt(storage, pointer.uri);
+      if (value.version !== pointer.version) {
+        throw new Error(`${CURRENT_MODEL_OBJECT} names version ${pointer.version} but ${pointer.uri} holds ${value.version}`);
+      }
+      log.info({ modelVersion: value.version }, 'current segmentation model loaded');
+    }
+    model = { value, checkedAt: Date.now() };
+    return value;
+  }
+
+  async function currentModel(): Promise<SegmentModel> {
+    if (model && Date.now() - model.checkedAt < pointerTtl) return model.value;
+    modelLoading ??= refreshModel().finally(() => (modelLoading = undefined));
+    try {
+      return await modelLoading;
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      if (model) {
+        log.warn({ error: reason, modelVersion: model.value.version }, 'could not re-read the current model; keeping the cached one');
+        model.checkedAt = Date.now();
+        return model.value;
+      }
+      if (err instanceof NoCurrentModelError) {
+        throw ApplicationFailure.nonRetryable(
+          `no current segmentation model: gs://${config.lake.bucket}/${CURRENT_MODEL_OBJECT} does not exist; ` +
+            'run the nightly_segmentation DAG (or promote a model) before real-time reclassification can assign segments',
+          'NoCurrentModel',
+        );
+      }
+      throw ApplicationFailure.retryable(`reading the current segmentation model failed: ${reason}`, 'ModelUnavailable');
+    }
+  }
+
+  // ---- RFM score bounds, refreshed in the background
+  let bounds: { value: RfmScoreBounds; loadedAt: number } | undefined;
+  let boundsLoading: Promise<RfmScoreBounds> | undefined;
+
+  async function loadBounds(): Promise<RfmScoreBounds> {
+    const table = qualifiedTable(config.gcp.projectId, config.warehouse.marts, 'customer_features');
+    const where = 'WHERE frequency > 0 AND recency_days IS NOT NULL';
+    const query = [
+      `SELECT 'recency_days' AS feature, r_score AS score, MAX(recency_days) AS bound FROM ${table} ${where} GROUP BY r_score`,
+      `SELECT 'frequency' AS feature, f_score AS score, MIN(frequency) AS bound FROM ${table} ${where} GROUP BY f_score`,
+      `SELECT 'monetary' AS feature, m_score AS score, MIN(monetary) AS bound FROM ${table} ${where} GROUP BY m_score`,
+    ].join('\nUNION ALL\n');
+    const [rows] = await bigquery.query({ query, location: config.gcp.location });
+    const parsed = z.array(BoundsRowSchema).parse(rows);
+    if (parsed.length === 0) return DEFAULT_RFM_SCORE_BOUNDS;
+    const pick = (feature: string): ScoreBound[] =>
+      parsed.filter((r) => r.feature === feature).map((r) => ({ score: r.score, bound: r.bound }));
+    return {
+      source: `${config.warehouse.marts}.customer_features`,
+      recency_days: pick('recency_days'),
+      frequency: pick('frequency'),
+      monetary: pick('monetary'),
+    };
+  }
+
+  function startBoundsLoad(): Promise<RfmScoreBounds> {
+    boundsLoading ??= loadBounds()
+      .then((value) => {
+        if (bounds?.value.source !== value.source) log.info({ source: value.source }, 'RFM score bounds loaded');
+        bounds = { value, loadedAt: Date.now() };
+        return value;
+      })
+      .catch((err: unknown) => {
+        const fallback = bounds?.value ?? DEFAULT_RFM_SCORE_BOUNDS;
+        log.warn(
+          { error: err instanceof Error ? err.message : String(err), using: fallback.source },
+          'could not read RFM score bounds from the warehouse; scores use the last known bounds',
+        );
+        bounds = { value: fallback, loadedAt: Date.now() };
+        return fallback;
+      })
+      .finally(() => (boundsLoading = undefined));
+    return boundsLoading;
+  }
+
+  async function scoreBounds(): Promise<RfmScoreBounds> {
+    if (bounds) {
+      if (Date.now() - bounds.loadedAt >= boundsTtl) void startBoundsLoad();
+      return bounds.value;
+    }
+    // Only the first step waits, and not for long: a slow warehouse must not slow every step.
+    const timeout = new Promise<RfmScoreBounds>((resolve) =>
+      setTimeout(() => {
+        if (!bounds) {
+          log.warn({ waitedMs: boundsWait, using: DEFAULT_RFM_SCORE_BOUNDS.source }, 'RFM score bounds not loaded yet; using the defaults until they are');
+          bounds = { value: DEFAULT_RFM_SCORE_BOUNDS, loadedAt: 0 };
+        }
+        resolve(bounds.value);
+      }, boundsWait).unref(),
+    );
+    return Promise.race([startBoundsLoad(), timeout]);
+  }
+
+  async function storedProfile(customerId: string): Promise<Profile | null> {
+    const snap = await firestore.collection(config.firestore.profiles).doc(customerId).get();
+    if (!snap.exists) return null;
+    const parsed = ProfileSchema.safeParse(snap.data());
+    if (parsed.success) return parsed.data;
+    // The write path overwrites an unreadable document; better a profile from the event than none.
+    log.warn({ customerId, problems: profileProblems(parsed.error) }, 'stored profile is unreadable; reclassifying from the events alone');
+    return null;
+  }
+
+  async function prepareReclassification({ customerId, events }: PrepareReclassificationInput): Promise<PreparedReclassification> {
+    if (events.length === 0) throw ApplicationFailure.nonRetryable('prepareReclassification: expected at least one event, got none', 'NoEvents');
+    const t0 = Date.now();
+    const timed = <T>(p: Promise<T>, k: string, into: Record<string, number>) => p.finally(() => (into[k] = Date.now() - t0));
+    const timings: Record<string, number> = {};
+    const [stored, segmentModel, rfmBounds] = await Promise.all([
+      timed(storedProfile(customerId), 'profileReadMs', timings),
+      timed(currentModel(), 'modelMs', timings),
+      timed(scoreBounds(), 'boundsMs', timings),
+    ]);
+    log.debug({ customerId, ...timings }, 'reclassification inputs read');
+    const asOf = now().toISOString();
+    const base: FeatureState = stored
+      ? { features: stored.features, rfm: stored.rfm, demographics: stored.demographics, asOf: stored.source_event_time ?? stored.updated_at }
+      : emptyFeatureState(asOf);
+    const next = applyTriggerEvents(base, events, { asOf, bounds: rfmBounds });
+    const assignment = assignCustomer(segmentModel, next.features);
+    const newestEvent = events.reduce((a, e) => (Date.parse(e.ts) > Date.parse(a) ? e.ts : a), events[0]!.ts);
+    // The profile reflects the stored data plus these events: its as-of time never moves backwards,
+    // so a late event still lands (the tie goes to the later computation).
+    const sourceEventTime =
+      stored?.source_event_time !== undefined && Date.parse(stored.source_event_time) > Date.parse(newestEvent)
+        ? stored.source_event_time
+        : new Date(newestEvent).toISOString();
+    const profile: Profile = {
+      customer_id: customerId,
+      segment_id: assignment.segmentId,
+      segment_label: assignment.label,
+      model_version: assignment.modelVersion,
+      features: next.features,
+      rfm: next.rfm,
+      demographics: next.demographics,
+      updated_at: asOf,
+      source_event_time: sourceEventTime,
+    };
+    return {
+      profile,
+      previousSegment: stored ? { id: stored.segment_id, label: stored.segment_label } : null,
+      base: stored ? 'profile' : 'event_only',
+      margin: assignment.margin,
+      scoreBounds: rfmBounds.source,
+    };
+  }
+
+  async function writeReclassifiedProfile({ profile, events }: WriteReclassifiedInput): Promise<WriteReclassifiedResult> {
+    const t0 = Date.now();
+    const result = await profiles.writeProfile(profile);
+    const written = now();
+    const writeMs = written.getTime() - t0;
+    const latencies = events.map((e) => ({
+      eventId: e.eventId,
+      fromEventMs: written.getTime() - Date.parse(e.ts),
+      fromPublishMs: written.getTime() - Date.parse(e.publishTime),
+    }));
+    log.info(
+      {
+        customerId: profile.customer_id,
+        outcome: result.outcome,
+        segmentId: profile.segment_id,
+        segmentChanged: result.segmentChanged,
+        modelVersion: profile.model_version,
+        events: events.length,
+        writeMs,
+        maxFromEventMs: Math.max(...latencies.map((l) => l.fromEventMs)),
+        maxFromPublishMs: Math.max(...latencies.map((l) => l.fromPublishMs)),
+      },
+      'customer reclassified',
+    );
+    return { ...result, writtenAt: written.toISOString(), latencies };
+  }
+
+  return { prepareReclassification, writeReclassifiedProfile };
+}
+
+class NoCurrentModelError extends Error {}
+
+export type ReclassifyActivities = ReturnType<typeof createReclassifyActivities>;

@@ -1,0 +1,66 @@
+/**
+ * nightly_segmentation: retrain the customer segments from marts.customer_features.
+ *
+ *   extract -> choose_k -> train -> label -> register -> assign_all -> stability -> promote
+ *
+ * Tasks hand nothing to each other directly: each reads and writes durable state keyed by the
+ * model version, which is derived from the run's data interval (end `2026-11-26T02:00:00Z` ->
+ * `v20261126T020000Z`). Intermediate results live in GCS under
+ * `models/segmentation/runs/<version>/`, so any task can be retried or rerun on its own.
+ */
+import { defineDag } from './dsl.js';
+
+export const NIGHTLY_SEGMENTATION_DAG = 'nightly_segmentation';
+
+/** Activity names (activities/segmentation.ts). */
+export const SEGMENTATION_ACTIVITY = {
+  extract: 'segmentationExtract',
+  chooseK: 'segmentationChooseK',
+  train: 'segmentationTrain',
+  label: 'segmentationLabel',
+  register: 'segmentationRegister',
+  assignAll: 'segmentationAssignAll',
+  stability: 'segmentationStability',
+  promote: 'segmentationPromote',
+} as const;
+
+/** Failures another attempt cannot fix: no data, no valid k, a bad feature spec, a corrupt artifact. */
+export const SEGMENTATION_NON_RETRYABLE = ['NoCustomerFeatures', 'KSelectionFailed', 'InvalidSegmentationSettings', 'InvalidSegmentModel'] as const;
+
+export const nightlySegmentation = defineDag({
+  id: NIGHTLY_SEGMENTATION_DAG,
+  description:
+    'Retrain customer segments: sample features, choose k, train k-means, label, register the model, assign every customer in BigQuery, measure stability against the current model, promote by policy.',
+  // After the night's hourly runs; the interval is the previous day.
+  schedule: { cron: '0 2 * * *' },
+  interval: 'daily',
+  defaultTaskOptions: {
+    retry: {
+      initialInterval: '30s',
+      backoffCoefficient: 2,
+      maximumInterval: '10m',
+      maximumAttempts: 3,
+      nonRetryableErrorTypes: SEGMENTATION_NON_RETRYABLE,
+    },
+    startToCloseTimeout: '30m',
+  },
+  maxParallelism: 1,
+  tasks: [
+    { id: 'extract', run: { activity: SEGMENTATION_ACTIVITY.extract }, heartbeatTimeout: '2m' },
+    // CPU-bound in one synchronous call; no heartbeat, a generous timeout instead.
+    { id: 'choose_k', run: { activity: SEGMENTATION_ACTIVITY.chooseK }, upstream: ['extract'], startToCloseTimeout: '1h' },
+    { id: 'train', run: { activity: SEGMENTATION_ACTIVITY.train }, upstream: ['choose_k'], startToCloseTimeout: '1h' },
+    { id: 'label', run: { activity: SEGMENTATION_ACTIVITY.label }, upstream: ['train'], startToCloseTimeout: '5m' },
+    { id: 'register', run: { activity: SEGMENTATION_ACTIVITY.register }, upstream: ['label'], startToCloseTimeout: '5m' },
+    { id: 'assign_all', run: { activity: SEGMENTATION_ACTIVITY.assignAll }, upstream: ['register'], heartbeatTimeout: '2m', startToCloseTimeout: '2h' },
+    { id: 'stability', run: { activity: SEGMENTATION_ACTIVITY.stability }, upstream: ['assign_all'], startToCloseTimeout: '15m' },
+    { id: 'promote', run: { activity: SEGMENTATION_ACTIVITY.promote }, upstream: ['stability'], startToCloseTimeout: '5m' },
+  ],
+});
+
+/** `v20261126T020000Z` from an instant: the model version of the run whose interval ends then. */
+export function modelVersionFor(instant: string): string {
+  const d = new Date(instant);
+  if (Number.isNaN(d.getTime())) throw new Error(`modelVersionFor: expected an RFC 3339 instant, got ${JSON.stringify(instant)}`);
+  return `v${d.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '')}`;
+}

@@ -1,0 +1,95 @@
+/**
+ * npm run segment -- --now : run the nightly_segmentation DAG now and print the chosen k, the
+ * segment table and the stability figures. Uses a running worker on TEMPORAL_TASK_QUEUE, or
+ * starts one in this process when none polls the queue.
+ */
+import { Command } from 'commander';
+import { closeGcpClients, createGcpClients } from '../activities/clients.js';
+import { readSegmentationRun } from '../activities/segmentation.js';
+import { loadConfig } from '../core/config.js';
+import { createLogger } from '../core/logger.js';
+import { workflowUiUrl } from '../core/temporal-connection.js';
+import { NIGHTLY_SEGMENTATION_DAG, modelVersionFor } from '../dags/nightly_segmentation.js';
+import { dagRunWorkflowId, formatInstant } from '../workflows/dag-messages.js';
+import { createTemporalClient } from '../workers/client.js';
+import { startWorker } from '../workers/worker.js';
+
+const program = new Command('segment')
+  .description(
+    'Run the nightly_segmentation DAG (extract -> choose_k -> train -> label -> register -> assign_all -> stability -> promote) and print the result.',
+  )
+  .option('--now', 'run for the day ending now (interval [now - 1 day, now), to the second)')
+  .option('--interval-end <instant>', 'run for the day ending at this RFC 3339 instant instead (e.g. 2026-11-26T02:00:00Z)')
+  .addHelpText('after', '\nSettings: SEGFLOW_SEGMENT_* environment variables (see README, Segmentation). The model version is v<interval end>, e.g. v20261126T020000Z.')
+  .showHelpAfterError();
+program.parse();
+const opts = program.opts<{ now?: boolean; intervalEnd?: string }>();
+if (!opts.now && !opts.intervalEnd) {
+  program.help({ error: true });
+}
+
+const config = loadConfig();
+const logger = createLogger({ level: config.log.level, name: 'segment' });
+const endMs = opts.intervalEnd ? Date.parse(opts.intervalEnd) : Math.floor(Date.now() / 1000) * 1000;
+if (Number.isNaN(endMs)) {
+  console.error(`--interval-end: expected an RFC 3339 instant, found ${JSON.stringify(opts.intervalEnd)}`);
+  process.exit(2);
+}
+const interval = { start: formatInstant(endMs - 86_400_000), end: formatInstant(endMs) };
+const version = modelVersionFor(interval.end);
+
+const client = await createTemporalClient(config);
+const queue = await client.workflowService.describeTaskQueue({
+  namespace: config.temporal.namespace,
+  taskQueue: { name: config.temporal.taskQueue },
+  taskQueueType: 2, // activity pollers: the DAG's tasks need them
+});
+const worker = (queue.pollers ?? []).length === 0 ? await startWorker(config, logger) : undefined;
+if (worker) console.log(`no worker polls ${config.temporal.taskQueue}; started one in this process`);
+
+const workflowId = `${dagRunWorkflowId(NIGHTLY_SEGMENTATION_DAG, interval.start)}/manual-${Date.now()}`;
+const handle = await client.workflow.start('runDag', {
+  taskQueue: config.temporal.taskQueue,
+  workflowId,
+  args: [{ dagId: NIGHTLY_SEGMENTATION_DAG, interval, uiBaseUrl: config.temporal.uiUrl }],
+});
+console.log(`started ${workflowId} for ${interval.start}..${interval.end} (model ${version})`);
+console.log(`  ${workflowUiUrl(config.temporal.uiUrl, config.temporal.namespace, workflowId, handle.firstExecutionRunId)}`);
+let failed = false;
+try {
+  await handle.result();
+} catch (err) {
+  failed = true;
+  console.error(`the run failed: ${err instanceof Error ? err.message : String(err)}`);
+}
+
+const clients = createGcpClients(config);
+const run = await readSegmentationRun({ ...clients, config }, version);
+if (run.model) {
+  const sel = run.model.k_selection;
+  console.log(`\nchosen k = ${sel.chosen_k} (by ${sel.chosen_by}; elbow at ${sel.elbow_k ?? 'none'})`);
+  console.log('  k  inertia        silhouette  smallest  note');
+  for (const c of sel.candidates) {
+    console.log(`  ${String(c.k).padStart(2)} ${c.inertia.toFixed(2).padStart(14)} ${c.silhouette.toFixed(3).padStart(10)} ${(c.min_share * 100).toFixed(1).padStart(8)}%  ${c.rejected_reason ?? (c.k === sel.chosen_k ? 'chosen' : '')}`);
+  }
+  console.log('\nsegments (every customer, assigned in BigQuery):');
+  console.log('  id  label                      customers    share');
+  for (const s of run.sizes) {
+    console.log(`  ${String(s.segment_id).padStart(2)}  ${s.segment_label.padEnd(24)} ${String(s.customers).padStart(10)} ${(s.share * 100).toFixed(1).padStart(7)}%`);
+  }
+}
+if (run.stability) {
+  const st = run.stability;
+  console.log(`\nstability against ${st.previousVersion ?? '(no current model)'}: ${st.decisionName}${st.alerted ? ' (alert raised)' : ''}`);
+  if (st.figures) {
+    const f = st.figures;
+    console.log(`  changed share ${(f.changed_share * 100).toFixed(2)}%  ARI ${f.adjusted_rand_index.toFixed(4)}  max centroid drift ${f.max_centroid_drift.toFixed(4)}  max size shift ${(f.max_size_shift * 100).toFixed(2)} pts`);
+  }
+  for (const b of st.breaches) console.log(`  breach: ${b.message}`);
+}
+console.log(`\ncurrent model: ${run.current ? `${run.current.version} (${run.current.uri})` : 'none'}`);
+
+await closeGcpClients(clients);
+await worker?.shutdown();
+await client.connection.close();
+process.exit(failed ? 1 : 0);
