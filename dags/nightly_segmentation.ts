@@ -55,6 +55,8 @@ export const nightlySegmentation = defineDag({
     { id: 'assign_all', run: { activity: SEGMENTATION_ACTIVITY.assignAll }, upstream: ['register'], heartbeatTimeout: '2m', startToCloseTimeout: '2h' },
     { id: 'stability', run: { activity: SEGMENTATION_ACTIVITY.stability }, upstream: ['assign_all'], startToCloseTimeout: '15m' },
     { id: 'promote', run: { activity: SEGMENTATION_ACTIVITY.promote }, upstream: ['stability'], startToCloseTimeout: '5m' },
+    // Online profiles follow the current model (the new one, or the old one when held).
+    { id: 'sync_profiles', run: { activity: 'syncProfiles' }, upstream: ['promote'], heartbeatTimeout: '2m', startToCloseTimeout: '2h' },
   ],
 });
 

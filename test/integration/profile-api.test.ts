@@ -48,7 +48,7 @@ before(async () => {
     tokens: config.api.tokens,
     logger,
     // The emulator answers in a few ms; a generous budget keeps the fresh path off the stale one on a busy machine.
-    cache: { latencyBudgetMs: 250, uncachedTimeoutMs: 500 },
+    cache: { latencyBudgetMs: 250, uncachedTimeoutMs: 500, freshForMs: 0 },
     healthTimeoutMs: 300,
   });
   await app.listen({ host: '127.0.0.1', port: 0 });

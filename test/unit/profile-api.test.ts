@@ -54,9 +54,10 @@ function api(store: ProfileStore, options: Partial<ProfileApiOptions> = {}) {
     store,
     tokens: [TOKEN, OTHER_TOKEN],
     logger,
-    cache: { latencyBudgetMs: 30, uncachedTimeoutMs: 150, ...options.cache },
     rateLimit: false,
     ...options,
+    // freshForMs 0: these tests are about the store path; the fresh window has its own test.
+    cache: { latencyBudgetMs: 30, uncachedTimeoutMs: 150, freshForMs: 0, ...options.cache },
   });
   apps.push(app);
   return app;
@@ -311,6 +312,27 @@ describe('cached fallback', () => {
     mode = 'error';
     const res = await get(app, '/v1/customers/c-1/profile');
     assert.deepEqual([res.body.stale, res.body.segment_label], [true, 'Newest']);
+  });
+
+  it('serves a just-read profile without waiting for the store, and revalidates it in the background', async () => {
+    const store = new FakeStore();
+    store.data.set('c-1', profile('c-1'));
+    const app = api(store, { cache: { freshForMs: 60_000, refreshAfterMs: 0 } });
+    const first = await get(app, '/v1/customers/c-1/profile');
+    assert.equal(first.status, 200);
+    store.mode = 'hang';
+    const t0 = performance.now();
+    const res = await get(app, '/v1/customers/c-1/profile');
+    assert.deepEqual([res.status, res.body.stale], [200, false]);
+    assert.ok(performance.now() - t0 < 25, 'answered from the fresh copy, not after the latency budget');
+    store.mode = 'ok';
+    store.data.set('c-1', profile('c-1', { segment_id: 4, segment_label: 'Lapsing', updated_at: '2026-11-26T00:00:00.000Z' }));
+    // The hung background read is joined for up to uncachedTimeoutMs (150 ms), then replaced.
+    await new Promise((r) => setTimeout(r, 200));
+    await get(app, '/v1/customers/c-1/profile'); // triggers the background refresh
+    await new Promise((r) => setTimeout(r, 50));
+    const after = await get(app, '/v1/customers/c-1/profile');
+    assert.equal(after.body.segment_label, 'Lapsing');
   });
 
   it('bounds the cache: the least recently used customer is evicted', async () => {
