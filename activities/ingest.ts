@@ -62,6 +62,11 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
   const buffers = new Map<string, SubscriptionBuffer>();
   const bufferFor = (subscription: string) => {
     let b = buffers.get(subscription);
+    if (b?.broken) {
+      // The last stream died (for example the subscription did not exist yet): start a new one.
+      void b.close().catch(() => undefined);
+      b = undefined;
+    }
     if (!b) {
       b = new SubscriptionBuffer(pubsub, subscription, {
         maxBuffered: config.ingest.batchSize * config.ingest.concurrency * 2,

@@ -20,6 +20,8 @@ export class SubscriptionBuffer {
   private waiters: Array<() => void> = [];
   private lastError: Error | undefined;
   private lastArrival = 0;
+  /** The stream ended (a non-retryable error such as a missing subscription): make a new buffer. */
+  broken = false;
 
   constructor(pubsub: PubSub, name: string, opts: BufferOptions) {
     this.subscription = pubsub.subscription(name, {
@@ -32,8 +34,14 @@ export class SubscriptionBuffer {
       if (this.queue.length === 1 || this.queue.length >= this.wakeAt) this.wake();
     });
     this.subscription.on('error', (err: Error) => {
-      // The library reconnects on retryable errors; remember the last one for the batch to report.
+      // The library reconnects on retryable errors and closes the stream on the others;
+      // remember the error for the batch to report, and whether the stream is gone.
       this.lastError = err;
+      if (!this.subscription.isOpen) this.broken = true;
+      this.wake();
+    });
+    this.subscription.on('close', () => {
+      this.broken = true;
       this.wake();
     });
   }
@@ -61,10 +69,10 @@ export class SubscriptionBuffer {
           resolve();
         });
       });
-      if (this.lastError && this.queue.length === 0) {
+      if ((this.lastError || this.broken) && this.queue.length === 0) {
         const err = this.lastError;
         this.lastError = undefined;
-        throw new Error(`Pub/Sub subscription ${this.subscription.name} failed: ${err.message}`);
+        throw new Error(`Pub/Sub subscription ${this.subscription.name} failed: ${err?.message ?? 'the stream closed'}`);
       }
     }
     return this.queue.splice(0, max);

@@ -9,6 +9,7 @@ import type { Client } from '@temporalio/client';
 import { Command, InvalidArgumentError } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { GcpClients } from '../activities/clients.js';
+import { createIngestActivities } from '../activities/ingest.js';
 import { buildProfileApi } from '../api/server.js';
 import { createFirestoreProfileStore } from '../api/firestore-store.js';
 import { loadConfig, usesLocalStack, type Config } from '../core/config.js';
@@ -108,6 +109,9 @@ if (opts.schedules) {
   const applied = await applyConfiguredSchedules(client, runtimeConfig);
   console.log(`schedules:\n${formatApplyResult(applied)}`);
 }
+// Topic, subscriptions and bucket exist before anything publishes: Pub/Sub delivers a
+// message only to subscriptions that existed when it was published.
+await createIngestActivities({ pubsub: worker.clients.pubsub, storage: worker.clients.storage, config: runtimeConfig, logger }).ensureIngestResources();
 const ingestion = await ensureIngestion(client, runtimeConfig, logger);
 
 const listener = await startTriggerListener(runtimeConfig, logger, client, worker.clients.pubsub);

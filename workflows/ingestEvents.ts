@@ -1,4 +1,4 @@
-import { condition, continueAsNew, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { condition, continueAsNew, log, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { IngestActivities, IngestBatchResult } from '../activities/ingest.js';
 import { ingestStatsQuery, pauseIngestSignal, resumeIngestSignal, type IngestCounters } from './ingest-messages.js';
 
@@ -13,6 +13,11 @@ export interface IngestEventsInput {
   /** Carried across continue-as-new. */
   counters?: IngestCounters;
 }
+
+const { ensureIngestResources } = proxyActivities<IngestActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+});
 
 const { ingestBatch } = proxyActivities<IngestActivities>({
   startToCloseTimeout: '5 minutes',
@@ -50,6 +55,9 @@ export async function ingestEvents(input: IngestEventsInput): Promise<IngestCoun
     log.info('ingestion resumed');
   });
 
+  // The topic, subscriptions and bucket exist before the first pull (creating them is idempotent).
+  // patched(): runs started before this step existed replay without it.
+  if (counters.generation === 0 && counters.batches === 0 && patched('ensure-ingest-resources')) await ensureIngestResources();
   const batch = { subscription: input.subscription, maxMessages: input.maxMessages, maxWaitMs: input.maxWaitMs };
   const inFlight = new Map<number, Promise<[number, IngestBatchResult]>>();
   let launched = 0;
