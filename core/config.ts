@@ -351,6 +351,19 @@ export function loadConfig(env: RawEnv = process.env): Config {
   return parseConfig({ ...fromFile, ...env });
 }
 
+/** loadConfig for command-line entry points: a bad setting prints the one message and exits 1. */
+export function loadConfigOrExit(env: RawEnv = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
 /** True when every service is on this machine, so `npm start` may run the local stack. */
 export function usesLocalStack(config: Config): boolean {
   const loopback = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:|$)/;

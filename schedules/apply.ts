@@ -6,7 +6,7 @@
 import { ScheduleNotFoundError, type Client } from '@temporalio/client';
 import { Command } from 'commander';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, loadConfig, type Config } from '../core/config.js';
+import { loadConfigOrExit, type Config } from '../core/config.js';
 import { createTemporalClient } from '../workers/client.js';
 import {
   SEGFLOW_SCHEDULE_MEMO,
@@ -137,16 +137,7 @@ async function main(): Promise<void> {
     .showHelpAfterError();
   program.parse();
   const opts = program.opts<{ dryRun?: boolean; ensureIngestion?: boolean }>();
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      process.exit(1);
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit();
   const client = await createTemporalClient(config);
   try {
     const result = await applyConfiguredSchedules(client, config, { dryRun: opts.dryRun ?? false });

@@ -21,7 +21,7 @@ import {
 } from '@temporalio/client';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, loadConfig, type Config } from '../core/config.js';
+import { loadConfigOrExit, type Config } from '../core/config.js';
 import { INTERVAL_PERIOD_MS, type DagDefinition, type DataInterval } from '../dags/dsl.js';
 import { dagRegistry } from '../dags/index.js';
 import {
@@ -576,16 +576,7 @@ export function buildProgram(getCtx: () => Promise<OpsContext>): Command {
 async function main(): Promise<void> {
   let client: Client | undefined;
   const program = buildProgram(async () => {
-    let config: Config;
-    try {
-      config = loadConfig();
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        console.error(err.message);
-        process.exit(1);
-      }
-      throw err;
-    }
+    const config = loadConfigOrExit();
     client = await createTemporalClient(config);
     return { client, config, out: (line) => console.log(line) };
   });

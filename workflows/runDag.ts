@@ -26,6 +26,7 @@ import {
   type ActivityOptions,
   type LocalActivityOptions,
 } from '@temporalio/workflow';
+import { scheduledStartTime } from './scheduled-start.js';
 import { dagRunFailedAlert, type Alert } from '../core/alerts.js';
 import { buildDagGraph, type DagGraph } from '../core/dag-graph.js';
 import { dagRegistry } from '../dags/index.js';
@@ -45,7 +46,6 @@ import {
   DAG_ID_SEARCH_ATTRIBUTE,
   DAG_RUN_FAILED,
   LOGICAL_DATE_SEARCH_ATTRIBUTE,
-  SCHEDULED_START_TIME_SEARCH_ATTRIBUTE,
   dataIntervalEndingAt,
   formatInstant,
   getTaskStatesQuery,
@@ -169,16 +169,6 @@ function resolveDataInterval(input: RunDagInput, dag: DagDefinition): DataInterv
   );
 }
 
-function scheduledStartTime(): Date | undefined {
-  const info = workflowInfo();
-  const typed = info.typedSearchAttributes.get(SCHEDULED_START_TIME_SEARCH_ATTRIBUTE);
-  if (typed !== undefined) return typed;
-  // The typed view skips payloads without type metadata; the untyped view still decodes them.
-  const legacy: unknown = info.searchAttributes[SCHEDULED_START_TIME_SEARCH_ATTRIBUTE.name]?.[0];
-  if (legacy instanceof Date) return legacy;
-  if (typeof legacy === 'string' && !Number.isNaN(Date.parse(legacy))) return new Date(legacy);
-  return undefined;
-}
 
 /**
  * Scheduling state of one run. Work per finished task is O(its downstream count): each task

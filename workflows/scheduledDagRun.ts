@@ -17,12 +17,12 @@ import { dagRegistry } from '../dags/index.js';
 import {
   DAG_ID_SEARCH_ATTRIBUTE,
   LOGICAL_DATE_SEARCH_ATTRIBUTE,
-  SCHEDULED_START_TIME_SEARCH_ATTRIBUTE,
   dagRunWorkflowId,
   dataIntervalEndingAt,
   type DagRunResult,
   type RunDagInput,
 } from './dag-messages.js';
+import { scheduledStartTime } from './scheduled-start.js';
 import type { runDag } from './runDag.js';
 
 export interface ScheduledDagRunInput {
@@ -72,12 +72,3 @@ export async function scheduledDagRun(input: ScheduledDagRunInput): Promise<DagR
   });
 }
 
-function scheduledStartTime(): Date | undefined {
-  const info = workflowInfo();
-  const typed = info.typedSearchAttributes.get(SCHEDULED_START_TIME_SEARCH_ATTRIBUTE);
-  if (typed !== undefined) return typed;
-  const legacy: unknown = info.searchAttributes[SCHEDULED_START_TIME_SEARCH_ATTRIBUTE.name]?.[0];
-  if (legacy instanceof Date) return legacy;
-  if (typeof legacy === 'string' && !Number.isNaN(Date.parse(legacy))) return new Date(legacy);
-  return undefined;
-}
