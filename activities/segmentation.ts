@@ -273,6 +273,12 @@ async function withHeartbeat<T>(what: string, work: Promise<T>): Promise<T> {
 
 type Param = string | string[] | Date;
 
+/** What a step stores of a k-means fit; `restarts` counts every restart behind it. */
+function trainedRecord(fit: ReturnType<typeof trainKMeans>, restarts: number): Trained {
+  const { k, centroids, sizes, inertia, iterations, converged, seed } = fit;
+  return { k, centroids, sizes, inertia, iterations, converged, seed, restarts };
+}
+
 export function createSegmentationActivities(deps: SegmentationDeps) {
   const { bigquery, storage, config, logger } = deps;
   const bucket = config.lake.bucket;
@@ -447,16 +453,7 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
       const step: KStep = {
         preparation,
         selection,
-        fit: {
-          k: fit.k,
-          centroids: fit.centroids,
-          sizes: fit.sizes,
-          inertia: fit.inertia,
-          iterations: fit.iterations,
-          converged: fit.converged,
-          seed: fit.seed,
-          restarts: fit.runs.length,
-        },
+        fit: trainedRecord(fit, fit.runs.length),
       };
       await writeJson(storage, bucket, runObjectName(version, 'k_selection'), step);
       log.info({ chosenK: selection.chosen_k, elbowK: selection.elbow_k, chosenBy: selection.chosen_by, candidates: selection.candidates }, 'k chosen');
@@ -479,16 +476,7 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
         seed: deriveSeed(settings.seed, 1_000 + k),
         nInit: settings.nInit,
       });
-      const fresh: Trained = {
-        k,
-        centroids: fit.centroids,
-        sizes: fit.sizes,
-        inertia: fit.inertia,
-        iterations: fit.iterations,
-        converged: fit.converged,
-        seed: fit.seed,
-        restarts: fit.runs.length + kstep.fit.restarts,
-      };
+      const fresh: Trained = trainedRecord(fit, fit.runs.length + kstep.fit.restarts);
       const best = fresh.inertia <= kstep.fit.inertia ? fresh : { ...kstep.fit, restarts: fresh.restarts };
       await writeJson(storage, bucket, runObjectName(version, 'trained'), best);
       log.info({ k, inertia: best.inertia, restarts: best.restarts, converged: best.converged }, 'model trained');

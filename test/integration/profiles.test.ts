@@ -3,7 +3,7 @@
  * of this run's own.
  */
 import type { Firestore } from '@google-cloud/firestore';
-import { ApplicationFailure } from '@temporalio/common';
+import { failureOf } from '../support/assertions.js';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -48,15 +48,6 @@ function doc(id: string) {
   return clients.firestore.collection(config.firestore.profiles).doc(id);
 }
 
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('expected a failure');
-}
 
 describe('compareProfileRecency', () => {
   it('orders by how far the data reaches, then by computation time', () => {

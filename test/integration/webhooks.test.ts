@@ -3,6 +3,7 @@
  * which verifies signatures exactly as a subscriber would.
  */
 import { ApplicationFailure } from '@temporalio/common';
+import { failureOf } from '../support/assertions.js';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -73,15 +74,6 @@ const change: SegmentChangeDelivery = {
   subscriberId: 'crm',
 };
 
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('expected the delivery to fail');
-}
 
 /** What Temporal's retry policy does, minus the backoff: call again while the failure is retryable. */
 async function deliverWithRetries(delivery: SegmentChangeDelivery, maxAttempts: number) {
@@ -138,14 +130,14 @@ describe('deliverSegmentChange', () => {
   it('5xx, 408, 429 and timeouts are retryable; 429 passes Retry-After on', async () => {
     for (const status of [500, 502, 503, 408, 429]) {
       script = [status];
-      const failure = await failureOf(hooks.deliverSegmentChange(change));
+      const failure = await failureOf(hooks.deliverSegmentChange(change), 'the delivery to fail');
       assert.equal(failure.nonRetryable, false, `HTTP ${status}`);
       assert.equal(failure.type, 'WebhookDeliveryFailed');
       assert.match(failure.message, new RegExp(`HTTP ${status}: failure ${status}`));
       if (status === 429) assert.equal(failure.nextRetryDelay, 7_000);
     }
     script = ['hang'];
-    const timedOut = await failureOf(hooks.deliverSegmentChange(change));
+    const timedOut = await failureOf(hooks.deliverSegmentChange(change), 'the delivery to fail');
     assert.equal(timedOut.nonRetryable, false);
     assert.match(timedOut.message, /no response within 300 ms/);
   });
@@ -167,7 +159,7 @@ describe('deliverSegmentChange', () => {
   it('other 4xx and redirects fail for good (non-retryable)', async () => {
     for (const status of [400, 401, 404, 410, 302]) {
       script = [status];
-      const failure = await failureOf(hooks.deliverSegmentChange(change));
+      const failure = await failureOf(hooks.deliverSegmentChange(change), 'the delivery to fail');
       assert.equal(failure.nonRetryable, true, `HTTP ${status}`);
       assert.equal(failure.type, 'WebhookRejected');
     }
