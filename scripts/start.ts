@@ -58,14 +58,23 @@ const logger = createLogger({ level: config.log.level, name: 'segflow' });
 /** What Ctrl-C stops, in reverse order of start. */
 const stoppers: { name: string; stop: () => Promise<unknown> }[] = [];
 let stopping = false;
+let stopRequestedAt = 0;
+/**
+ * Ctrl-C in a terminal signals the whole process group, and npm and scripts/run.mjs forward the
+ * signal too, so one keypress can arrive here two or three times within a few milliseconds.
+ * Only a signal this long after the first counts as the operator asking to stop at once.
+ */
+const SECOND_SIGNAL_AFTER_MS = 1_000;
 /** Each part gets this long to stop; a part that hangs (an activity ignoring cancellation) is reported and left. */
 const STOP_TIMEOUT_MS = 20_000;
 async function stop(signal: string): Promise<void> {
   if (stopping) {
+    if (Date.now() - stopRequestedAt < SECOND_SIGNAL_AFTER_MS) return;
     console.error('segflow: stopping now without waiting (second signal)');
     process.exit(130);
   }
   stopping = true;
+  stopRequestedAt = Date.now();
   console.log('stopping segflow (Ctrl-C again to stop at once)...');
   logger.info({ signal }, 'stopping segflow');
   for (const { name, stop: fn } of stoppers.reverse()) {
