@@ -110,18 +110,20 @@ function invalidProfile(problems: string[]): ApplicationFailure {
   return ApplicationFailure.nonRetryable(`invalid profile: ${problems.join('; ')}`, 'InvalidProfile', { problems });
 }
 
+function parseStoredHeader(log: Logger, customerId: string, data: DocumentData | undefined): StoredHeader | null {
+  const header = StoredHeaderSchema.safeParse(data);
+  if (header.success) return header.data;
+  // An unreadable document cannot say it is newer; let the write repair it, loudly.
+  log.warn({ customerId, problems: profileProblems(header.error) }, 'stored profile is unreadable; it will be overwritten');
+  return null;
+}
+
 export function createProfileActivities({ firestore, config, logger, bulk = {} }: ProfileActivityDeps) {
   const collection = firestore.collection(config.firestore.profiles);
   const log = logger.child({ component: 'profiles', collection: config.firestore.profiles });
   const opts = { ...BULK_DEFAULTS, ...bulk };
 
-  function parseStored(customerId: string, data: DocumentData | undefined): StoredHeader | null {
-    const header = StoredHeaderSchema.safeParse(data);
-    if (header.success) return header.data;
-    // An unreadable document cannot say it is newer; let the write repair it, loudly.
-    log.warn({ customerId, problems: profileProblems(header.error) }, 'stored profile is unreadable; it will be overwritten');
-    return null;
-  }
+  const parseStored = (customerId: string, data: DocumentData | undefined) => parseStoredHeader(log, customerId, data);
 
   async function writeProfile(input: Profile): Promise<WriteProfileResult> {
     const parsed = ProfileSchema.safeParse(input);
@@ -335,6 +337,52 @@ export function createProfileActivities({ firestore, config, logger, bulk = {} }
   }
 
   return { writeProfile, writeProfilesBulk, readProfile };
+}
+
+/**
+ * Read, compute and write one profile in a single transaction: `compute` gets the
+ * stored profile (null when missing or unreadable) and returns the new one. Two
+ * round trips (the read, which opens the transaction, and the commit), and no lost
+ * update: if the document changes in between, Firestore runs `compute` again on
+ * what is stored then. The write is skipped when the stored profile is as new or
+ * newer, as in writeProfile. Not an activity itself (it takes a function): the
+ * real-time activity builds on it.
+ */
+export function createProfileUpdater({ firestore, config, logger }: Omit<ProfileActivityDeps, 'bulk'>) {
+  const collection = firestore.collection(config.firestore.profiles);
+  const log = logger.child({ component: 'profiles', collection: config.firestore.profiles });
+
+  return async function updateProfile(
+    customerId: string,
+    compute: (stored: Profile | null) => Profile,
+  ): Promise<WriteProfileResult & { profile: Profile; stored: Profile | null }> {
+    const ref = collection.doc(customerId);
+    const result = await firestore.runTransaction(async (tx) => {
+      const snap = await tx.get(ref);
+      const data = snap.exists ? snap.data() : undefined;
+      const full = data === undefined ? undefined : ProfileSchema.safeParse(data);
+      const stored = full?.success ? full.data : null;
+      const header = data === undefined ? null : full?.success ? full.data : parseStoredHeader(log, customerId, data);
+      const parsed = ProfileSchema.safeParse(compute(stored));
+      if (!parsed.success) throw invalidProfile(profileProblems(parsed.error));
+      const profile = parsed.data;
+      if (profile.customer_id !== customerId) {
+        throw invalidProfile([`customer_id: expected ${customerId} (the document being updated), found ${profile.customer_id}`]);
+      }
+      const previousSegment = storedSegment(header);
+      const previousModelVersion = header?.model_version ?? null;
+      if (header !== null && compareProfileRecency(profile, header) <= 0) {
+        return { written: false, outcome: 'not_newer' as const, previousSegment, previousModelVersion, segmentChanged: false, profile, stored };
+      }
+      tx.set(ref, toDocument(profile));
+      const segmentChanged =
+        previousSegment === null || previousSegment.id !== profile.segment_id || previousSegment.label !== profile.segment_label;
+      const outcome = snap.exists ? ('updated' as const) : ('created' as const);
+      return { written: true, outcome, previousSegment, previousModelVersion, segmentChanged, profile, stored };
+    });
+    log.debug({ customerId, outcome: result.outcome, segmentChanged: result.segmentChanged }, 'profile update');
+    return result;
+  };
 }
 
 export type ProfileActivities = ReturnType<typeof createProfileActivities>;

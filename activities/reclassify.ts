@@ -1,14 +1,21 @@
 /**
- * Real-time reclassification of one customer, in two steps the workflow runs
- * as local activities:
+ * Real-time reclassification of one customer.
  *
- *   prepareReclassification   read the stored profile (or start from the event
+ *   reclassifyCustomerEvents  the one local activity a reclassifyCustomer step runs:
+ *                             inside one Firestore transaction (a read and a commit)
+ *                             read the stored profile (or start from the events
  *                             alone), apply the events (core/realtime-features),
  *                             assign with the current model (assignCustomer, the
- *                             code the batch SQL mirrors). Reads only, so a
- *                             retry can never apply an event twice.
- *   writeReclassifiedProfile  writeProfile (a newer profile is never replaced),
- *                             then the latency from event and publish time.
+ *                             code the batch SQL mirrors) and write the profile
+ *                             unless the stored one is newer; then the latency from
+ *                             event and publish time, and the webhook subscribers
+ *                             that want this segment change. A retry recomputes
+ *                             from what is stored, so an event is never applied twice
+ *                             unless its write committed (the workflow then does not
+ *                             retry: the activity succeeded).
+ *   prepareReclassification,  the same in two activities and three round trips; kept
+ *   writeReclassifiedProfile  for runs started before reclassifyCustomerEvents existed,
+ *                             which replay with them (workflows/reclassifyCustomer.ts).
  *
  * The current model is read through the pointer gs://<lake>/models/segmentation/current.json
  * ({"version","uri"}, activities/segmentation.ts) and cached by version; the pointer is
@@ -41,14 +48,16 @@ import {
 import { assignCustomer } from '../core/segmentation/assign.js';
 import type { SegmentModel } from '../core/segmentation/model.js';
 import { qualifiedTable } from '../core/sql-models.js';
-import { createProfileActivities, type WriteProfileResult } from './profiles.js';
+import { subscribersForChange } from '../core/webhook-config.js';
+import type { TriggerSignal } from '../workflows/reclassify-messages.js';
+import { createProfileActivities, createProfileUpdater, type WriteProfileResult } from './profiles.js';
 import { CURRENT_MODEL_OBJECT, loadCurrentPointer, loadModelAt } from './segmentation.js';
 
 export interface ReclassifyActivityDeps {
   storage: Storage;
   bigquery: BigQuery;
   firestore: Firestore;
-  config: Pick<Config, 'lake' | 'firestore' | 'warehouse' | 'gcp'>;
+  config: Pick<Config, 'lake' | 'firestore' | 'warehouse' | 'gcp' | 'webhooks'>;
   logger: Logger;
   /** Re-read current.json at most this often (default 30 s). */
   modelPointerTtlMs?: number;
@@ -82,6 +91,26 @@ export interface WriteReclassifiedInput {
 export interface WriteReclassifiedResult extends WriteProfileResult {
   writtenAt: string;
   latencies: Array<{ eventId: string; fromEventMs: number; fromPublishMs: number }>;
+}
+
+export interface ReclassifyEventsInput {
+  customerId: string;
+  /** The step's events, as the listener signalled them (publishTime for the latency). */
+  events: TriggerSignal[];
+}
+
+export interface ReclassifyEventsResult {
+  segment: SegmentRef;
+  previousSegment: SegmentRef | null;
+  modelVersion: string;
+  written: boolean;
+  outcome: WriteProfileResult['outcome'];
+  segmentChanged: boolean;
+  writtenAt: string;
+  base: 'profile' | 'event_only';
+  latencies: Array<{ eventId: string; fromEventMs: number; fromPublishMs: number }>;
+  /** Webhook subscribers whose filter asks for this change; empty unless the segment changed. */
+  subscriberIds: string[];
 }
 
 const BoundsRowSchema = z.object({
@@ -214,17 +243,14 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
     return null;
   }
 
-  async function prepareReclassification({ customerId, events }: PrepareReclassificationInput): Promise<PreparedReclassification> {
-    if (events.length === 0) throw ApplicationFailure.nonRetryable('prepareReclassification: expected at least one event, got none', 'NoEvents');
-    const t0 = Date.now();
-    const timed = <T>(p: Promise<T>, k: string, into: Record<string, number>) => p.finally(() => (into[k] = Date.now() - t0));
-    const timings: Record<string, number> = {};
-    const [stored, segmentModel, rfmBounds] = await Promise.all([
-      timed(storedProfile(customerId), 'profileReadMs', timings),
-      timed(currentModel(), 'modelMs', timings),
-      timed(scoreBounds(), 'boundsMs', timings),
-    ]);
-    log.debug({ customerId, ...timings }, 'reclassification inputs read');
+  /** The profile after `events`, from the stored one (or from nothing); pure given the model and bounds. */
+  function reclassified(
+    customerId: string,
+    stored: Profile | null,
+    events: readonly TriggerEvent[],
+    segmentModel: SegmentModel,
+    rfmBounds: RfmScoreBounds,
+  ): { profile: Profile; margin: number | null } {
     const asOf = now().toISOString();
     const base: FeatureState = stored
       ? { features: stored.features, rfm: stored.rfm, demographics: stored.demographics, asOf: stored.source_event_time ?? stored.updated_at }
@@ -249,43 +275,96 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
       updated_at: asOf,
       source_event_time: sourceEventTime,
     };
-    return {
-      profile,
-      previousSegment: stored ? { id: stored.segment_id, label: stored.segment_label } : null,
-      base: stored ? 'profile' : 'event_only',
-      margin: assignment.margin,
-      scoreBounds: rfmBounds.source,
-    };
+    return { profile, margin: assignment.margin };
   }
 
-  async function writeReclassifiedProfile({ profile, events }: WriteReclassifiedInput): Promise<WriteReclassifiedResult> {
-    const t0 = Date.now();
-    const result = await profiles.writeProfile(profile);
-    const written = now();
-    const writeMs = written.getTime() - t0;
-    const latencies = events.map((e) => ({
+  function latenciesAt(written: Date, events: ReadonlyArray<{ eventId: string; ts: string; publishTime: string }>) {
+    return events.map((e) => ({
       eventId: e.eventId,
       fromEventMs: written.getTime() - Date.parse(e.ts),
       fromPublishMs: written.getTime() - Date.parse(e.publishTime),
     }));
+  }
+
+  const updateProfile = createProfileUpdater({ firestore, config, logger });
+
+  async function reclassifyCustomerEvents({ customerId, events: signals }: ReclassifyEventsInput): Promise<ReclassifyEventsResult> {
+    if (signals.length === 0) throw ApplicationFailure.nonRetryable('reclassifyCustomerEvents: expected at least one event, got none', 'NoEvents');
+    const events = signals.map((s) => s.event);
+    const t0 = Date.now();
+    // Both cached in this process: no round trip on a warm worker.
+    const [segmentModel, rfmBounds] = await Promise.all([currentModel(), scoreBounds()]);
+    const tInputs = Date.now();
+    let margin: number | null = null;
+    const result = await updateProfile(customerId, (stored) => {
+      const r = reclassified(customerId, stored, events, segmentModel, rfmBounds);
+      margin = r.margin;
+      return r.profile;
+    });
+    const written = now();
+    const latencies = latenciesAt(
+      written,
+      signals.map((s) => ({ eventId: s.event.event_id, ts: s.event.ts, publishTime: s.publishTime })),
+    );
+    const segment = { id: result.profile.segment_id, label: result.profile.segment_label };
+    const subscriberIds =
+      result.written && result.segmentChanged ? subscribersForChange(config.webhooks, result.previousSegment, segment).map((s) => s.id) : [];
     log.info(
       {
-        customerId: profile.customer_id,
+        customerId,
         outcome: result.outcome,
-        segmentId: profile.segment_id,
+        segmentId: segment.id,
         segmentChanged: result.segmentChanged,
-        modelVersion: profile.model_version,
+        modelVersion: result.profile.model_version,
+        base: result.stored ? 'profile' : 'event_only',
+        margin,
         events: events.length,
-        writeMs,
+        inputsMs: tInputs - t0,
+        transactionMs: written.getTime() - tInputs,
         maxFromEventMs: Math.max(...latencies.map((l) => l.fromEventMs)),
         maxFromPublishMs: Math.max(...latencies.map((l) => l.fromPublishMs)),
       },
       'customer reclassified',
     );
+    return {
+      segment,
+      previousSegment: result.previousSegment,
+      modelVersion: result.profile.model_version,
+      written: result.written,
+      outcome: result.outcome,
+      segmentChanged: result.segmentChanged,
+      writtenAt: written.toISOString(),
+      base: result.stored ? 'profile' : 'event_only',
+      latencies,
+      subscriberIds,
+    };
+  }
+
+  async function prepareReclassification({ customerId, events }: PrepareReclassificationInput): Promise<PreparedReclassification> {
+    if (events.length === 0) throw ApplicationFailure.nonRetryable('prepareReclassification: expected at least one event, got none', 'NoEvents');
+    const [stored, segmentModel, rfmBounds] = await Promise.all([storedProfile(customerId), currentModel(), scoreBounds()]);
+    const { profile, margin } = reclassified(customerId, stored, events, segmentModel, rfmBounds);
+    return {
+      profile,
+      previousSegment: stored ? { id: stored.segment_id, label: stored.segment_label } : null,
+      base: stored ? 'profile' : 'event_only',
+      margin,
+      scoreBounds: rfmBounds.source,
+    };
+  }
+
+  async function writeReclassifiedProfile({ profile, events }: WriteReclassifiedInput): Promise<WriteReclassifiedResult> {
+    const result = await profiles.writeProfile(profile);
+    const written = now();
+    const latencies = latenciesAt(written, events);
+    log.info(
+      { customerId: profile.customer_id, outcome: result.outcome, segmentId: profile.segment_id, segmentChanged: result.segmentChanged, events: events.length },
+      'customer reclassified',
+    );
     return { ...result, writtenAt: written.toISOString(), latencies };
   }
 
-  return { prepareReclassification, writeReclassifiedProfile };
+  return { reclassifyCustomerEvents, prepareReclassification, writeReclassifiedProfile };
 }
 
 class NoCurrentModelError extends Error {}

@@ -3,12 +3,23 @@
  * (events-triggers) that hands each purchase or profile update to its
  * customer's reclassifyCustomer workflow with signal-with-start.
  *
- * A message is acked only after Temporal accepted the signal; if Temporal
- * refuses or is unreachable the message is nacked and Pub/Sub redelivers it
- * (the workflow drops a duplicate by event id). Messages that are not key
- * events are acked and ignored (the emulator does not apply the
+ * Signals go out with bounded concurrency (maxConcurrentSignals), at most one
+ * in flight per customer: events of a customer that arrive while its previous
+ * signal is in flight, or while every slot is busy, are coalesced into the next
+ * signal (triggerEvents, many events; a lone event still goes as triggerEvent,
+ * which every worker version handles). So an idle system adds no wait, and a
+ * loaded one sends fewer, larger signals instead of queueing one per event.
+ * A customer's events reach its workflow in arrival order.
+ *
+ * A message is acked only after Temporal accepted the signal that carries it;
+ * if Temporal refuses or is unreachable the message is nacked and Pub/Sub
+ * redelivers it (the workflow drops a duplicate by event id). Messages that are
+ * not key events are acked and ignored (the emulator does not apply the
  * subscription's filter); invalid messages are acked and logged, because the
  * lake path quarantines them with every reason.
+ *
+ * Rollout: workers must know the triggerEvents signal before listeners send it
+ * (deploy workers first).
  */
 import { Duration, type Message, type PubSub, type Subscription } from '@google-cloud/pubsub';
 import type { Client } from '@temporalio/client';
@@ -22,33 +33,75 @@ import {
   RECLASSIFY_WORKFLOW,
   reclassifyWorkflowId,
   triggerEventSignal,
+  triggerEventsSignal,
   type ReclassifyInput,
   type TriggerSignal,
 } from '../workflows/reclassify-messages.js';
 
+export const LISTENER_DEFAULTS = {
+  maxInFlight: 1_000,
+  maxConcurrentSignals: 32,
+  maxEventsPerSignal: 100,
+  /** Event bytes per signal, well under Temporal's 2 MB payload limit. */
+  maxSignalBytes: 512 * 1024,
+} as const;
+
 export interface TriggerListenerOptions {
-  /** Messages in flight at most (flow control). */
+  /** Messages in flight at most (Pub/Sub flow control), including those waiting for a signal. */
   maxInFlight?: number;
+  /** Signal-with-start calls in flight at most. */
+  maxConcurrentSignals?: number;
+  /** Events coalesced into one signal at most. */
+  maxEventsPerSignal?: number;
   /** Create the subscription (with its filter) when it is missing; the topic must exist or is created. */
   ensureSubscription?: boolean;
-  /** Called after Temporal accepted a signal (benchmarks break latency down with it). */
+  /** Called after Temporal accepted a signal, once per event in it (benchmarks break latency down with it). */
   onSignalled?: (info: { eventId: string; customerId: string; receivedAt: number; signalledAt: number; publishTime: number }) => void;
 }
 
 export interface TriggerListenerStats {
   received: number;
+  /** Events Temporal accepted (in `signals` signal-with-start calls). */
   signalled: number;
+  signals: number;
+  /** Events that went in a signal together with an earlier event of the same customer. */
+  coalesced: number;
   ignored: number;
   invalid: number;
+  /** Events whose signal failed (nacked for redelivery). */
   failed: number;
+}
+
+export interface LatencySummary {
+  n: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
 }
 
 export interface TriggerListener {
   readonly stats: TriggerListenerStats;
+  /** Publish time to signal accepted, in ms, over the last 10,000 events. */
+  latency(): LatencySummary;
   stop(): Promise<void>;
 }
 
-type ListenerConfig = Pick<Config, 'pubsub' | 'temporal' | 'ingest' | 'reclassify'>;
+type ListenerConfig = Pick<Config, 'pubsub' | 'temporal' | 'ingest' | 'reclassify' | 'schedules'>;
+
+interface Item {
+  message: Message;
+  signal: TriggerSignal;
+  receivedAt: number;
+}
+
+const LATENCY_WINDOW = 10_000;
+
+export function summarize(values: readonly number[]): LatencySummary {
+  const s = [...values].sort((a, b) => a - b);
+  const at = (p: number) => (s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!);
+  return { n: s.length, p50: at(50), p95: at(95), p99: at(99), max: s.at(-1) ?? NaN };
+}
 
 export async function createTriggerListener(
   deps: { pubsub: PubSub; client: Client; config: ListenerConfig; logger: Logger },
@@ -56,16 +109,109 @@ export async function createTriggerListener(
 ): Promise<TriggerListener> {
   const { pubsub, client, config } = deps;
   const log = deps.logger.child({ component: 'trigger-listener', subscription: config.pubsub.triggerSubscription });
+  const opts = { ...LISTENER_DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as typeof LISTENER_DEFAULTS &
+    TriggerListenerOptions;
+  for (const k of ['maxInFlight', 'maxConcurrentSignals', 'maxEventsPerSignal'] as const) {
+    const v = opts[k];
+    if (!Number.isInteger(v) || v < 1) throw new Error(`trigger listener: expected ${k} to be a whole number >= 1, got ${v}`);
+  }
   if (options.ensureSubscription ?? true) await ensureTriggerSubscription(pubsub, config);
 
-  const stats: TriggerListenerStats = { received: 0, signalled: 0, ignored: 0, invalid: 0, failed: 0 };
+  const stats: TriggerListenerStats = { received: 0, signalled: 0, signals: 0, coalesced: 0, ignored: 0, invalid: 0, failed: 0 };
+  const latencies: number[] = [];
+  let latencyNext = 0;
   const subscription: Subscription = pubsub.subscription(config.pubsub.triggerSubscription, {
-    flowControl: { maxMessages: options.maxInFlight ?? 1_000, allowExcessMessages: false },
+    flowControl: { maxMessages: opts.maxInFlight, allowExcessMessages: false },
     maxExtensionTime: Duration.from({ minutes: 10 }),
   });
-  const inFlight = new Set<Promise<void>>();
 
-  async function handle(message: Message): Promise<void> {
+  /** Events per customer waiting for a signal; a customer with a signal in flight is in `busy`, one waiting for a slot in `ready`. */
+  const pending = new Map<string, Item[]>();
+  const busy = new Set<string>();
+  const ready = new Set<string>(); // insertion-ordered: first come, first signalled
+  let active = 0;
+  let onIdle: (() => void) | undefined;
+
+  function enqueue(customerId: string, item: Item): void {
+    const list = pending.get(customerId);
+    if (list) list.push(item);
+    else pending.set(customerId, [item]);
+    if (!busy.has(customerId)) ready.add(customerId);
+    pump();
+  }
+
+  function take(customerId: string): Item[] {
+    const list = pending.get(customerId)!;
+    let bytes = 0;
+    let n = 0;
+    while (n < list.length && n < opts.maxEventsPerSignal) {
+      bytes += list[n]!.message.data.length;
+      if (n > 0 && bytes > opts.maxSignalBytes) break;
+      n += 1;
+    }
+    const items = list.splice(0, n);
+    if (list.length === 0) pending.delete(customerId);
+    return items;
+  }
+
+  function pump(): void {
+    while (active < opts.maxConcurrentSignals && ready.size > 0) {
+      const customerId = ready.values().next().value!;
+      ready.delete(customerId);
+      const items = take(customerId);
+      busy.add(customerId);
+      active += 1;
+      void send(customerId, items).finally(() => {
+        active -= 1;
+        busy.delete(customerId);
+        if (pending.has(customerId)) ready.add(customerId);
+        pump();
+        if (active === 0 && pending.size === 0) onIdle?.();
+      });
+    }
+  }
+
+  async function send(customerId: string, items: Item[]): Promise<void> {
+    const args: [ReclassifyInput] = [{ customerId, idleMinutes: config.reclassify.idleMinutes }];
+    const base = {
+      workflowId: reclassifyWorkflowId(customerId, config.schedules.prefix),
+      taskQueue: config.temporal.taskQueue,
+      args,
+      searchAttributes: { CustomerId: [customerId] },
+    };
+    try {
+      if (items.length === 1) {
+        await client.workflow.signalWithStart(RECLASSIFY_WORKFLOW, { ...base, signal: triggerEventSignal, signalArgs: [items[0]!.signal] });
+      } else {
+        await client.workflow.signalWithStart(RECLASSIFY_WORKFLOW, {
+          ...base,
+          signal: triggerEventsSignal,
+          signalArgs: [{ events: items.map((i) => i.signal) }],
+        });
+      }
+    } catch (err) {
+      stats.failed += items.length;
+      log.error(
+        { customerId, events: items.length, error: err instanceof Error ? err.message : String(err) },
+        'signal-with-start failed; messages nacked for redelivery',
+      );
+      for (const i of items) i.message.nack();
+      return;
+    }
+    const signalledAt = Date.now();
+    stats.signals += 1;
+    stats.signalled += items.length;
+    stats.coalesced += items.length - 1;
+    for (const i of items) {
+      i.message.ack();
+      const publishTime = i.message.publishTime.getTime();
+      latencies[latencyNext] = signalledAt - publishTime;
+      latencyNext = (latencyNext + 1) % LATENCY_WINDOW;
+      options.onSignalled?.({ eventId: i.signal.event.event_id, customerId, receivedAt: i.receivedAt, signalledAt, publishTime });
+    }
+  }
+
+  function handle(message: Message): void {
     const receivedAt = Date.now();
     stats.received += 1;
     const typeAttr = message.attributes.type;
@@ -91,57 +237,35 @@ export async function createTriggerListener(
       message.ack();
       return;
     }
-    const signal: TriggerSignal = { event: event as TriggerEvent, publishTime: message.publishTime.toISOString() };
-    const args: [ReclassifyInput] = [{ customerId: event.customer_id, idleMinutes: config.reclassify.idleMinutes }];
-    try {
-      await client.workflow.signalWithStart(RECLASSIFY_WORKFLOW, {
-        workflowId: reclassifyWorkflowId(event.customer_id),
-        taskQueue: config.temporal.taskQueue,
-        args,
-        signal: triggerEventSignal,
-        signalArgs: [signal],
-        searchAttributes: { CustomerId: [event.customer_id] },
-      });
-      stats.signalled += 1;
-      message.ack();
-      options.onSignalled?.({
-        eventId: event.event_id,
-        customerId: event.customer_id,
-        receivedAt,
-        signalledAt: Date.now(),
-        publishTime: message.publishTime.getTime(),
-      });
-    } catch (err) {
-      stats.failed += 1;
-      log.error(
-        { messageId: message.id, customerId: event.customer_id, eventId: event.event_id, error: err instanceof Error ? err.message : String(err) },
-        'signal-with-start failed; message nacked for redelivery',
-      );
-      message.nack();
-    }
+    enqueue(event.customer_id, { message, receivedAt, signal: { event: event as TriggerEvent, publishTime: message.publishTime.toISOString() } });
   }
 
   subscription.on('message', (message: Message) => {
-    const p = handle(message).catch((err: unknown) => {
+    try {
+      handle(message);
+    } catch (err) {
       log.error({ messageId: message.id, error: String(err) }, 'trigger message handling failed; nacked');
       message.nack();
-    });
-    inFlight.add(p);
-    void p.finally(() => inFlight.delete(p));
+    }
   });
   subscription.on('error', (err: Error) => {
     // The client library reconnects on retryable errors.
     log.error({ error: err.message }, 'trigger subscription error');
   });
-  log.info({ taskQueue: config.temporal.taskQueue }, 'trigger listener started');
+  log.info(
+    { taskQueue: config.temporal.taskQueue, maxConcurrentSignals: opts.maxConcurrentSignals, maxEventsPerSignal: opts.maxEventsPerSignal },
+    'trigger listener started',
+  );
 
   return {
     stats,
+    latency: () => summarize(latencies),
     async stop() {
       subscription.removeAllListeners('message');
-      await Promise.allSettled([...inFlight]);
+      // Events already taken are signalled (and acked) before the stream closes.
+      if (active > 0 || pending.size > 0) await new Promise<void>((resolve) => (onIdle = resolve));
       await subscription.close();
-      log.info({ ...stats }, 'trigger listener stopped');
+      log.info({ ...stats, publishToSignalMs: summarize(latencies) }, 'trigger listener stopped');
     },
   };
 }
@@ -167,9 +291,10 @@ export async function startTriggerListener(
   logger: Logger,
   client: Client,
   pubsub?: PubSub,
+  options: TriggerListenerOptions = {},
 ): Promise<{ stop(): Promise<void>; stats: TriggerListenerStats }> {
   const own = pubsub === undefined ? createGcpClients(config) : undefined;
-  const listener = await createTriggerListener({ pubsub: pubsub ?? own!.pubsub, client, config, logger });
+  const listener = await createTriggerListener({ pubsub: pubsub ?? own!.pubsub, client, config, logger }, options);
   return {
     stats: listener.stats,
     async stop() {
@@ -179,19 +304,72 @@ export async function startTriggerListener(
   };
 }
 
-// `npm run triggers`: the listener on its own, until SIGINT/SIGTERM (npm start runs it beside the workers).
+const USAGE = `usage: npm run triggers [-- options]
+
+Runs the trigger listener on its own (npm start runs it beside the workers): key
+events on SEGFLOW_TRIGGER_SUBSCRIPTION become signal-with-start calls on the
+customers' reclassifyCustomer workflows (task queue TEMPORAL_TASK_QUEUE), until
+SIGINT/SIGTERM; on stop it logs its totals and the publish -> signal latency.
+
+options:
+  --max-in-flight <n>            Pub/Sub messages held at most (default ${LISTENER_DEFAULTS.maxInFlight})
+  --max-concurrent-signals <n>   signal-with-start calls in flight at most (default ${LISTENER_DEFAULTS.maxConcurrentSignals})
+  --max-events-per-signal <n>    a customer's events coalesced into one signal at most (default ${LISTENER_DEFAULTS.maxEventsPerSignal})
+  -h, --help                     this text
+
+Other settings come from the environment (see the configuration table in README.md).`;
+
+// `npm run triggers`: the listener on its own, until SIGINT/SIGTERM.
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const { loadConfig } = await import('../core/config.js');
+  const { parseArgs } = await import('node:util');
+  const fail = (message: string): never => {
+    console.error(`npm run triggers: ${message}\n\n${USAGE}`);
+    process.exit(2);
+  };
+  let values: Record<string, string | boolean | undefined> = {};
+  try {
+    values = parseArgs({
+      options: {
+        'max-in-flight': { type: 'string' },
+        'max-concurrent-signals': { type: 'string' },
+        'max-events-per-signal': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    fail(err instanceof Error ? err.message : String(err));
+  }
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const whole = (name: string): number | undefined => {
+    const v = values[name];
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) fail(`--${name}: expected a whole number >= 1, found ${JSON.stringify(v)}`);
+    return n;
+  };
+  const options: TriggerListenerOptions = {
+    maxInFlight: whole('max-in-flight'),
+    maxConcurrentSignals: whole('max-concurrent-signals'),
+    maxEventsPerSignal: whole('max-events-per-signal'),
+  };
+  const { loadConfigOrExit } = await import('../core/config.js');
   const { createLogger } = await import('../core/logger.js');
   const { createTemporalClient } = await import('./client.js');
-  const config = loadConfig();
+  const config = loadConfigOrExit();
   const logger = createLogger({ level: config.log.level, name: 'segflow-triggers' });
   const client = await createTemporalClient(config);
-  const listener = await startTriggerListener(config, logger, client);
+  const listener = await startTriggerListener(config, logger, client, undefined, options);
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
       logger.info({ signal: sig }, 'stopping the trigger listener');
-      void listener.stop().then(() => client.connection.close());
+      void listener
+        .stop()
+        .then(() => client.connection.close())
+        .then(() => process.exit(0));
     });
   }
 }

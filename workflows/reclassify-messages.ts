@@ -7,8 +7,14 @@ import type { TriggerEvent } from '../core/realtime-features.js';
 
 export const RECLASSIFY_WORKFLOW = 'reclassifyCustomer';
 
-export function reclassifyWorkflowId(customerId: string): string {
-  return `reclassify/${customerId}`;
+/**
+ * `<prefix>reclassify/<customerId>`: deterministic per customer, so signal-with-start
+ * always reaches the customer's one workflow. The prefix is SEGFLOW_SCHEDULE_PREFIX
+ * (config.schedules.prefix), as for every other id segflow creates, so deployments or
+ * tests sharing a namespace do not signal each other's workflows.
+ */
+export function reclassifyWorkflowId(customerId: string, prefix = ''): string {
+  return `${prefix}reclassify/${customerId}`;
 }
 
 /** One key event as the listener hands it over. */
@@ -18,7 +24,15 @@ export interface TriggerSignal {
   publishTime: string;
 }
 
+/** One event per signal: what listeners before the batched signal sent; still handled. */
 export const triggerEventSignal = defineSignal<[TriggerSignal]>('triggerEvent');
+
+/** Several events of one customer in one signal (the listener coalesces a customer's events while its previous signal is in flight). */
+export interface TriggerBatchSignal {
+  events: TriggerSignal[];
+}
+
+export const triggerEventsSignal = defineSignal<[TriggerBatchSignal]>('triggerEvents');
 
 export interface ReclassifyInput {
   customerId: string;

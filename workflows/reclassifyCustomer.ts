@@ -3,13 +3,23 @@
  * fed by the trigger listener through signal-with-start.
  *
  * Events queue up as signals; each step takes everything queued (a burst is
- * one step), updates the features, assigns the segment and writes the profile
- * (local activities: no extra round trips through the server on the hot path),
- * then fans out one webhook delivery per subscriber when the segment changed.
- * Deliveries retry with backoff in the background while the next step runs;
- * one that exhausts its attempts raises an alert and is recorded as failed.
- * Before the history grows large the workflow continues as new with what is
- * still queued; after `idleMinutes` without events it ends.
+ * one step, and so is everything that arrived during the previous step) and
+ * runs one local activity that updates the features, assigns the segment and
+ * writes the profile in one Firestore transaction: no round trip through the
+ * Temporal server between the workflow task and the visible profile. When the
+ * segment changed it fans out one webhook delivery per subscriber, as regular
+ * activities that retry with backoff in the background (off the visibility
+ * path: the profile is already written); one that exhausts its attempts raises
+ * an alert and is recorded as failed. Before the history grows large the
+ * workflow continues as new with what is still queued.
+ *
+ * No timer per step: the idle period is one timer per run, re-armed only when
+ * it fires while events came in meanwhile, so a step adds to the history just
+ * the signal, the workflow task and one marker. After `idleMinutes` without
+ * events the workflow ends.
+ *
+ * Runs started before these changes (two local activities and a timer per
+ * step) replay unchanged: patched(SINGLE_STEP_PATCH) picks the path per run.
  */
 import {
   ActivityFailure,
@@ -17,6 +27,7 @@ import {
   condition,
   continueAsNew,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -32,6 +43,7 @@ import type { WebhookActivities } from '../activities/webhooks.js';
 import {
   reclassifyStateQuery,
   triggerEventSignal,
+  triggerEventsSignal,
   type ReclassifyInput,
   type ReclassifyResult,
   type ReclassifyState,
@@ -42,10 +54,13 @@ import {
 
 type AlertActivities = ReturnType<typeof createAlertActivities>;
 
-const { prepareReclassification, writeReclassifiedProfile } = proxyLocalActivities<ReclassifyActivities>({
+const { reclassifyCustomerEvents, prepareReclassification, writeReclassifiedProfile } = proxyLocalActivities<ReclassifyActivities>({
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 10 },
 });
+
+/** Runs that record this marker take the single-activity step and the one idle timer. */
+export const SINGLE_STEP_PATCH = 'reclassify-single-step';
 
 const { subscribersForSegmentChange } = proxyLocalActivities<WebhookActivities>({
   startToCloseTimeout: '5 seconds',
@@ -94,6 +109,9 @@ export async function reclassifyCustomer(input: ReclassifyInput): Promise<Reclas
   setHandler(triggerEventSignal, (signal) => {
     queue.push(signal);
   });
+  setHandler(triggerEventsSignal, ({ events }) => {
+    queue.push(...events);
+  });
   setHandler(reclassifyStateQuery, () => ({ customerId, pending: queue.length, totals, lastStep, failedDeliveries }));
 
   const remember = (eventId: string) => {
@@ -132,7 +150,7 @@ export async function reclassifyCustomer(input: ReclassifyInput): Promise<Reclas
   async function step(batch: TriggerSignal[]): Promise<'done' | 'skipped' | 'retry'> {
     const events = batch.map((s) => s.event);
     try {
-      return await reclassify(batch, events);
+      return singleStep ? await reclassifyInOneActivity(batch) : await reclassify(batch, events);
     } catch (err) {
       const cause = err instanceof ActivityFailure ? err.cause : undefined;
       const error = cause?.message ?? String(err);
@@ -145,6 +163,45 @@ export async function reclassifyCustomer(input: ReclassifyInput): Promise<Reclas
       log.warn('reclassification failed; the events are queued again', { customerId, events: events.length, error });
       return 'retry';
     }
+  }
+
+  async function reclassifyInOneActivity(batch: TriggerSignal[]): Promise<'done'> {
+    const r = await reclassifyCustomerEvents({ customerId, events: batch });
+    totals.steps += 1;
+    totals.events += batch.length;
+    lastStep = {
+      events: batch.length,
+      segment: r.segment,
+      previousSegment: r.previousSegment,
+      modelVersion: r.modelVersion,
+      written: r.written,
+      segmentChanged: r.segmentChanged,
+      latencies: r.latencies,
+    };
+    if (modelVersion !== r.modelVersion) {
+      modelVersion = r.modelVersion;
+      upsertSearchAttributes({ ModelVersion: [modelVersion] });
+    }
+    if (!r.written || !r.segmentChanged) return 'done';
+    totals.segmentChanges += 1;
+    const change = {
+      deliveryId: deliveryIdFor(r.modelVersion, r.segment.id, batch),
+      previous: r.previousSegment,
+      next: r.segment,
+      modelVersion: r.modelVersion,
+      occurredAt: r.writtenAt,
+    };
+    for (const subscriberId of r.subscriberIds) deliverInBackground(change, subscriberId);
+    return 'done';
+  }
+
+  /** Stable for this change whatever retries or replays happen; receivers deduplicate on it. */
+  function deliveryIdFor(version: string, segmentId: number, batch: TriggerSignal[]): string {
+    const newest = batch
+      .map((s) => s.event)
+      .sort((a, b) => Date.parse(a.ts) - Date.parse(b.ts) || a.event_id.localeCompare(b.event_id))
+      .at(-1)!;
+    return `${customerId}:${version}:${segmentId}:${newest.event_id}`;
   }
 
   async function reclassify(batch: TriggerSignal[], events: TriggerSignal['event'][]): Promise<'done'> {
@@ -192,15 +249,12 @@ export async function reclassifyCustomer(input: ReclassifyInput): Promise<Reclas
   }
 
   const idleMs = Math.round(idleMinutes * 60_000);
-  for (;;) {
-    const woke = await condition(() => queue.length > 0, idleMs);
-    if (!woke && queue.length === 0) {
-      if (deliveries.size === 0) break;
-      // Webhooks still retrying keep the run open; an event meanwhile is handled as usual.
-      await condition(() => deliveries.size === 0 || queue.length > 0);
-      continue;
-    }
+  // Decided once per run, before the first command: a run started by older code replays its
+  // whole history on the old path (two local activities and a timer per step).
+  const singleStep = patched(SINGLE_STEP_PATCH);
 
+  /** Takes what is queued, minus duplicates, and runs one step on it. */
+  async function drain(): Promise<void> {
     const batch: TriggerSignal[] = [];
     const inBatch = new Set<string>();
     for (const s of queue.splice(0)) {
@@ -210,14 +264,15 @@ export async function reclassifyCustomer(input: ReclassifyInput): Promise<Reclas
         batch.push(s);
       }
     }
-    if (batch.length > 0) {
-      const outcome = await step(batch);
-      if (outcome === 'retry') {
-        queue.unshift(...batch);
-        await sleep(RETRY_PAUSE);
-      } else for (const id of inBatch) remember(id);
-    }
+    if (batch.length === 0) return;
+    const outcome = await step(batch);
+    if (outcome === 'retry') {
+      queue.unshift(...batch);
+      await sleep(RETRY_PAUSE);
+    } else for (const id of inBatch) remember(id);
+  }
 
+  async function continueAsNewIfLong(): Promise<void> {
     const info = workflowInfo();
     if (info.continueAsNewSuggested || info.historyLength >= maxHistory) {
       await Promise.all([...deliveries]);
@@ -230,6 +285,52 @@ export async function reclassifyCustomer(input: ReclassifyInput): Promise<Reclas
         totals,
       });
     }
+  }
+
+  if (singleStep) {
+    // One idle timer at a time: it sleeps until `idleMs` after the last step, and when it fires
+    // early (events came in meanwhile) it sleeps again for the rest.
+    let lastActive = Date.now();
+    let idle = false;
+    const watchIdle = async () => {
+      for (;;) {
+        const left = lastActive + idleMs - Date.now();
+        if (left <= 0) break;
+        await sleep(left);
+      }
+      idle = true;
+    };
+    let watching = watchIdle();
+    for (;;) {
+      await condition(() => queue.length > 0 || idle);
+      if (queue.length > 0) {
+        await drain();
+        lastActive = Date.now();
+        await continueAsNewIfLong();
+        continue;
+      }
+      if (deliveries.size === 0) break;
+      // Webhooks still retrying keep the run open; an event meanwhile is handled as usual.
+      await condition(() => deliveries.size === 0 || queue.length > 0);
+      if (queue.length === 0) break;
+      idle = false;
+      lastActive = Date.now();
+      await watching;
+      watching = watchIdle();
+    }
+    return { customerId, ended: 'idle', totals, lastStep };
+  }
+
+  for (;;) {
+    const woke = await condition(() => queue.length > 0, idleMs);
+    if (!woke && queue.length === 0) {
+      if (deliveries.size === 0) break;
+      // Webhooks still retrying keep the run open; an event meanwhile is handled as usual.
+      await condition(() => deliveries.size === 0 || queue.length > 0);
+      continue;
+    }
+    await drain();
+    await continueAsNewIfLong();
   }
 
   return { customerId, ended: 'idle', totals, lastStep };

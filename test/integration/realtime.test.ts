@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { createFirestoreProfileStore } from '../../api/firestore-store.js';
 import { buildProfileApi } from '../../api/server.js';
 import { createProfileActivities } from '../../activities/profiles.js';
+import { encodeEvent } from '../../core/events.js';
 import type { Profile } from '../../core/profile.js';
 import { DELIVERY_ID_HEADER, SIGNATURE_HEADER, verifyWebhook } from '../../core/webhook-signature.js';
 import { createTriggerListener, type TriggerListener } from '../../workers/trigger-listener.js';
@@ -85,6 +86,8 @@ before(async () => {
       SEGFLOW_WEBHOOKS: JSON.stringify([{ id: 'crm', url: hookUrl, secret: SECRET }]),
       SEGFLOW_RECLASSIFY_IDLE_MINUTES: '0.2',
       SEGFLOW_API_TOKENS: TOKEN,
+      // Workflow ids carry the prefix like every other id segflow creates; the state query below finds them by it.
+      SEGFLOW_SCHEDULE_PREFIX: `rt-${suffix}.`,
     },
   });
   const { pubsub, storage, firestore } = h.worker.clients;
@@ -186,7 +189,7 @@ describe('real-time reclassification', () => {
     const check = verifyWebhook({ secrets: SECRET, header: signature, body: tampered });
     assert.deepEqual(check, { ok: false, reason: 'signature_mismatch' });
 
-    const state = await h.client.workflow.getHandle(reclassifyWorkflowId(customerId)).query(reclassifyStateQuery);
+    const state = await h.client.workflow.getHandle(reclassifyWorkflowId(customerId, h.config.schedules.prefix)).query(reclassifyStateQuery);
     assert.equal(state.totals.events, 3);
     assert.equal(state.totals.segmentChanges, 1);
     assert.equal(state.totals.webhooksDelivered, 1);
@@ -194,6 +197,34 @@ describe('real-time reclassification', () => {
     assert.ok(listener.stats.ignored >= 1, 'the page view is ignored');
     assert.ok(listener.stats.invalid >= 1, 'the invalid message is acked and logged');
     h.logger.info({ visibleMs, latencies: state.lastStep?.latencies }, 'event to visible segment');
+  });
+
+  it('coalesces a burst of one customer\'s events into fewer signals, acking each event, and applies every event once', async () => {
+    const customerId = `rt-burst-${suffix}`;
+    const before = { ...listener.stats };
+    const topic = h.worker.clients.pubsub.topic(h.config.pubsub.topic, { batching: { maxMessages: 50, maxMilliseconds: 20 } });
+    const events = Array.from({ length: 12 }, () => purchaseEvent(customerId, 2));
+    // One publish batch: the listener receives the burst together and at most one signal is in flight per customer.
+    await Promise.all(
+      events.map((e) => {
+        const { data, attributes } = encodeEvent(e);
+        return topic.publishMessage({ data, attributes: { ...attributes } });
+      }),
+    );
+    const body = await eventually('all 12 purchases applied', async () => {
+      const r = await apiProfile(customerId);
+      return r.status === 200 && (r.body.rfm as { frequency: number }).frequency === 12 ? r.body : undefined;
+    });
+    assert.equal((body.rfm as { monetary: number }).monetary, 24);
+    const signalled = listener.stats.signalled - before.signalled;
+    const signals = listener.stats.signals - before.signals;
+    assert.equal(signalled, 12, 'every event was signalled (and so acked) once');
+    assert.ok(signals < signalled, `expected fewer signals than events, got ${signals} signals for ${signalled} events`);
+    assert.equal(listener.stats.coalesced - before.coalesced, signalled - signals);
+    const state = await h.client.workflow.getHandle(reclassifyWorkflowId(customerId, h.config.schedules.prefix)).query(reclassifyStateQuery);
+    assert.equal(state.totals.events, 12);
+    assert.equal(state.totals.duplicates, 0);
+    assert.ok(state.totals.steps <= signals, `steps (${state.totals.steps}) never exceed signals (${signals})`);
   });
 
   it('gives a customer nobody knew a profile from the event alone', async () => {
@@ -213,7 +244,7 @@ describe('real-time reclassification', () => {
 
   it('drops a redelivered event, continues as new with its state, and ends when idle', async () => {
     const customerId = `rt-can-${suffix}`;
-    const workflowId = reclassifyWorkflowId(customerId);
+    const workflowId = reclassifyWorkflowId(customerId, h.config.schedules.prefix);
     const input: ReclassifyInput = { customerId, idleMinutes: 0.05, maxHistoryEvents: 12 };
     const events = Array.from({ length: 6 }, () => purchaseEvent(customerId, 5));
     const send = (i: number) =>
