@@ -130,6 +130,16 @@ function roundMoney(x: number): number {
 
 const DEMOGRAPHIC_FIELDS = ['age', 'gender', 'country', 'city', 'income_band'] as const;
 
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * JSON lets an event carry a lone surrogate (`"\ud800"`), which the lake keeps verbatim, but
+ * Firestore refuses a string that has no UTF-8 form and would fail every write of the profile.
+ */
+export function wellFormed<T>(value: T): T {
+  return (typeof value === 'string' ? value.replace(LONE_SURROGATE, '\ufffd') : value) as T;
+}
+
 /**
  * Applies events (any order; applied in event-time order) to a state and returns
  * the new state measured at `asOf`. The input state is not modified.
@@ -155,7 +165,7 @@ export function applyTriggerEvents(
     } else {
       for (const field of DEMOGRAPHIC_FIELDS) {
         const value = event.properties[field];
-        if (value !== null && value !== undefined) Object.assign(demographics, { [field]: value });
+        if (value !== null && value !== undefined) Object.assign(demographics, { [field]: wellFormed(value) });
       }
     }
   }
