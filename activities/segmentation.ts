@@ -22,6 +22,7 @@ import { z } from 'zod';
 import { alertDedupKey, type Alert } from '../core/alerts.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
+import { qualifiedTable } from '../core/sql-models.js';
 import {
   FeatureSpecListSchema,
   KSelectionError,
@@ -288,7 +289,8 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
   const settings = config.segmentation;
   const raiseAlert =
     deps.raiseAlert ?? createAlertActivities({ logger, webhookUrls: config.alerts.webhookUrls, uiBaseUrl: config.temporal.uiUrl }).raiseAlert;
-  const table = (name: string) => `\`${project}.${marts}.${name}\``;
+  // Checked at use, not only when the configuration was loaded: tests and tools build Config objects too.
+  const table = (name: string) => qualifiedTable(project, marts, name);
 
   /** Numbers are bound as STRING and CAST in SQL: the emulator cannot read numeric parameter values. */
   async function query(sql: string, params: Record<string, Param> = {}): Promise<Record<string, unknown>[]> {
@@ -713,7 +715,7 @@ export async function readSegmentationRun(deps: Pick<SegmentationDeps, 'bigquery
   let sizes: SegmentSize[] = [];
   try {
     const [rows] = await bigquery.query({
-      query: `SELECT segment_id, ANY_VALUE(segment_label) AS segment_label, COUNT(*) AS customers FROM \`${config.gcp.projectId}.${config.warehouse.marts}.customer_segments\` WHERE model_version = @v GROUP BY segment_id ORDER BY segment_id`,
+      query: `SELECT segment_id, ANY_VALUE(segment_label) AS segment_label, COUNT(*) AS customers FROM ${qualifiedTable(config.gcp.projectId, config.warehouse.marts, 'customer_segments')} WHERE model_version = @v GROUP BY segment_id ORDER BY segment_id`,
       params: { v: version },
       types: { v: 'STRING' },
       location: config.gcp.location,
