@@ -1,8 +1,23 @@
 /**
- * npm run bench:realtime — the real-time path end to end on the local stack,
- * and the profile API under load beside a bare Firestore read, in one run.
+ * npm run bench:realtime — the real-time path end to end on the local stack, laid
+ * out as it is deployed, and the profile API under load beside a bare Firestore
+ * read, in one run.
  *
- * Part 1 (event -> visible segment): C customers start as "Occasional". A
+ * Processes: the profile API (api/main.ts), a worker (workers/main.ts) and the
+ * trigger listener (workers/trigger-listener.ts) each run as their own child
+ * process with their normal entry points; this process is the load generator
+ * and the observer. Every resource (topic, subscription, bucket, collection,
+ * task queue, workflow-id prefix) has a suffix of this run's own.
+ *
+ * Part 1 (API under load): an open-loop load at a fixed request rate (requests
+ * go out on schedule whether or not earlier ones finished, so a slow server
+ * shows up as latency, not as a lower rate) against GET /v1/customers/:id/profile
+ * on the bench's customers; then the same schedule of bare Firestore document
+ * reads (doc.get()) from this process as the baseline. The API's rate limit is
+ * off (its default of 1200 requests a minute per client would throttle a single
+ * load generator).
+ *
+ * Part 2 (event -> visible segment): C customers start as "Occasional". A
  * warm-up purchase each (too small to change the segment) starts their
  * reclassifyCustomer workflows, as a running system would have them. Then
  * purchases of 1500 are published at a steady rate, round robin over the
@@ -10,40 +25,40 @@
  * later ones keep it there. An event counts as visible when the profile API
  * answers with a profile that includes it (rfm.frequency has reached it) and
  * the segment assigned with it; the bench notices the write through one
- * Firestore listener, then asks the API (again every --poll-ms until it
- * agrees). Reported: publish call -> visible (p50, p95, p99) for all events
- * and for the segment changes alone, and the breakdown publish -> listener ->
- * signal accepted -> visible.
- * The path: Pub/Sub emulator -> trigger listener -> signal-with-start ->
- * reclassifyCustomer (local activities: Firestore read, assign, transactional
- * write) -> profile API (Firestore read through its cache).
+ * Firestore listener (whose document update time is the commit time), then asks
+ * the API, again every --poll-ms until it agrees. With --mixed the API load of
+ * part 1 runs again during part 2 and is reported on its own.
  *
- * Part 2 (API under load, measured first so the real-time backlog cannot disturb it): an open-loop load at a fixed request rate (requests
- * are sent on schedule whether or not earlier ones finished, so a slow server
- * shows up as latency, not as a lower rate) against GET /v1/customers/:id/profile
- * on the bench's customers; then the same schedule of bare Firestore document
- * reads (doc.get()) as the baseline. Everything runs in this process; the API's
- * rate limit is off (its default of 1200 requests a minute per client would
- * throttle a single load generator).
+ * Where the time goes: publish -> listener signal accepted (from the listener's
+ * own summary, logged when it stops), publish -> Firestore commit, commit ->
+ * visible through the API; and from the histories of sample workflows, signal
+ * -> workflow task started -> completed, with the history events and workflow
+ * tasks per event. The load average is printed with each figure: the machine
+ * is shared, so read absolute figures with it.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import { createWriteStream, mkdirSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { createFirestoreProfileStore } from '../api/firestore-store.js';
-import { buildProfileApi } from '../api/server.js';
+import { createServer } from 'node:net';
+import { loadavg } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import { closeGcpClients, createGcpClients } from '../activities/clients.js';
 import { createProfileActivities } from '../activities/profiles.js';
-import type { Profile } from '../core/profile.js';
-import { createTriggerListener } from '../workers/trigger-listener.js';
-import {
-  installCurrentModel,
-  OCCASIONAL,
-  purchaseEvent,
-  startRealtimeHarness,
-  twoSegmentModel,
-  VIP,
-} from '../test/support/realtime-fixtures.js';
+import { loadConfigOrExit } from '../core/config.js';
 import { encodeEvent } from '../core/events.js';
+import { createLogger } from '../core/logger.js';
+import type { Profile } from '../core/profile.js';
+import { temporalConnectionSettings } from '../core/temporal-connection.js';
+import { installCurrentModel, OCCASIONAL, purchaseEvent, twoSegmentModel, VIP } from '../test/support/realtime-fixtures.js';
+import { ensureTriggerSubscription, LISTENER_DEFAULTS, summarize, type LatencySummary } from '../workers/trigger-listener.js';
+import { reclassifyStateQuery, reclassifyWorkflowId } from '../workflows/reclassify-messages.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 const int = (name: string, min: number) => (v: string) => {
   const n = Number(v);
@@ -52,32 +67,65 @@ const int = (name: string, min: number) => (v: string) => {
 };
 
 const program = new Command('bench:realtime')
-  .description('Event -> visible segment latency through the profile API, and API latency under load beside a bare Firestore read.')
+  .description(
+    'Event -> visible segment latency through the profile API, and API latency under load beside a bare Firestore read.\n' +
+      'The API, a worker and the trigger listener run as child processes (their normal entry points); this process generates the load.\n' +
+      'Runs against the stack the environment names (TEMPORAL_ADDRESS, FIRESTORE_EMULATOR_HOST, ...; default the local stack).',
+  )
   .option('--rate <n>', 'purchase events per second', int('--rate', 1), 100)
   .option('--seconds <n>', 'seconds of event publishing', int('--seconds', 1), 20)
   .option('--customers <n>', 'customers the events go to (round robin)', int('--customers', 1), 200)
   .option('--api-rps <n>', 'profile API requests per second', int('--api-rps', 1), 500)
-  .option('--api-seconds <n>', 'seconds of API load (and of Firestore baseline)', int('--api-seconds', 1), 10)
+  .option('--api-seconds <n>', 'seconds of API load (and of the Firestore baseline)', int('--api-seconds', 1), 10)
   .option('--poll-ms <n>', 'after the write is seen, how often the API is asked until it shows it', int('--poll-ms', 1), 5)
+  .option('--mixed', 'also run the API load during the event phase and report it separately', false)
+  .option(
+    '--max-concurrent-signals <n>',
+    `the trigger listener's signal-with-start calls in flight at most`,
+    int('--max-concurrent-signals', 1),
+    LISTENER_DEFAULTS.maxConcurrentSignals,
+  )
+  .option('--samples <n>', 'workflow histories read afterwards to break the worker side down', int('--samples', 0), 20)
+  .option('--logs <dir>', 'where the child processes write their output (default /tmp/bench-realtime-<run id>)')
   .showHelpAfterError();
 program.parse();
-const opts = program.opts<{ rate: number; seconds: number; customers: number; apiRps: number; apiSeconds: number; pollMs: number }>();
+const opts = program.opts<{
+  rate: number;
+  seconds: number;
+  customers: number;
+  apiRps: number;
+  apiSeconds: number;
+  pollMs: number;
+  mixed: boolean;
+  maxConcurrentSignals: number;
+  samples: number;
+  logs?: string;
+}>();
 
 const TOKEN = 'bench-realtime-token-0123456789';
 const id = randomUUID().slice(0, 8);
 const MODEL_VERSION = `bench-rt-${id}`;
+const logDir = opts.logs ?? `/tmp/bench-realtime-${id}`;
 
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
-
-function summary(values: number[]): { n: number; p50: number; p95: number; p99: number; max: number } {
-  const s = [...values].sort((a, b) => a - b);
-  return { n: s.length, p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99), max: s.at(-1) ?? NaN };
-}
+const env: Record<string, string> = {
+  SEGFLOW_EVENTS_TOPIC: `bench-rt-events-${id}`,
+  SEGFLOW_TRIGGER_SUBSCRIPTION: `bench-rt-triggers-${id}`,
+  SEGFLOW_LAKE_BUCKET: `bench-rt-lake-${id}`,
+  SEGFLOW_FIRESTORE_PROFILES: `bench_rt_profiles_${id}`,
+  SEGFLOW_DATASET_MARTS: `bench_rt_marts_${id}`,
+  SEGFLOW_SCHEDULE_PREFIX: `bench-rt-${id}.`,
+  TEMPORAL_TASK_QUEUE: `bench-realtime-${id}`,
+  SEGFLOW_RECLASSIFY_IDLE_MINUTES: '10',
+  SEGFLOW_API_TOKENS: TOKEN,
+  SEGFLOW_METRICS_PORT: '0',
+  LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+};
+const config = loadConfigOrExit({ ...process.env, ...env });
 
 const fmt = (ms: number) => (Number.isFinite(ms) ? `${ms.toFixed(1)} ms` : 'n/a');
+const load = () => `load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
+const line = (name: string, s: LatencySummary, extra = '') =>
+  console.log(`  ${name.padEnd(36)} p50 ${fmt(s.p50)}  p95 ${fmt(s.p95)}  p99 ${fmt(s.p99)}  max ${fmt(s.max)}  (n ${s.n})${extra}`);
 
 /** Runs `task` `rps` times a second for `seconds`, on schedule; returns per-call latencies and the achieved rate. */
 async function openLoop(rps: number, seconds: number, task: (i: number) => Promise<void>) {
@@ -103,36 +151,130 @@ async function openLoop(rps: number, seconds: number, task: (i: number) => Promi
   }
   await Promise.all(pending);
   const elapsed = (performance.now() - t0) / 1000;
-  return { ...summary(latencies), errors, rps: total / elapsed };
+  return { ...summarize(latencies), errors, rps: total / elapsed };
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+interface Child {
+  name: string;
+  proc: ChildProcess;
+  lines: string[];
+  exited: Promise<number | null>;
+}
+
+/** A child process on its normal entry point; output goes to <logDir>/<name>.log, stdout lines are also kept. */
+function startChild(name: string, entry: string, args: string[], extraEnv: Record<string, string> = {}): Child {
+  const out = createWriteStream(path.join(logDir, `${name}.log`));
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env, ...extraEnv },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  createInterface({ input: proc.stdout! }).on('line', (l) => {
+    lines.push(l);
+    out.write(`${l}\n`);
+  });
+  proc.stderr!.pipe(out);
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  return { name, proc, lines, exited };
+}
+
+async function stopChild(child: Child, timeoutMs = 15_000): Promise<void> {
+  if (child.proc.exitCode !== null) return;
+  child.proc.kill('SIGTERM');
+  const timer = setTimeout(() => child.proc.kill('SIGKILL'), timeoutMs);
+  await child.exited;
+  clearTimeout(timer);
+}
+
+async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs: number, children: Child[]): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const dead = children.find((c) => c.proc.exitCode !== null);
+    if (dead) throw new Error(`${dead.name} exited with code ${dead.proc.exitCode} while waiting for ${what}; see ${logDir}/${dead.name}.log`);
+    if (await probe().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; see the logs in ${logDir}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Signal -> workflow task started -> completed, from the histories of sample workflows. */
+async function workerBreakdown(client: Client, ids: string[]) {
+  const signalToStart: number[] = [];
+  const taskRun: number[] = [];
+  let events = 0;
+  let steps = 0;
+  let historyEvents = 0;
+  let workflowTasks = 0;
+  let timers = 0;
+  let markers = 0;
+  let signals = 0;
+  for (const customerId of ids) {
+    const handle = client.workflow.getHandle(reclassifyWorkflowId(customerId, config.schedules.prefix));
+    const [history, state] = await Promise.all([
+      handle.fetchHistory(),
+      handle.query(reclassifyStateQuery).catch(() => undefined),
+    ]);
+    if (state) {
+      events += state.totals.events;
+      steps += state.totals.steps;
+    }
+    const list = history.events ?? [];
+    historyEvents += list.length;
+    const ms = (t: unknown) => {
+      const ts = t as { seconds?: { toNumber(): number } | number; nanos?: number } | null | undefined;
+      const s = typeof ts?.seconds === 'number' ? ts.seconds : (ts?.seconds?.toNumber() ?? 0);
+      return s * 1000 + (ts?.nanos ?? 0) / 1e6;
+    };
+    let firstPendingSignal: number | undefined;
+    let started: number | undefined;
+    for (const e of list) {
+      const t = ms(e.eventTime);
+      if (e.workflowExecutionSignaledEventAttributes) {
+        signals += 1;
+        firstPendingSignal ??= t;
+      } else if (e.workflowTaskStartedEventAttributes) {
+        started = t;
+        workflowTasks += 1;
+        if (firstPendingSignal !== undefined) signalToStart.push(t - firstPendingSignal);
+        firstPendingSignal = undefined;
+      } else if (e.workflowTaskCompletedEventAttributes && started !== undefined) {
+        taskRun.push(t - started);
+        started = undefined;
+      } else if (e.timerStartedEventAttributes) timers += 1;
+      else if (e.markerRecordedEventAttributes) markers += 1;
+    }
+  }
+  return { signalToStart: summarize(signalToStart), taskRun: summarize(taskRun), events, steps, historyEvents, workflowTasks, timers, markers, signals };
 }
 
 async function main(): Promise<void> {
+  mkdirSync(logDir, { recursive: true });
+  const logger = createLogger({ level: config.log.level, name: 'bench-realtime' });
+  const clients = createGcpClients(config);
+  const { pubsub, storage, firestore } = clients;
+  const connection = await Connection.connect(temporalConnectionSettings(config));
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const collection = firestore.collection(config.firestore.profiles);
   const customers = opts.customers;
   const events = opts.rate * opts.seconds;
-  const h = await startRealtimeHarness('bench-realtime', {
-    env: {
-      SEGFLOW_EVENTS_TOPIC: `bench-rt-events-${id}`,
-      SEGFLOW_TRIGGER_SUBSCRIPTION: `bench-rt-triggers-${id}`,
-      SEGFLOW_LAKE_BUCKET: `bench-rt-lake-${id}`,
-      SEGFLOW_FIRESTORE_PROFILES: `bench_rt_profiles_${id}`,
-      SEGFLOW_DATASET_MARTS: `bench_rt_marts_${id}`,
-      SEGFLOW_RECLASSIFY_IDLE_MINUTES: '10',
-      SEGFLOW_API_TOKENS: TOKEN,
-      LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
-    },
-  });
-  const { pubsub, storage, firestore } = h.worker.clients;
-  const collection = firestore.collection(h.config.firestore.profiles);
-  const api = buildProfileApi({
-    store: createFirestoreProfileStore({ firestore, config: h.config, logger: h.logger }),
-    tokens: h.config.api.tokens,
-    logger: h.logger,
-    rateLimit: false,
-  });
-  let listener: Awaited<ReturnType<typeof createTriggerListener>> | undefined;
+  const children: Child[] = [];
+  let listenerChild: Child | undefined;
   try {
-    console.log(`bench:realtime — ${events} purchases at ${opts.rate}/s over ${customers} customers; API ${opts.apiRps} req/s for ${opts.apiSeconds} s`);
-    await installCurrentModel(storage, h.config.lake.bucket, twoSegmentModel(MODEL_VERSION));
+    console.log(
+      `bench:realtime — ${events} purchases at ${opts.rate}/s over ${customers} customers; API ${opts.apiRps} req/s for ${opts.apiSeconds} s; ` +
+        `Temporal ${config.temporal.address}; child logs in ${logDir}`,
+    );
+    console.log(`  start: ${load()} (2 cores, shared)`);
+    await installCurrentModel(storage, config.lake.bucket, twoSegmentModel(MODEL_VERSION));
     const ids = Array.from({ length: customers }, (_, i) => `bench-${id}-${i}`);
     const asOf = new Date(Date.now() - 3_600_000).toISOString();
     const seed = (customerId: string): Profile => ({
@@ -146,12 +288,17 @@ async function main(): Promise<void> {
       updated_at: asOf,
       source_event_time: asOf,
     });
-    const profiles = createProfileActivities({ firestore, config: h.config, logger: h.logger });
-    const seeded = await profiles.writeProfilesBulk(ids.map(seed));
-    console.log(`seeded ${seeded.created} profiles in ${seeded.durationMs} ms`);
+    const seeded = await createProfileActivities({ firestore, config, logger }).writeProfilesBulk(ids.map(seed));
+    console.log(`  seeded ${seeded.created} profiles in ${seeded.durationMs} ms`);
+    await pubsub.topic(config.pubsub.topic).get({ autoCreate: true });
+    await ensureTriggerSubscription(pubsub, config);
 
-    await api.listen({ host: '127.0.0.1', port: 0 });
-    const base = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
+    // ---- the deployment: API, worker, trigger listener, each in its own process
+    const apiPort = await freePort();
+    const api = startChild('api', 'api/main.ts', ['--port', String(apiPort), '--rate-limit', '0']);
+    const worker = startChild('worker', 'workers/main.ts', []);
+    children.push(api, worker);
+    const base = `http://127.0.0.1:${apiPort}`;
     const agent = new Agent({ keepAlive: true, maxSockets: 64 });
     // node:http rather than fetch: the client's own overhead is part of every figure, so keep it small.
     const get = (customerId: string) =>
@@ -168,44 +315,76 @@ async function main(): Promise<void> {
         req.on('error', reject);
         req.end();
       });
+    const healthy = () =>
+      new Promise<boolean>((resolve) => {
+        const req = request(`${base}/healthz`, { agent }, (res) => {
+          res.resume();
+          resolve(res.statusCode === 200);
+        });
+        req.on('error', () => resolve(false));
+        req.end();
+      });
+    await waitFor('the profile API to answer /healthz', healthy, 60_000, children);
+    // The worker bundles its workflows at start (seconds of CPU): wait until it polls, so that is not measured.
+    const polling = async () => {
+      const r = await connection.workflowService.describeTaskQueue({
+        namespace: config.temporal.namespace,
+        taskQueue: { name: config.temporal.taskQueue },
+        taskQueueType: 1, // workflow tasks
+      });
+      return (r.pollers?.length ?? 0) > 0;
+    };
+    await waitFor('the worker to poll its task queue', polling, 120_000, children);
 
-    // ---- Part 2 (run first, on a quiet system): API under load, beside a bare Firestore read
+    // ---- Part 1: API under load, beside a bare Firestore read on the same schedule
     const pick = (i: number) => ids[(i * 7919) % ids.length]!;
     for (let i = 0; i < Math.min(ids.length, 500); i++) await get(pick(i)); // the API cache holds what a running API would
-    const apiRun = await openLoop(opts.apiRps, opts.apiSeconds, async (i) => {
-      await get(pick(i));
-    });
+    const apiLoad = () =>
+      openLoop(opts.apiRps, opts.apiSeconds, async (i) => {
+        await get(pick(i));
+      });
+    const loadBeforeApi = load();
+    const apiRun = await apiLoad();
+    const loadAfterApi = load();
     const fsRun = await openLoop(opts.apiRps, opts.apiSeconds, async (i) => {
       const snap = await collection.doc(pick(i)).get();
       if (!snap.exists) throw new Error('missing');
     });
-    console.log(`profile API under load (target ${opts.apiRps} req/s), beside a bare Firestore read on the same schedule`);
-    console.log(`  ${'API GET /v1/customers/:id/profile'.padEnd(36)} p50 ${fmt(apiRun.p50)}  p99 ${fmt(apiRun.p99)}  max ${fmt(apiRun.max)}  ${apiRun.rps.toFixed(0)} req/s  errors ${apiRun.errors}   (target p99 < 10 ms: ${apiRun.p99 < 10 ? 'met' : 'NOT met'})`);
-    console.log(`  ${'Firestore doc.get() (baseline)'.padEnd(36)} p50 ${fmt(fsRun.p50)}  p99 ${fmt(fsRun.p99)}  max ${fmt(fsRun.max)}  ${fsRun.rps.toFixed(0)} req/s  errors ${fsRun.errors}`);
+    const loadAfterFs = load();
+    const apiLine = (name: string, r: Awaited<ReturnType<typeof apiLoad>>, target: boolean) =>
+      console.log(
+        `  ${name.padEnd(36)} p50 ${fmt(r.p50)}  p99 ${fmt(r.p99)}  max ${fmt(r.max)}  ${r.rps.toFixed(0)} req/s  errors ${r.errors}` +
+          (target ? `   (target p99 < 10 ms: ${r.p99 < 10 ? 'met' : 'NOT met'})` : ''),
+      );
+    console.log(`\nprofile API (own process) under load (target ${opts.apiRps} req/s), beside a bare Firestore read on the same schedule`);
+    apiLine('API GET /v1/customers/:id/profile', apiRun, true);
+    console.log(`    ${loadBeforeApi} before, ${loadAfterApi} after`);
+    apiLine('Firestore doc.get() (baseline)', fsRun, false);
+    console.log(`    ${loadAfterFs} after`);
     console.log(`  API / Firestore p50 ratio ${(apiRun.p50 / fsRun.p50).toFixed(2)}, p99 ratio ${(apiRun.p99 / fsRun.p99).toFixed(2)}`);
 
-    // ---- Part 1: event -> visible segment
-    const stages = new Map<string, { receivedAt: number; signalledAt: number; publishTime: number }>();
-    await pubsub.topic(h.config.pubsub.topic).get({ autoCreate: true });
-    listener = await createTriggerListener(
-      { pubsub, client: h.client, config: h.config, logger: h.logger },
-      { onSignalled: (i) => stages.set(i.eventId, i) },
-    );
-    const topic = pubsub.topic(h.config.pubsub.topic, { batching: { maxMessages: 100, maxMilliseconds: 1 } });
+    // ---- Part 2: event -> visible segment
+    listenerChild = startChild('triggers', 'workers/trigger-listener.ts', ['--max-concurrent-signals', String(opts.maxConcurrentSignals)], {
+      LOG_LEVEL: 'info',
+    });
+    children.push(listenerChild);
+    const topic = pubsub.topic(config.pubsub.topic, { batching: { maxMessages: 100, maxMilliseconds: 1 } });
     const publish = (customerId: string, amount: number) => {
       const event = purchaseEvent(customerId, amount);
       const { data, attributes } = encodeEvent(event);
       return { eventId: String(event.event_id), published: topic.publishMessage({ data, attributes: { ...attributes } }) };
     };
 
-    // Frequency per customer as Firestore last showed it; waiters resolve when it reaches theirs.
+    // Frequency and commit time per customer as Firestore last showed them; waiters resolve when it reaches theirs.
     const frequency = new Map<string, number>();
+    const committedAt = new Map<string, number>();
     const waiters = new Map<string, Array<{ k: number; resolve: () => void }>>();
     const unsubscribe = collection.onSnapshot((snap) => {
       for (const change of snap.docChanges()) {
         if (change.type === 'removed') continue;
         const f = Number(change.doc.get('rfm.frequency') ?? 0);
         frequency.set(change.doc.id, f);
+        committedAt.set(`${change.doc.id}/${f}`, change.doc.updateTime.toMillis());
         const list = waiters.get(change.doc.id);
         if (!list) continue;
         waiters.set(change.doc.id, list.filter((w) => (w.k <= f ? (w.resolve(), false) : true)));
@@ -220,20 +399,19 @@ async function main(): Promise<void> {
         waiters.set(customerId, list);
       });
 
-    // Warm-up: every customer's workflow is running and the model and score bounds are cached.
+    // Warm-up: every customer's workflow is running, the worker has its bundle, model and score bounds.
     const tWarm = Date.now();
     for (const c of ids) publish(c, 1);
-    await Promise.all(ids.map((c) => reached(c, 2, 120_000)));
-    console.log(`warm-up: ${customers} workflows started and first purchases applied in ${Date.now() - tWarm} ms`);
+    await waitFor('the warm-up purchases to be applied', async () => ids.every((c) => (frequency.get(c) ?? 0) >= 2), 300_000, children);
+    console.log(`\nwarm-up: ${customers} workflows started and first purchases applied in ${Date.now() - tWarm} ms (${load()})`);
 
     const visible: number[] = [];
     const visibleChanges: number[] = [];
-    const toListener: number[] = [];
-    const toSignal: number[] = [];
-    const signalToVisible: number[] = [];
+    const toCommit: number[] = [];
+    const commitToVisible: number[] = [];
     let timedOut = 0;
     const expected = new Map<string, number>(ids.map((c) => [c, 2]));
-    const watch = async (customerId: string, k: number, eventId: string, publishedAt: number) => {
+    const watch = async (customerId: string, k: number, publishedAt: number) => {
       const deadline = publishedAt + 30_000;
       const noticed = await reached(customerId, k, 30_000);
       for (;;) {
@@ -242,11 +420,12 @@ async function main(): Promise<void> {
           const at = Date.now();
           visible.push(at - publishedAt);
           if (k === 3) visibleChanges.push(at - publishedAt);
-          const s = stages.get(eventId);
-          if (s) {
-            toListener.push(s.receivedAt - publishedAt);
-            toSignal.push(s.signalledAt - publishedAt);
-            signalToVisible.push(at - s.signalledAt);
+          // The commit that first included this event (a coalesced step may have skipped k itself).
+          let commit: number | undefined;
+          for (let f = k; commit === undefined && f <= k + 100; f++) commit = committedAt.get(`${customerId}/${f}`);
+          if (commit !== undefined) {
+            toCommit.push(commit - publishedAt);
+            commitToVisible.push(at - commit);
           }
           return;
         }
@@ -258,42 +437,89 @@ async function main(): Promise<void> {
       }
     };
     const watches: Promise<void>[] = [];
+    const loadBeforeEvents = load();
+    const mixed = opts.mixed ? apiLoad() : undefined;
     const p1 = await openLoop(opts.rate, opts.seconds, async (i) => {
       const customerId = ids[i % ids.length]!;
       const k = expected.get(customerId)! + 1;
       expected.set(customerId, k);
       const publishedAt = Date.now();
-      const { eventId, published } = publish(customerId, 1500);
-      watches.push(watch(customerId, k, eventId, publishedAt));
+      const { published } = publish(customerId, 1500);
+      watches.push(watch(customerId, k, publishedAt));
       await published;
     });
+    const loadAfterPublishing = load();
     await Promise.all(watches);
+    const mixedRun = await mixed;
     unsubscribe();
-    await listener.stop();
-    listener = undefined;
+    await stopChild(listenerChild);
+    const stopped = listenerChild.lines
+      .map((l) => {
+        try {
+          return JSON.parse(l) as { msg?: string; signals?: number; signalled?: number; coalesced?: number; failed?: number; publishToSignalMs?: LatencySummary };
+        } catch {
+          return undefined;
+        }
+      })
+      .find((l) => l?.msg === 'trigger listener stopped');
 
-    const ev = summary(visible);
-    const ch = summary(visibleChanges);
-    console.log('\nevent -> reclassified profile visible through the API');
+    const ev = summarize(visible);
+    console.log(`\nevent -> reclassified profile visible through the API (API, worker, listener in their own processes)`);
     console.log(`  ${events} events at ${p1.rps.toFixed(1)}/s achieved; visible ${ev.n}, timed out ${timedOut}, publish errors ${p1.errors}`);
-    console.log(`  all events        p50 ${fmt(ev.p50)}  p95 ${fmt(ev.p95)}  p99 ${fmt(ev.p99)}  max ${fmt(ev.max)}   (target p99 < 1000 ms: ${ev.p99 < 1000 ? 'met' : 'NOT met'})`);
-    console.log(`  segment changes   p50 ${fmt(ch.p50)}  p95 ${fmt(ch.p95)}  p99 ${fmt(ch.p99)}  max ${fmt(ch.max)}   (n ${ch.n}: Occasional -> VIP)`);
-    const b = (name: string, v: number[]) => {
-      const s = summary(v);
-      console.log(`  ${name.padEnd(34)} p50 ${fmt(s.p50)}  p99 ${fmt(s.p99)}`);
-    };
-    b('publish -> listener received', toListener);
-    b('publish -> signal accepted', toSignal);
-    b('signal accepted -> visible in API', signalToVisible);
+    line('all events', ev, `   (target p99 < 1000 ms: ${ev.p99 < 1000 ? 'met' : 'NOT met'})`);
+    line('segment changes (Occasional -> VIP)', summarize(visibleChanges));
+    console.log(`    ${loadBeforeEvents} before, ${loadAfterPublishing} at the end of publishing, ${load()} after`);
+    console.log('  where the time goes');
+    if (stopped?.publishToSignalMs) {
+      line('publish -> signal accepted (listener)', stopped.publishToSignalMs);
+      const perSignal = (stopped.signalled ?? 0) / Math.max(stopped.signals ?? 0, 1);
+      console.log(
+        `    ${stopped.signals} signal-with-start calls for ${stopped.signalled} events (${perSignal.toFixed(2)} events per signal, ` +
+          `${stopped.coalesced} coalesced, ${stopped.failed} failed; warm-up included)`,
+      );
+    } else console.log(`  (the listener's summary line is missing; see ${logDir}/triggers.log)`);
+    line('publish -> Firestore commit', summarize(toCommit));
+    line('commit -> visible through the API', summarize(commitToVisible));
+    if (mixedRun) {
+      console.log(`  API under the same load during the event phase (--mixed)`);
+      apiLine('API GET /v1/customers/:id/profile', mixedRun, true);
+    }
 
+    if (opts.samples > 0) {
+      const sample = ids.slice(0, Math.min(opts.samples, ids.length));
+      const w = await workerBreakdown(client, sample);
+      console.log(`  worker side, from ${sample.length} workflow histories (warm-up included)`);
+      line('signal -> workflow task started', w.signalToStart);
+      line('workflow task started -> completed', w.taskRun, '   (includes the local activity: Firestore transaction)');
+      const per = (x: number) => (w.events === 0 ? 'n/a' : (x / w.events).toFixed(2));
+      console.log(
+        `    per event: ${per(w.signals)} signals, ${per(w.workflowTasks)} workflow tasks, ${per(w.markers)} markers, ${per(w.timers)} timers, ` +
+          `${per(w.historyEvents)} history events (${w.events} events in ${w.steps} steps)`,
+      );
+    }
     agent.destroy();
   } finally {
-    await listener?.stop();
-    await api.close();
-    await pubsub.subscription(h.config.pubsub.triggerSubscription).delete().catch(() => undefined);
-    await pubsub.topic(h.config.pubsub.topic).delete().catch(() => undefined);
+    if (listenerChild) await stopChild(listenerChild);
+    // End the per-customer workflows (they would wait out their idle period on a queue nobody polls).
+    const query = `TaskQueue = '${config.temporal.taskQueue}' AND ExecutionStatus = 'Running'`;
+    const running: string[] = [];
+    try {
+      for await (const wf of client.workflow.list({ query })) running.push(wf.workflowId);
+    } catch (err) {
+      console.error(`could not list the bench's workflows: ${String(err)}`);
+    }
+    await Promise.allSettled(running.map((wid) => client.workflow.getHandle(wid).terminate('bench finished')));
+    await Promise.all(children.map((c) => stopChild(c)));
+    await pubsub.subscription(config.pubsub.triggerSubscription).delete().catch(() => undefined);
+    await pubsub.topic(config.pubsub.topic).delete().catch(() => undefined);
     await firestore.recursiveDelete(collection).catch(() => undefined);
-    await h.close();
+    await storage
+      .bucket(config.lake.bucket)
+      .deleteFiles({ force: true })
+      .then(() => storage.bucket(config.lake.bucket).delete())
+      .catch(() => undefined);
+    await connection.close();
+    await closeGcpClients(clients);
   }
 }
 
