@@ -12,7 +12,7 @@ import { asyncLocalStorage } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { CustomerIdSchema } from '../core/customer-id.js';
-import type { Logger } from '../core/logger.js';
+import { scrubSecrets, type Logger } from '../core/logger.js';
 import type { SegmentRef } from '../core/profile.js';
 import { filterMatches, subscriberHost, subscribersForChange, type WebhookSubscriber } from '../core/webhook-config.js';
 import { DELIVERY_ID_HEADER, SIGNATURE_HEADER, signWebhook } from '../core/webhook-signature.js';
@@ -81,6 +81,20 @@ async function preview(response: Response): Promise<string> {
   } catch {
     return '';
   }
+}
+
+/** What of a subscriber's configuration must not be quoted back: its secret, and its URL and the parts that may be tokens. */
+function secretsOf(subscriber: WebhookSubscriber): string[] {
+  const out = [subscriber.secret, subscriber.url];
+  try {
+    const url = new URL(subscriber.url);
+    if (url.pathname.length > 1) out.push(`${url.pathname}${url.search}`, url.pathname);
+    for (const value of url.searchParams.values()) out.push(value);
+    for (const segment of url.pathname.split('/')) if (segment.length >= 16) out.push(segment);
+  } catch {
+    // The URL was validated with the configuration; nothing more to add.
+  }
+  return out.sort((a, b) => b.length - a.length);
 }
 
 /** Retry-After in seconds or as an HTTP date, as milliseconds; undefined when absent or unusable. */
@@ -152,7 +166,10 @@ export function createWebhookActivities({ subscribers, logger, fetchImpl = fetch
       if (ctx?.cancellationSignal.aborted) throw err;
       const reason = timeout.aborted
         ? `no response within ${subscriber.timeout_ms} ms`
-        : `${err instanceof Error ? err.message : String(err)}${err instanceof Error && err.cause instanceof Error ? ` (${err.cause.message})` : ''}`;
+        : scrubSecrets(
+            `${err instanceof Error ? err.message : String(err)}${err instanceof Error && err.cause instanceof Error ? ` (${err.cause.message})` : ''}`,
+            secretsOf(subscriber),
+          );
       dlog.warn({ error: reason, durationMs: Date.now() - t0 }, 'webhook delivery failed; Temporal will retry');
       throw ApplicationFailure.retryable(`webhook ${subscriber.id} (${subscriberHost(subscriber)}): ${reason}`, 'WebhookDeliveryFailed');
     }
@@ -165,7 +182,9 @@ export function createWebhookActivities({ subscribers, logger, fetchImpl = fetch
       return { subscriberId: subscriber.id, delivered: true, status, attempt, durationMs };
     }
 
-    const detail = await preview(response);
+    // Receivers echo their URL in errors, and a webhook URL often is a credential: the answer
+    // goes into logs, the alert and the workflow history without it.
+    const detail = scrubSecrets(await preview(response), secretsOf(subscriber));
     const what = `webhook ${subscriber.id} (${subscriberHost(subscriber)}) answered HTTP ${status}${detail ? `: ${detail}` : ''}`;
     if (status >= 500 || status === 408 || status === 429) {
       dlog.warn({ status, durationMs }, 'webhook delivery failed; Temporal will retry');

@@ -333,7 +333,8 @@ export function parseConfig(env: RawEnv): Config {
   };
 }
 
-const SECRET_NAME = /KEY|TOKEN|SECRET|PASSWORD/i;
+// Webhook URLs (Slack's above all) are credentials: whoever has one can post.
+const SECRET_NAME = /KEY|TOKEN|SECRET|PASSWORD|WEBHOOK/i;
 
 function redactValue(name: string, value: string): string {
   return SECRET_NAME.test(name) ? '[redacted]' : value;

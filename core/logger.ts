@@ -30,6 +30,42 @@ export const REDACT_PATHS = [
   'headers["segflow-signature"]',
 ];
 
+/**
+ * Query strings carry credentials often enough (`?access_token=`, `?sig=`): a logged URL keeps
+ * its path and parameter names, never parameter values. No segflow route takes a query.
+ */
+export function redactUrlQuery(url: string): string {
+  const q = url.indexOf('?');
+  if (q === -1) return url;
+  const names = url
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => pair.split('=', 1)[0] ?? '')
+    .map((name) => `${name.slice(0, 64)}=[redacted]`);
+  return `${url.slice(0, q)}?${names.join('&')}`;
+}
+
+/**
+ * Text from outside (an HTTP answer, an error) with every known secret cut out, for messages that
+ * reach logs, alerts and workflow histories. Short values are left alone: they match too much.
+ */
+export function scrubSecrets(text: string, secrets: readonly (string | undefined)[]): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (secret === undefined || secret.length < 8) continue;
+    for (const form of new Set([secret, encodeURIComponent(secret), encodeURI(secret)])) out = out.split(form).join('[redacted]');
+  }
+  return out;
+}
+
+/** The URL paths pino's request serializers produce (fastify's `req.url`). */
+const URL_PATHS = ['req.url', 'request.url'];
+
+function censor(value: unknown, path: readonly unknown[]): unknown {
+  const where = path.slice(-2).map(String).join('.');
+  return URL_PATHS.includes(where) && typeof value === 'string' ? redactUrlQuery(value) : '[redacted]';
+}
+
 export interface LoggerSettings {
   level: LoggerOptions['level'];
   name?: string;
@@ -39,7 +75,7 @@ export function createLogger(settings: LoggerSettings, destination?: pino.Destin
   const options: LoggerOptions = {
     name: settings.name ?? 'segflow',
     level: settings.level ?? 'info',
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    redact: { paths: [...REDACT_PATHS, ...URL_PATHS], censor },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
   };
