@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createGcpClients, closeGcpClients, type GcpClients } from '../../activities/clients.js';
-import { createProfileActivities, type ProfileActivities } from '../../activities/profiles.js';
+import { createProfileActivities, createProfileUpdater, type ProfileActivities } from '../../activities/profiles.js';
 import { loadConfig, type Config } from '../../core/config.js';
 import { createLogger } from '../../core/logger.js';
 import { compareProfileRecency, type Profile } from '../../core/profile.js';
@@ -143,6 +143,51 @@ describe('writeProfile', () => {
     const r = await profiles.writeProfile(profile('w-6'));
     assert.deepEqual([r.written, r.outcome, r.previousSegment], [true, 'updated', null]);
     assert.equal((await profiles.readProfile('w-6'))?.segment_label, 'Occasional');
+  });
+});
+
+describe('updateProfile (read, compute and write in one transaction)', () => {
+  const updater = () => createProfileUpdater({ firestore: clients.firestore, config, logger: createLogger({ level: 'silent' }) });
+  /** One more purchase on top of whatever is stored, computed a bit later each time. */
+  const onePurchase = (id: string) => (stored: Profile | null): Profile => {
+    const base = stored ?? profile(id, { rfm: { recency_days: null, frequency: 0, monetary: 0, r_score: 1, f_score: 1, m_score: 1 } });
+    const frequency = base.rfm.frequency + 1;
+    return { ...base, rfm: { ...base.rfm, frequency }, updated_at: new Date(Date.parse(base.updated_at) + 1000).toISOString() };
+  };
+
+  it('computes from the stored profile (or none), writes it, and reports the previous segment', async () => {
+    const update = updater();
+    const first = await update('u-1', onePurchase('u-1'));
+    assert.equal(first.outcome, 'created');
+    assert.equal(first.stored, null);
+    assert.equal(first.segmentChanged, true);
+    const second = await update('u-1', (stored) => ({ ...onePurchase('u-1')(stored), segment_id: 3, segment_label: 'VIP' }));
+    assert.equal(second.outcome, 'updated');
+    assert.equal(second.stored?.rfm.frequency, 1);
+    assert.deepEqual(second.previousSegment, { id: 1, label: 'Occasional' });
+    assert.equal(second.segmentChanged, true);
+    assert.equal((await doc('u-1').get()).get('rfm.frequency'), 2);
+  });
+
+  it('loses no update when two run at once: the one that lost the race computes again on what the other wrote', async () => {
+    const update = updater();
+    await profiles.writeProfile(profile('u-2'));
+    const results = await Promise.all(Array.from({ length: 4 }, () => update('u-2', onePurchase('u-2'))));
+    assert.ok(results.every((r) => r.written));
+    assert.equal((await doc('u-2').get()).get('rfm.frequency'), 2 + 4, 'every increment landed');
+  });
+
+  it('keeps a newer stored profile, and refuses an invalid or misaddressed one for good', async () => {
+    const update = updater();
+    await profiles.writeProfile(profile('u-3', { updated_at: '2026-11-25T12:00:00Z' }));
+    const older = await update('u-3', () => profile('u-3', { updated_at: '2026-11-25T11:00:00Z', segment_id: 4, segment_label: 'Lapsing' }));
+    assert.equal(older.outcome, 'not_newer');
+    assert.equal((await doc('u-3').get()).get('segment_label'), 'Occasional');
+    const invalid = await failureOf(update('u-3', () => ({ ...profile('u-3'), segment_id: -1 })));
+    assert.equal(invalid.type, 'InvalidProfile');
+    const elsewhere = await failureOf(update('u-3', () => profile('someone-else', { updated_at: '2026-11-26T00:00:00Z' })));
+    assert.equal(elsewhere.type, 'InvalidProfile');
+    assert.equal((await doc('u-3').get()).get('segment_label'), 'Occasional');
   });
 });
 
