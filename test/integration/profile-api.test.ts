@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { ProfileStore } from '../../api/cache.js';
@@ -160,5 +161,84 @@ describe('profile API on Firestore', () => {
     assert.deepEqual([first.status, first.body.stale, first.body.segment_label], [200, false, 'Never read']);
     await new Promise((r) => setTimeout(r, 1_100));
     assert.equal((await get('/healthz', null)).body.store, 'reachable');
+  });
+});
+
+/** A raw HTTP request from a chosen loopback address (127.0.0.0/8 all reach the server), so tests can be several clients. */
+function send(port: number, opts: { method?: string; path: string; headers?: Record<string, string>; body?: Buffer; from?: string }) {
+  return new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.path, headers: opts.headers, localAddress: opts.from }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+describe('profile API resource limits over HTTP', () => {
+  let limited: ReturnType<typeof buildProfileApi>;
+  let port: number;
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  before(async () => {
+    await profiles.writeProfile(profile('limits-1'));
+    limited = buildProfileApi({
+      store: realStore,
+      tokens: config.api.tokens,
+      logger: createLogger({ level: 'warn', name: 'test-profile-api-limits' }),
+      rateLimit: { max: 5, timeWindowMs: 60_000 },
+      cache: { latencyBudgetMs: 250, uncachedTimeoutMs: 1_000, freshForMs: 0 },
+    });
+    await limited.listen({ host: '127.0.0.1', port: 0 });
+    port = (limited.server.address() as AddressInfo).port;
+  });
+  after(async () => {
+    await limited?.close();
+  });
+
+  it('refuses an oversized URL, header or body with a 4xx and keeps serving', async () => {
+    // Each from its own address, so the rate limit below is not spent here.
+    const longUrl = await send(port, { path: `/v1/customers/${'a'.repeat(64 * 1024)}/profile`, headers: auth, from: '127.0.0.21' });
+    assert.equal(longUrl.status, 431, 'a 64 kB URL exceeds the header limit');
+    const longId = await send(port, { path: `/v1/customers/${'a'.repeat(8 * 1024)}/profile`, headers: auth, from: '127.0.0.22' });
+    assert.equal(longId.status, 400, 'an 8 kB id reaches the validator');
+    assert.match(longId.body, /customer id: expected/);
+    const bigHeader = await send(port, { path: '/v1/customers/limits-1/profile', headers: { ...auth, 'x-padding': 'p'.repeat(64 * 1024) }, from: '127.0.0.23' });
+    assert.equal(bigHeader.status, 431);
+    const bigBody = await send(port, {
+      method: 'POST',
+      path: '/v1/customers/limits-1/profile',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: Buffer.from(JSON.stringify({ pad: 'x'.repeat(1024 * 1024) })),
+      from: '127.0.0.24',
+    });
+    assert.equal(bigBody.status, 413, 'a 1 MB body is refused, not buffered');
+    const getBody = await send(port, {
+      path: '/v1/customers/limits-1/profile',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: Buffer.from(JSON.stringify({ pad: 'x'.repeat(64 * 1024) })),
+      from: '127.0.0.25',
+    });
+    assert.ok(getBody.status >= 400 && getBody.status < 500, `a GET with a 64 kB body -> ${getBody.status}`);
+    const ok = await send(port, { path: '/v1/customers/limits-1/profile', headers: auth, from: '127.0.0.26' });
+    assert.equal(ok.status, 200, 'still serving');
+  });
+
+  it('rate-limits per client with 429 and Retry-After while another client is still served', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) statuses.push((await send(port, { path: '/v1/customers/limits-1/profile', headers: auth, from: '127.0.0.31' })).status);
+    assert.deepEqual(statuses, [200, 200, 200, 200, 200]);
+    const limitedRes = await send(port, { path: '/v1/customers/limits-1/profile', headers: auth, from: '127.0.0.31' });
+    assert.equal(limitedRes.status, 429);
+    const retryAfter = Number(limitedRes.headers['retry-after']);
+    assert.ok(retryAfter > 0 && retryAfter <= 60, `Retry-After ${String(limitedRes.headers['retry-after'])}`);
+    assert.equal((JSON.parse(limitedRes.body) as { statusCode: number }).statusCode, 429);
+    // Token guessing counts too: the limited client stays limited without a token.
+    assert.equal((await send(port, { path: '/v1/customers/limits-1/profile', from: '127.0.0.31' })).status, 429);
+    const other = await send(port, { path: '/v1/customers/limits-1/profile', headers: auth, from: '127.0.0.32' });
+    assert.equal(other.status, 200, 'another client is served');
+    assert.equal((JSON.parse(other.body) as { customer_id: string }).customer_id, 'limits-1');
   });
 });
