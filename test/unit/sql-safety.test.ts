@@ -186,8 +186,8 @@ const REVIEWED: Readonly<Record<string, readonly string[]>> = {
   'bench/realtime.ts': ['config.temporal.taskQueue'],
   // Generated numbers (floatLiteral/intLiteral), checked identifiers and the names built from them.
   'core/segmentation/sql.ts': [
-    'from', 'blank.join(\', \')', 'idColumn', 'c', 'j', 'n', 'i', 'name', 'ids', 'on', 'whens.join(\' \')', 'terms.join(\' + \')', 'others.join(\', \')', 'dNames.join(\', \')',
-    'preparedExpression(f, `i${j}`)', 'intLiteral(k - 1)', 'floatLiteral(f.fill)', 'floatLiteral(Number.MAX_VALUE)', 'f', 'range', 'x', 'imputed',
+    'from', 'blank.join(\', \')', 'idColumn', 'c', 'j', 'name', 'ids', 'whens.join(\' \')', 'terms.join(\' + \')', 'others.join(\', \')', 'dNames.join(\', \')',
+    'preparedExpression(f, `i${j}`)', 'intLiteral(k - 1)', 'floatLiteral(f.fill)', 'floatLiteral(Number.MAX_VALUE)',
     "includeLabels ? ', @segment_labels ARRAY<STRING> (label per centroid index)' : ''",
   ],
   // Names from qualifiedTable/quoteColumn; where/expression/updateIf/partitionBy are SQL written in
@@ -195,7 +195,7 @@ const REVIEWED: Readonly<Record<string, readonly string[]>> = {
   'core/sql-models.ts': [
     'table', 'on', 'options.partitionBy', 'options.clusterBy.map(quoteColumn).join(\', \')', 'target', 'source', 'updateIf', "updateIf === undefined ? '' : ` AND (${updateIf})`",
     'updates.join(\', \')', 'cols.join(\', \')', 'cols.map((c) => `S.${c}`).join(\', \')', 'cols', 'c', 'keyCols[0]', 'keyCols.join(\', \')', 'match',
-    "parts.join(' AND ')", 'i', 'a', 'b', 'latest', 'from', 'whereOf(test.where)', 'test.expression', 'test.column', 'quoteColumn(test.column)', 'options.expiresInHours',
+    "parts.join(' AND ')", 'i', 'a', 'b', 'latest', 'from', 'whereOf(test.where)', 'test.expression', 'test.column', 'quoteColumn(test.column)',
     // data test result messages (prose with the word NULL)
     'n',
   ],
