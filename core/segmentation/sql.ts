@@ -2,22 +2,36 @@
  * BigQuery GoogleSQL that assigns every customer with a model, computing
  * exactly what prepare.ts and assign.ts compute in TypeScript:
  *
- *   impute   CASE WHEN x IS NULL OR IS_NAN(x) OR IS_INF(x) THEN fill ELSE x END
+ *   impute   IF(ABS(x) <= DBL_MAX, x, fill)   (NULL, NaN and +-Inf fail the test and take the fill)
  *   log      LN(1.0 + GREATEST(x, 0.0))          (TS: Math.log(1 + Math.max(x, 0)))
  *   scale    LEAST(GREATEST((x - min) / range, 0.0), 1.0), or 0.0 when range is 0
  *   weight   * weight
  *   distance (x0 - c0) * (x0 - c0) + (x1 - c1) * (x1 - c1) + ...   left to right
- *   nearest  rank the k distances per customer by (distance, index): ties to the lowest index
+ *   nearest  best = LEAST(d0, ..., dk-1); the index is the first c with dc = best,
+ *            so a tie goes to the lowest centroid index, as the strict `<` in TypeScript
+ *   margin   the smallest distance among the other centroids, minus best (0 on a tie)
  *
  * Why the results match bit for bit: +, -, *, / and comparisons are IEEE-754
  * correctly rounded in V8, BigQuery and the emulator, and the SQL performs
  * them in the same order on the same doubles (model numbers are emitted as
  * shortest round-trip literals, which parse back to the same double; range is
- * emitted precomputed, as TS computes it). The one transcendental, LN, comes
- * from each engine's libm and can differ in the last bit on rare inputs; the
- * query therefore also returns `margin` (runner-up minus best distance), and a
- * comparison should treat a disagreement with margin below ~1e-12 as a near
- * tie rather than a bug.
+ * emitted precomputed, as TS computes it); LEAST returns one of its inputs
+ * unchanged. The one transcendental, LN, comes from each engine's libm and can
+ * differ in the last bit on rare inputs; the query therefore also returns
+ * `margin` (runner-up minus best distance), and a comparison should treat a
+ * disagreement with margin below ~1e-12 as a near tie rather than a bug.
+ *
+ * Shape: one pass over the table, plain arithmetic per row, no window
+ * function, no GROUP BY, no UNNEST (nothing to shuffle on BigQuery). Each
+ * step after `prepared` also reads the step before it a second time through
+ * `UNION ALL ... WHERE FALSE`, which returns no rows and which BigQuery prunes
+ * when planning. It is there for the BigQuery emulator (googlesqlite on
+ * SQLite): a CTE read once is inlined into every column that refers to it, so
+ * each feature expression was evaluated 2k times and each distance several
+ * times per row (~50 ms per row, hours for 100,000 customers); a CTE read twice
+ * is computed once into a temporary table (~0.4 ms per row). UNNEST is avoided
+ * because the emulator turns whole-number FLOAT64 array elements (0.0, 1.0 --
+ * common after clipping) into INT64, and `x - 0.5` on them then comes out wrong.
  *
  * Only model parameters, which are numbers we generated, are written into the
  * SQL; names come from the validated spec; everything else is a parameter.
@@ -108,84 +122,64 @@ export function assignmentSql(model: SegmentModel, options: AssignmentSqlOptions
 
   const ind = (n: number) => ' '.repeat(n);
   const list = (items: string[], indent: number) => items.map((s) => ind(indent) + s).join(',\n');
+  const step = (name: string, items: string[], from: string, blank: string[] | null) =>
+    [
+      `${name} AS (`,
+      '  SELECT',
+      list(items, 4),
+      `  FROM ${from}`,
+      // A second read of `from` that yields nothing: see the header for why.
+      ...(blank ? [`  UNION ALL SELECT ${blank.join(', ')} FROM ${from} WHERE FALSE`] : []),
+      ')',
+    ].join('\n');
 
-  const source = list([`\`${idColumn}\` AS customer_id`, ...columns.map((c, j) => `CAST(\`${c}\` AS FLOAT64) AS r${j}`)], 4);
-  const imputed = list(
-    ['customer_id', ...features.map((f, j) => `CASE WHEN r${j} IS NULL OR IS_NAN(r${j}) OR IS_INF(r${j}) THEN ${floatLiteral(f.fill)} ELSE r${j} END AS i${j}`)],
-    4,
-  );
-  const prepared = list(['customer_id', ...features.map((f, j) => `${preparedExpression(f, `i${j}`)} AS x${j}`)], 4);
-  const distances = list(
-    [
-      'customer_id',
-      ...model.centroids.map((centroid, c) => {
-        if (centroid.length !== features.length) {
-          throw new Error(`assignmentSql: centroid ${c} has ${centroid.length} values for ${features.length} features`);
-        }
-        const terms = centroid.map((v, j) => {
-          const lit = floatLiteral(v);
-          return `(x${j} - ${lit}) * (x${j} - ${lit})`;
-        });
-        return `${terms.join(' + ')} AS d${c}`;
-      }),
-    ],
-    4,
-  );
+  const source = [`\`${idColumn}\` AS customer_id`, ...columns.map((c, j) => `CAST(\`${c}\` AS FLOAT64) AS r${j}`)];
+  const imputed = ['customer_id', ...features.map((f, j) => `IF(ABS(r${j}) <= ${floatLiteral(Number.MAX_VALUE)}, r${j}, ${floatLiteral(f.fill)}) AS i${j}`)];
+  const prepared = ['customer_id', ...features.map((f, j) => `${preparedExpression(f, `i${j}`)} AS x${j}`)];
   const dNames = Array.from({ length: k }, (_, c) => `d${c}`);
+  const distances = [
+    'customer_id',
+    ...model.centroids.map((centroid, c) => {
+      if (centroid.length !== features.length) {
+        throw new Error(`assignmentSql: centroid ${c} has ${centroid.length} values for ${features.length} features`);
+      }
+      const terms = centroid.map((v, j) => {
+        const lit = floatLiteral(v);
+        return `(x${j} - ${lit}) * (x${j} - ${lit})`;
+      });
+      return `${terms.join(' + ')} AS d${c}`;
+    }),
+  ];
+  const nearest = ['customer_id', ...dNames, k > 1 ? `LEAST(${dNames.join(', ')}) AS best` : 'd0 AS best'];
+  // The first index whose distance equals the minimum: ties go to the lowest index.
+  const whens = dNames.slice(0, -1).map((d, c) => `WHEN ${d} = best THEN ${intLiteral(c)}`);
+  const idx = k > 1 ? `CASE ${whens.join(' ')} ELSE ${intLiteral(k - 1)} END AS idx` : '0 AS idx';
+  const ranked = ['customer_id', ...dNames, 'best', idx];
+  // Runner-up: the least distance once the winner's is swapped for a neighbour's (already in the list).
+  const others = dNames.map((d, c) => `IF(idx = ${intLiteral(c)}, ${dNames[(c + 1) % k]}, ${d})`);
   const ids = `[${model.segments.map((s) => intLiteral(s.id)).join(', ')}]`;
-  // Nearest and runner-up by ranking each customer's k distances (ties to the lowest index, as
-  // the strict \`<\` in TypeScript). Each distance is referenced once: the emulator inlines CTEs,
-  // and expressions naming a distance several times (LEAST/CASE chains, or a per-row
-  // ARRAY(SELECT ... ORDER BY ... LIMIT 2) read four times) made it re-evaluate every distance
-  // k^2 to k^3 times per row (minutes for a thousand rows).
-  const output = list(
-    [
-      'customer_id',
-      `${ids}[OFFSET(idx)] AS segment_id`,
-      ...(includeLabels ? ['@segment_labels[OFFSET(idx)] AS segment_label'] : []),
-      '@model_version AS model_version',
-      'best AS distance',
-      k > 1 ? 'second - best AS margin' : 'CAST(NULL AS FLOAT64) AS margin',
-    ],
-    2,
-  );
+  const output = [
+    'customer_id',
+    `${ids}[OFFSET(idx)] AS segment_id`,
+    ...(includeLabels ? ['@segment_labels[OFFSET(idx)] AS segment_label'] : []),
+    '@model_version AS model_version',
+    'best AS distance',
+    k > 1 ? `LEAST(${others.join(', ')}) - best AS margin` : 'CAST(NULL AS FLOAT64) AS margin',
+  ];
+  const nulls = (n: number) => ['customer_id', ...Array.from({ length: n }, () => 'NULL')];
 
   const sql = [
     '-- segflow nearest-centroid assignment, generated by core/segmentation/sql.ts from a model artifact.',
     `-- Parameters: @model_version STRING${includeLabels ? ', @segment_labels ARRAY<STRING> (label per centroid index)' : ''}.`,
-    'WITH source AS (',
-    '  SELECT',
-    source,
-    `  FROM \`${table}\``,
-    '),',
-    'imputed AS (',
-    '  SELECT',
-    imputed,
-    '  FROM source',
-    '),',
-    'prepared AS (',
-    '  SELECT',
-    prepared,
-    '  FROM imputed',
-    '),',
-    'distances AS (',
-    '  SELECT',
-    distances,
-    '  FROM prepared',
-    '),',
-    'ranked AS (',
-    '  SELECT customer_id, idx, dist, ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY dist, idx) AS rn',
-    `  FROM distances, UNNEST([${dNames.join(', ')}]) AS dist WITH OFFSET AS idx`,
-    '),',
-    'nearest AS (',
-    '  SELECT customer_id, MAX(IF(rn = 1, idx, NULL)) AS idx, MAX(IF(rn = 1, dist, NULL)) AS best, MAX(IF(rn = 2, dist, NULL)) AS second',
-    '  FROM ranked',
-    '  WHERE rn <= 2',
-    '  GROUP BY customer_id',
-    ')',
+    `WITH ${step('source', source, `\`${table}\``, null)},`,
+    `${step('imputed', imputed, 'source', null)},`,
+    `${step('prepared', prepared, 'imputed', null)},`,
+    `${step('distances', distances, 'prepared', nulls(k))},`,
+    `${step('nearest', nearest, 'distances', nulls(k + 1))},`,
+    `${step('ranked', ranked, 'nearest', nulls(k + 2))}`,
     'SELECT',
-    output,
-    'FROM nearest',
+    list(output, 2),
+    'FROM ranked',
     '',
   ].join('\n');
 

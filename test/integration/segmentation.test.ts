@@ -160,25 +160,31 @@ test('nightly_segmentation recovers the demo personas, keeps segment ids across 
   );
 });
 
-test('SQL assignment in BigQuery and TypeScript assignment agree for every customer', { timeout: 900_000 }, async () => {
-  const n = Number(process.env.SEGFLOW_TEST_AGREEMENT_ROWS ?? 1000);
+// 100,000 customers take about two minutes on the emulator (load ~10 s, query ~100 s at ~1 ms per
+// row, fetch ~3 s; measured on a loaded 2-core machine); set SEGFLOW_TEST_AGREEMENT_ROWS for less.
+test('SQL assignment in BigQuery and TypeScript assignment agree for every customer of 100,000', { timeout: 900_000 }, async () => {
+  const n = Number(process.env.SEGFLOW_TEST_AGREEMENT_ROWS ?? 100_000);
   const clients = createGcpClients(harness.config);
   const rows = syntheticFeatureRows(n, 77, new Date('2026-11-25T00:00:00Z'));
   const table = 'agreement_features';
+  let started = Date.now();
   await loadFeatureTable(clients, { dataset, bucket, table }, rows);
+  const loadMs = Date.now() - started;
   const model = trainSegmentModel(rows.slice(0, 2000) as Record<string, number | null>[], { features: DEFAULT_SEGMENT_FEATURES, kMin: 6, kMax: 6, seed: 9, silhouetteSampleSize: 200 }, {
     version: 'v20261125T000000Z',
     createdAt: '2026-11-25T00:00:00Z',
   });
   const q = assignmentSql(model, { sourceTable: `${dataset}.${table}` });
-  const started = Date.now();
+  started = Date.now();
   const [out] = await clients.bigquery.query({ query: q.sql, params: q.params, types: q.types });
-  const ms = Date.now() - started;
+  const queryMs = Date.now() - started;
   assert.equal(out.length, n);
   const byId = new Map(rows.map((r) => [r.customer_id, r]));
   let disagreements = 0;
   let lastBit = 0;
+  const seen = new Set<string>();
   for (const o of out as { customer_id: string; segment_id: number; segment_label: string; distance: number; margin: number }[]) {
+    seen.add(o.customer_id);
     const ts = assignCustomer(model, byId.get(o.customer_id) as Record<string, number | null>);
     if (ts.segmentId !== o.segment_id || ts.label !== o.segment_label) disagreements++;
     // LN comes from each engine's libm (log-scaled features): distances may differ in the last bit, never more.
@@ -186,8 +192,47 @@ test('SQL assignment in BigQuery and TypeScript assignment agree for every custo
     assert.ok(Math.abs(ts.distance - o.distance) <= 1e-14 * Math.max(1, ts.distance), `${o.customer_id}: ${ts.distance} vs ${o.distance}`);
     assert.ok(Math.abs(ts.margin! - o.margin) <= 1e-13, `${o.customer_id}: margin ${ts.margin} vs ${o.margin}`);
   }
+  assert.equal(seen.size, n, 'every customer once');
   assert.equal(disagreements, 0);
-  console.log(`# SQL vs TS agreement: ${n} customers, ${disagreements} segment disagreements; ${lastBit} distances differ in the last bit (LN); emulator query ${ms} ms`);
+  console.log(
+    `# SQL vs TS agreement: ${n} customers, ${disagreements} segment disagreements; ${lastBit} distances differ in the last bit (LN); ` +
+      `load ${loadMs} ms, emulator query+fetch ${queryMs} ms`,
+  );
+});
+
+test('SQL and TypeScript break exact ties the same way: the lowest centroid index wins', async () => {
+  const clients = createGcpClients(harness.config);
+  // One feature, monetary in [0, 8] -> prepared monetary / 8; every number below is a dyadic rational, so
+  // each distance is exact in both engines and the ties are real ties.
+  const centroids = [[0.25], [0.75], [0.75], [0.125]];
+  const model = parseSegmentModel({
+    version: 'v20261125T000000Z',
+    created_at: '2026-11-25T00:00:00Z',
+    features: [{ name: 'monetary', weight: 1 }],
+    preparation: { features: [{ name: 'monetary', weight: 1, log: false, fill: 4, min: 0, max: 8, missing_share: 0 }], training_rows: 10 },
+    centroids,
+    segments: centroids.map((c, i) => ({ id: 10 + i, label: `s${i}`, size: 1, share: 0.25, centroid: { monetary: c[0]! * 8 }, traits: [] })),
+    k_selection: { chosen_k: 4, elbow_k: null, chosen_by: 'fixed', candidates: [{ k: 4, inertia: 0, silhouette: 0.5, min_share: 0.25 }] },
+    metrics: { inertia: 0, silhouette: 0.5 },
+    training: { sample_size: 10, seed: 1, n_init: 1, iterations: 1, converged: true },
+  });
+  const cases: { monetary: number | null; segment: number; margin: number }[] = [
+    { monetary: 4, segment: 10, margin: 0 }, // 0.5: centroids 0, 1 and 2 tie
+    { monetary: 100, segment: 11, margin: 0 }, // clipped to 1: centroids 1 and 2 tie, 0 is farther
+    { monetary: 1.5, segment: 10, margin: 0 }, // 0.1875: centroids 0 and 3 tie
+    { monetary: null, segment: 10, margin: 0 }, // imputed 4, as the first
+    { monetary: 0, segment: 13, margin: 0.046875 }, // no tie
+  ];
+  const rows = cases.map((c, i) => ({ customer_id: `tie-${i}`, monetary: c.monetary }));
+  await loadFeatureTable(clients, { dataset, bucket, table: 'tie_features' }, rows);
+  const q = assignmentSql(model, { sourceTable: `${dataset}.tie_features` });
+  const [out] = await clients.bigquery.query({ query: q.sql, params: q.params, types: q.types });
+  const sql = new Map((out as { customer_id: string; segment_id: number; margin: number }[]).map((o) => [o.customer_id, o]));
+  cases.forEach((c, i) => {
+    const ts = assignCustomer(model, { monetary: c.monetary });
+    assert.deepEqual([ts.segmentId, ts.margin], [c.segment, c.margin], `TypeScript, case ${i}`);
+    assert.deepEqual([sql.get(`tie-${i}`)?.segment_id, sql.get(`tie-${i}`)?.margin], [c.segment, c.margin], `SQL, case ${i}`);
+  });
 });
 
 test('stability figures are exact on a hand-built case, and breaches raise the alert', async () => {

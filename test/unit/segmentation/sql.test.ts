@@ -27,7 +27,8 @@ const model: SegmentModel = {
 
 /** Every number the SQL may legitimately contain as a FLOAT64 literal. */
 function modelNumbers(m: SegmentModel): Set<number> {
-  const out = new Set<number>([0, 1]);
+  // 0 and 1 bound the scaled value; DBL_MAX is the finiteness test of the imputation.
+  const out = new Set<number>([0, 1, Number.MAX_VALUE]);
   for (const f of m.preparation.features) {
     out.add(f.fill).add(f.min).add(f.max - f.min).add(f.weight);
   }
@@ -35,18 +36,29 @@ function modelNumbers(m: SegmentModel): Set<number> {
   return out;
 }
 
+const FLOAT_LITERAL = /(?<![\w.])\d+\.\d*(?:e[+-]?\d+)?|(?<![\w.])\d+e[+-]?\d+/g;
+
 /** The `expr AS name<j>` items of one CTE, in order. */
 function cteItems(sql: string, cte: string, prefix: string): string[] {
   const body = sql.split(`${cte} AS (`)[1]?.split('\n  FROM ')[0] ?? '';
   return [...body.matchAll(new RegExp(`^ {4}(.*) AS ${prefix}(\\d+),?$`, 'gm'))].map((m) => m[1]!);
 }
 
-/** Evaluates a SQL arithmetic expression with JavaScript's IEEE-754 operations. */
+/**
+ * Evaluates a SQL arithmetic expression with JavaScript's IEEE-754 operations. A SQL NULL is
+ * passed as NaN: both fail `ABS(x) <= DBL_MAX`, which is all the SQL ever asks of them.
+ */
 function evalSql(expr: string, vars: Record<string, number>): number {
-  const js = expr.replaceAll('LEAST(', 'Math.min(').replaceAll('GREATEST(', 'Math.max(').replaceAll('LN(', 'Math.log(');
-  assert.match(js, /^[\sA-Za-z0-9_.+\-*/(),]*$/, `unexpected token in ${expr}`);
+  const js = expr
+    .replaceAll('LEAST(', 'Math.min(')
+    .replaceAll('GREATEST(', 'Math.max(')
+    .replaceAll('LN(', 'Math.log(')
+    .replaceAll('ABS(', 'Math.abs(')
+    .replace(/\bIF\(/g, 'iff(');
+  assert.match(js, /^[\sA-Za-z0-9_.+\-*/(),<=]*$/, `unexpected token in ${expr}`);
   const names = Object.keys(vars);
-  return new Function(...names, `return ${js};`)(...names.map((n) => vars[n])) as number;
+  const iff = (cond: boolean, a: number, b: number) => (cond ? a : b);
+  return new Function('iff', ...names, `return ${js};`)(iff, ...names.map((n) => vars[n])) as number;
 }
 
 test('the SQL is deterministic and depends only on the model', () => {
@@ -70,7 +82,7 @@ test('no string literals, and every numeric literal is a model number, ids or of
   const quoted = [...code.matchAll(/`([^`]*)`/g)].map((m) => m[1]);
   assert.deepEqual(new Set(quoted), new Set(['customer_id', 'marts.customer_features', ...PERSONA_FEATURES.map((f) => f.name)]));
   const allowed = modelNumbers(model);
-  const floats = [...code.matchAll(/(?<![\w.])\d+\.\d*(?:e[+-]?\d+)?|(?<![\w.])\d+e[+-]?\d+/g)].map((m) => m[0]);
+  const floats = [...code.matchAll(FLOAT_LITERAL)].map((m) => m[0]);
   assert.ok(floats.length > 100);
   for (const lit of floats) {
     const v = Number(lit);
@@ -78,7 +90,7 @@ test('no string literals, and every numeric literal is a model number, ids or of
     assert.ok(allowed.has(v) || (negated && allowed.has(-v)), `literal ${lit} is not a model number`);
   }
   // Integer literals are only segment ids, centroid indices and OFFSET positions.
-  const ints = [...code.replace(/`[^`]*`/g, '').matchAll(/(?<![\w.])\d+(?![\w.])/g)].map((m) => Number(m[0]));
+  const ints = [...code.replace(/`[^`]*`/g, '').replace(FLOAT_LITERAL, '').matchAll(/(?<![\w.])\d+(?![\w.])/g)].map((m) => Number(m[0]));
   const intAllowed = new Set([0, 1, 2, ...model.segments.map((s) => s.id), ...model.centroids.map((_, c) => c)]);
   for (const n of ints) assert.ok(intAllowed.has(n), `integer literal ${n}`);
 });
@@ -90,21 +102,20 @@ test('the SQL expressions compute the same doubles as the TypeScript path', () =
   assert.equal(prepared.length, model.preparation.features.length);
   assert.equal(distances.length, model.centroids.length);
   const imputed = cteItems(sql, 'imputed', 'i');
-  model.preparation.features.forEach((f, j) => {
-    assert.equal(imputed[j], `CASE WHEN r${j} IS NULL OR IS_NAN(r${j}) OR IS_INF(r${j}) THEN ${floatLiteral(f.fill)} ELSE r${j} END`);
-  });
+  assert.equal(imputed.length, model.preparation.features.length);
   const extra = [
     {},
     Object.fromEntries(PERSONA_FEATURES.map((f) => [f.name, 1e7])),
     Object.fromEntries(PERSONA_FEATURES.map((f) => [f.name, -5])),
+    Object.fromEntries(PERSONA_FEATURES.map((f, j) => [f.name, [Number.NaN, Infinity, -Infinity, null][j % 4]])),
   ];
   for (const row of [...rows, ...extra]) {
-    // Imputation as the CASE above does it.
-    const vars: Record<string, number> = {};
+    const raw: Record<string, number> = {};
     model.preparation.features.forEach((f, j) => {
       const v = (row as Record<string, number | null | undefined>)[f.name];
-      vars[`i${j}`] = typeof v === 'number' && Number.isFinite(v) ? v : f.fill;
+      raw[`r${j}`] = typeof v === 'number' ? v : Number.NaN;
     });
+    const vars = Object.fromEntries(imputed.map((e, j) => [`i${j}`, evalSql(e, raw)]));
     const x = prepared.map((e) => evalSql(e, vars));
     assert.deepEqual(x, applyPreparation(model.preparation, row));
     const xv = Object.fromEntries(x.map((v, j) => [`x${j}`, v]));
@@ -114,6 +125,27 @@ test('the SQL expressions compute the same doubles as the TypeScript path', () =
     assert.equal(sqlBest, ts.index);
     assert.equal(d[sqlBest], ts.distance);
   }
+});
+
+test('the nearest centroid is the first index at the least distance, and the runner-up excludes only it', () => {
+  const { sql } = assignmentSql(model);
+  const k = model.centroids.length;
+  const d = Array.from({ length: k }, (_, c) => `d${c}`);
+  assert.ok(sql.includes(`LEAST(${d.join(', ')}) AS best`));
+  const whens = d.slice(0, -1).map((name, c) => `WHEN ${name} = best THEN ${c}`);
+  assert.ok(sql.includes(`CASE ${whens.join(' ')} ELSE ${k - 1} END AS idx`));
+  const others = d.map((name, c) => `IF(idx = ${c}, ${d[(c + 1) % k]}, ${name})`);
+  assert.ok(sql.includes(`LEAST(${others.join(', ')}) - best AS margin`));
+  // Evaluated as written on tied distances: the lowest tied index wins and the margin is 0, as in TypeScript.
+  const distances = [0.5, 0.25, 0.75, 0.25, 0.25].slice(0, k);
+  while (distances.length < k) distances.push(1);
+  const best = Math.min(...distances);
+  const idx = distances.findIndex((v) => v === best);
+  const margin = Math.min(...distances.map((v, c) => (c === idx ? distances[(c + 1) % k]! : v))) - best;
+  const centroids = distances.map((v) => [Math.sqrt(v)]);
+  const ts = nearestCentroid([0], centroids);
+  assert.deepEqual([idx, best, margin], [ts.index, ts.distance, ts.margin]);
+  assert.deepEqual([idx, margin], [1, 0]);
 });
 
 test('names outside the identifier pattern are refused', () => {
@@ -152,6 +184,7 @@ test('a one-segment model has no runner-up', () => {
   };
   const { sql } = assignmentSql(one, { includeLabels: false });
   assert.match(sql, /CAST\(NULL AS FLOAT64\) AS margin/);
-  assert.match(sql, /UNNEST\(\[d0\]\)/);
+  assert.match(sql, /d0 AS best/);
+  assert.match(sql, /0 AS idx/);
   assert.doesNotMatch(sql, /@segment_labels/);
 });
