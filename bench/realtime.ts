@@ -39,7 +39,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { loadavg } from 'node:os';
@@ -204,6 +204,48 @@ async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs: n
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; see the logs in ${logDir}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** CPU seconds a process has used (user + system), from /proc; undefined where there is no /proc. */
+function cpuSeconds(pid: number): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pid listening on a local TCP port (Linux /proc), to account the servers' CPU too. */
+function listenerPid(port: number): number | undefined {
+  try {
+    const inodes = new Set<string>();
+    for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+      for (const row of readFileSync(file, 'utf8').split('\n').slice(1)) {
+        const cols = row.trim().split(/\s+/);
+        if (cols[3] === '0A' && Number.parseInt(cols[1]!.split(':')[1]!, 16) === port) inodes.add(cols[9]!);
+      }
+    }
+    for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      let fds: string[] = [];
+      try {
+        fds = readdirSync(`/proc/${pid}/fd`);
+      } catch {
+        continue;
+      }
+      for (const fd of fds) {
+        try {
+          const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+          if (m && inodes.has(m[1]!)) return Number(pid);
+        } catch {
+          // gone meanwhile
+        }
+      }
+    }
+  } catch {
+    // no /proc
+  }
+  return undefined;
 }
 
 /** Signal -> workflow task started -> completed, from the histories of sample workflows. */
@@ -437,6 +479,16 @@ async function main(): Promise<void> {
       }
     };
     const watches: Promise<void>[] = [];
+    const portOf = (hostPort: string | undefined) => Number(hostPort?.split(':').at(-1));
+    const accounted: Array<{ name: string; pid: number | undefined }> = [
+      { name: 'bench (load generator, observer)', pid: process.pid },
+      ...children.map((c) => ({ name: c.name, pid: c.proc.pid })),
+      { name: 'Temporal server*', pid: listenerPid(portOf(config.temporal.address)) },
+      { name: 'Pub/Sub emulator*', pid: listenerPid(portOf(config.gcp.pubsubEmulatorHost)) },
+      { name: 'Firestore emulator*', pid: listenerPid(portOf(config.gcp.firestoreEmulatorHost)) },
+    ];
+    const cpuBefore = accounted.map((a) => (a.pid === undefined ? undefined : cpuSeconds(a.pid)));
+    const tCpu = performance.now();
     const loadBeforeEvents = load();
     const mixed = opts.mixed ? apiLoad() : undefined;
     const p1 = await openLoop(opts.rate, opts.seconds, async (i) => {
@@ -450,6 +502,12 @@ async function main(): Promise<void> {
     });
     const loadAfterPublishing = load();
     await Promise.all(watches);
+    const cpuWall = (performance.now() - tCpu) / 1000;
+    const cpuUsed = accounted.map((a, i) => {
+      const after = a.pid === undefined ? undefined : cpuSeconds(a.pid);
+      const before = cpuBefore[i];
+      return after === undefined || before === undefined ? undefined : after - before;
+    });
     const mixedRun = await mixed;
     unsubscribe();
     await stopChild(listenerChild);
@@ -480,6 +538,15 @@ async function main(): Promise<void> {
     } else console.log(`  (the listener's summary line is missing; see ${logDir}/triggers.log)`);
     line('publish -> Firestore commit', summarize(toCommit));
     line('commit -> visible through the API', summarize(commitToVisible));
+    console.log(`  CPU used during the event phase (${cpuWall.toFixed(1)} s wall; the machine has 2 cores; * = shared with other users of the stack)`);
+    let cpuTotal = 0;
+    accounted.forEach((a, i) => {
+      const used = cpuUsed[i];
+      if (used === undefined) return console.log(`    ${a.name.padEnd(34)} n/a`);
+      cpuTotal += used;
+      console.log(`    ${a.name.padEnd(34)} ${used.toFixed(1)} s  (${((used / cpuWall) * 100).toFixed(0)}% of a core; ${((used * 1000) / events).toFixed(1)} ms per event)`);
+    });
+    console.log(`    ${'all of the above'.padEnd(34)} ${cpuTotal.toFixed(1)} s  (${((cpuTotal / cpuWall) * 100).toFixed(0)}% of a core)`);
     if (mixedRun) {
       console.log(`  API under the same load during the event phase (--mixed)`);
       apiLine('API GET /v1/customers/:id/profile', mixedRun, true);
