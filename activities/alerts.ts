@@ -5,6 +5,7 @@
  * turn into a failed (or endlessly retried) pipeline.
  */
 import { severityAtLeast, temporalUiWorkflowUrl, type Alert, type AlertLink, type AlertSeverity } from '../core/alerts.js';
+import { scrubSecrets } from '../core/logger.js';
 
 /** The part of a pino logger this module uses. */
 export interface AlertLogger {
@@ -108,7 +109,8 @@ export function createAlertActivities(deps: AlertActivityDeps) {
         lastError = `HTTP ${response.status} ${response.statusText}`.trim();
         retryable = response.status === 408 || response.status === 429 || response.status >= 500;
       } catch (err) {
-        lastError = errorText(err);
+        // fetch quotes a URL that carries credentials in its error; channel URLs are secrets.
+        lastError = scrubSecrets(errorText(err), [channel.url]);
       }
       const delay = retryDelaysMs[attempt - 1];
       if (!retryable || delay === undefined) {

@@ -33,6 +33,7 @@ const SECRET = {
   hookUrlBad: `S3CRET-hookpath-bad-${run}`,
   slackUrl: `S3CRET-slack-${run}`,
   alertUrl: `S3CRET-alerturl-${run}`,
+  alertPassword: `S3CRET-alertpass-${run}`,
   pagerDutyKey: `S3CRET-pdkey-${run}`,
   temporalApiKey: `S3CRET-temporal-${run}`,
 } as const;
@@ -116,7 +117,8 @@ before(async () => {
       { id: 'mail', url: `${base}/hooks/bad/${SECRET.hookUrlBad}`, secret: SECRET.hookSecretBad },
     ]),
     SEGFLOW_ALERT_SLACK_WEBHOOK_URL: `${base}/slack/services/T0/B0/${SECRET.slackUrl}`,
-    SEGFLOW_ALERT_WEBHOOK_URLS: `${base}/alerts/${SECRET.alertUrl}?token=${SECRET.alertUrl}`,
+    // The second one has credentials in it, which fetch refuses quoting the whole URL.
+    SEGFLOW_ALERT_WEBHOOK_URLS: `${base}/alerts/${SECRET.alertUrl}?token=${SECRET.alertUrl},${base.replace('//', `//ops:${SECRET.alertPassword}@`)}/alerts2`,
     SEGFLOW_ALERT_PAGERDUTY_ROUTING_KEY: SECRET.pagerDutyKey,
     SEGFLOW_ALERT_PAGERDUTY_URL: `${base}/pagerduty`,
     SEGFLOW_ALERT_PAGERDUTY_MIN_SEVERITY: 'warning',
