@@ -1,11 +1,26 @@
 /**
- * K-means training on prepared rows with ml-kmeans: k-means++ seeding and
- * Lloyd iterations, repeated n_init times with seeds derived from one seed;
- * the restart with the lowest inertia wins.
+ * K-means training on prepared rows held in one flat Float64Array: greedy
+ * k-means++ seeding and Lloyd iterations, repeated nInit times with seeds
+ * derived from one seed; the restart with the lowest inertia wins.
+ *
+ * On many rows the restarts run on a uniform subsample (`restartRows`) and
+ * only the winner iterates on every training row: which local optimum a
+ * restart falls into (which groups it merges) shows on a couple of thousand
+ * rows already, and the last iterations are what needs all of them. On the
+ * 1e5 x 16 benchmark data that is 3-5x cheaper than restarting on 10,000
+ * rows, at the same inertia within ~2%.
+ *
+ * Why not ml-kmeans (which the first version used): it works on number[][] and
+ * its k-means++ copies every row per candidate, about 10 us per row, and its
+ * Lloyd step costs about 1 us per row and iteration -- on 100,000 rows that
+ * alone is several times scikit-learn's whole fit. This file does the same
+ * algorithm on the flat matrix with the assignment kernel of assign.ts; a unit
+ * test checks that, started from the same centroids, both converge to the same
+ * centroids.
  */
-import { kmeans } from 'ml-kmeans';
-import { assignAll, checkMatrix, flattenCentroids } from './assign.js';
-import { deriveSeed } from './random.js';
+import { assignInto, checkMatrix } from './assign.js';
+import { createRng, deriveSeed, sampleIndices, takeRows } from './random.js';
+import type { Rng } from './random.js';
 
 export interface TrainOptions {
   k: number;
@@ -13,14 +28,17 @@ export interface TrainOptions {
   /** Restarts; the best inertia wins. */
   nInit?: number;
   maxIterations?: number;
-  /** ml-kmeans stops when no centroid moves by more than this squared distance. */
+  /** Converged when no centroid moves by more than this squared distance in an iteration. */
   tolerance?: number;
+  /** Rows the restarts run on (a uniform subsample when there are more); the winner then iterates on all rows. */
+  restartRows?: number;
 }
 
-export const TRAIN_DEFAULTS = { nInit: 4, maxIterations: 100, tolerance: 1e-6 } as const;
+export const TRAIN_DEFAULTS = { nInit: 4, maxIterations: 100, tolerance: 1e-6, restartRows: 2000 } as const;
 
 export interface TrainRun {
   seed: number;
+  /** On the rows the restarts ran on (the restart subsample when there is one). */
   inertia: number;
   iterations: number;
   converged: boolean;
@@ -28,7 +46,7 @@ export interface TrainRun {
 
 export interface TrainResult {
   k: number;
-  /** Centroids in prepared space, in ml-kmeans' order for the winning restart. */
+  /** Centroids in prepared space, in seeding order for the winning restart. */
   centroids: number[][];
   /** Sum of squared distances to the nearest centroid over the training rows. */
   inertia: number;
@@ -42,20 +60,126 @@ export interface TrainResult {
   runs: TrainRun[];
 }
 
-function toRows(matrix: Float64Array, nRows: number, dim: number): number[][] {
-  const rows = new Array<number[]>(nRows);
-  for (let r = 0; r < nRows; r++) rows[r] = Array.from(matrix.subarray(r * dim, (r + 1) * dim));
-  return rows;
+/** True when the rows hold at least `k` distinct points; stops looking as soon as they do. */
+function hasDistinctRows(matrix: Float64Array, nRows: number, dim: number, k: number): boolean {
+  const seen = new Set<string>();
+  for (let r = 0; r < nRows && seen.size < k; r++) seen.add(matrix.subarray(r * dim, (r + 1) * dim).join(','));
+  return seen.size >= k;
 }
 
-/** True when the rows hold at least `k` distinct points; stops looking as soon as they do. */
-function hasDistinctRows(rows: readonly number[][], k: number): boolean {
-  const seen = new Set<string>();
-  for (const row of rows) {
-    seen.add(row.join(','));
-    if (seen.size >= k) return true;
+function squaredDistance(matrix: Float64Array, row: number, point: Float64Array, at: number, dim: number): number {
+  let d = 0;
+  for (let j = 0; j < dim; j++) {
+    const t = matrix[row + j]! - point[at + j]!;
+    d += t * t;
   }
-  return false;
+  return d;
+}
+
+/**
+ * Greedy k-means++ (Arthur & Vassilvitskii, with scikit-learn's 2 + ln k local
+ * trials): each new centre is the best of a few candidates drawn with
+ * probability proportional to the squared distance to the nearest centre so far.
+ */
+export function kmeansPlusPlus(matrix: Float64Array, nRows: number, dim: number, k: number, rng: Rng): Float64Array {
+  const centres = new Float64Array(k * dim);
+  const trials = 2 + Math.floor(Math.log(k));
+  const first = Math.min(Math.floor(rng() * nRows), nRows - 1);
+  centres.set(matrix.subarray(first * dim, (first + 1) * dim), 0);
+  let closest = new Float64Array(nRows);
+  for (let r = 0; r < nRows; r++) closest[r] = squaredDistance(matrix, r * dim, centres, 0, dim);
+  const cumulative = new Float64Array(nRows);
+  let candidate = new Float64Array(nRows);
+  let bestTrial = new Float64Array(nRows);
+  for (let c = 1; c < k; c++) {
+    let sum = 0;
+    for (let r = 0; r < nRows; r++) cumulative[r] = sum += closest[r]!;
+    let bestRow = -1;
+    let bestPotential = Infinity;
+    for (let t = 0; t < trials; t++) {
+      // Inverse-CDF draw; a zero potential (every row on a centre) cannot happen: rows hold >= k distinct points.
+      const target = rng() * sum;
+      let lo = 0;
+      let hi = nRows - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (cumulative[mid]! <= target) lo = mid + 1;
+        else hi = mid;
+      }
+      const at = lo * dim;
+      let pot = 0;
+      for (let r = 0; r < nRows; r++) {
+        let d = 0;
+        const row = r * dim;
+        for (let j = 0; j < dim; j++) {
+          const diff = matrix[row + j]! - matrix[at + j]!;
+          d += diff * diff;
+        }
+        const m = d < closest[r]! ? d : closest[r]!;
+        candidate[r] = m;
+        pot += m;
+      }
+      if (pot < bestPotential) {
+        bestPotential = pot;
+        bestRow = lo;
+        [bestTrial, candidate] = [candidate, bestTrial];
+      }
+    }
+    centres.set(matrix.subarray(bestRow * dim, (bestRow + 1) * dim), c * dim);
+    [closest, bestTrial] = [bestTrial, closest];
+  }
+  return centres;
+}
+
+export interface LloydResult {
+  centroids: Float64Array;
+  labels: Int32Array;
+  inertia: number;
+  sizes: number[];
+  /** Centroid updates made. */
+  iterations: number;
+  converged: boolean;
+}
+
+/**
+ * Lloyd iterations from `initial` (k * dim). Each pass assigns every row and
+ * sums the new means in the same loop; the labels and inertia returned always
+ * belong to the centroids returned. An emptied cluster keeps its centroid.
+ */
+export function lloyd(
+  matrix: Float64Array,
+  nRows: number,
+  dim: number,
+  initial: Float64Array,
+  options: { maxIterations: number; tolerance: number },
+): LloydResult {
+  let centroids = Float64Array.from(initial);
+  const k = centroids.length / dim;
+  const labels = new Int32Array(nRows);
+  const sums = new Float64Array(k * dim);
+  let converged = false;
+  for (let iteration = 0; ; iteration++) {
+    sums.fill(0);
+    const { inertia, sizes } = assignInto(matrix, nRows, dim, centroids, labels, sums);
+    if (converged || iteration >= options.maxIterations) {
+      return { centroids, labels, inertia, sizes, iterations: iteration, converged };
+    }
+    const next = new Float64Array(k * dim);
+    let shift = 0;
+    for (let c = 0; c < k; c++) {
+      const n = sizes[c]!;
+      let moved = 0;
+      for (let j = 0; j < dim; j++) {
+        const v = n > 0 ? sums[c * dim + j]! / n : centroids[c * dim + j]!;
+        const t = v - centroids[c * dim + j]!;
+        moved += t * t;
+        next[c * dim + j] = v;
+      }
+      if (moved > shift) shift = moved;
+    }
+    centroids = next;
+    converged = shift <= options.tolerance;
+  }
 }
 
 export function trainKMeans(matrix: Float64Array, nRows: number, dim: number, options: TrainOptions): TrainResult {
@@ -70,35 +194,48 @@ export function trainKMeans(matrix: Float64Array, nRows: number, dim: number, op
     throw new Error(`trainKMeans: expected maxIterations >= 1, got ${maxIterations}`);
   }
   if (nRows < k) throw new Error(`trainKMeans: k=${k} needs at least ${k} training rows, got ${nRows}`);
-  const rows = toRows(matrix, nRows, dim);
-  // k-means++ divides by the total distance to the chosen centres, which is 0 when every row is alike.
-  if (!hasDistinctRows(rows, k)) {
+  // k-means++ draws in proportion to the distance to the chosen centres, which is 0 everywhere when every row is alike.
+  if (!hasDistinctRows(matrix, nRows, dim, k)) {
     throw new Error(`trainKMeans: k=${k} needs at least ${k} distinct rows; the training rows have fewer. Lower k or widen the sample.`);
   }
 
-  let best: TrainResult | undefined;
+  const restartRows = options.restartRows ?? TRAIN_DEFAULTS.restartRows;
+  if (!Number.isInteger(restartRows) || restartRows < k) {
+    throw new Error(`trainKMeans: expected restartRows to be an integer >= k (${k}), got ${restartRows}`);
+  }
+  // Restarts on a subsample only when it is much smaller; a subsample that happened to hold fewer than
+  // k distinct points falls back to all rows.
+  let restartMatrix = matrix;
+  let restartN = nRows;
+  if (restartRows * 2 <= nRows) {
+    const sub = takeRows(matrix, dim, sampleIndices(nRows, restartRows, deriveSeed(seed, 104_729)));
+    if (hasDistinctRows(sub, restartRows, dim, k)) {
+      restartMatrix = sub;
+      restartN = restartRows;
+    }
+  }
+
+  let winner: { seed: number; centroids: Float64Array; fit: LloydResult } | undefined;
   const runs: TrainRun[] = [];
   for (let i = 0; i < nInit; i++) {
     const runSeed = deriveSeed(seed, i);
-    const fit = kmeans(rows, k, { seed: runSeed, initialization: 'kmeans++', maxIterations, tolerance });
-    // ml-kmeans' labels belong to the centroids of the step before the last; score the final centroids ourselves.
-    const flat = flattenCentroids(fit.centroids, dim);
-    const scored = assignAll(matrix, nRows, dim, flat);
-    runs.push({ seed: runSeed, inertia: scored.inertia, iterations: fit.iterations, converged: fit.converged });
-    if (!best || scored.inertia < best.inertia) {
-      best = {
-        k,
-        centroids: fit.centroids.map((c) => [...c]),
-        inertia: scored.inertia,
-        sizes: scored.sizes,
-        labels: scored.labels,
-        iterations: fit.iterations,
-        converged: fit.converged,
-        seed: runSeed,
-        runs,
-      };
-    }
+    const initial = kmeansPlusPlus(restartMatrix, restartN, dim, k, createRng(runSeed));
+    const fit = lloyd(restartMatrix, restartN, dim, initial, { maxIterations, tolerance });
+    runs.push({ seed: runSeed, inertia: fit.inertia, iterations: fit.iterations, converged: fit.converged });
+    if (!winner || fit.inertia < winner.fit.inertia) winner = { seed: runSeed, centroids: fit.centroids, fit };
   }
-  if (!best) throw new Error('trainKMeans: no restart ran');
+  if (!winner) throw new Error('trainKMeans: no restart ran');
+  const final = restartMatrix === matrix ? winner.fit : lloyd(matrix, nRows, dim, winner.centroids, { maxIterations, tolerance });
+  const best: TrainResult = {
+    k,
+    centroids: Array.from({ length: k }, (_, c) => Array.from(final.centroids.subarray(c * dim, (c + 1) * dim))),
+    inertia: final.inertia,
+    sizes: final.sizes,
+    labels: final.labels,
+    iterations: final.iterations,
+    converged: final.converged,
+    seed: winner.seed,
+    runs,
+  };
   return best;
 }
