@@ -79,6 +79,10 @@ const program = new Command('bench:realtime')
   .option('--api-seconds <n>', 'seconds of API load (and of the Firestore baseline)', int('--api-seconds', 1), 10)
   .option('--poll-ms <n>', 'after the write is seen, how often the API is asked until it shows it', int('--poll-ms', 1), 5)
   .option('--mixed', 'also run the API load during the event phase and report it separately', false)
+  .option('--only <part>', 'run one part: api (API under load and the Firestore baseline) or events (event -> visible)', (v: string) => {
+    if (v !== 'api' && v !== 'events') throw new InvalidArgumentError(`--only: expected api or events, found ${v}`);
+    return v;
+  })
   .option(
     '--max-concurrent-signals <n>',
     `the trigger listener's signal-with-start calls in flight at most`,
@@ -97,6 +101,7 @@ const opts = program.opts<{
   apiSeconds: number;
   pollMs: number;
   mixed: boolean;
+  only?: 'api' | 'events';
   maxConcurrentSignals: number;
   samples: number;
   logs?: string;
@@ -378,6 +383,47 @@ async function main(): Promise<void> {
     };
     await waitFor('the worker to poll its task queue', polling, 120_000, children);
 
+    // CPU per process over a phase: this process, the children, and the servers (found by their ports).
+    const portOf = (hostPort: string | undefined) => Number(hostPort?.split(':').at(-1));
+    const servers = [
+      { name: 'Temporal server*', pid: listenerPid(portOf(config.temporal.address)) },
+      { name: 'Pub/Sub emulator*', pid: listenerPid(portOf(config.gcp.pubsubEmulatorHost)) },
+      { name: 'Firestore emulator*', pid: listenerPid(portOf(config.gcp.firestoreEmulatorHost)) },
+    ];
+    const startCpu = () => {
+      const accounted = [
+        { name: 'bench (load generator, observer)', pid: process.pid as number | undefined },
+        ...children.map((c) => ({ name: c.name, pid: c.proc.pid })),
+        ...servers,
+      ];
+      const before = accounted.map((a) => (a.pid === undefined ? undefined : cpuSeconds(a.pid)));
+      const t0 = performance.now();
+      return {
+        stop: () => ({
+          wall: (performance.now() - t0) / 1000,
+          used: accounted.map((a, i) => {
+            const after = a.pid === undefined ? undefined : cpuSeconds(a.pid);
+            const b = before[i];
+            return { name: a.name, seconds: after === undefined || b === undefined ? undefined : after - b };
+          }),
+        }),
+      };
+    };
+    const printCpu = (phase: string, r: ReturnType<ReturnType<typeof startCpu>['stop']>, units: number, unit: string) => {
+      console.log(`  CPU used during ${phase} (${r.wall.toFixed(1)} s wall; the machine has 2 cores; * = shared with other users of the stack)`);
+      let total = 0;
+      for (const { name, seconds } of r.used) {
+        if (seconds === undefined) {
+          console.log(`    ${name.padEnd(34)} n/a`);
+          continue;
+        }
+        total += seconds;
+        const share = ((seconds / r.wall) * 100).toFixed(0);
+        console.log(`    ${name.padEnd(34)} ${seconds.toFixed(1)} s  (${share}% of a core; ${((seconds * 1000) / units).toFixed(2)} ms per ${unit})`);
+      }
+      console.log(`    ${'all of the above'.padEnd(34)} ${total.toFixed(1)} s  (${((total / r.wall) * 100).toFixed(0)}% of a core)`);
+    };
+
     // ---- Part 1: API under load, beside a bare Firestore read on the same schedule
     const pick = (i: number) => ids[(i * 7919) % ids.length]!;
     for (let i = 0; i < Math.min(ids.length, 500); i++) await get(pick(i)); // the API cache holds what a running API would
@@ -385,25 +431,31 @@ async function main(): Promise<void> {
       openLoop(opts.apiRps, opts.apiSeconds, async (i) => {
         await get(pick(i));
       });
-    const loadBeforeApi = load();
-    const apiRun = await apiLoad();
-    const loadAfterApi = load();
-    const fsRun = await openLoop(opts.apiRps, opts.apiSeconds, async (i) => {
-      const snap = await collection.doc(pick(i)).get();
-      if (!snap.exists) throw new Error('missing');
-    });
-    const loadAfterFs = load();
     const apiLine = (name: string, r: Awaited<ReturnType<typeof apiLoad>>, target: boolean) =>
       console.log(
         `  ${name.padEnd(36)} p50 ${fmt(r.p50)}  p99 ${fmt(r.p99)}  max ${fmt(r.max)}  ${r.rps.toFixed(0)} req/s  errors ${r.errors}` +
           (target ? `   (target p99 < 10 ms: ${r.p99 < 10 ? 'met' : 'NOT met'})` : ''),
       );
-    console.log(`\nprofile API (own process) under load (target ${opts.apiRps} req/s), beside a bare Firestore read on the same schedule`);
-    apiLine('API GET /v1/customers/:id/profile', apiRun, true);
-    console.log(`    ${loadBeforeApi} before, ${loadAfterApi} after`);
-    apiLine('Firestore doc.get() (baseline)', fsRun, false);
-    console.log(`    ${loadAfterFs} after`);
-    console.log(`  API / Firestore p50 ratio ${(apiRun.p50 / fsRun.p50).toFixed(2)}, p99 ratio ${(apiRun.p99 / fsRun.p99).toFixed(2)}`);
+    if (opts.only !== 'events') {
+      const loadBeforeApi = load();
+      const cpuApi = startCpu();
+      const apiRun = await apiLoad();
+      const cpuApiUsed = cpuApi.stop();
+      const loadAfterApi = load();
+      const fsRun = await openLoop(opts.apiRps, opts.apiSeconds, async (i) => {
+        const snap = await collection.doc(pick(i)).get();
+        if (!snap.exists) throw new Error('missing');
+      });
+      const loadAfterFs = load();
+      console.log(`\nprofile API (own process) under load (target ${opts.apiRps} req/s), beside a bare Firestore read on the same schedule`);
+      apiLine('API GET /v1/customers/:id/profile', apiRun, true);
+      console.log(`    ${loadBeforeApi} before, ${loadAfterApi} after`);
+      apiLine('Firestore doc.get() (baseline)', fsRun, false);
+      console.log(`    ${loadAfterFs} after`);
+      console.log(`  API / Firestore p50 ratio ${(apiRun.p50 / fsRun.p50).toFixed(2)}, p99 ratio ${(apiRun.p99 / fsRun.p99).toFixed(2)}`);
+      printCpu('the API load', cpuApiUsed, opts.apiRps * opts.apiSeconds, 'request');
+    }
+    if (opts.only === 'api') return;
 
     // ---- Part 2: event -> visible segment
     listenerChild = startChild('triggers', 'workers/trigger-listener.ts', ['--max-concurrent-signals', String(opts.maxConcurrentSignals)], {
@@ -479,16 +531,7 @@ async function main(): Promise<void> {
       }
     };
     const watches: Promise<void>[] = [];
-    const portOf = (hostPort: string | undefined) => Number(hostPort?.split(':').at(-1));
-    const accounted: Array<{ name: string; pid: number | undefined }> = [
-      { name: 'bench (load generator, observer)', pid: process.pid },
-      ...children.map((c) => ({ name: c.name, pid: c.proc.pid })),
-      { name: 'Temporal server*', pid: listenerPid(portOf(config.temporal.address)) },
-      { name: 'Pub/Sub emulator*', pid: listenerPid(portOf(config.gcp.pubsubEmulatorHost)) },
-      { name: 'Firestore emulator*', pid: listenerPid(portOf(config.gcp.firestoreEmulatorHost)) },
-    ];
-    const cpuBefore = accounted.map((a) => (a.pid === undefined ? undefined : cpuSeconds(a.pid)));
-    const tCpu = performance.now();
+    const cpuEvents = startCpu();
     const loadBeforeEvents = load();
     const mixed = opts.mixed ? apiLoad() : undefined;
     const p1 = await openLoop(opts.rate, opts.seconds, async (i) => {
@@ -502,12 +545,7 @@ async function main(): Promise<void> {
     });
     const loadAfterPublishing = load();
     await Promise.all(watches);
-    const cpuWall = (performance.now() - tCpu) / 1000;
-    const cpuUsed = accounted.map((a, i) => {
-      const after = a.pid === undefined ? undefined : cpuSeconds(a.pid);
-      const before = cpuBefore[i];
-      return after === undefined || before === undefined ? undefined : after - before;
-    });
+    const cpuEventsUsed = cpuEvents.stop();
     const mixedRun = await mixed;
     unsubscribe();
     await stopChild(listenerChild);
@@ -538,15 +576,7 @@ async function main(): Promise<void> {
     } else console.log(`  (the listener's summary line is missing; see ${logDir}/triggers.log)`);
     line('publish -> Firestore commit', summarize(toCommit));
     line('commit -> visible through the API', summarize(commitToVisible));
-    console.log(`  CPU used during the event phase (${cpuWall.toFixed(1)} s wall; the machine has 2 cores; * = shared with other users of the stack)`);
-    let cpuTotal = 0;
-    accounted.forEach((a, i) => {
-      const used = cpuUsed[i];
-      if (used === undefined) return console.log(`    ${a.name.padEnd(34)} n/a`);
-      cpuTotal += used;
-      console.log(`    ${a.name.padEnd(34)} ${used.toFixed(1)} s  (${((used / cpuWall) * 100).toFixed(0)}% of a core; ${((used * 1000) / events).toFixed(1)} ms per event)`);
-    });
-    console.log(`    ${'all of the above'.padEnd(34)} ${cpuTotal.toFixed(1)} s  (${((cpuTotal / cpuWall) * 100).toFixed(0)}% of a core)`);
+    printCpu('the event phase', cpuEventsUsed, events, 'event');
     if (mixedRun) {
       console.log(`  API under the same load during the event phase (--mixed)`);
       apiLine('API GET /v1/customers/:id/profile', mixedRun, true);
