@@ -11,7 +11,7 @@ import type { Storage } from '@google-cloud/storage';
 import { Context } from '@temporalio/activity';
 import { TRIGGER_SUBSCRIPTION_FILTER, validateMessage, type RawMessage } from '../core/events.js';
 import {
-  encodeNdjsonGz,
+  encodeNdjsonGzAsync,
   groupByArrivalHour,
   quarantineObjectName,
   rawObjectName,
@@ -24,20 +24,40 @@ import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { SubscriptionBuffer } from './pubsub-buffer.js';
 
+const OBJECT_NAMES_REPORTED = 20;
+
 export interface IngestBatchInput {
   subscription: string;
+  /** Messages per batch: a batch is validated, written and acked as one unit. */
   maxMessages: number;
+  /** Longest a batch waits to fill; a batch that finds nothing in this time ends the activity. */
   maxWaitMs: number;
+  /** Keep taking batches while messages flow, for up to this long (0: one batch). Default: config. */
+  runForMs?: number;
+  /** Batches being validated and written at once while the next is pulled. Default: config. */
+  writesInFlight?: number;
 }
 
 export interface IngestBatchResult {
+  /** Messages written and acked by this activity, over all its batches. */
   pulled: number;
   written: number;
   quarantined: number;
+  /** Names of the objects written: the first OBJECT_NAMES_REPORTED of them (results go into the workflow's history). */
   objects: string[];
-  /** Publish time of the oldest message in the batch (ISO), for lag. */
+  /** Objects written. Absent from results of older workers, which listed them all in `objects`. */
+  objectCount?: number;
+  /** Batches written and acked (each one write-then-ack unit). Absent from results of older workers. */
+  batches?: number;
+  /** Publish time of the oldest message of the last batch (ISO), for lag. */
   oldestPublishTime?: string;
+  /** When the last batch was acked (or when the activity gave up waiting, if it took none). */
   finishedAt: string;
+  /**
+   * A batch failed after others of this activity succeeded: its messages were handed back to
+   * Pub/Sub (nack) and the activity stopped. When no batch succeeded the activity throws instead.
+   */
+  failedBatch?: string;
 }
 
 /** Points where a test can make the activity fail as if the worker crashed there. */
@@ -69,7 +89,7 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
     }
     if (!b) {
       b = new SubscriptionBuffer(pubsub, subscription, {
-        maxBuffered: config.ingest.batchSize * config.ingest.concurrency * 2,
+        maxBuffered: leasedMessagesLimit(config.ingest),
         maxExtensionMinutes: 10,
       });
       buffers.set(subscription, b);
@@ -79,7 +99,8 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
   const bucket = storage.bucket(config.lake.bucket);
 
   async function writeObject(name: string, records: readonly (LakeRecord | QuarantineRecord)[]): Promise<void> {
-    await bucket.file(name).save(encodeNdjsonGz(records), {
+    // Compressed on the libuv thread pool, so the next batch is validated meanwhile.
+    await bucket.file(name).save(await encodeNdjsonGzAsync(records), {
       resumable: false,
       contentType: 'application/x-ndjson',
       metadata: { contentEncoding: 'gzip' },
@@ -109,28 +130,68 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
       return { topic: topic.name, subscriptions: subs.map((s) => s.name), bucket: config.lake.bucket };
     },
 
-    async ingestBatch({ subscription, maxMessages, maxWaitMs }: IngestBatchInput): Promise<IngestBatchResult> {
+    /**
+     * Pulls batches from the subscription's buffer and writes them, pipelined: while up to
+     * `writesInFlight` batches are validated, compressed and written, the stream keeps filling the
+     * buffer and the next batch is taken. Each batch is acked only after its own objects are
+     * written. Keeps going while messages flow, up to `runForMs`, so the cost of scheduling an
+     * activity is paid once per many batches rather than once per batch.
+     */
+    async ingestBatch(input: IngestBatchInput): Promise<IngestBatchResult> {
+      const { subscription, maxMessages, maxWaitMs } = input;
+      const runForMs = input.runForMs ?? config.ingest.runForMs;
+      const writesInFlight = Math.max(1, input.writesInFlight ?? config.ingest.writesInFlight);
       const ctx = Context.current();
       const log = logger.child({ activity: 'ingestBatch', subscription, attempt: ctx.info.attempt });
-      const pulled = await bufferFor(subscription).take(maxMessages, maxWaitMs);
-      ctx.heartbeat({ stage: 'pulled', count: pulled.length });
-      const receivedAt = new Date();
-      if (pulled.length === 0) return { pulled: 0, written: 0, quarantined: 0, objects: [], finishedAt: receivedAt.toISOString() };
+      const buffer = bufferFor(subscription);
+      const deadline = Date.now() + runForMs;
+      const total: IngestBatchResult = { pulled: 0, written: 0, quarantined: 0, objects: [], objectCount: 0, batches: 0, finishedAt: new Date().toISOString() };
+      const inFlight = new Set<Promise<void>>();
+      let failure: unknown;
 
-      const messages: Pulled[] = pulled.map((m) => ({
-        handle: m,
-        messageId: m.id,
-        data: m.data,
-        attributes: { ...m.attributes },
-        publishTime: new Date(m.publishTime.getTime()),
-      }));
-      try {
-        return await writeAndAck(messages, receivedAt, log);
-      } catch (err) {
-        // Hand the messages back now rather than when their leases run out.
-        for (const m of messages) m.handle.nack();
-        throw err;
+      for (;;) {
+        ctx.heartbeat({ stage: 'pulling', batches: total.batches, pulled: total.pulled });
+        const pulled = await buffer.take(maxMessages, maxWaitMs);
+        if (pulled.length === 0) break;
+        const messages: Pulled[] = pulled.map((m) => ({
+          handle: m,
+          messageId: m.id,
+          data: m.data,
+          attributes: { ...m.attributes },
+          publishTime: new Date(m.publishTime.getTime()),
+        }));
+        const write: Promise<void> = writeAndAck(messages, log)
+          .then((r) => {
+            total.pulled += r.pulled;
+            total.written += r.written;
+            total.quarantined += r.quarantined;
+            total.objects.push(...r.objects.slice(0, OBJECT_NAMES_REPORTED - total.objects.length));
+            total.objectCount! += r.objects.length;
+            total.batches! += 1;
+            total.oldestPublishTime = r.oldestPublishTime;
+            total.finishedAt = r.finishedAt;
+            ctx.heartbeat({ stage: 'written', batches: total.batches, pulled: total.pulled });
+          })
+          .catch((err: unknown) => {
+            // Hand the messages back now rather than when their leases run out.
+            for (const m of messages) m.handle.nack();
+            failure ??= err;
+          })
+          .finally(() => inFlight.delete(write));
+        inFlight.add(write);
+        if (inFlight.size >= writesInFlight) await Promise.race(inFlight);
+        if (failure !== undefined || Date.now() >= deadline || ctx.cancellationSignal.aborted) break;
       }
+      await Promise.all(inFlight);
+
+      if (failure !== undefined) {
+        if (total.batches === 0) throw failure;
+        // The acked batches must reach the workflow's counters; the failed one is redelivered.
+        total.failedBatch = failure instanceof Error ? failure.message : String(failure);
+        log.warn({ err: failure, batches: total.batches }, 'an ingestion batch failed after others succeeded; its messages were nacked');
+      }
+      if (total.batches === 0) total.finishedAt = new Date().toISOString();
+      return total;
     },
 
     /** Stop the streaming subscribers of this worker (at shutdown). */
@@ -140,8 +201,8 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
     },
   };
 
-  async function writeAndAck(messages: Pulled[], receivedAt: Date, log: Logger): Promise<IngestBatchResult> {
-    const ctx = Context.current();
+  async function writeAndAck(messages: Pulled[], log: Logger): Promise<IngestBatchResult> {
+    const receivedAt = new Date();
     const valid: Array<{ record: LakeRecord; msg: Pulled }> = [];
     const invalid: Array<{ record: QuarantineRecord; msg: Pulled }> = [];
     const opts = { maxBytes: config.ingest.maxEventBytes, maxFutureSkewMs: config.ingest.maxFutureSkewMs, now: receivedAt };
@@ -167,7 +228,6 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
       writes.push(writeObject(name, group.items.map((v) => v.record)));
     }
     await Promise.all(writes);
-    ctx.heartbeat({ stage: 'written', objects: objects.length });
 
     await hooks?.afterWriteBeforeAck?.({ messageIds: messages.map((m) => m.messageId), objects });
 
@@ -193,6 +253,15 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
 }
 
 export type IngestActivities = ReturnType<typeof createIngestActivities>;
+
+/**
+ * Flow control of the streaming subscriber: messages leased at once. Leased are the batches being
+ * written, the next batch of each activity, and acked messages until the client flushes its acks
+ * (every 100 ms), so room for one more batch per activity keeps the stream from pausing.
+ */
+export function leasedMessagesLimit(ingest: Pick<Config['ingest'], 'batchSize' | 'concurrency' | 'writesInFlight'>): number {
+  return ingest.batchSize * ingest.concurrency * (ingest.writesInFlight + 2);
+}
 
 function summarizeReasons(records: readonly QuarantineRecord[]): Record<string, number> {
   const counts: Record<string, number> = {};

@@ -75,6 +75,8 @@ const envSchema = z.object({
   SEGFLOW_INGEST_MAX_WAIT_MS: z.coerce.number().int().min(100).max(60_000).default(2000),
   SEGFLOW_INGEST_ACK_DEADLINE_S: z.coerce.number().int().min(10).max(600).default(60),
   SEGFLOW_INGEST_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(2),
+  SEGFLOW_INGEST_RUN_FOR_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
+  SEGFLOW_INGEST_WRITES_IN_FLIGHT: z.coerce.number().int().min(1).max(16).default(2),
   SEGFLOW_EVENT_MAX_BYTES: z.coerce.number().int().min(256).max(10_000_000).default(65_536),
   SEGFLOW_EVENT_MAX_FUTURE_SKEW_S: z.coerce.number().int().min(0).default(300),
 
@@ -146,7 +148,18 @@ export interface Config {
   };
   pubsub: { topic: string; lakeSubscription: string; triggerSubscription: string };
   lake: { bucket: string };
-  ingest: { batchSize: number; maxWaitMs: number; ackDeadlineS: number; concurrency: number; maxEventBytes: number; maxFutureSkewMs: number };
+  ingest: {
+    batchSize: number;
+    maxWaitMs: number;
+    ackDeadlineS: number;
+    concurrency: number;
+    /** How long one ingestBatch activity keeps taking batches while messages flow (0: one batch). */
+    runForMs: number;
+    /** Batches one activity validates and writes at once while it pulls the next. */
+    writesInFlight: number;
+    maxEventBytes: number;
+    maxFutureSkewMs: number;
+  };
   warehouse: { raw: string; staging: string; marts: string };
   firestore: { profiles: string };
   api: { port: number; tokens: string[] };
@@ -283,6 +296,8 @@ export function parseConfig(env: RawEnv): Config {
       maxWaitMs: e.SEGFLOW_INGEST_MAX_WAIT_MS,
       ackDeadlineS: e.SEGFLOW_INGEST_ACK_DEADLINE_S,
       concurrency: e.SEGFLOW_INGEST_CONCURRENCY,
+      runForMs: e.SEGFLOW_INGEST_RUN_FOR_MS,
+      writesInFlight: e.SEGFLOW_INGEST_WRITES_IN_FLIGHT,
       maxEventBytes: e.SEGFLOW_EVENT_MAX_BYTES,
       maxFutureSkewMs: e.SEGFLOW_EVENT_MAX_FUTURE_SKEW_S * 1000,
     },

@@ -4,7 +4,8 @@
  * must not import this file.
  */
 import { createHash } from 'node:crypto';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { gunzipSync, gzip, gzipSync } from 'node:zlib';
 import type { Event, EventType, RawMessage, Reason } from './events.js';
 
 export const LAKE_AREAS = {
@@ -178,8 +179,18 @@ export const RAW_EVENTS_BQ_SCHEMA = [
  * value cannot forge a line. Output is byte-stable for equal input (gzip mtime is 0).
  */
 export function encodeNdjsonGz(records: readonly object[]): Buffer {
-  const text = records.map((r) => `${JSON.stringify(r)}\n`).join('');
-  return gzipSync(Buffer.from(text, 'utf8'));
+  return gzipSync(encodeNdjson(records));
+}
+
+const gzipAsync = promisify(gzip);
+
+/** encodeNdjsonGz with the compression on the libuv thread pool; the same bytes. */
+export async function encodeNdjsonGzAsync(records: readonly object[]): Promise<Buffer> {
+  return gzipAsync(encodeNdjson(records));
+}
+
+function encodeNdjson(records: readonly object[]): Buffer {
+  return Buffer.from(records.map((r) => `${JSON.stringify(r)}\n`).join(''), 'utf8');
 }
 
 export function decodeNdjsonGz(data: Buffer): unknown[] {
