@@ -52,12 +52,12 @@ const program = new Command('bench:segment')
   .option('--seeds <list>', 'seeds of the data and of both sides; one run per seed and size', positiveInts('--seeds'), [42, 1, 2, 3, 4])
   .option('--dim <n>', 'features', positiveInt('--dim'), 16)
   .option('--k <n>', 'clusters', positiveInt('--k'), 8)
-  .option('--sample <n>', 'segflow training sample size', positiveInt('--sample'), JOB_DEFAULTS.sampleSize)
+  .option('--sample <n>', 'segflow training sample size (default: 5% of the rows, 10,000 to 50,000)', positiveInt('--sample'))
   .option('--n-init <n>', 'segflow k-means++ restarts on the sample', positiveInt('--n-init'), JOB_DEFAULTS.nInit)
   .option('--reference', 'also fit KMeans(n_init=10), untimed, as a reference inertia for each dataset')
   .showHelpAfterError();
 program.parse();
-const opts = program.opts<{ sizes: number[]; seeds: number[]; dim: number; k: number; sample: number; nInit: number; reference?: boolean }>();
+const opts = program.opts<{ sizes: number[]; seeds: number[]; dim: number; k: number; sample?: number; nInit: number; reference?: boolean }>();
 const { dim, k } = opts;
 
 function gaussian(rng: () => number): number {
@@ -133,7 +133,7 @@ const dir = path.join(PROJECT_ROOT, '.stack', 'bench-segment');
 mkdirSync(dir, { recursive: true });
 
 console.log(
-  `bench:segment  k=${k}  dim=${dim}  segflow: sample ${opts.sample} rows, ${opts.nInit} k-means++ restarts on ${TRAIN_DEFAULTS.restartRows} of them, Lloyd on the sample, then one assignment pass over all rows` +
+  `bench:segment  k=${k}  dim=${dim}  segflow: sample ${opts.sample ?? `${JOB_DEFAULTS.sampleShare * 100}% of the rows (${JOB_DEFAULTS.minSample} to ${JOB_DEFAULTS.maxSample})`}, ${opts.nInit} k-means++ restarts on ${TRAIN_DEFAULTS.restartRows} of them, Lloyd on the sample, then one assignment pass over all rows` +
     `  (${process.arch}, node ${process.version}, load average ${load()})`,
 );
 console.log('rows     | seed | sklearn fit s | segflow s | time ratio | sklearn inertia | segflow inertia | quality' + (opts.reference ? ' | sklearn n_init=10 (untimed reference)' : ''));
@@ -153,7 +153,7 @@ for (const n of opts.sizes) {
     rmSync(file, { force: true });
     const matrix = new Float64Array(buf.buffer, buf.byteOffset, buf.byteLength / 8);
     const t0 = performance.now();
-    const job = runSegmentationJob(matrix, n, dim, { k, seed, sampleSize: opts.sample, nInit: opts.nInit });
+    const job = runSegmentationJob(matrix, n, dim, { k, seed, nInit: opts.nInit, ...(opts.sample !== undefined ? { sampleSize: opts.sample } : {}) });
     const segS = (performance.now() - t0) / 1000;
     // Both inertias by the same code over all rows.
     const skInertia = assignAll(matrix, n, dim, sk.centers).inertia;
@@ -177,7 +177,7 @@ for (const n of opts.sizes) {
       ].join(' | '),
     );
     console.log(
-      `                segflow: sample ${job.timingsMs.sample.toFixed(1)} ms, train ${job.timingsMs.train.toFixed(1)} ms ` +
+      `                segflow: sample of ${job.sampleSize} rows ${job.timingsMs.sample.toFixed(1)} ms, train ${job.timingsMs.train.toFixed(1)} ms ` +
         `(restart inertias on the ${Math.min(TRAIN_DEFAULTS.restartRows, job.sampleSize)}-row subsample ${job.restartInertias.map((x) => x.toFixed(1)).join(', ')}), assign ${job.timingsMs.assign.toFixed(1)} ms; ` +
         `sklearn: ${sk.iterations} iterations`,
     );
