@@ -348,14 +348,33 @@ export function createProfileActivities({ firestore, config, logger, bulk = {} }
  * newer, as in writeProfile. Not an activity itself (it takes a function): the
  * real-time activity builds on it.
  */
+/**
+ * Bookkeeping the real-time path keeps in the profile document beside the profile (readers
+ * parse with ProfileSchema, which drops it): the ids of recently applied events and the
+ * segment before the last real-time write.
+ */
+const AppliedEventsSchema = z.object({
+  applied_event_ids: z.array(z.string()),
+  applied_previous_segment: z.object({ id: z.number().int().min(0), label: z.string().min(1) }).nullable(),
+});
+const APPLIED_EVENT_IDS_KEPT = 200;
+
 export function createProfileUpdater({ firestore, config, logger }: Omit<ProfileActivityDeps, 'bulk'>) {
   const collection = firestore.collection(config.firestore.profiles);
   const log = logger.child({ component: 'profiles', collection: config.firestore.profiles });
 
+  /**
+   * `eventIds` are the events `compute` applies. When the stored document says every one of
+   * them was applied already, an earlier attempt committed and its result was lost (a worker
+   * killed before the workflow recorded it, a connection reset after the commit): that write
+   * is reported again, with the segment it replaced, instead of applying the events twice.
+   * `compute` gets the applied ids so it can skip those of a partly applied batch.
+   */
   return async function updateProfile(
     customerId: string,
-    compute: (stored: Profile | null) => Profile,
-  ): Promise<WriteProfileResult & { profile: Profile; stored: Profile | null }> {
+    compute: (stored: Profile | null, applied: ReadonlySet<string>) => Profile,
+    eventIds: readonly string[] = [],
+  ): Promise<WriteProfileResult & { profile: Profile; stored: Profile | null; alreadyApplied: boolean }> {
     const ref = collection.doc(customerId);
     const result = await firestore.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
@@ -363,7 +382,23 @@ export function createProfileUpdater({ firestore, config, logger }: Omit<Profile
       const full = data === undefined ? undefined : ProfileSchema.safeParse(data);
       const stored = full?.success ? full.data : null;
       const header = data === undefined ? null : full?.success ? full.data : parseStoredHeader(log, customerId, data);
-      const parsed = ProfileSchema.safeParse(compute(stored));
+      const bookkeeping = AppliedEventsSchema.safeParse(data);
+      const applied: ReadonlySet<string> = new Set(bookkeeping.success ? bookkeeping.data.applied_event_ids : []);
+      if (stored !== null && eventIds.length > 0 && eventIds.every((id) => applied.has(id))) {
+        const before = bookkeeping.success ? bookkeeping.data.applied_previous_segment : null;
+        const segmentChanged = before === null || before.id !== stored.segment_id || before.label !== stored.segment_label;
+        return {
+          written: true,
+          outcome: 'updated' as const,
+          previousSegment: before,
+          previousModelVersion: stored.model_version,
+          segmentChanged,
+          profile: stored,
+          stored,
+          alreadyApplied: true,
+        };
+      }
+      const parsed = ProfileSchema.safeParse(compute(stored, applied));
       if (!parsed.success) throw invalidProfile(profileProblems(parsed.error));
       const profile = parsed.data;
       if (profile.customer_id !== customerId) {
@@ -372,13 +407,14 @@ export function createProfileUpdater({ firestore, config, logger }: Omit<Profile
       const previousSegment = storedSegment(header);
       const previousModelVersion = header?.model_version ?? null;
       if (header !== null && compareProfileRecency(profile, header) <= 0) {
-        return { written: false, outcome: 'not_newer' as const, previousSegment, previousModelVersion, segmentChanged: false, profile, stored };
+        return { written: false, outcome: 'not_newer' as const, previousSegment, previousModelVersion, segmentChanged: false, profile, stored, alreadyApplied: false };
       }
-      tx.set(ref, toDocument(profile));
+      const recent = [...new Set([...applied, ...eventIds])].slice(-APPLIED_EVENT_IDS_KEPT);
+      tx.set(ref, eventIds.length === 0 ? toDocument(profile) : { ...toDocument(profile), applied_event_ids: recent, applied_previous_segment: previousSegment });
       const segmentChanged =
         previousSegment === null || previousSegment.id !== profile.segment_id || previousSegment.label !== profile.segment_label;
       const outcome = snap.exists ? ('updated' as const) : ('created' as const);
-      return { written: true, outcome, previousSegment, previousModelVersion, segmentChanged, profile, stored };
+      return { written: true, outcome, previousSegment, previousModelVersion, segmentChanged, profile, stored, alreadyApplied: false };
     });
     log.debug({ customerId, outcome: result.outcome, segmentChanged: result.segmentChanged }, 'profile update');
     return result;

@@ -9,10 +9,13 @@
  *                             code the batch SQL mirrors) and write the profile
  *                             unless the stored one is newer; then the latency from
  *                             event and publish time, and the webhook subscribers
- *                             that want this segment change. A retry recomputes
- *                             from what is stored, so an event is never applied twice
- *                             unless its write committed (the workflow then does not
- *                             retry: the activity succeeded).
+ *                             that want this segment change. A retry or a replay
+ *                             recomputes from what is stored; events the stored
+ *                             document lists as applied are not applied again, and a
+ *                             batch a lost attempt committed in full is reported as
+ *                             that write (profiles.ts, updateProfile), so neither a
+ *                             worker killed after the commit nor a reset after it
+ *                             counts an event twice or loses the segment change.
  *   prepareReclassification,  the same in two activities and three round trips; kept
  *   writeReclassifiedProfile  for runs started before reclassifyCustomerEvents existed,
  *                             which replay with them (workflows/reclassifyCustomer.ts).
@@ -296,11 +299,17 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
     const [segmentModel, rfmBounds] = await Promise.all([currentModel(), scoreBounds()]);
     const tInputs = Date.now();
     let margin: number | null = null;
-    const result = await updateProfile(customerId, (stored) => {
-      const r = reclassified(customerId, stored, events, segmentModel, rfmBounds);
-      margin = r.margin;
-      return r.profile;
-    });
+    const result = await updateProfile(
+      customerId,
+      (stored, applied) => {
+        // Events an earlier, lost attempt already applied are not applied again (see updateProfile).
+        const fresh = events.filter((e) => !applied.has(e.event_id));
+        const r = reclassified(customerId, stored, fresh.length > 0 ? fresh : events, segmentModel, rfmBounds);
+        margin = r.margin;
+        return r.profile;
+      },
+      events.map((e) => e.event_id),
+    );
     const written = now();
     const latencies = latenciesAt(
       written,
