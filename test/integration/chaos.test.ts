@@ -1,9 +1,10 @@
 /**
  * The short form of `npm run test:chaos`, in CI on every change: a few thousand events
  * through ingestion, the real-time path and the hourly pipeline on a stack of the run's
- * own, with about 10% faults on GCS, BigQuery and Firestore, one SIGKILLed worker, one
- * Temporal dev server restart and one Pub/Sub outage. The invariants are asserted from
- * the runner's JSON summary; its exit status must agree with them.
+ * own, with about 10% faults on GCS, BigQuery and Firestore, a worker SIGKILLed during
+ * ingestion and another during the real-time path, one Temporal dev server restart and one
+ * Pub/Sub outage. The invariants are asserted from the runner's JSON summary; its exit
+ * status must agree with them.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -25,6 +26,7 @@ interface ChaosSummary {
   quarantine: { distinctMalformed: number; missing: number; wrongReason: number; unexpected: number; accepted: number };
   dags: { intervals: number; intervalsDone: number; failed: number; alerts: number };
   profiles: { checked: number; mismatched: number };
+  realtimeProfiles: { checked: number; mismatched: number; frequencyMismatches: number };
   webhooks: { distinctDeliveries: number; changesRecorded: number; brokenChains: number; badSignatures: number };
 }
 
@@ -55,7 +57,7 @@ test('chaos (short): nothing lost, nothing duplicated under faults, kills, a Tem
   assert.equal(code, 0, `exit status agrees with the summary:\n${tail}`);
 
   // The disruptions really happened.
-  assert.ok(s.disruptions.workerKills >= 1, 'a worker was SIGKILLed');
+  assert.ok(s.disruptions.workerKills >= 2, 'workers were SIGKILLed (in ingestion and in the real-time path)');
   assert.equal(s.disruptions.temporalRestarts, 1);
   assert.equal(s.disruptions.pubsubOutages, 1);
   const faults = (prefix: string) => Object.entries(s.faults.byKind).filter(([k]) => k.startsWith(prefix)).reduce((n, [, v]) => n + v, 0);
@@ -79,6 +81,8 @@ test('chaos (short): nothing lost, nothing duplicated under faults, kills, a Tem
   assert.equal(s.dags.alerts, s.dags.failed);
   assert.ok(s.profiles.checked > 0);
   assert.equal(s.profiles.mismatched, 0);
+  assert.ok(s.realtimeProfiles.checked > 0);
+  assert.equal(s.realtimeProfiles.frequencyMismatches, 0, 'each real-time purchase counted once');
   assert.ok(s.webhooks.changesRecorded > 0);
   assert.equal(s.webhooks.distinctDeliveries, s.webhooks.changesRecorded);
   assert.equal(s.webhooks.brokenChains, 0);
