@@ -306,6 +306,11 @@ export async function reclassifyCustomer(input: ReclassifyInput): Promise<Reclas
       if (queue.length > 0) {
         await drain();
         lastActive = Date.now();
+        // The timer ran out just as events came in: this step counts as activity, so watch again.
+        if (idle) {
+          idle = false;
+          watching = watchIdle();
+        }
         await continueAsNewIfLong();
         continue;
       }
