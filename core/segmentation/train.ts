@@ -67,13 +67,39 @@ function hasDistinctRows(matrix: Float64Array, nRows: number, dim: number, k: nu
   return seen.size >= k;
 }
 
-function squaredDistance(matrix: Float64Array, row: number, point: Float64Array, at: number, dim: number): number {
-  let d = 0;
-  for (let j = 0; j < dim; j++) {
-    const t = matrix[row + j]! - point[at + j]!;
-    d += t * t;
+/**
+ * min(closest[r], |row r - row `from`|^2) for every row, into `out`; returns their sum. Small
+ * and loop-only on purpose, like assignInto: V8 optimises such a function within its first
+ * calls, where one big nested-loop function ran unoptimised for ~100 ms on a cold start.
+ */
+function distancesWithCentre(matrix: Float64Array, nRows: number, dim: number, from: number, closest: Float64Array, out: Float64Array): number {
+  let potential = 0;
+  for (let r = 0, row = 0; r < nRows; r++, row += dim) {
+    let d = 0;
+    for (let j = 0; j < dim; j++) {
+      const t = matrix[row + j]! - matrix[from + j]!;
+      d += t * t;
+    }
+    const m = d < closest[r]! ? d : closest[r]!;
+    out[r] = m;
+    potential += m;
   }
-  return d;
+  return potential;
+}
+
+/** A row drawn with probability proportional to `weights` (inverse CDF over their running sums). */
+function drawRow(weights: Float64Array, cumulative: Float64Array, rng: Rng): number {
+  let sum = 0;
+  for (let r = 0; r < weights.length; r++) cumulative[r] = sum += weights[r]!;
+  const target = rng() * sum;
+  let lo = 0;
+  let hi = weights.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (cumulative[mid]! <= target) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /**
@@ -86,42 +112,21 @@ export function kmeansPlusPlus(matrix: Float64Array, nRows: number, dim: number,
   const trials = 2 + Math.floor(Math.log(k));
   const first = Math.min(Math.floor(rng() * nRows), nRows - 1);
   centres.set(matrix.subarray(first * dim, (first + 1) * dim), 0);
-  let closest = new Float64Array(nRows);
-  for (let r = 0; r < nRows; r++) closest[r] = squaredDistance(matrix, r * dim, centres, 0, dim);
+  let closest = new Float64Array(nRows).fill(Infinity);
+  distancesWithCentre(matrix, nRows, dim, first * dim, closest, closest);
   const cumulative = new Float64Array(nRows);
   let candidate = new Float64Array(nRows);
   let bestTrial = new Float64Array(nRows);
   for (let c = 1; c < k; c++) {
-    let sum = 0;
-    for (let r = 0; r < nRows; r++) cumulative[r] = sum += closest[r]!;
     let bestRow = -1;
     let bestPotential = Infinity;
     for (let t = 0; t < trials; t++) {
-      // Inverse-CDF draw; a zero potential (every row on a centre) cannot happen: rows hold >= k distinct points.
-      const target = rng() * sum;
-      let lo = 0;
-      let hi = nRows - 1;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (cumulative[mid]! <= target) lo = mid + 1;
-        else hi = mid;
-      }
-      const at = lo * dim;
-      let pot = 0;
-      for (let r = 0; r < nRows; r++) {
-        let d = 0;
-        const row = r * dim;
-        for (let j = 0; j < dim; j++) {
-          const diff = matrix[row + j]! - matrix[at + j]!;
-          d += diff * diff;
-        }
-        const m = d < closest[r]! ? d : closest[r]!;
-        candidate[r] = m;
-        pot += m;
-      }
-      if (pot < bestPotential) {
-        bestPotential = pot;
-        bestRow = lo;
+      // The weights never all vanish: the rows hold at least k distinct points (checked by the caller).
+      const row = drawRow(closest, cumulative, rng);
+      const potential = distancesWithCentre(matrix, nRows, dim, row * dim, closest, candidate);
+      if (potential < bestPotential) {
+        bestPotential = potential;
+        bestRow = row;
         [bestTrial, candidate] = [candidate, bestTrial];
       }
     }
