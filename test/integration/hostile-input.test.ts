@@ -284,11 +284,10 @@ before(async () => {
   warehouse = createWarehouseActivities({ bigquery, storage, config: h.config, logger: h.logger });
   await warehouse.ensureWarehouse();
   // Sentinel tables the SQL fragments name: they must keep their rows.
-  for (const ds of Object.values(h.config.warehouse)) {
-    const ref = qualifiedTable(h.config.gcp.projectId, ds, 'sentinel');
-    await query(`CREATE TABLE ${ref} AS SELECT n FROM UNNEST([1, 2, 3]) AS n`);
-    sentinelCounts[ds] = 3;
-  }
+  // One script, one job: the shared emulator answers each job more slowly the more it has run.
+  const datasets = Object.values(h.config.warehouse);
+  await query(datasets.map((ds) => `CREATE TABLE ${qualifiedTable(h.config.gcp.projectId, ds, 'sentinel')} AS SELECT n FROM UNNEST([1, 2, 3]) AS n;`).join('\n'));
+  for (const ds of datasets) sentinelCounts[ds] = 3;
   await installCurrentModel(storage, h.config.lake.bucket, twoSegmentModel(MODEL_VERSION));
   listener = await createTriggerListener({ pubsub, client: h.client, config: h.config, logger: h.logger });
   api = buildProfileApi({
@@ -340,19 +339,22 @@ describe('hostile input end to end', () => {
       workflowId: `ingest/${h.config.pubsub.lakeSubscription}`,
       args: [input],
     })) as IngestCounters;
-    assert.deepEqual(
-      { pulled: counters.pulled, written: counters.written, quarantined: counters.quarantined },
-      { pulled: messages.length, written: stored.length, quarantined: quarantined.length },
-    );
+    // Pub/Sub delivers at least once: on a loaded machine a lease can lapse and a message come
+    // twice. Each copy must be stored the same way; staging (below) holds each event once.
+    const redelivered = counters.pulled - messages.length;
+    assert.ok(redelivered >= 0 && redelivered < 20, `pulled ${counters.pulled} of ${messages.length} messages`);
+    assert.equal(counters.written + counters.quarantined, counters.pulled);
+    if (redelivered === 0) assert.deepEqual([counters.written, counters.quarantined], [stored.length, quarantined.length]);
 
     const lake = await readLake(h.worker.clients.storage, h.config.lake.bucket);
     lakeRaw = lake.raw;
     lakeQuarantine = lake.quarantine;
-    assert.equal(lakeRaw.length, stored.length, 'one lake record per stored case');
-    const rawById = new Map(lakeRaw.map((r) => [r.event_id, r]));
-    for (const c of stored) {
-      const r = rawById.get(c.eventId.toLowerCase());
-      assert.ok(r, `${c.name}: in the lake`);
+    // No record the workload did not send (a forged NDJSON line would be one), none missing.
+    assert.deepEqual([...new Set(lakeRaw.map((r) => r.event_id))].sort(), stored.map((c) => c.eventId.toLowerCase()).sort(), 'the lake holds exactly the stored cases');
+    assert.equal(lakeRaw.length, counters.written, 'one lake record per written message');
+    const byId = new Map(stored.map((c) => [c.eventId.toLowerCase(), c]));
+    for (const r of lakeRaw) {
+      const c = byId.get(r.event_id)!;
       const { properties, event_id: _e, customer_id, type, ts, ...extra } = c.body;
       assert.equal(r.customer_id, customer_id, `${c.name}: customer_id`);
       assert.equal(r.type, type, `${c.name}: type`);
@@ -361,11 +363,12 @@ describe('hostile input end to end', () => {
       assert.deepStrictEqual(r.extra === null ? {} : JSON.parse(r.extra), extra, `${c.name}: extra fields verbatim`);
     }
 
-    assert.equal(lakeQuarantine.length, quarantined.length, 'one quarantine record per quarantined case');
-    const qByCase = new Map(lakeQuarantine.map((q) => [(JSON.parse(q.attributes) as Record<string, string>).test_case, q]));
-    for (const c of quarantined) {
-      const q = qByCase.get(c.name);
-      assert.ok(q, `${c.name}: quarantined`);
+    const caseOf = (q: QuarantineRecord) => (JSON.parse(q.attributes) as Record<string, string>).test_case;
+    assert.deepEqual([...new Set(lakeQuarantine.map(caseOf))].sort(), quarantined.map((c) => c.name).sort(), 'the quarantine holds exactly the quarantined cases');
+    assert.equal(lakeQuarantine.length, counters.quarantined, 'one quarantine record per quarantined message');
+    const byCase = new Map(quarantined.map((c) => [c.name, c]));
+    for (const q of lakeQuarantine) {
+      const c = byCase.get(caseOf(q)!)!;
       assert.ok(Buffer.from(q.data_base64, 'base64').equals(c.message.data), `${c.name}: the data is kept byte for byte`);
       assert.deepStrictEqual(JSON.parse(q.attributes), c.message.attributes, `${c.name}: the attributes are kept string for string`);
       const reason = q.reasons.find((r) => r.code === c.expect.code && (c.expect.path === undefined || r.path === c.expect.path));
@@ -389,7 +392,7 @@ describe('hostile input end to end', () => {
       assert.ok(tests.tests.every((t) => t.passed || t.severity === 'warn'), JSON.stringify(tests.tests));
       await warehouse.runSqlModel({ model: 'fct_orders', interval });
     }
-    assert.equal(loaded, stored.length, 'the load job took every lake record (no bad records)');
+    assert.equal(loaded, lakeRaw.length, 'the load job took every lake record (no bad records)');
 
     const { projectId } = h.config.gcp;
     const { raw, staging, marts } = h.config.warehouse;
@@ -402,7 +405,7 @@ describe('hostile input end to end', () => {
     const orders = await query<{ order_id: string; customer_id: string; event_id: string }>(
       `SELECT order_id, customer_id, event_id FROM ${qualifiedTable(projectId, marts, 'fct_orders')}`,
     );
-    assert.equal(rawRows.length, stored.length, 'raw.events holds exactly the stored cases');
+    assert.equal(rawRows.length, lakeRaw.length, 'raw.events holds exactly the lake records');
     assert.equal(stgRows.length, stored.length, 'staging.events holds exactly the stored cases');
     const lakeById = new Map(lakeRaw.map((r) => [r.event_id, r]));
     const rawById = new Map(rawRows.map((r) => [r.event_id, r]));
@@ -428,10 +431,16 @@ describe('hostile input end to end', () => {
     }
 
     // Nothing else changed: the sentinels keep their rows, no table appeared or vanished.
-    for (const [ds, n] of Object.entries(sentinelCounts)) {
-      const [row] = await query<{ n: number }>(`SELECT COUNT(*) AS n FROM ${qualifiedTable(projectId, ds, 'sentinel')}`);
-      assert.equal(Number(row?.n), n, `${ds}.sentinel keeps its rows`);
-    }
+    const counts = await query<{ ds: string; n: number }>(
+      Object.keys(sentinelCounts)
+        .map((ds, i) => `SELECT ${i} AS ds, COUNT(*) AS n FROM ${qualifiedTable(projectId, ds, 'sentinel')}`)
+        .join(' UNION ALL '),
+    );
+    assert.deepEqual(
+      Object.fromEntries(counts.map((r) => [Object.keys(sentinelCounts)[Number(r.ds)], Number(r.n)])),
+      sentinelCounts,
+      'the sentinel tables keep their rows',
+    );
     assert.deepEqual(await tablesOf(raw), ['events', 'sentinel']);
     assert.deepEqual(await tablesOf(staging), ['events', 'sentinel']);
     assert.deepEqual(await tablesOf(marts), ['fct_orders', 'sentinel']);
