@@ -350,11 +350,12 @@ export function createProfileActivities({ firestore, config, logger, bulk = {} }
  */
 /**
  * Bookkeeping the real-time path keeps in the profile document beside the profile (readers
- * parse with ProfileSchema, which drops it): the ids of recently applied events and the
- * segment before the last real-time write.
+ * parse with ProfileSchema, which drops it): the ids of recently applied events, those of the
+ * last real-time write, and the segment before that write.
  */
 const AppliedEventsSchema = z.object({
   applied_event_ids: z.array(z.string()),
+  last_event_ids: z.array(z.string()).default([]),
   applied_previous_segment: z.object({ id: z.number().int().min(0), label: z.string().min(1) }).nullable(),
 });
 const APPLIED_EVENT_IDS_KEPT = 200;
@@ -364,11 +365,12 @@ export function createProfileUpdater({ firestore, config, logger }: Omit<Profile
   const log = logger.child({ component: 'profiles', collection: config.firestore.profiles });
 
   /**
-   * `eventIds` are the events `compute` applies. When the stored document says every one of
-   * them was applied already, an earlier attempt committed and its result was lost (a worker
-   * killed before the workflow recorded it, a connection reset after the commit): that write
-   * is reported again, with the segment it replaced, instead of applying the events twice.
-   * `compute` gets the applied ids so it can skip those of a partly applied batch.
+   * `eventIds` are the events `compute` applies. A batch that shares events with the last
+   * real-time write repeats a step whose commit outlived its result (a worker killed before
+   * the workflow recorded it, a connection reset after the commit): its applied events are
+   * not applied again (`compute` gets their ids), and the change is reported from the segment
+   * before that write, so the one the workflow never saw is not lost. If every event was
+   * applied, that write is reported again and nothing is written.
    */
   return async function updateProfile(
     customerId: string,
@@ -382,21 +384,19 @@ export function createProfileUpdater({ firestore, config, logger }: Omit<Profile
       const full = data === undefined ? undefined : ProfileSchema.safeParse(data);
       const stored = full?.success ? full.data : null;
       const header = data === undefined ? null : full?.success ? full.data : parseStoredHeader(log, customerId, data);
-      const bookkeeping = AppliedEventsSchema.safeParse(data);
-      const applied: ReadonlySet<string> = new Set(bookkeeping.success ? bookkeeping.data.applied_event_ids : []);
+      const bookkeeping = stored === null ? undefined : AppliedEventsSchema.safeParse(data).data;
+      const applied: ReadonlySet<string> = new Set(bookkeeping?.applied_event_ids ?? []);
+      const lastWrite = new Set(bookkeeping?.last_event_ids ?? []);
+      const repeatsLastWrite = bookkeeping !== undefined && eventIds.some((id) => lastWrite.has(id));
+      const previousSegment = repeatsLastWrite ? bookkeeping.applied_previous_segment : storedSegment(header);
+      const previousModelVersion = header?.model_version ?? null;
+      const changed = (to: { segment_id: number; segment_label: string }) =>
+        previousSegment === null || previousSegment.id !== to.segment_id || previousSegment.label !== to.segment_label;
       if (stored !== null && eventIds.length > 0 && eventIds.every((id) => applied.has(id))) {
-        const before = bookkeeping.success ? bookkeeping.data.applied_previous_segment : null;
-        const segmentChanged = before === null || before.id !== stored.segment_id || before.label !== stored.segment_label;
-        return {
-          written: true,
-          outcome: 'updated' as const,
-          previousSegment: before,
-          previousModelVersion: stored.model_version,
-          segmentChanged,
-          profile: stored,
-          stored,
-          alreadyApplied: true,
-        };
+        // Applied by an earlier write; report it if it was the last one, otherwise there is nothing to say.
+        return repeatsLastWrite
+          ? { written: true, outcome: 'updated' as const, previousSegment, previousModelVersion, segmentChanged: changed(stored), profile: stored, stored, alreadyApplied: true }
+          : { written: false, outcome: 'not_newer' as const, previousSegment, previousModelVersion, segmentChanged: false, profile: stored, stored, alreadyApplied: true };
       }
       const parsed = ProfileSchema.safeParse(compute(stored, applied));
       if (!parsed.success) throw invalidProfile(profileProblems(parsed.error));
@@ -404,17 +404,21 @@ export function createProfileUpdater({ firestore, config, logger }: Omit<Profile
       if (profile.customer_id !== customerId) {
         throw invalidProfile([`customer_id: expected ${customerId} (the document being updated), found ${profile.customer_id}`]);
       }
-      const previousSegment = storedSegment(header);
-      const previousModelVersion = header?.model_version ?? null;
       if (header !== null && compareProfileRecency(profile, header) <= 0) {
         return { written: false, outcome: 'not_newer' as const, previousSegment, previousModelVersion, segmentChanged: false, profile, stored, alreadyApplied: false };
       }
-      const recent = [...new Set([...applied, ...eventIds])].slice(-APPLIED_EVENT_IDS_KEPT);
-      tx.set(ref, eventIds.length === 0 ? toDocument(profile) : { ...toDocument(profile), applied_event_ids: recent, applied_previous_segment: previousSegment });
-      const segmentChanged =
-        previousSegment === null || previousSegment.id !== profile.segment_id || previousSegment.label !== profile.segment_label;
+      const document =
+        eventIds.length === 0
+          ? toDocument(profile)
+          : {
+              ...toDocument(profile),
+              applied_event_ids: [...new Set([...applied, ...eventIds])].slice(-APPLIED_EVENT_IDS_KEPT),
+              last_event_ids: [...eventIds],
+              applied_previous_segment: previousSegment,
+            };
+      tx.set(ref, document);
       const outcome = snap.exists ? ('updated' as const) : ('created' as const);
-      return { written: true, outcome, previousSegment, previousModelVersion, segmentChanged, profile, stored, alreadyApplied: false };
+      return { written: true, outcome, previousSegment, previousModelVersion, segmentChanged: changed(profile), profile, stored, alreadyApplied: false };
     });
     log.debug({ customerId, outcome: result.outcome, segmentChanged: result.segmentChanged }, 'profile update');
     return result;

@@ -12,10 +12,11 @@
  *                             that want this segment change. A retry or a replay
  *                             recomputes from what is stored; events the stored
  *                             document lists as applied are not applied again, and a
- *                             batch a lost attempt committed in full is reported as
- *                             that write (profiles.ts, updateProfile), so neither a
- *                             worker killed after the commit nor a reset after it
- *                             counts an event twice or loses the segment change.
+ *                             step repeating a write whose result was lost reports
+ *                             the change from the segment before that write
+ *                             (profiles.ts, updateProfile), so neither a worker
+ *                             killed after the commit nor a reset after it counts an
+ *                             event twice or loses a segment change.
  *   prepareReclassification,  the same in two activities and three round trips; kept
  *   writeReclassifiedProfile  for runs started before reclassifyCustomerEvents existed,
  *                             which replay with them (workflows/reclassifyCustomer.ts).
