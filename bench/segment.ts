@@ -20,7 +20,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../core/config.js';
 import { assignAll } from '../core/segmentation/assign.js';
@@ -55,9 +55,19 @@ const program = new Command('bench:segment')
   .option('--sample <n>', 'segflow training sample size (default: 5% of the rows, 10,000 to 50,000)', positiveInt('--sample'))
   .option('--n-init <n>', 'segflow k-means++ restarts on the sample', positiveInt('--n-init'), JOB_DEFAULTS.nInit)
   .option('--reference', 'also fit KMeans(n_init=10), untimed, as a reference inertia for each dataset')
+  .option('--sklearn-threads <n>', "OpenMP threads for scikit-learn (default: its own choice, every core); segflow runs on one", positiveInt('--sklearn-threads'))
   .showHelpAfterError();
 program.parse();
-const opts = program.opts<{ sizes: number[]; seeds: number[]; dim: number; k: number; sample?: number; nInit: number; reference?: boolean }>();
+const opts = program.opts<{
+  sizes: number[];
+  seeds: number[];
+  dim: number;
+  k: number;
+  sample?: number;
+  nInit: number;
+  reference?: boolean;
+  sklearnThreads?: number;
+}>();
 const { dim, k } = opts;
 
 function gaussian(rng: () => number): number {
@@ -134,7 +144,7 @@ mkdirSync(dir, { recursive: true });
 
 console.log(
   `bench:segment  k=${k}  dim=${dim}  segflow: sample ${opts.sample ?? `${JOB_DEFAULTS.sampleShare * 100}% of the rows (${JOB_DEFAULTS.minSample} to ${JOB_DEFAULTS.maxSample})`}, ${opts.nInit} k-means++ restarts on ${TRAIN_DEFAULTS.restartRows} of them, Lloyd on the sample, then one assignment pass over all rows` +
-    `  (${process.arch}, node ${process.version}, load average ${load()})`,
+    `; sklearn threads: ${opts.sklearnThreads ?? 'default'}  (${process.arch}, ${cpus().length} cores, node ${process.version}, load average ${load()})`,
 );
 console.log('rows     | seed | sklearn fit s | segflow s | time ratio | sklearn inertia | segflow inertia | quality' + (opts.reference ? ' | sklearn n_init=10 (untimed reference)' : ''));
 const runs: Run[] = [];
@@ -144,7 +154,8 @@ for (const n of opts.sizes) {
     const file = path.join(dir, `data-${n}x${dim}-${seed}-${process.pid}.f64`);
     writeFileSync(file, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
     const args = [path.join(PROJECT_ROOT, 'bench', 'segment_sklearn.py'), file, String(n), String(dim), String(k), String(seed)];
-    const py = spawnSync(python, opts.reference ? [...args, '--reference'] : args, { env: benchPythonEnv(), encoding: 'utf8', maxBuffer: 1 << 24 });
+    const env = { ...benchPythonEnv(), ...(opts.sklearnThreads ? { OMP_NUM_THREADS: String(opts.sklearnThreads) } : {}) };
+    const py = spawnSync(python, opts.reference ? [...args, '--reference'] : args, { env, encoding: 'utf8', maxBuffer: 1 << 24 });
     if (py.status !== 0) throw new Error(`scikit-learn side failed: ${py.stderr}`);
     const sk = JSON.parse(py.stdout.trim().split('\n').pop()!) as SklearnResult;
 

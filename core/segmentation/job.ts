@@ -33,10 +33,11 @@ export interface SegmentationJobOptions {
 /**
  * The training sample grows with the data: 5% of the rows, at least 10,000 and
  * at most 50,000 (the nightly job's SEGFLOW_SEGMENT_SAMPLE_SIZE default).
- * Measured on 1e5 and 1e6 x 16, k=8 (bench:segment, five seeds): with eight
- * restarts this lands at or below scikit-learn's single-init inertia on all
- * rows in most runs and within 0.1% of KMeans(n_init=10) in most; a 10,000-row
- * sample of 1e6 rows was ~2.8% above it on two seeds of five.
+ * Measured with bench:segment (1e5 and 1e6 x 16, k = 8, five seeds each):
+ * eight restarts land at or below scikit-learn's single-init inertia in 9 of
+ * 10 runs (+0.3% in the tenth) and within 0.3% of KMeans(n_init=10) or below
+ * it in 9 of 10 (+1.4% in the tenth); four or six restarts were 2-4% above it
+ * on some seeds, and a 10,000-row sample of 1e6 rows ~2.8% above it on two.
  */
 export const JOB_DEFAULTS = { sampleShare: 0.05, minSample: 10_000, maxSample: 50_000, nInit: 8, refinePasses: 0 } as const;
 

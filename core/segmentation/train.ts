@@ -68,32 +68,68 @@ function hasDistinctRows(matrix: Float64Array, nRows: number, dim: number, k: nu
 }
 
 /**
- * min(closest[r], |row r - row `from`|^2) for every row, into `out`; returns their sum. Small
- * and loop-only on purpose, like assignInto: V8 optimises such a function within its first
- * calls, where one big nested-loop function ran unoptimised for ~100 ms on a cold start.
+ * For four candidate rows at once (row offsets f0..f3): min(closest[r], |row r - candidate|^2)
+ * for every row r, into out[q * nRows + r]; the four sums into `potentials`. Four independent
+ * add chains keep the CPU busy, as in assignInto; small and loop-only so V8 optimises it within
+ * its first calls.
  */
-function distancesWithCentre(matrix: Float64Array, nRows: number, dim: number, from: number, closest: Float64Array, out: Float64Array): number {
-  let potential = 0;
+function distancesWithCandidates(
+  matrix: Float64Array,
+  nRows: number,
+  dim: number,
+  f0: number,
+  f1: number,
+  f2: number,
+  f3: number,
+  closest: Float64Array,
+  out: Float64Array,
+  potentials: Float64Array,
+): void {
+  let p0 = 0;
+  let p1 = 0;
+  let p2 = 0;
+  let p3 = 0;
   for (let r = 0, row = 0; r < nRows; r++, row += dim) {
-    let d = 0;
+    let d0 = 0;
+    let d1 = 0;
+    let d2 = 0;
+    let d3 = 0;
     for (let j = 0; j < dim; j++) {
-      const t = matrix[row + j]! - matrix[from + j]!;
-      d += t * t;
+      const x = matrix[row + j]!;
+      const t0 = x - matrix[f0 + j]!;
+      const t1 = x - matrix[f1 + j]!;
+      const t2 = x - matrix[f2 + j]!;
+      const t3 = x - matrix[f3 + j]!;
+      d0 += t0 * t0;
+      d1 += t1 * t1;
+      d2 += t2 * t2;
+      d3 += t3 * t3;
     }
-    const m = d < closest[r]! ? d : closest[r]!;
-    out[r] = m;
-    potential += m;
+    const c = closest[r]!;
+    const m0 = d0 < c ? d0 : c;
+    const m1 = d1 < c ? d1 : c;
+    const m2 = d2 < c ? d2 : c;
+    const m3 = d3 < c ? d3 : c;
+    out[r] = m0;
+    out[nRows + r] = m1;
+    out[2 * nRows + r] = m2;
+    out[3 * nRows + r] = m3;
+    p0 += m0;
+    p1 += m1;
+    p2 += m2;
+    p3 += m3;
   }
-  return potential;
+  potentials[0] = p0;
+  potentials[1] = p1;
+  potentials[2] = p2;
+  potentials[3] = p3;
 }
 
-/** A row drawn with probability proportional to `weights` (inverse CDF over their running sums). */
-function drawRow(weights: Float64Array, cumulative: Float64Array, rng: Rng): number {
-  let sum = 0;
-  for (let r = 0; r < weights.length; r++) cumulative[r] = sum += weights[r]!;
-  const target = rng() * sum;
+/** A row drawn with probability proportional to its weight, given the running sums of the weights (inverse CDF). */
+function drawRow(cumulative: Float64Array, rng: Rng): number {
+  const target = rng() * cumulative[cumulative.length - 1]!;
   let lo = 0;
-  let hi = weights.length - 1;
+  let hi = cumulative.length - 1;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (cumulative[mid]! <= target) lo = mid + 1;
@@ -112,26 +148,37 @@ export function kmeansPlusPlus(matrix: Float64Array, nRows: number, dim: number,
   const trials = 2 + Math.floor(Math.log(k));
   const first = Math.min(Math.floor(rng() * nRows), nRows - 1);
   centres.set(matrix.subarray(first * dim, (first + 1) * dim), 0);
-  let closest = new Float64Array(nRows).fill(Infinity);
-  distancesWithCentre(matrix, nRows, dim, first * dim, closest, closest);
+  const closest = new Float64Array(nRows).fill(Infinity);
+  const out = new Float64Array(4 * nRows);
+  const potentials = new Float64Array(4);
+  const at = first * dim;
+  distancesWithCandidates(matrix, nRows, dim, at, at, at, at, closest, out, potentials);
+  closest.set(out.subarray(0, nRows));
   const cumulative = new Float64Array(nRows);
-  let candidate = new Float64Array(nRows);
-  let bestTrial = new Float64Array(nRows);
+  const candidates = new Int32Array(4);
   for (let c = 1; c < k; c++) {
+    let sum = 0;
+    for (let r = 0; r < nRows; r++) cumulative[r] = sum += closest[r]!;
     let bestRow = -1;
     let bestPotential = Infinity;
-    for (let t = 0; t < trials; t++) {
+    let bestOut: Float64Array | null = null;
+    // Candidates four at a time (a short last group repeats its first candidate).
+    for (let t0 = 0; t0 < trials; t0 += 4) {
+      const group = Math.min(4, trials - t0);
       // The weights never all vanish: the rows hold at least k distinct points (checked by the caller).
-      const row = drawRow(closest, cumulative, rng);
-      const potential = distancesWithCentre(matrix, nRows, dim, row * dim, closest, candidate);
-      if (potential < bestPotential) {
-        bestPotential = potential;
-        bestRow = row;
-        [bestTrial, candidate] = [candidate, bestTrial];
+      for (let q = 0; q < group; q++) candidates[q] = drawRow(cumulative, rng);
+      for (let q = group; q < 4; q++) candidates[q] = candidates[0]!;
+      distancesWithCandidates(matrix, nRows, dim, candidates[0]! * dim, candidates[1]! * dim, candidates[2]! * dim, candidates[3]! * dim, closest, out, potentials);
+      for (let q = 0; q < group; q++) {
+        if (potentials[q]! < bestPotential) {
+          bestPotential = potentials[q]!;
+          bestRow = candidates[q]!;
+          bestOut = Float64Array.from(out.subarray(q * nRows, (q + 1) * nRows));
+        }
       }
     }
     centres.set(matrix.subarray(bestRow * dim, (bestRow + 1) * dim), c * dim);
-    [closest, bestTrial] = [bestTrial, closest];
+    closest.set(bestOut!);
   }
   return centres;
 }
