@@ -11,10 +11,12 @@ import type { Storage } from '@google-cloud/storage';
 import { Context } from '@temporalio/activity';
 import { TRIGGER_SUBSCRIPTION_FILTER, validateMessage, type RawMessage } from '../core/events.js';
 import {
-  encodeNdjsonGzAsync,
+  encodeLinesGzAsync,
   groupByArrivalHour,
+  ndjsonLine,
   quarantineObjectName,
   rawObjectName,
+  splitBySize,
   toLakeRecord,
   toQuarantineRecord,
   type LakeRecord,
@@ -90,7 +92,10 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
     if (!b) {
       b = new SubscriptionBuffer(pubsub, subscription, {
         maxBuffered: leasedMessagesLimit(config.ingest),
+        maxBufferedBytes: leasedBytesLimit(config.ingest),
         maxExtensionMinutes: 10,
+        // The lease the subscription was created with (SEGFLOW_INGEST_ACK_DEADLINE_S).
+        minAckDeadlineSeconds: config.ingest.ackDeadlineS,
       });
       buffers.set(subscription, b);
     }
@@ -98,9 +103,9 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
   };
   const bucket = storage.bucket(config.lake.bucket);
 
-  async function writeObject(name: string, records: readonly (LakeRecord | QuarantineRecord)[]): Promise<void> {
+  async function writeObject(name: string, lines: readonly string[]): Promise<void> {
     // Compressed on the libuv thread pool, so the next batch is validated meanwhile.
-    await bucket.file(name).save(await encodeNdjsonGzAsync(records), {
+    await bucket.file(name).save(await encodeLinesGzAsync(lines), {
       resumable: false,
       contentType: 'application/x-ndjson',
       metadata: { contentEncoding: 'gzip' },
@@ -151,7 +156,7 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
 
       for (;;) {
         ctx.heartbeat({ stage: 'pulling', batches: total.batches, pulled: total.pulled });
-        const pulled = await buffer.take(maxMessages, maxWaitMs);
+        const pulled = await buffer.take(maxMessages, maxWaitMs, config.ingest.batchMaxBytes);
         if (pulled.length === 0) break;
         const messages: Pulled[] = pulled.map((m) => ({
           handle: m,
@@ -217,15 +222,24 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
 
     const objects: string[] = [];
     const writes: Array<Promise<void>> = [];
-    for (const group of groupByArrivalHour(valid, (v) => v.msg.publishTime)) {
-      const name = rawObjectName(group.hourStart, group.items.map((v) => v.msg.messageId));
-      objects.push(name);
-      writes.push(writeObject(name, group.items.map((v) => v.record)));
-    }
-    for (const group of groupByArrivalHour(invalid, (v) => v.msg.publishTime)) {
-      const name = quarantineObjectName(group.hourStart, group.items.map((v) => v.msg.messageId));
-      objects.push(name);
-      writes.push(writeObject(name, group.items.map((v) => v.record)));
+    const areas: Array<{ entries: ReadonlyArray<{ record: object; msg: Pulled }>; nameOf: typeof rawObjectName }> = [
+      { entries: valid, nameOf: rawObjectName },
+      { entries: invalid, nameOf: quarantineObjectName },
+    ];
+    for (const { entries, nameOf } of areas) {
+      for (const group of groupByArrivalHour(entries, (v) => v.msg.publishTime)) {
+        const lines = group.items.map((v) => ({ id: v.msg.messageId, line: ndjsonLine(v.record) }));
+        // A batch bigger than an object may be is split; each part is named after its own ids.
+        const parts = splitBySize(lines, (l) => l.id, (l) => Buffer.byteLength(l.line), config.lake.objectMaxBytes);
+        for (const part of parts) {
+          const name = nameOf(group.hourStart, part.items.map((l) => l.id));
+          if (part.oversized) {
+            log.warn({ object: name, bytes: part.bytes, limit: config.lake.objectMaxBytes }, 'one record exceeds the lake object size limit; written alone');
+          }
+          objects.push(name);
+          writes.push(writeObject(name, part.items.map((l) => l.line)));
+        }
+      }
     }
     await Promise.all(writes);
 
@@ -261,6 +275,11 @@ export type IngestActivities = ReturnType<typeof createIngestActivities>;
  */
 export function leasedMessagesLimit(ingest: Pick<Config['ingest'], 'batchSize' | 'concurrency' | 'writesInFlight'>): number {
   return ingest.batchSize * ingest.concurrency * (ingest.writesInFlight + 2);
+}
+
+/** The same in bytes of message data: bounds the memory a worker's ingestion holds. */
+export function leasedBytesLimit(ingest: Pick<Config['ingest'], 'batchMaxBytes' | 'concurrency' | 'writesInFlight'>): number {
+  return ingest.batchMaxBytes * ingest.concurrency * (ingest.writesInFlight + 2);
 }
 
 function summarizeReasons(records: readonly QuarantineRecord[]): Record<string, number> {

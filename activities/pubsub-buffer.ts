@@ -10,13 +10,23 @@ import { Duration, type Message, type PubSub, type Subscription } from '@google-
 export interface BufferOptions {
   /** Messages leased at most; flow control stops the stream beyond it. */
   maxBuffered: number;
+  /** Message data leased at most, in bytes (flow control too). */
+  maxBufferedBytes?: number;
   /** Lease extension limit: a batch must finish well within it. */
   maxExtensionMinutes: number;
+  /**
+   * Shortest lease the client asks for (it starts at 10 s and follows the acks' 99th percentile).
+   * Longer leases keep a busy worker, whose lease extensions run late, from having buffered
+   * messages redelivered while it still holds them; a dead worker's messages come back later.
+   */
+  minAckDeadlineSeconds?: number;
 }
 
 export class SubscriptionBuffer {
   private readonly subscription: Subscription;
   private queue: Message[] = [];
+  /** Data bytes of the messages in `queue`. */
+  private queuedBytes = 0;
   private waiters: Array<() => void> = [];
   private lastError: Error | undefined;
   private lastArrival = 0;
@@ -25,13 +35,19 @@ export class SubscriptionBuffer {
 
   constructor(pubsub: PubSub, name: string, opts: BufferOptions) {
     this.subscription = pubsub.subscription(name, {
-      flowControl: { maxMessages: opts.maxBuffered, allowExcessMessages: false },
+      flowControl: {
+        maxMessages: opts.maxBuffered,
+        ...(opts.maxBufferedBytes === undefined ? {} : { maxBytes: opts.maxBufferedBytes }),
+        allowExcessMessages: false,
+      },
       maxExtensionTime: Duration.from({ minutes: opts.maxExtensionMinutes }),
+      ...(opts.minAckDeadlineSeconds === undefined ? {} : { minAckDeadline: Duration.from({ seconds: opts.minAckDeadlineSeconds }) }),
     });
     this.subscription.on('message', (m: Message) => {
       this.queue.push(m);
+      this.queuedBytes += m.length;
       this.lastArrival = Date.now();
-      if (this.queue.length === 1 || this.queue.length >= this.wakeAt) this.wake();
+      if (this.queue.length === 1 || this.queue.length >= this.wakeAt || this.queuedBytes >= this.wakeAtBytes) this.wake();
     });
     this.subscription.on('error', (err: Error) => {
       // The library reconnects on retryable errors and closes the stream on the others;
@@ -47,20 +63,24 @@ export class SubscriptionBuffer {
   }
 
   private wakeAt = 1;
+  private wakeAtBytes = 0;
 
   /**
-   * Up to `max` messages: returns as soon as `max` are buffered, when the stream
-   * has been quiet for `lingerMs` with something buffered (so a trickle is not
-   * held back for the whole wait), or when `waitMs` has passed (possibly with none).
+   * Up to `max` messages and `maxBytes` of message data (but always at least one
+   * message, whatever its size): returns as soon as either limit is reached, when
+   * the stream has been quiet for `lingerMs` with something buffered (so a trickle
+   * is not held back for the whole wait), or when `waitMs` has passed (possibly
+   * with none). What is left stays buffered for the next take.
    */
-  async take(max: number, waitMs: number, lingerMs = 50): Promise<Message[]> {
+  async take(max: number, waitMs: number, maxBytes = Infinity, lingerMs = 50): Promise<Message[]> {
     const deadline = Date.now() + waitMs;
-    while (this.queue.length < max) {
+    while (this.queue.length < max && this.queuedBytes < maxBytes) {
       const now = Date.now();
       const left = deadline - now;
       if (left <= 0) break;
       if (this.queue.length > 0 && now - this.lastArrival >= lingerMs) break;
       this.wakeAt = max;
+      this.wakeAtBytes = maxBytes;
       const nap = this.queue.length > 0 ? Math.min(left, lingerMs) : left;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, nap);
@@ -75,16 +95,26 @@ export class SubscriptionBuffer {
         throw new Error(`Pub/Sub subscription ${this.subscription.name} failed: ${err?.message ?? 'the stream closed'}`);
       }
     }
-    return this.queue.splice(0, max);
+    let count = 0;
+    let bytes = 0;
+    for (const m of this.queue) {
+      if (count === max || (count > 0 && bytes + m.length > maxBytes)) break;
+      count++;
+      bytes += m.length;
+    }
+    this.queuedBytes -= bytes;
+    return this.queue.splice(0, count);
   }
 
   async close(): Promise<void> {
     for (const m of this.queue.splice(0)) m.nack();
+    this.queuedBytes = 0;
     await this.subscription.close();
   }
 
   private wake(): void {
     this.wakeAt = 1;
+    this.wakeAtBytes = 0;
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();

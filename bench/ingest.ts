@@ -11,10 +11,11 @@
  * acks after the write: it is done when the batch that completes N messages is
  * acked (the `lastBatchAt` of its counters). Loss is checked by reading the lake back.
  */
+import { Duration } from '@google-cloud/pubsub';
 import { Command, InvalidArgumentError } from 'commander';
 import { randomUUID } from 'node:crypto';
 import { closeGcpClients, createGcpClients } from '../activities/clients.js';
-import { createIngestActivities, leasedMessagesLimit } from '../activities/ingest.js';
+import { createIngestActivities, leasedBytesLimit, leasedMessagesLimit } from '../activities/ingest.js';
 import { loadConfig } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
 import { generateEvents, makePopulation } from '../core/personas.js';
@@ -91,10 +92,11 @@ async function publisher(topic: string): Promise<() => Promise<void>> {
 // ---- baseline: a bare streaming-pull subscriber that only acks
 async function baseline(): Promise<number> {
   const topic = await openTopic(clients.pubsub, `bench-raw-${id}`);
-  await topic.createSubscription(`bench-raw-${id}-sub`, { ackDeadlineSeconds: 60 });
+  await topic.createSubscription(`bench-raw-${id}-sub`, { ackDeadlineSeconds: config.ingest.ackDeadlineS });
   // The same flow control as segflow's subscriber, so only what is done with a message differs.
   const sub = clients.pubsub.subscription(`bench-raw-${id}-sub`, {
-    flowControl: { maxMessages: leasedMessagesLimit(config.ingest), allowExcessMessages: false },
+    flowControl: { maxMessages: leasedMessagesLimit(config.ingest), maxBytes: leasedBytesLimit(config.ingest), allowExcessMessages: false },
+    minAckDeadline: Duration.from({ seconds: config.ingest.ackDeadlineS }),
   });
   const seen = new Set<string>();
   const publish = await publisher(topic.name.split('/').pop()!);

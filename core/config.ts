@@ -77,6 +77,8 @@ const envSchema = z.object({
   SEGFLOW_INGEST_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(2),
   SEGFLOW_INGEST_RUN_FOR_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
   SEGFLOW_INGEST_WRITES_IN_FLIGHT: z.coerce.number().int().min(1).max(16).default(2),
+  SEGFLOW_INGEST_BATCH_MAX_BYTES: z.coerce.number().int().min(1024).max(1_073_741_824).default(16_777_216),
+  SEGFLOW_LAKE_OBJECT_MAX_BYTES: z.coerce.number().int().min(1024).max(4_294_967_296).default(33_554_432),
   SEGFLOW_EVENT_MAX_BYTES: z.coerce.number().int().min(256).max(10_000_000).default(65_536),
   SEGFLOW_EVENT_MAX_FUTURE_SKEW_S: z.coerce.number().int().min(0).default(300),
 
@@ -147,7 +149,8 @@ export interface Config {
     bigqueryEndpoint?: string;
   };
   pubsub: { topic: string; lakeSubscription: string; triggerSubscription: string };
-  lake: { bucket: string };
+  /** objectMaxBytes: uncompressed NDJSON bytes per lake object; a bigger batch is split into several objects. */
+  lake: { bucket: string; objectMaxBytes: number };
   ingest: {
     batchSize: number;
     maxWaitMs: number;
@@ -157,6 +160,8 @@ export interface Config {
     runForMs: number;
     /** Batches one activity validates and writes at once while it pulls the next. */
     writesInFlight: number;
+    /** Message data one batch takes at most; the rest waits in the buffer for the next batch. */
+    batchMaxBytes: number;
     maxEventBytes: number;
     maxFutureSkewMs: number;
   };
@@ -290,7 +295,7 @@ export function parseConfig(env: RawEnv): Config {
       lakeSubscription: e.SEGFLOW_LAKE_SUBSCRIPTION,
       triggerSubscription: e.SEGFLOW_TRIGGER_SUBSCRIPTION,
     },
-    lake: { bucket: e.SEGFLOW_LAKE_BUCKET },
+    lake: { bucket: e.SEGFLOW_LAKE_BUCKET, objectMaxBytes: e.SEGFLOW_LAKE_OBJECT_MAX_BYTES },
     ingest: {
       batchSize: e.SEGFLOW_INGEST_BATCH_SIZE,
       maxWaitMs: e.SEGFLOW_INGEST_MAX_WAIT_MS,
@@ -298,6 +303,7 @@ export function parseConfig(env: RawEnv): Config {
       concurrency: e.SEGFLOW_INGEST_CONCURRENCY,
       runForMs: e.SEGFLOW_INGEST_RUN_FOR_MS,
       writesInFlight: e.SEGFLOW_INGEST_WRITES_IN_FLIGHT,
+      batchMaxBytes: e.SEGFLOW_INGEST_BATCH_MAX_BYTES,
       maxEventBytes: e.SEGFLOW_EVENT_MAX_BYTES,
       maxFutureSkewMs: e.SEGFLOW_EVENT_MAX_FUTURE_SKEW_S * 1000,
     },

@@ -68,6 +68,48 @@ export function batchHash(messageIds: readonly string[]): string {
   return createHash('sha256').update(JSON.stringify(ids)).digest('hex');
 }
 
+/** Part of a batch that fits one lake object; `oversized` when its single item alone exceeds the limit. */
+export interface ObjectPart<T> {
+  items: T[];
+  bytes: number;
+  oversized: boolean;
+}
+
+/**
+ * Splits a batch's items into parts of at most `maxBytes` each, so no lake object (and no buffer
+ * built for one) grows past the limit. Items are packed in message-id order, so the same set of
+ * messages always gives the same parts and a retried batch rewrites the same objects. An item that
+ * alone exceeds the limit cannot be split: it gets a part of its own, marked `oversized`.
+ */
+export function splitBySize<T>(
+  items: readonly T[],
+  idOf: (item: T) => string,
+  bytesOf: (item: T) => number,
+  maxBytes: number,
+): ObjectPart<T>[] {
+  if (!Number.isFinite(maxBytes) || maxBytes < 1) {
+    throw new Error(`splitBySize: expected a positive byte limit, found ${maxBytes}`);
+  }
+  const sorted = items
+    .map((item) => ({ item, id: idOf(item), bytes: bytesOf(item) }))
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const parts: ObjectPart<T>[] = [];
+  let current: ObjectPart<T> | undefined;
+  for (const { item, bytes } of sorted) {
+    if (bytes > maxBytes) {
+      parts.push({ items: [item], bytes, oversized: true });
+      continue;
+    }
+    if (current === undefined || current.bytes + bytes > maxBytes) {
+      current = { items: [], bytes: 0, oversized: false };
+      parts.push(current);
+    }
+    current.items.push(item);
+    current.bytes += bytes;
+  }
+  return parts;
+}
+
 export interface ArrivalHourGroup<T> {
   hourStart: Date;
   items: T[];
@@ -184,13 +226,21 @@ export function encodeNdjsonGz(records: readonly object[]): Buffer {
 
 const gzipAsync = promisify(gzip);
 
-/** encodeNdjsonGz with the compression on the libuv thread pool; the same bytes. */
-export async function encodeNdjsonGzAsync(records: readonly object[]): Promise<Buffer> {
-  return gzipAsync(encodeNdjson(records));
+/** One NDJSON line (with its newline) for a record: what splitBySize measures and an object holds. */
+export function ndjsonLine(record: object): string {
+  return `${JSON.stringify(record)}\n`;
+}
+
+/**
+ * gzip of lines made by ndjsonLine, compressed on the libuv thread pool; for the same records the
+ * same bytes as encodeNdjsonGz.
+ */
+export async function encodeLinesGzAsync(lines: readonly string[]): Promise<Buffer> {
+  return gzipAsync(Buffer.from(lines.join(''), 'utf8'));
 }
 
 function encodeNdjson(records: readonly object[]): Buffer {
-  return Buffer.from(records.map((r) => `${JSON.stringify(r)}\n`).join(''), 'utf8');
+  return Buffer.from(records.map(ndjsonLine).join(''), 'utf8');
 }
 
 export function decodeNdjsonGz(data: Buffer): unknown[] {

@@ -5,7 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createIngestActivities } from '../../activities/ingest.js';
 import { createWarehouseActivities } from '../../activities/warehouse.js';
-import { hourStartOf } from '../../core/lake.js';
+import { decodeNdjsonGz, hourStartOf } from '../../core/lake.js';
+import { gunzipSync } from 'node:zlib';
 import { PROJECT_ROOT } from '../../core/config.js';
 import { ingestStatsQuery, type IngestCounters } from '../../workflows/ingest-messages.js';
 import type { IngestEventsInput } from '../../workflows/ingestEvents.js';
@@ -207,5 +208,63 @@ describe('ingestion survives SIGKILL of the worker process', () => {
     } finally {
       await h.close();
     }
+  });
+});
+
+describe('ingestion splits batches bigger than the lake object limit', () => {
+  const OBJECT_MAX = 4096;
+  let h: IntegrationHarness;
+  before(async () => {
+    h = await startHarness('ingest-split', {
+      env: {
+        ...isolatedEnv('split'),
+        SEGFLOW_LAKE_OBJECT_MAX_BYTES: String(OBJECT_MAX),
+        SEGFLOW_INGEST_BATCH_MAX_BYTES: '16384',
+        SEGFLOW_EVENT_MAX_BYTES: '1024',
+      },
+    });
+    await createIngestActivities({ pubsub: h.worker.clients.pubsub, storage: h.worker.clients.storage, config: h.config, logger: h.logger }).ensureIngestResources();
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  test('every event lands once in objects under the limit; a message over the size limit is quarantined alone', async () => {
+    const w = buildWorkload({ events: 2000, malformedShare: 0.03, duplicateShare: 0.02, days: 30, seed: 17, maxBytes: h.config.ingest.maxEventBytes });
+    // One message far bigger than both limits: its quarantine record cannot fit an object.
+    const huge = { data: Buffer.from(JSON.stringify({ event_id: randomUUID(), padding: 'x'.repeat(20_000) })), attributes: { test_huge: '1' } };
+    await publishWorkload({ config: h.config, pubsub: h.worker.clients.pubsub }, { ...w, messages: [...w.messages, huge] });
+    const counters = (await h.client.workflow.execute('ingestEvents', {
+      taskQueue: h.config.temporal.taskQueue,
+      workflowId: `ingest/${h.config.pubsub.lakeSubscription}`,
+      args: [ingestInput(h)],
+    })) as IngestCounters;
+    assert.equal(counters.pulled, w.messages.length + 1);
+
+    const [files] = await h.worker.clients.storage.bucket(h.config.lake.bucket).getFiles();
+    const oversized: Array<{ attributes?: string; size_bytes?: number }> = [];
+    for (const f of files) {
+      const [gz] = await f.download({ decompress: false });
+      const bytes = gunzipSync(gz).length;
+      const records = decodeNdjsonGz(gz) as Array<{ attributes?: string; size_bytes?: number; reasons?: Array<{ code: string }> }>;
+      if (bytes <= OBJECT_MAX) {
+        assert.ok(gz.length <= OBJECT_MAX, `${f.name}: ${gz.length} gzip bytes`);
+        continue;
+      }
+      // Only a single record larger than the limit may make an object exceed it, and only a
+      // message over the message-size limit makes such a record: it is quarantined as too_large.
+      assert.equal(records.length, 1, `${f.name}: ${bytes} bytes over ${OBJECT_MAX} with ${records.length} records`);
+      assert.ok(f.name.startsWith('quarantine/'), f.name);
+      assert.ok(records[0]!.reasons?.some((r) => r.code === 'too_large'), JSON.stringify(records[0]!.reasons));
+      oversized.push(records[0]!);
+    }
+    assert.ok(oversized.some((r) => JSON.parse(r.attributes ?? '{}').test_huge === '1'), 'the huge message, alone in its object');
+    // Batches of up to 1000 messages (about 500 bytes a line) could not fit 4 KiB: they were split.
+    assert.ok(counters.objects > counters.batches * 2, `${counters.objects} objects for ${counters.batches} batches`);
+    assert.equal(files.length, counters.objects, 'no object written twice under two names, none overwritten');
+
+    const lake = await readLake(h.worker.clients.storage, h.config.lake.bucket);
+    lake.quarantine = lake.quarantine.filter((q) => JSON.parse(q.attributes).test_huge !== '1');
+    assertLakeMatches(w, lake);
   });
 });

@@ -6,11 +6,14 @@ import {
   RAW_EVENTS_BQ_SCHEMA,
   batchHash,
   decodeNdjsonGz,
+  encodeLinesGzAsync,
   encodeNdjsonGz,
   groupByArrivalHour,
   hourPrefix,
+  ndjsonLine,
   quarantineObjectName,
   rawObjectName,
+  splitBySize,
   toLakeRecord,
   toQuarantineRecord,
 } from '../../core/lake.js';
@@ -199,5 +202,61 @@ describe('toQuarantineRecord', () => {
 
   it('refuses a message without reasons', () => {
     assert.throws(() => toQuarantineRecord(makeMalformed('not_json', 1, opts), [], meta.receivedAt), /has no reasons/);
+  });
+});
+
+describe('splitBySize (a batch bigger than a lake object may be)', () => {
+  const item = (id: string, bytes: number) => ({ id, bytes });
+  const split = (items: Array<{ id: string; bytes: number }>, max: number) => splitBySize(items, (i) => i.id, (i) => i.bytes, max);
+  const idsOf = (parts: ReturnType<typeof split>) => parts.map((p) => p.items.map((i) => i.id));
+
+  it('keeps a batch that fits in one part, so its object name is the one of the whole batch', () => {
+    const parts = split([item('b', 10), item('a', 20)], 30);
+    assert.deepEqual(idsOf(parts), [['a', 'b']]);
+    assert.equal(rawObjectName(arrival, parts[0]!.items.map((i) => i.id)), rawObjectName(arrival, ['b', 'a']));
+  });
+
+  it('packs every item exactly once into parts at most the limit', () => {
+    const items = Array.from({ length: 200 }, (_, i) => item(`m${String(i).padStart(3, '0')}`, 7 + ((i * 37) % 90)));
+    const parts = split(items, 300);
+    assert.ok(parts.length > 1);
+    for (const p of parts) {
+      assert.ok(p.bytes <= 300, `part of ${p.bytes} bytes`);
+      assert.equal(p.bytes, p.items.reduce((n, i) => n + i.bytes, 0));
+      assert.equal(p.oversized, false);
+    }
+    const all = parts.flatMap((p) => p.items.map((i) => i.id));
+    assert.equal(all.length, items.length);
+    assert.equal(new Set(all).size, items.length);
+  });
+
+  it('gives the same parts, hence the same object names, whatever order the messages came in (a retried batch)', () => {
+    const items = Array.from({ length: 50 }, (_, i) => item(`id-${i}`, 10 + (i % 7)));
+    const shuffled = [...items].sort((a, b) => ((a.bytes * 31 + a.id.length) % 11) - ((b.bytes * 31 + b.id.length) % 11));
+    const names = (parts: ReturnType<typeof split>) => parts.map((p) => rawObjectName(arrival, p.items.map((i) => i.id)));
+    assert.deepEqual(names(split(shuffled, 64)), names(split(items, 64)));
+    assert.deepEqual(names(split([...items].reverse(), 64)), names(split(items, 64)));
+  });
+
+  it('puts a single item larger than the limit in a part of its own, marked oversized', () => {
+    const parts = split([item('a', 5), item('b', 500), item('c', 5)], 100);
+    assert.deepEqual(idsOf(parts), [['a', 'c'], ['b']]);
+    const big = parts.find((p) => p.items.some((i) => i.id === 'b'))!;
+    assert.deepEqual(big.items.map((i) => i.id), ['b']);
+    assert.equal(big.oversized, true);
+    assert.ok(parts.filter((p) => p !== big).every((p) => !p.oversized && p.bytes <= 100));
+  });
+
+  it('returns nothing for an empty batch and refuses a limit that is not positive', () => {
+    assert.deepEqual(split([], 10), []);
+    assert.throws(() => split([item('a', 1)], 0), /expected a positive byte limit, found 0/);
+    assert.throws(() => split([item('a', 1)], Number.NaN), /expected a positive byte limit/);
+  });
+
+  it('measures what an object holds: lines from ndjsonLine, compressed to the same bytes as encodeNdjsonGz', async () => {
+    const records = [{ a: 1, s: 'x\ny' }, { a: 2, s: 'é' }];
+    const lines = records.map(ndjsonLine);
+    assert.deepEqual(await encodeLinesGzAsync(lines), encodeNdjsonGz(records));
+    assert.equal(lines.reduce((n, l) => n + Buffer.byteLength(l), 0), gunzipSync(encodeNdjsonGz(records)).length);
   });
 });
