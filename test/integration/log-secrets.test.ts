@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, openSync, readFileSync, closeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -140,6 +140,8 @@ after(async () => {
   }
   receiver?.closeAllConnections();
   await new Promise((resolve) => receiver?.close(resolve));
+  // A failure quotes the offending line; set KEEP_TEST_LOGS=1 to keep every file.
+  if (process.env.KEEP_TEST_LOGS !== '1') rmSync(dir, { recursive: true, force: true });
 });
 
 function assertNoSecrets(name: string, text: string, secrets: readonly string[]) {
@@ -233,10 +235,13 @@ describe('secrets never appear in logs', () => {
       ['SEGFLOW_API_TOKENS', `${SECRET.apiToken},short`],
       ['TEMPORAL_API_KEY', `${SECRET.temporalApiKey}`],
     ];
-    for (const [name, value] of cases) {
+    // In parallel: each is a process start, and they are independent.
+    const runs = cases.map(([name, value]) => {
       // TEMPORAL_API_KEY is valid on its own: pair it with an invalid address so the process stops at the config.
       const extra: Record<string, string> = name === 'TEMPORAL_API_KEY' ? { TEMPORAL_ADDRESS: 'not an address' } : {};
-      const p = start(`config-${name}`, ['workers/main.ts'], { [name]: value, ...extra });
+      return { name, p: start(`config-${name}`, ['workers/main.ts'], { [name]: value, ...extra }) };
+    });
+    for (const { name, p } of runs) {
       const code = await p.exited;
       const text = logOf(p.file);
       assert.equal(code, 1, `${name}: exit code`);
