@@ -23,6 +23,7 @@ import {
   type QuarantineRecord,
 } from '../core/lake.js';
 import type { Config } from '../core/config.js';
+import type { IngestAlertSettings } from '../core/ingest-alerts.js';
 import type { Logger } from '../core/logger.js';
 import { SubscriptionBuffer } from './pubsub-buffer.js';
 
@@ -55,6 +56,8 @@ export interface IngestBatchResult {
   oldestPublishTime?: string;
   /** When the last batch was acked (or when the activity gave up waiting, if it took none). */
   finishedAt: string;
+  /** Quarantine reason codes over all batches, and how many messages carried each. */
+  reasons?: Record<string, number>;
   /**
    * A batch failed after others of this activity succeeded: its messages were handed back to
    * Pub/Sub (nack) and the activity stopped. When no batch succeeded the activity throws instead.
@@ -173,6 +176,7 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
             total.objects.push(...r.objects.slice(0, OBJECT_NAMES_REPORTED - total.objects.length));
             total.objectCount! += r.objects.length;
             total.batches! += 1;
+            for (const [code, n] of Object.entries(r.reasons ?? {})) (total.reasons ??= {})[code] = (total.reasons[code] ?? 0) + n;
             total.oldestPublishTime = r.oldestPublishTime;
             total.finishedAt = r.finishedAt;
             ctx.heartbeat({ stage: 'written', batches: total.batches, pulled: total.pulled });
@@ -197,6 +201,11 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
       }
       if (total.batches === 0) total.finishedAt = new Date().toISOString();
       return total;
+    },
+
+    /** The alert thresholds of this worker's configuration, for the ingestEvents workflow. */
+    async ingestAlertSettings(): Promise<IngestAlertSettings> {
+      return { ...config.ingest.alerts };
     },
 
     /** Stop the streaming subscribers of this worker (at shutdown). */
@@ -248,12 +257,8 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
     // Only now are the events durable in the lake, so only now may Pub/Sub forget them.
     for (const m of messages) m.handle.ack();
     const oldest = messages.reduce((min, m) => (m.publishTime < min ? m.publishTime : min), messages[0]!.publishTime);
-    if (invalid.length > 0) {
-      log.warn(
-        { quarantined: invalid.length, reasons: summarizeReasons(invalid.map((i) => i.record)) },
-        'messages quarantined',
-      );
-    }
+    const reasons = invalid.length > 0 ? summarizeReasons(invalid.map((i) => i.record)) : undefined;
+    if (reasons) log.warn({ quarantined: invalid.length, reasons }, 'messages quarantined');
     log.debug({ pulled: messages.length, written: valid.length, quarantined: invalid.length, objects: objects.length }, 'batch ingested');
     return {
       pulled: messages.length,
@@ -262,6 +267,7 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
       objects,
       oldestPublishTime: oldest.toISOString(),
       finishedAt: new Date().toISOString(),
+      ...(reasons ? { reasons } : {}),
     };
   }
 }

@@ -79,6 +79,10 @@ const envSchema = z.object({
   SEGFLOW_INGEST_WRITES_IN_FLIGHT: z.coerce.number().int().min(1).max(16).default(2),
   SEGFLOW_INGEST_BATCH_MAX_BYTES: z.coerce.number().int().min(1024).max(1_073_741_824).default(16_777_216),
   SEGFLOW_LAKE_OBJECT_MAX_BYTES: z.coerce.number().int().min(1024).max(4_294_967_296).default(33_554_432),
+  SEGFLOW_INGEST_ALERT_LAG_S: z.coerce.number().min(0).default(900),
+  SEGFLOW_INGEST_ALERT_QUARANTINE_SHARE: z.coerce.number().min(0).max(1).default(0.05),
+  SEGFLOW_INGEST_ALERT_WINDOW_S: z.coerce.number().int().min(1).max(86_400).default(300),
+  SEGFLOW_INGEST_ALERT_MIN_MESSAGES: z.coerce.number().int().min(1).default(100),
   SEGFLOW_EVENT_MAX_BYTES: z.coerce.number().int().min(256).max(10_000_000).default(65_536),
   SEGFLOW_EVENT_MAX_FUTURE_SKEW_S: z.coerce.number().int().min(0).default(300),
 
@@ -162,6 +166,8 @@ export interface Config {
     writesInFlight: number;
     /** Message data one batch takes at most; the rest waits in the buffer for the next batch. */
     batchMaxBytes: number;
+    /** Thresholds of the ingestion lag and quarantine-rate alerts (core/ingest-alerts.ts). */
+    alerts: { lagMs: number; quarantineShare: number; windowMs: number; minMessages: number };
     maxEventBytes: number;
     maxFutureSkewMs: number;
   };
@@ -304,6 +310,12 @@ export function parseConfig(env: RawEnv): Config {
       runForMs: e.SEGFLOW_INGEST_RUN_FOR_MS,
       writesInFlight: e.SEGFLOW_INGEST_WRITES_IN_FLIGHT,
       batchMaxBytes: e.SEGFLOW_INGEST_BATCH_MAX_BYTES,
+      alerts: {
+        lagMs: e.SEGFLOW_INGEST_ALERT_LAG_S * 1000,
+        quarantineShare: e.SEGFLOW_INGEST_ALERT_QUARANTINE_SHARE,
+        windowMs: e.SEGFLOW_INGEST_ALERT_WINDOW_S * 1000,
+        minMessages: e.SEGFLOW_INGEST_ALERT_MIN_MESSAGES,
+      },
       maxEventBytes: e.SEGFLOW_EVENT_MAX_BYTES,
       maxFutureSkewMs: e.SEGFLOW_EVENT_MAX_FUTURE_SKEW_S * 1000,
     },

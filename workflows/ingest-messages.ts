@@ -12,6 +12,16 @@ export interface IngestCounters {
   /** Age in ms of the oldest message of the last non-empty batch when it finished. */
   lagMs?: number;
   paused: boolean;
+  /** Lag and quarantine-rate alerting (runs started with the ingest-alerts patch). */
+  alerts?: {
+    /** Alerts raised so far: one per episode. */
+    raised: number;
+    /** ISO start of an ongoing episode. */
+    lagSince?: string;
+    quarantineSince?: string;
+    /** Share of the messages in the recent window that were quarantined. */
+    quarantineShare?: number;
+  };
   /** How many times this ingestion continued as new (its history was renewed). */
   generation: number;
 }

@@ -1,5 +1,7 @@
 import { condition, continueAsNew, log, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { AlertActivities } from '../activities/alerts.js';
 import type { IngestActivities, IngestBatchInput, IngestBatchResult } from '../activities/ingest.js';
+import { evaluateIngestHealth, type IngestAlertSettings, type IngestHealthState } from '../core/ingest-alerts.js';
 import { ingestStatsQuery, pauseIngestSignal, resumeIngestSignal, type IngestCounters } from './ingest-messages.js';
 
 export interface IngestEventsInput {
@@ -16,6 +18,8 @@ export interface IngestEventsInput {
   stopWhenIdle?: boolean;
   /** Carried across continue-as-new. */
   counters?: IngestCounters;
+  /** Carried across continue-as-new: the recent window and open alert episodes. */
+  health?: IngestHealthState;
 }
 
 const { ensureIngestResources } = proxyActivities<IngestActivities>({
@@ -30,6 +34,20 @@ const { ingestBatch } = proxyActivities<IngestActivities>({
   // until a batch writes them, so retrying loses nothing and alerts come from lag.
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
+
+const { ingestAlertSettings } = proxyActivities<IngestActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 5 },
+});
+
+// raiseAlert never throws for a broken channel (it logs and gives up); the retries cover a lost worker.
+const { raiseAlert } = proxyActivities<AlertActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '5 seconds', maximumAttempts: 3 },
+});
+
+/** Runs that record this marker ask the worker for alert thresholds and raise lag and quarantine alerts. */
+export const INGEST_ALERTS_PATCH = 'ingest-alerts';
 
 /** Batches per run before continuing as new; also renewed earlier when the server suggests it. */
 const BATCHES_PER_RUN = 2000;
@@ -70,6 +88,45 @@ export async function ingestEvents(input: IngestEventsInput): Promise<IngestCoun
     ...(input.runForMs === undefined ? {} : { runForMs: input.runForMs }),
     ...(input.writesInFlight === undefined ? {} : { writesInFlight: input.writesInFlight }),
   };
+  // Alerting: thresholds from the worker's configuration, read once per run.
+  let alerting: IngestAlertSettings | undefined;
+  if (patched(INGEST_ALERTS_PATCH)) {
+    try {
+      alerting = await ingestAlertSettings();
+    } catch (err) {
+      log.error('ingestion alerts are off for this run: could not read their thresholds', { error: String(err) });
+    }
+  }
+  let health: IngestHealthState = input.health ?? { window: [] };
+  const alertsInFlight = new Set<Promise<void>>();
+  const info = workflowInfo();
+  const watch = (r: IngestBatchResult) => {
+    if (alerting === undefined) return;
+    const lagMs = r.oldestPublishTime ? Date.parse(r.finishedAt) - Date.parse(r.oldestPublishTime) : undefined;
+    const report = evaluateIngestHealth(
+      health,
+      { at: Date.now(), pulled: r.pulled, quarantined: r.quarantined, ...(lagMs === undefined ? {} : { lagMs }), ...(r.reasons ? { reasons: r.reasons } : {}) },
+      alerting,
+      { subscription: input.subscription, workflow: { namespace: info.namespace, workflowId: info.workflowId, runId: info.runId } },
+    );
+    health = report.state;
+    counters.alerts = {
+      raised: (counters.alerts?.raised ?? 0) + report.alerts.length,
+      ...(health.lagSince === undefined ? {} : { lagSince: health.lagSince }),
+      ...(health.quarantineSince === undefined ? {} : { quarantineSince: health.quarantineSince }),
+      ...(report.quarantineShare === undefined ? {} : { quarantineShare: report.quarantineShare }),
+    };
+    for (const episode of report.recovered) log.info('ingestion alert episode ended', { episode, subscription: input.subscription });
+    for (const alert of report.alerts) {
+      // In the background: a slow or broken alert channel never holds up or fails ingestion.
+      const p: Promise<void> = raiseAlert(alert)
+        .then(() => undefined)
+        .catch((err: unknown) => log.error('could not raise an ingestion alert', { dedupKey: alert.dedupKey, error: String(err) }))
+        .finally(() => alertsInFlight.delete(p));
+      alertsInFlight.add(p);
+    }
+  };
+
   const inFlight = new Map<number, Promise<[number, IngestBatchResult]>>();
   let launched = 0;
   let emptyInARow = 0;
@@ -87,12 +144,19 @@ export async function ingestEvents(input: IngestEventsInput): Promise<IngestCoun
     const [id, result] = await Promise.race(inFlight.values());
     inFlight.delete(id);
     add(counters, result);
+    watch(result);
     emptyInARow = result.pulled === 0 ? emptyInARow + 1 : 0;
     if (!finishing && input.stopWhenIdle && emptyInARow >= input.concurrency) finishing = 'idle';
     if (!finishing && (launched >= BATCHES_PER_RUN || workflowInfo().continueAsNewSuggested)) finishing = 'renew';
   }
+  // Alerts being raised finish in this run rather than be abandoned by continue-as-new.
+  await Promise.all(alertsInFlight);
   if (finishing === 'idle') return counters;
-  await continueAsNew<typeof ingestEvents>({ ...input, counters: { ...counters, generation: counters.generation + 1 } });
+  await continueAsNew<typeof ingestEvents>({
+    ...input,
+    counters: { ...counters, generation: counters.generation + 1 },
+    ...(alerting === undefined ? {} : { health }),
+  });
   return counters;
 }
 

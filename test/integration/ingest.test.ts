@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createIngestActivities } from '../../activities/ingest.js';
@@ -266,5 +268,113 @@ describe('ingestion splits batches bigger than the lake object limit', () => {
     const lake = await readLake(h.worker.clients.storage, h.config.lake.bucket);
     lake.quarantine = lake.quarantine.filter((q) => JSON.parse(q.attributes).test_huge !== '1');
     assertLakeMatches(w, lake);
+  });
+});
+
+describe('ingestion alerts on its quarantine rate and lag, once per episode', () => {
+  interface Received {
+    path: string;
+    body: { kind: string; severity: string; summary: string; message: string; dedupKey: string; workflow?: { workflowId: string }; links: Array<{ label: string; url: string }> };
+  }
+  const received: Received[] = [];
+  let receiver: Server;
+  let receiverUrl: string;
+  let deadUrl: string;
+  const listen = (server: Server) =>
+    new Promise<string>((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
+
+  before(async () => {
+    receiver = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        received.push({ path: req.url ?? '', body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Received['body'] });
+        res.writeHead(200).end('ok');
+      });
+    });
+    receiverUrl = await listen(receiver);
+    // A second channel that refuses connections: alerting through it fails, ingestion must not.
+    const closed = createServer();
+    deadUrl = await listen(closed);
+    await new Promise((resolve) => closed.close(resolve));
+  });
+  after(async () => {
+    await new Promise((resolve) => receiver.close(resolve));
+  });
+
+  async function alertingHarness(name: string, thresholds: Record<string, string>) {
+    const h = await startHarness(name, {
+      env: { ...isolatedEnv(name), SEGFLOW_ALERT_WEBHOOK_URLS: `${receiverUrl}/${name},${deadUrl}/${name}`, ...thresholds },
+    });
+    await createIngestActivities({ pubsub: h.worker.clients.pubsub, storage: h.worker.clients.storage, config: h.config, logger: h.logger }).ensureIngestResources();
+    return h;
+  }
+
+  async function drain(h: IntegrationHarness, workflowId: string): Promise<IngestCounters> {
+    return (await h.client.workflow.execute('ingestEvents', {
+      taskQueue: h.config.temporal.taskQueue,
+      workflowId,
+      // One batch of 100 per activity: the burst spans many results, each over the threshold.
+      args: [{ ...ingestInput(h), maxMessages: 100, runForMs: 0 }],
+    })) as IngestCounters;
+  }
+
+  test('a normal stream raises none; a burst of malformed messages raises exactly one, and a dead channel does not fail ingestion', async () => {
+    const h = await alertingHarness('qalert', {
+      SEGFLOW_INGEST_ALERT_QUARANTINE_SHARE: '0.2',
+      SEGFLOW_INGEST_ALERT_MIN_MESSAGES: '50',
+      SEGFLOW_INGEST_ALERT_LAG_S: '3600',
+    });
+    try {
+      const normal = buildWorkload({ events: 1500, malformedShare: 0.01, duplicateShare: 0, days: 7, seed: 23, maxBytes: h.config.ingest.maxEventBytes });
+      await publishWorkload({ config: h.config, pubsub: h.worker.clients.pubsub }, normal);
+      const quiet = await drain(h, `ingest/${h.config.pubsub.lakeSubscription}/normal`);
+      assert.equal(quiet.pulled, normal.messages.length);
+      assert.equal(quiet.quarantined, 15);
+      assert.equal(quiet.alerts?.raised, 0);
+
+      const burst = buildWorkload({ events: 600, malformedShare: 0.5, duplicateShare: 0, days: 7, seed: 29, maxBytes: h.config.ingest.maxEventBytes });
+      await publishWorkload({ config: h.config, pubsub: h.worker.clients.pubsub }, burst);
+      const workflowId = `ingest/${h.config.pubsub.lakeSubscription}/burst`;
+      const noisy = await drain(h, workflowId);
+      assert.equal(noisy.pulled, burst.messages.length, 'every message ingested although one alert channel is down');
+      assert.equal(noisy.quarantined, 300);
+      assert.ok(noisy.batches >= 5, `the burst spans ${noisy.batches} batches`);
+      assert.equal(noisy.alerts?.raised, 1);
+      // The dead channel's retries end within seconds; nothing more arrives after that.
+      await sleep(2_000);
+      const mine = received.filter((r) => r.path === '/qalert');
+      assert.equal(mine.length, 1, `alerts received: ${JSON.stringify(mine.map((r) => r.body.summary))}`);
+      const alert = mine[0]!.body;
+      assert.equal(alert.kind, 'data_anomaly');
+      assert.equal(alert.severity, 'warning');
+      assert.match(alert.dedupKey, new RegExp(`^data_anomaly/${h.config.pubsub.lakeSubscription}/quarantine_rate/`));
+      assert.match(alert.summary, /quarantined \d+\.\d% of \d+ messages/);
+      assert.match(alert.message, /reasons: /);
+      assert.equal(alert.workflow?.workflowId, workflowId);
+      assert.ok(alert.links.some((l) => l.label === 'Temporal UI' && l.url.includes(encodeURIComponent(workflowId))), JSON.stringify(alert.links));
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('messages older than the lag threshold when written raise exactly one lag alert', async () => {
+    const h = await alertingHarness('lagalert', { SEGFLOW_INGEST_ALERT_LAG_S: '2' });
+    try {
+      const w = buildWorkload({ events: 500, malformedShare: 0, duplicateShare: 0, days: 7, seed: 31, maxBytes: h.config.ingest.maxEventBytes });
+      await publishWorkload({ config: h.config, pubsub: h.worker.clients.pubsub }, w);
+      await sleep(4_000);
+      const counters = await drain(h, `ingest/${h.config.pubsub.lakeSubscription}`);
+      assert.equal(counters.pulled, w.messages.length);
+      assert.equal(counters.alerts?.raised, 1);
+      await sleep(2_000);
+      const mine = received.filter((r) => r.path === '/lagalert');
+      assert.equal(mine.length, 1);
+      assert.equal(mine[0]!.body.kind, 'ingestion_lag');
+      assert.equal(mine[0]!.body.severity, 'error');
+      assert.match(mine[0]!.body.summary, /is \d+ s behind \(threshold 2 s\)/);
+    } finally {
+      await h.close();
+    }
   });
 });
