@@ -54,7 +54,8 @@ export function evaluateIngestHealth(
   settings: IngestAlertSettings,
   context: IngestAlertContext,
 ): IngestHealthReport {
-  const window = [...previous.window, sample].filter((s) => s.at > sample.at - settings.windowMs);
+  // Empty activities add nothing to the rate; leaving them out keeps the carried state small.
+  const window = [...previous.window, ...(sample.pulled > 0 ? [sample] : [])].filter((s) => s.at > sample.at - settings.windowMs);
   const state: IngestHealthState = { window };
   const alerts: Alert[] = [];
   const recovered: IngestHealthReport['recovered'] = [];

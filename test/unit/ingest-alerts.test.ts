@@ -89,6 +89,11 @@ describe('ingestion alerts', () => {
     assert.deepEqual(second.alerts, []);
   });
 
+  it('keep only non-empty samples of the window in the carried state', () => {
+    const { state } = run([batch(0, 1000, 0), { at: T0 + 10_000, pulled: 0, quarantined: 0 }, batch(2, 10, 0), batch(40, 5, 0)]);
+    assert.deepEqual(state.window.map((s) => s.pulled), [5], 'the empty one never, the old ones once out of the window');
+  });
+
   it('are off with a lag threshold of 0 and a share of 1', () => {
     const { alerts } = run([batch(0, 1000, 1000, 10 ** 9)], { ...settings, lagMs: 0, quarantineShare: 1 });
     assert.deepEqual(alerts, []);
