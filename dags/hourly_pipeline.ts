@@ -32,10 +32,13 @@ function tasks(): DagTaskDefinition[] {
   const tested = new Set(tests.map((t) => t.run.args.model));
   // Profiles are synced once every model is built and has passed its tests.
   const syncAfter = [...tests.map((t) => t.id), ...models.filter((m) => !tested.has(m.id)).map((m) => m.id)];
+  // The warehouse activities heartbeat while they run (activities/warehouse.ts): a task whose
+  // worker died is retried after this, not after its whole startToCloseTimeout.
+  const heartbeatTimeout = '1m' as const;
   return [
-    { id: 'load_raw', run: { activity: LOAD_RAW_ACTIVITY }, startToCloseTimeout: '20m' },
-    ...models,
-    ...tests.map((t) => ({ ...t, startToCloseTimeout: '10m' as const })),
+    { id: 'load_raw', run: { activity: LOAD_RAW_ACTIVITY }, startToCloseTimeout: '20m', heartbeatTimeout },
+    ...models.map((m) => ({ ...m, heartbeatTimeout })),
+    ...tests.map((t) => ({ ...t, startToCloseTimeout: '10m' as const, heartbeatTimeout })),
     { id: 'sync_profiles', run: { activity: SYNC_PROFILES_ACTIVITY }, upstream: syncAfter },
   ];
 }
