@@ -13,7 +13,7 @@ import type { SegmentModel } from './model.js';
 import { FeatureSpecListSchema, fitPreparation, prepareMatrix } from './prepare.js';
 import type { FeatureRow } from './prepare.js';
 import { deriveSeed, sampleIndices, takeRows } from './random.js';
-import { TRAIN_DEFAULTS, lloyd, trainKMeans } from './train.js';
+import { TRAIN_DEFAULTS, trainKMeans } from './train.js';
 import { parseOrThrow } from './validate.js';
 
 export interface SegmentationJobOptions {
@@ -93,8 +93,16 @@ export function runSegmentationJob(
     // Trained on every row: the training labels already belong to the final centroids.
     result = { centroids: initial, labels: trained.labels, inertia: trained.inertia, sizes: trained.sizes, passes: 0 };
   } else if (refinePasses > 0) {
-    const refined = lloyd(matrix, nRows, dim, initial, { maxIterations: refinePasses, tolerance: TRAIN_DEFAULTS.tolerance });
-    result = { ...refined, passes: refined.iterations };
+    // More Lloyd passes over every row (ml-kmeans, started from the trained centroids).
+    const refined = trainKMeans(matrix, nRows, dim, {
+      k: options.k,
+      seed: options.seed,
+      nInit: 1,
+      maxIterations: refinePasses,
+      tolerance: TRAIN_DEFAULTS.tolerance,
+      initialCentroids: trained.centroids,
+    });
+    result = { centroids: flattenCentroids(refined.centroids, dim), labels: refined.labels, inertia: refined.inertia, sizes: refined.sizes, passes: refined.iterations };
   } else {
     const labels = new Int32Array(nRows);
     const { inertia, sizes } = assignInto(matrix, nRows, dim, initial, labels, null);

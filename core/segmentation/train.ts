@@ -1,26 +1,22 @@
 /**
- * K-means training on prepared rows held in one flat Float64Array: greedy
- * k-means++ seeding and Lloyd iterations, repeated nInit times with seeds
- * derived from one seed; the restart with the lowest inertia wins.
+ * K-means training on prepared rows with ml-kmeans: k-means++ seeding and
+ * Lloyd iterations, repeated nInit times with seeds derived from one seed; the
+ * restart with the lowest inertia wins.
  *
- * On many rows the restarts run on a uniform subsample (`restartRows`) and
- * only the winner iterates on every training row: which local optimum a
- * restart falls into (which groups it merges) shows on a couple of thousand
- * rows already, and the last iterations are what needs all of them. On the
- * 1e5 x 16 benchmark data that is 3-5x cheaper than restarting on 10,000
- * rows, at the same inertia within ~2%.
+ * On many rows the restarts run on a uniform subsample (`restartRows`) and only
+ * the winner's centroids go on to iterate on every training row (ml-kmeans
+ * again, started from them). Which local optimum a restart falls into (which
+ * groups it merges) already shows on a couple of thousand rows; the last
+ * iterations are what needs all of them. ml-kmeans costs about 10 us per row
+ * for k-means++ and about 1 us per row and iteration for Lloyd, so restarting
+ * on every row of a large sample would cost several times the whole fit.
  *
- * Why not ml-kmeans (which the first version used): it works on number[][] and
- * its k-means++ copies every row per candidate, about 10 us per row, and its
- * Lloyd step costs about 1 us per row and iteration -- on 100,000 rows that
- * alone is several times scikit-learn's whole fit. This file does the same
- * algorithm on the flat matrix with the assignment kernel of assign.ts; a unit
- * test checks that, started from the same centroids, both converge to the same
- * centroids.
+ * Inertia, sizes and labels are computed here with the assignment kernel of
+ * assign.ts, the same rule real-time and batch assignment use.
  */
-import { assignInto, checkMatrix } from './assign.js';
-import { createRng, deriveSeed, sampleIndices, takeRows } from './random.js';
-import type { Rng } from './random.js';
+import { kmeans } from 'ml-kmeans';
+import { assignAll, checkMatrix, flattenCentroids } from './assign.js';
+import { deriveSeed, sampleIndices, takeRows } from './random.js';
 
 export interface TrainOptions {
   k: number;
@@ -28,10 +24,12 @@ export interface TrainOptions {
   /** Restarts; the best inertia wins. */
   nInit?: number;
   maxIterations?: number;
-  /** Converged when no centroid moves by more than this squared distance in an iteration. */
+  /** ml-kmeans stops when no centroid moves by more than this squared distance in an iteration. */
   tolerance?: number;
   /** Rows the restarts run on (a uniform subsample when there are more); the winner then iterates on all rows. */
   restartRows?: number;
+  /** Start from these centroids instead of k-means++ restarts (nInit and restartRows then do not apply). */
+  initialCentroids?: number[][];
 }
 
 export const TRAIN_DEFAULTS = { nInit: 4, maxIterations: 100, tolerance: 1e-6, restartRows: 2000 } as const;
@@ -46,7 +44,7 @@ export interface TrainRun {
 
 export interface TrainResult {
   k: number;
-  /** Centroids in prepared space, in seeding order for the winning restart. */
+  /** Centroids in prepared space, in ml-kmeans' order for the winning restart. */
   centroids: number[][];
   /** Sum of squared distances to the nearest centroid over the training rows. */
   inertia: number;
@@ -60,6 +58,12 @@ export interface TrainResult {
   runs: TrainRun[];
 }
 
+export function toRows(matrix: Float64Array, nRows: number, dim: number): number[][] {
+  const rows = new Array<number[]>(nRows);
+  for (let r = 0; r < nRows; r++) rows[r] = Array.from(matrix.subarray(r * dim, (r + 1) * dim));
+  return rows;
+}
+
 /** True when the rows hold at least `k` distinct points; stops looking as soon as they do. */
 function hasDistinctRows(matrix: Float64Array, nRows: number, dim: number, k: number): boolean {
   const seen = new Set<string>();
@@ -68,170 +72,23 @@ function hasDistinctRows(matrix: Float64Array, nRows: number, dim: number, k: nu
 }
 
 /**
- * For four candidate rows at once (row offsets f0..f3): min(closest[r], |row r - candidate|^2)
- * for every row r, into out[q * nRows + r]; the four sums into `potentials`. Four independent
- * add chains keep the CPU busy, as in assignInto; small and loop-only so V8 optimises it within
- * its first calls.
+ * ml-kmeans from `initialization` (k-means++ with a seed, or given centroids), scored here:
+ * ml-kmeans' own labels belong to the centroids of the step before its last.
  */
-function distancesWithCandidates(
+function fit(
   matrix: Float64Array,
   nRows: number,
   dim: number,
-  f0: number,
-  f1: number,
-  f2: number,
-  f3: number,
-  closest: Float64Array,
-  out: Float64Array,
-  potentials: Float64Array,
-): void {
-  let p0 = 0;
-  let p1 = 0;
-  let p2 = 0;
-  let p3 = 0;
-  for (let r = 0, row = 0; r < nRows; r++, row += dim) {
-    let d0 = 0;
-    let d1 = 0;
-    let d2 = 0;
-    let d3 = 0;
-    for (let j = 0; j < dim; j++) {
-      const x = matrix[row + j]!;
-      const t0 = x - matrix[f0 + j]!;
-      const t1 = x - matrix[f1 + j]!;
-      const t2 = x - matrix[f2 + j]!;
-      const t3 = x - matrix[f3 + j]!;
-      d0 += t0 * t0;
-      d1 += t1 * t1;
-      d2 += t2 * t2;
-      d3 += t3 * t3;
-    }
-    const c = closest[r]!;
-    const m0 = d0 < c ? d0 : c;
-    const m1 = d1 < c ? d1 : c;
-    const m2 = d2 < c ? d2 : c;
-    const m3 = d3 < c ? d3 : c;
-    out[r] = m0;
-    out[nRows + r] = m1;
-    out[2 * nRows + r] = m2;
-    out[3 * nRows + r] = m3;
-    p0 += m0;
-    p1 += m1;
-    p2 += m2;
-    p3 += m3;
-  }
-  potentials[0] = p0;
-  potentials[1] = p1;
-  potentials[2] = p2;
-  potentials[3] = p3;
-}
-
-/** A row drawn with probability proportional to its weight, given the running sums of the weights (inverse CDF). */
-function drawRow(cumulative: Float64Array, rng: Rng): number {
-  const target = rng() * cumulative[cumulative.length - 1]!;
-  let lo = 0;
-  let hi = cumulative.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (cumulative[mid]! <= target) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-/**
- * Greedy k-means++ (Arthur & Vassilvitskii, with scikit-learn's 2 + ln k local
- * trials): each new centre is the best of a few candidates drawn with
- * probability proportional to the squared distance to the nearest centre so far.
- */
-export function kmeansPlusPlus(matrix: Float64Array, nRows: number, dim: number, k: number, rng: Rng): Float64Array {
-  const centres = new Float64Array(k * dim);
-  const trials = 2 + Math.floor(Math.log(k));
-  const first = Math.min(Math.floor(rng() * nRows), nRows - 1);
-  centres.set(matrix.subarray(first * dim, (first + 1) * dim), 0);
-  const closest = new Float64Array(nRows).fill(Infinity);
-  const out = new Float64Array(4 * nRows);
-  const potentials = new Float64Array(4);
-  const at = first * dim;
-  distancesWithCandidates(matrix, nRows, dim, at, at, at, at, closest, out, potentials);
-  closest.set(out.subarray(0, nRows));
-  const cumulative = new Float64Array(nRows);
-  const candidates = new Int32Array(4);
-  for (let c = 1; c < k; c++) {
-    let sum = 0;
-    for (let r = 0; r < nRows; r++) cumulative[r] = sum += closest[r]!;
-    let bestRow = -1;
-    let bestPotential = Infinity;
-    let bestOut: Float64Array | null = null;
-    // Candidates four at a time (a short last group repeats its first candidate).
-    for (let t0 = 0; t0 < trials; t0 += 4) {
-      const group = Math.min(4, trials - t0);
-      // The weights never all vanish: the rows hold at least k distinct points (checked by the caller).
-      for (let q = 0; q < group; q++) candidates[q] = drawRow(cumulative, rng);
-      for (let q = group; q < 4; q++) candidates[q] = candidates[0]!;
-      distancesWithCandidates(matrix, nRows, dim, candidates[0]! * dim, candidates[1]! * dim, candidates[2]! * dim, candidates[3]! * dim, closest, out, potentials);
-      for (let q = 0; q < group; q++) {
-        if (potentials[q]! < bestPotential) {
-          bestPotential = potentials[q]!;
-          bestRow = candidates[q]!;
-          bestOut = Float64Array.from(out.subarray(q * nRows, (q + 1) * nRows));
-        }
-      }
-    }
-    centres.set(matrix.subarray(bestRow * dim, (bestRow + 1) * dim), c * dim);
-    closest.set(bestOut!);
-  }
-  return centres;
-}
-
-export interface LloydResult {
-  centroids: Float64Array;
-  labels: Int32Array;
-  inertia: number;
-  sizes: number[];
-  /** Centroid updates made. */
-  iterations: number;
-  converged: boolean;
-}
-
-/**
- * Lloyd iterations from `initial` (k * dim). Each pass assigns every row and
- * sums the new means in the same loop; the labels and inertia returned always
- * belong to the centroids returned. An emptied cluster keeps its centroid.
- */
-export function lloyd(
-  matrix: Float64Array,
-  nRows: number,
-  dim: number,
-  initial: Float64Array,
-  options: { maxIterations: number; tolerance: number },
-): LloydResult {
-  let centroids = Float64Array.from(initial);
-  const k = centroids.length / dim;
-  const labels = new Int32Array(nRows);
-  const sums = new Float64Array(k * dim);
-  let converged = false;
-  for (let iteration = 0; ; iteration++) {
-    sums.fill(0);
-    const { inertia, sizes } = assignInto(matrix, nRows, dim, centroids, labels, sums);
-    if (converged || iteration >= options.maxIterations) {
-      return { centroids, labels, inertia, sizes, iterations: iteration, converged };
-    }
-    const next = new Float64Array(k * dim);
-    let shift = 0;
-    for (let c = 0; c < k; c++) {
-      const n = sizes[c]!;
-      let moved = 0;
-      for (let j = 0; j < dim; j++) {
-        const v = n > 0 ? sums[c * dim + j]! / n : centroids[c * dim + j]!;
-        const t = v - centroids[c * dim + j]!;
-        moved += t * t;
-        next[c * dim + j] = v;
-      }
-      if (moved > shift) shift = moved;
-    }
-    centroids = next;
-    converged = shift <= options.tolerance;
-  }
+  k: number,
+  initialization: { seed: number } | { centroids: number[][] },
+  limits: { maxIterations: number; tolerance: number },
+) {
+  const result = kmeans(toRows(matrix, nRows, dim), k, {
+    ...limits,
+    ...('seed' in initialization ? { seed: initialization.seed, initialization: 'kmeans++' as const } : { initialization: initialization.centroids }),
+  });
+  const scored = assignAll(matrix, nRows, dim, flattenCentroids(result.centroids, dim));
+  return { centroids: result.centroids, iterations: result.iterations, converged: result.converged, ...scored };
 }
 
 export function trainKMeans(matrix: Float64Array, nRows: number, dim: number, options: TrainOptions): TrainResult {
@@ -250,7 +107,11 @@ export function trainKMeans(matrix: Float64Array, nRows: number, dim: number, op
   if (!hasDistinctRows(matrix, nRows, dim, k)) {
     throw new Error(`trainKMeans: k=${k} needs at least ${k} distinct rows; the training rows have fewer. Lower k or widen the sample.`);
   }
-
+  const limits = { maxIterations, tolerance };
+  if (options.initialCentroids !== undefined) {
+    const given = fit(matrix, nRows, dim, k, { centroids: options.initialCentroids }, limits);
+    return trainResult(k, given, seed, [{ seed, inertia: given.inertia, iterations: given.iterations, converged: given.converged }]);
+  }
   const restartRows = options.restartRows ?? TRAIN_DEFAULTS.restartRows;
   if (!Number.isInteger(restartRows) || restartRows < k) {
     throw new Error(`trainKMeans: expected restartRows to be an integer >= k (${k}), got ${restartRows}`);
@@ -267,27 +128,20 @@ export function trainKMeans(matrix: Float64Array, nRows: number, dim: number, op
     }
   }
 
-  let winner: { seed: number; centroids: Float64Array; fit: LloydResult } | undefined;
+  let winner: { seed: number; fit: ReturnType<typeof fit> } | undefined;
   const runs: TrainRun[] = [];
   for (let i = 0; i < nInit; i++) {
     const runSeed = deriveSeed(seed, i);
-    const initial = kmeansPlusPlus(restartMatrix, restartN, dim, k, createRng(runSeed));
-    const fit = lloyd(restartMatrix, restartN, dim, initial, { maxIterations, tolerance });
-    runs.push({ seed: runSeed, inertia: fit.inertia, iterations: fit.iterations, converged: fit.converged });
-    if (!winner || fit.inertia < winner.fit.inertia) winner = { seed: runSeed, centroids: fit.centroids, fit };
+    const restart = fit(restartMatrix, restartN, dim, k, { seed: runSeed }, limits);
+    runs.push({ seed: runSeed, inertia: restart.inertia, iterations: restart.iterations, converged: restart.converged });
+    if (!winner || restart.inertia < winner.fit.inertia) winner = { seed: runSeed, fit: restart };
   }
   if (!winner) throw new Error('trainKMeans: no restart ran');
-  const final = restartMatrix === matrix ? winner.fit : lloyd(matrix, nRows, dim, winner.centroids, { maxIterations, tolerance });
-  const best: TrainResult = {
-    k,
-    centroids: Array.from({ length: k }, (_, c) => Array.from(final.centroids.subarray(c * dim, (c + 1) * dim))),
-    inertia: final.inertia,
-    sizes: final.sizes,
-    labels: final.labels,
-    iterations: final.iterations,
-    converged: final.converged,
-    seed: winner.seed,
-    runs,
-  };
-  return best;
+  const final = restartMatrix === matrix ? winner.fit : fit(matrix, nRows, dim, k, { centroids: winner.fit.centroids }, limits);
+  return trainResult(k, final, winner.seed, runs);
+}
+
+function trainResult(k: number, final: ReturnType<typeof fit>, seed: number, runs: TrainRun[]): TrainResult {
+  const { centroids, inertia, sizes, labels, iterations, converged } = final;
+  return { k, centroids: centroids.map((c) => [...c]), inertia, sizes, labels, iterations, converged, seed, runs };
 }
