@@ -311,14 +311,15 @@ after(async () => {
   await listener?.stop();
   await api?.close();
   if (!h) return;
-  const { pubsub, firestore, bigquery, storage } = h.worker.clients;
+  const { pubsub, firestore, storage } = h.worker.clients;
   const running: string[] = [];
   for await (const wf of h.client.workflow.list({ query: `TaskQueue = '${h.config.temporal.taskQueue}' AND ExecutionStatus = 'Running'` })) {
     running.push(wf.workflowId);
   }
   await Promise.allSettled(running.map((w) => h.client.workflow.getHandle(w).terminate('test finished')));
   await firestore.recursiveDelete(firestore.collection(h.config.firestore.profiles)).catch(() => undefined);
-  for (const ds of Object.values(h.config.warehouse)) await bigquery.dataset(ds).delete({ force: true }).catch(() => undefined);
+  // The datasets stay (unique names): dropping fct_orders here once made the shared BigQuery
+  // emulator (v0.8.1) panic in its SQL driver and exit, taking it away from everyone.
   for (const sub of [h.config.pubsub.lakeSubscription, h.config.pubsub.triggerSubscription]) await pubsub.subscription(sub).delete().catch(() => undefined);
   await pubsub.topic(h.config.pubsub.topic).delete().catch(() => undefined);
   await storage.bucket(h.config.lake.bucket).deleteFiles({ force: true }).catch(() => undefined);
