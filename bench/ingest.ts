@@ -21,6 +21,7 @@ import { createLogger } from '../core/logger.js';
 import { generateEvents, makePopulation } from '../core/personas.js';
 import { openTopic } from '../scripts/lib/publisher.js';
 import { spawn } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ingestStatsQuery } from '../workflows/ingest-messages.js';
@@ -166,6 +167,9 @@ async function segflow(): Promise<{ secs: number; lost: number; duplicates: numb
   return { secs: (end - t0) / 1000, lost, duplicates: lake.raw.length - ids.size, objects: lake.rawObjects };
 }
 
+// A shared 2-core machine: the load next to the figures says how far to trust them.
+const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
+const loadBefore = load();
 const rawSecs = await baseline();
 const seg = await segflow();
 const rawRate = n / rawSecs;
@@ -178,5 +182,6 @@ console.log(
   `ratio segflow / raw: ${(segRate / rawRate).toFixed(2)} (target >= 0.80); lost: ${seg.lost} (target 0); ` +
     `redelivered copies in the lake: ${seg.duplicates}; lake objects: ${seg.objects}`,
 );
+console.log(`load average (1, 5, 15 min): ${loadBefore} before, ${load()} after`);
 await closeGcpClients(clients);
 process.exit(seg.lost === 0 ? 0 : 1);
