@@ -3,7 +3,7 @@
  */
 import { parseArgs } from 'node:util';
 import { createGcpClients } from '../activities/clients.js';
-import { ConfigError, loadConfig } from '../core/config.js';
+import { loadConfigOrExit } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
 import { API_DEFAULTS, buildProfileApi } from './server.js';
 import { CACHE_DEFAULTS } from './cache.js';
@@ -67,16 +67,6 @@ function wholeNumber(name: string, value: string | undefined, min: number): numb
   const n = Number(value);
   if (!Number.isInteger(n) || n < min) fail(`--${name}: expected a whole number >= ${min}, found ${JSON.stringify(value)}`);
   return n;
-}
-
-function loadConfigOrExit() {
-  try {
-    return loadConfig();
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    console.error(err.message);
-    process.exit(1);
-  }
 }
 
 const config = loadConfigOrExit();

@@ -4,7 +4,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { closeGcpClients, createGcpClients } from '../activities/clients.js';
-import { loadConfig } from '../core/config.js';
+import { loadConfigOrExit } from '../core/config.js';
 import { generateEvents, makePopulation } from '../core/personas.js';
 import { eventMessage, openTopic, publishAll } from './lib/publisher.js';
 
@@ -28,7 +28,7 @@ const program = new Command('demo:traffic')
 program.parse();
 const opts = program.opts<{ customers: number; rate: number; days: number; eventsPerCustomer: number; limit?: number; seed: number }>();
 
-const config = loadConfig();
+const config = loadConfigOrExit();
 const clients = createGcpClients(config);
 const topic = await openTopic(clients.pubsub, config.pubsub.topic);
 const now = new Date();

@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { closeGcpClients, createGcpClients } from '../activities/clients.js';
-import { loadConfig } from '../core/config.js';
+import { loadConfigOrExit } from '../core/config.js';
 import { EventSchema, type EventInput } from '../core/events.js';
 import { eventMessage, openTopic, publishAll, type OutgoingMessage } from './lib/publisher.js';
 
@@ -18,7 +18,7 @@ const program = new Command('publish')
 program.parse();
 const opts = program.opts<{ file: string; topic?: string; dryRun?: boolean }>();
 
-const config = loadConfig();
+const config = loadConfigOrExit();
 const input = opts.file === '-' ? process.stdin : createReadStream(opts.file);
 input.on('error', (err: Error) => {
   console.error(`publish: cannot read ${opts.file}: ${err.message}`);

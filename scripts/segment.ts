@@ -6,7 +6,7 @@
 import { Command } from 'commander';
 import { closeGcpClients, createGcpClients } from '../activities/clients.js';
 import { readSegmentationRun } from '../activities/segmentation.js';
-import { loadConfig } from '../core/config.js';
+import { loadConfigOrExit } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
 import { workflowUiUrl } from '../core/temporal-connection.js';
 import { NIGHTLY_SEGMENTATION_DAG, modelVersionFor } from '../dags/nightly_segmentation.js';
@@ -28,7 +28,7 @@ if (!opts.now && !opts.intervalEnd) {
   program.help({ error: true });
 }
 
-const config = loadConfig();
+const config = loadConfigOrExit();
 const logger = createLogger({ level: config.log.level, name: 'segment' });
 const endMs = opts.intervalEnd ? Date.parse(opts.intervalEnd) : Math.floor(Date.now() / 1000) * 1000;
 if (Number.isNaN(endMs)) {

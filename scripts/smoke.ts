@@ -2,7 +2,7 @@
  * npm run smoke — run the smoke workflow on a running worker and print what each service returned.
  */
 import { randomUUID } from 'node:crypto';
-import { loadConfig } from '../core/config.js';
+import { loadConfigOrExit } from '../core/config.js';
 import { workflowUiUrl } from '../core/temporal-connection.js';
 import { createTemporalClient } from '../workers/client.js';
 
@@ -10,7 +10,7 @@ if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log('usage: npm run smoke\n\nStarts the smoke workflow (Pub/Sub, GCS, BigQuery, Firestore round trips) on a running worker and prints the result.');
   process.exit(0);
 }
-const config = loadConfig();
+const config = loadConfigOrExit();
 const client = await createTemporalClient(config);
 const runId = randomUUID().slice(0, 8);
 const workflowId = `smoke/${runId}`;

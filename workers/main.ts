@@ -1,7 +1,7 @@
 /**
  * npm run worker — one worker process on the segflow task queue, until SIGINT/SIGTERM.
  */
-import { loadConfig } from '../core/config.js';
+import { loadConfigOrExit } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
 import { startWorker } from './worker.js';
 
@@ -10,7 +10,7 @@ if (process.argv.includes('--help') || process.argv.includes('-h')) {
   process.exit(0);
 }
 
-const config = loadConfig();
+const config = loadConfigOrExit();
 const logger = createLogger({ level: config.log.level, name: 'segflow-worker' });
 const running = await startWorker(config, logger);
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
