@@ -64,6 +64,8 @@ export interface IngestBatchMetrics {
   readonly pulled: number;
   readonly written: number;
   readonly quarantined: number;
+  /** Write-then-ack batches the activity made (one ingestBatch activity takes batches while messages flow). */
+  readonly batches?: number;
   readonly oldestPublishTime?: string;
   readonly finishedAt: string;
 }
@@ -72,7 +74,7 @@ export function recordIngestBatch(result: IngestBatchMetrics): void {
   if (result.pulled === 0) return;
   eventsIngested.inc(result.written);
   eventsQuarantined.inc(result.quarantined);
-  ingestBatches.inc();
+  ingestBatches.inc(result.batches ?? 1);
   if (result.oldestPublishTime !== undefined) {
     const lagMs = Date.parse(result.finishedAt) - Date.parse(result.oldestPublishTime);
     if (Number.isFinite(lagMs)) ingestionLag.set(Math.max(0, lagMs) / 1000);

@@ -36,7 +36,7 @@ test('the spec hash changes with what apply writes and only with that', () => {
 });
 
 test('segflow metrics: counters, lag, task durations and latencies in Prometheus text', async () => {
-  recordIngestBatch({ pulled: 10, written: 9, quarantined: 1, oldestPublishTime: '2026-11-26T10:00:00Z', finishedAt: '2026-11-26T10:00:02.500Z' });
+  recordIngestBatch({ pulled: 10, written: 9, quarantined: 1, batches: 3, oldestPublishTime: '2026-11-26T10:00:00Z', finishedAt: '2026-11-26T10:00:02.500Z' });
   recordIngestBatch({ pulled: 0, written: 0, quarantined: 0, finishedAt: '2026-11-26T10:00:03Z' });
   recordTaskDuration('hourly_pipeline', 'load_raw', 1_500, 'succeeded');
   recordReclassifyLatency(120);
@@ -44,6 +44,7 @@ test('segflow metrics: counters, lag, task durations and latencies in Prometheus
   const text = await metricsText();
   assert.match(text, /^segflow_events_ingested_total 9$/m);
   assert.match(text, /^segflow_events_quarantined_total 1$/m);
+  assert.match(text, /^segflow_ingest_batches_total 3$/m);
   assert.match(text, /^segflow_ingestion_lag_seconds 2\.5$/m);
   assert.match(text, /^segflow_dag_task_duration_seconds_count\{dag="hourly_pipeline",task="load_raw",state="succeeded"\} 1$/m);
   assert.match(text, /^segflow_reclassify_latency_seconds_count 1$/m);
