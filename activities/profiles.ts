@@ -16,6 +16,7 @@ import {
   ProfileSchema,
   profileProblems,
   sameProfileContent,
+  segmentOf,
   type Profile,
   type SegmentRef,
 } from '../core/profile.js';
@@ -350,53 +351,70 @@ export function createProfileActivities({ firestore, config, logger, bulk = {} }
  */
 /**
  * Bookkeeping the real-time path keeps in the profile document beside the profile (readers
- * parse with ProfileSchema, which drops it): the ids of recently applied events, those of the
- * last real-time write, and the segment before that write.
+ * parse with ProfileSchema, which drops it): its recent writes, each with the events it
+ * applied, the segment it replaced and the workflow run that made it.
  */
-const AppliedEventsSchema = z.object({
-  applied_event_ids: z.array(z.string()),
-  last_event_ids: z.array(z.string()).default([]),
-  applied_previous_segment: z.object({ id: z.number().int().min(0), label: z.string().min(1) }).nullable(),
+const RecentWritesSchema = z.object({
+  recent_writes: z.array(
+    z.object({
+      event_ids: z.array(z.string()),
+      previous_segment: z.object({ id: z.number().int().min(0), label: z.string().min(1) }).nullable(),
+      writer: z.string(),
+    }),
+  ),
 });
-const APPLIED_EVENT_IDS_KEPT = 200;
+const RECENT_WRITES_KEPT = 20;
+
+export interface UpdateProfileOptions {
+  /** The events `compute` applies. */
+  eventIds: readonly string[];
+  /** Who writes (the workflow run id): only its own earlier writes can be repeats of this step. */
+  writer: string;
+}
 
 export function createProfileUpdater({ firestore, config, logger }: Omit<ProfileActivityDeps, 'bulk'>) {
   const collection = firestore.collection(config.firestore.profiles);
   const log = logger.child({ component: 'profiles', collection: config.firestore.profiles });
 
   /**
-   * `eventIds` are the events `compute` applies. A batch that shares events with the last
-   * real-time write repeats a step whose commit outlived its result (a worker killed before
-   * the workflow recorded it, a connection reset after the commit): its applied events are
-   * not applied again (`compute` gets their ids), and the change is reported from the segment
-   * before that write, so the one the workflow never saw is not lost. If every event was
-   * applied, that write is reported again and nothing is written.
+   * A step whose commit outlived its result (a worker killed before the workflow recorded it,
+   * a connection reset after the commit) runs again, possibly with more events and after
+   * later steps of the same run committed too. Its events already applied are not applied
+   * again (`compute` gets their ids), and the change is reported from the segment before the
+   * first of the run's writes it repeats, so no change the workflow never saw is lost. If
+   * every event was applied, the repeated writes are reported (to the segment after the last
+   * of them) and nothing is written.
    */
   return async function updateProfile(
     customerId: string,
     compute: (stored: Profile | null, applied: ReadonlySet<string>) => Profile,
-    eventIds: readonly string[] = [],
+    options?: UpdateProfileOptions,
   ): Promise<WriteProfileResult & { profile: Profile; stored: Profile | null; alreadyApplied: boolean }> {
     const ref = collection.doc(customerId);
+    const eventIds = options?.eventIds ?? [];
     const result = await firestore.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
       const data = snap.exists ? snap.data() : undefined;
       const full = data === undefined ? undefined : ProfileSchema.safeParse(data);
       const stored = full?.success ? full.data : null;
       const header = data === undefined ? null : full?.success ? full.data : parseStoredHeader(log, customerId, data);
-      const bookkeeping = stored === null ? undefined : AppliedEventsSchema.safeParse(data).data;
-      const applied: ReadonlySet<string> = new Set(bookkeeping?.applied_event_ids ?? []);
-      const lastWrite = new Set(bookkeeping?.last_event_ids ?? []);
-      const repeatsLastWrite = bookkeeping !== undefined && eventIds.some((id) => lastWrite.has(id));
-      const previousSegment = repeatsLastWrite ? bookkeeping.applied_previous_segment : storedSegment(header);
+      const writes = (stored === null ? undefined : RecentWritesSchema.safeParse(data).data?.recent_writes) ?? [];
+      const applied: ReadonlySet<string> = new Set(writes.flatMap((w) => w.event_ids));
+      const batch = new Set(eventIds);
+      const repeated = writes.flatMap((w, i) => (w.writer === options?.writer && w.event_ids.some((id) => batch.has(id)) ? [i] : []));
+      const first = repeated[0];
+      const last = repeated.at(-1);
+      const previousSegment = first === undefined ? storedSegment(header) : writes[first]!.previous_segment;
       const previousModelVersion = header?.model_version ?? null;
-      const changed = (to: { segment_id: number; segment_label: string }) =>
-        previousSegment === null || previousSegment.id !== to.segment_id || previousSegment.label !== to.segment_label;
+      const differs = (to: SegmentRef) => previousSegment === null || previousSegment.id !== to.id || previousSegment.label !== to.label;
       if (stored !== null && eventIds.length > 0 && eventIds.every((id) => applied.has(id))) {
-        // Applied by an earlier write; report it if it was the last one, otherwise there is nothing to say.
-        return repeatsLastWrite
-          ? { written: true, outcome: 'updated' as const, previousSegment, previousModelVersion, segmentChanged: changed(stored), profile: stored, stored, alreadyApplied: true }
-          : { written: false, outcome: 'not_newer' as const, previousSegment, previousModelVersion, segmentChanged: false, profile: stored, stored, alreadyApplied: true };
+        if (last === undefined) {
+          // Applied by another run: a late duplicate of an old event, nothing to report.
+          return { written: false, outcome: 'not_newer' as const, previousSegment: segmentOf(stored), previousModelVersion, segmentChanged: false, profile: stored, stored, alreadyApplied: true };
+        }
+        const after = writes[last + 1]?.previous_segment ?? segmentOf(stored);
+        const reported = { ...stored, segment_id: after.id, segment_label: after.label };
+        return { written: true, outcome: 'updated' as const, previousSegment, previousModelVersion, segmentChanged: differs(after), profile: reported, stored, alreadyApplied: true };
       }
       const parsed = ProfileSchema.safeParse(compute(stored, applied));
       if (!parsed.success) throw invalidProfile(profileProblems(parsed.error));
@@ -408,17 +426,15 @@ export function createProfileUpdater({ firestore, config, logger }: Omit<Profile
         return { written: false, outcome: 'not_newer' as const, previousSegment, previousModelVersion, segmentChanged: false, profile, stored, alreadyApplied: false };
       }
       const document =
-        eventIds.length === 0
+        options === undefined
           ? toDocument(profile)
           : {
               ...toDocument(profile),
-              applied_event_ids: [...new Set([...applied, ...eventIds])].slice(-APPLIED_EVENT_IDS_KEPT),
-              last_event_ids: [...eventIds],
-              applied_previous_segment: previousSegment,
+              recent_writes: [...writes, { event_ids: [...eventIds], previous_segment: previousSegment, writer: options.writer }].slice(-RECENT_WRITES_KEPT),
             };
       tx.set(ref, document);
       const outcome = snap.exists ? ('updated' as const) : ('created' as const);
-      return { written: true, outcome, previousSegment, previousModelVersion, segmentChanged: changed(profile), profile, stored, alreadyApplied: false };
+      return { written: true, outcome, previousSegment, previousModelVersion, segmentChanged: differs(segmentOf(profile)), profile, stored, alreadyApplied: false };
     });
     log.debug({ customerId, outcome: result.outcome, segmentChanged: result.segmentChanged }, 'profile update');
     return result;

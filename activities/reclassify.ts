@@ -12,10 +12,10 @@
  *                             that want this segment change. A retry or a replay
  *                             recomputes from what is stored; events the stored
  *                             document lists as applied are not applied again, and a
- *                             step repeating a write whose result was lost reports
- *                             the change from the segment before that write
- *                             (profiles.ts, updateProfile), so neither a worker
- *                             killed after the commit nor a reset after it counts an
+ *                             step repeating writes of its run whose results were lost
+ *                             reports the change from the segment before the first of
+ *                             them (profiles.ts, updateProfile), so neither a worker
+ *                             killed after a commit nor a reset after it counts an
  *                             event twice or loses a segment change.
  *   prepareReclassification,  the same in two activities and three round trips; kept
  *   writeReclassifiedProfile  for runs started before reclassifyCustomerEvents existed,
@@ -35,6 +35,7 @@
 import type { BigQuery } from '@google-cloud/bigquery';
 import type { Firestore } from '@google-cloud/firestore';
 import type { Storage } from '@google-cloud/storage';
+import { asyncLocalStorage } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { Config } from '../core/config.js';
@@ -309,7 +310,8 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
         margin = r.margin;
         return r.profile;
       },
-      events.map((e) => e.event_id),
+      // Local activities run in the workflow's context: the run id tells its own earlier writes apart.
+      { eventIds: events.map((e) => e.event_id), writer: asyncLocalStorage.getStore()?.info.workflowExecution?.runId ?? 'outside-a-workflow' },
     );
     const written = now();
     const latencies = latenciesAt(
