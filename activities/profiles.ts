@@ -208,7 +208,11 @@ export function createProfileActivities({ firestore, config, logger, bulk = {} }
 
     const track = (write: Promise<unknown>, profile: Profile, onSuccess: () => void) => {
       pending.push(
-        write.then(onSuccess, (err: { code?: number; message?: string }) => {
+        write.then(() => {
+          onSuccess();
+          // A slow store still makes progress; only a write that stops answering should time the activity out.
+          heartbeat({ processed: s.received, written: s.created + s.updated });
+        }, (err: { code?: number; message?: string }) => {
           if (err.code === GrpcStatus.FAILED_PRECONDITION || err.code === GrpcStatus.ALREADY_EXISTS) {
             conflicted.push(profile);
           } else {

@@ -56,7 +56,16 @@ export const nightlySegmentation = defineDag({
     { id: 'stability', run: { activity: SEGMENTATION_ACTIVITY.stability }, upstream: ['assign_all'], startToCloseTimeout: '15m' },
     { id: 'promote', run: { activity: SEGMENTATION_ACTIVITY.promote }, upstream: ['stability'], startToCloseTimeout: '5m' },
     // Online profiles follow the current model (the new one, or the old one when held).
-    { id: 'sync_profiles', run: { activity: 'syncProfiles' }, upstream: ['promote'], heartbeatTimeout: '2m', startToCloseTimeout: '2h' },
+    // It heartbeats on every page read and every profile written: 30 s of silence is a stuck store
+    // call (seen with the Firestore emulator under a burst of real-time transactions), retried soon.
+    {
+      id: 'sync_profiles',
+      run: { activity: 'syncProfiles' },
+      upstream: ['promote'],
+      heartbeatTimeout: '30s',
+      startToCloseTimeout: '2h',
+      retry: { initialInterval: '5s' },
+    },
   ],
 });
 
