@@ -39,7 +39,7 @@ const program = new Command('start')
   .option('--keep-stack', 'leave the local stack running on exit (it is stopped by default if this command started it)')
   .option('--no-stack', 'never start the local stack, even when the configuration points at loopback')
   .option('--demo', 'publish demo traffic, then run the hourly pipeline and the segmentation at once')
-  .option('--demo-customers <n>', 'demo population size', positiveInt, 500)
+  .option('--demo-customers <n>', 'demo population size (about 33 events each)', positiveInt, 300)
   .option('--no-api', 'do not serve the profile API')
   .option('--no-schedules', 'do not apply the schedules (the worker still runs scheduled workflows)')
   .showHelpAfterError();
