@@ -152,55 +152,61 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
       const ctx = Context.current();
       const log = logger.child({ activity: 'ingestBatch', subscription, attempt: ctx.info.attempt });
       const buffer = bufferFor(subscription);
-      const deadline = Date.now() + runForMs;
-      const total: IngestBatchResult = { pulled: 0, written: 0, quarantined: 0, objects: [], objectCount: 0, batches: 0, finishedAt: new Date().toISOString() };
-      const inFlight = new Set<Promise<void>>();
-      let failure: unknown;
+      // In use until the last batch of this activity is written: an idle buffer releases its leases.
+      const done = buffer.use();
+      try {
+        const deadline = Date.now() + runForMs;
+        const total: IngestBatchResult = { pulled: 0, written: 0, quarantined: 0, objects: [], objectCount: 0, batches: 0, finishedAt: new Date().toISOString() };
+        const inFlight = new Set<Promise<void>>();
+        let failure: unknown;
 
-      for (;;) {
-        ctx.heartbeat({ stage: 'pulling', batches: total.batches, pulled: total.pulled });
-        const pulled = await buffer.take(maxMessages, maxWaitMs, config.ingest.batchMaxBytes);
-        if (pulled.length === 0) break;
-        const messages: Pulled[] = pulled.map((m) => ({
-          handle: m,
-          messageId: m.id,
-          data: m.data,
-          attributes: { ...m.attributes },
-          publishTime: new Date(m.publishTime.getTime()),
-        }));
-        const write: Promise<void> = writeAndAck(messages, log)
-          .then((r) => {
-            total.pulled += r.pulled;
-            total.written += r.written;
-            total.quarantined += r.quarantined;
-            total.objects.push(...r.objects.slice(0, OBJECT_NAMES_REPORTED - total.objects.length));
-            total.objectCount! += r.objects.length;
-            total.batches! += 1;
-            for (const [code, n] of Object.entries(r.reasons ?? {})) (total.reasons ??= {})[code] = (total.reasons[code] ?? 0) + n;
-            total.oldestPublishTime = r.oldestPublishTime;
-            total.finishedAt = r.finishedAt;
-            ctx.heartbeat({ stage: 'written', batches: total.batches, pulled: total.pulled });
-          })
-          .catch((err: unknown) => {
-            // Hand the messages back now rather than when their leases run out.
-            for (const m of messages) m.handle.nack();
-            failure ??= err;
-          })
-          .finally(() => inFlight.delete(write));
-        inFlight.add(write);
-        if (inFlight.size >= writesInFlight) await Promise.race(inFlight);
-        if (failure !== undefined || Date.now() >= deadline || ctx.cancellationSignal.aborted) break;
-      }
-      await Promise.all(inFlight);
+        for (;;) {
+          ctx.heartbeat({ stage: 'pulling', batches: total.batches, pulled: total.pulled });
+          const pulled = await buffer.take(maxMessages, maxWaitMs, config.ingest.batchMaxBytes);
+          if (pulled.length === 0) break;
+          const messages: Pulled[] = pulled.map((m) => ({
+            handle: m,
+            messageId: m.id,
+            data: m.data,
+            attributes: { ...m.attributes },
+            publishTime: new Date(m.publishTime.getTime()),
+          }));
+          const write: Promise<void> = writeAndAck(messages, log)
+            .then((r) => {
+              total.pulled += r.pulled;
+              total.written += r.written;
+              total.quarantined += r.quarantined;
+              total.objects.push(...r.objects.slice(0, OBJECT_NAMES_REPORTED - total.objects.length));
+              total.objectCount! += r.objects.length;
+              total.batches! += 1;
+              for (const [code, n] of Object.entries(r.reasons ?? {})) (total.reasons ??= {})[code] = (total.reasons[code] ?? 0) + n;
+              total.oldestPublishTime = r.oldestPublishTime;
+              total.finishedAt = r.finishedAt;
+              ctx.heartbeat({ stage: 'written', batches: total.batches, pulled: total.pulled });
+            })
+            .catch((err: unknown) => {
+              // Hand the messages back now rather than when their leases run out.
+              for (const m of messages) m.handle.nack();
+              failure ??= err;
+            })
+            .finally(() => inFlight.delete(write));
+          inFlight.add(write);
+          if (inFlight.size >= writesInFlight) await Promise.race(inFlight);
+          if (failure !== undefined || Date.now() >= deadline || ctx.cancellationSignal.aborted) break;
+        }
+        await Promise.all(inFlight);
 
-      if (failure !== undefined) {
-        if (total.batches === 0) throw failure;
-        // The acked batches must reach the workflow's counters; the failed one is redelivered.
-        total.failedBatch = failure instanceof Error ? failure.message : String(failure);
-        log.warn({ err: failure, batches: total.batches }, 'an ingestion batch failed after others succeeded; its messages were nacked');
+        if (failure !== undefined) {
+          if (total.batches === 0) throw failure;
+          // The acked batches must reach the workflow's counters; the failed one is redelivered.
+          total.failedBatch = failure instanceof Error ? failure.message : String(failure);
+          log.warn({ err: failure, batches: total.batches }, 'an ingestion batch failed after others succeeded; its messages were nacked');
+        }
+        if (total.batches === 0) total.finishedAt = new Date().toISOString();
+        return total;
+      } finally {
+        done();
       }
-      if (total.batches === 0) total.finishedAt = new Date().toISOString();
-      return total;
     },
 
     /** The alert thresholds of this worker's configuration, for the ingestEvents workflow. */

@@ -20,6 +20,13 @@ export interface BufferOptions {
    * messages redelivered while it still holds them; a dead worker's messages come back later.
    */
   minAckDeadlineSeconds?: number;
+  /**
+   * With no batch activity using it for this long, the buffer nacks what it holds and closes its
+   * stream (the next batch on this worker opens a new one). Without this, a worker that stops
+   * getting batch activities keeps its leased messages from every other worker until the
+   * lease-extension limit runs out. Default 30 s.
+   */
+  idleReleaseMs?: number;
 }
 
 export class SubscriptionBuffer {
@@ -30,8 +37,12 @@ export class SubscriptionBuffer {
   private waiters: Array<() => void> = [];
   private lastError: Error | undefined;
   private lastArrival = 0;
-  /** The stream ended (a non-retryable error such as a missing subscription): make a new buffer. */
+  /** The stream ended (a non-retryable error such as a missing subscription, or released when idle): make a new buffer. */
   broken = false;
+  /** Batch activities using the buffer now. */
+  private takers = 0;
+  private lastTakeEnd = Date.now();
+  private readonly idleTimer: NodeJS.Timeout;
 
   constructor(pubsub: PubSub, name: string, opts: BufferOptions) {
     this.subscription = pubsub.subscription(name, {
@@ -60,6 +71,14 @@ export class SubscriptionBuffer {
       this.broken = true;
       this.wake();
     });
+    const idleReleaseMs = opts.idleReleaseMs ?? 30_000;
+    this.idleTimer = setInterval(() => {
+      if (this.takers === 0 && !this.broken && Date.now() - this.lastTakeEnd >= idleReleaseMs) {
+        this.broken = true;
+        void this.close().catch(() => undefined);
+      }
+    }, Math.max(10, Math.min(5_000, idleReleaseMs / 2)));
+    this.idleTimer.unref();
   }
 
   private wakeAt = 1;
@@ -106,7 +125,23 @@ export class SubscriptionBuffer {
     return this.queue.splice(0, count);
   }
 
+  /**
+   * Marks the buffer in use by a batch activity until the returned function is called; the idle
+   * release only ever happens while no activity uses the buffer.
+   */
+  use(): () => void {
+    this.takers++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.takers--;
+      this.lastTakeEnd = Date.now();
+    };
+  }
+
   async close(): Promise<void> {
+    clearInterval(this.idleTimer);
     for (const m of this.queue.splice(0)) m.nack();
     this.queuedBytes = 0;
     await this.subscription.close();
