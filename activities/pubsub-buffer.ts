@@ -15,9 +15,10 @@ export interface BufferOptions {
   /** Lease extension limit: a batch must finish well within it. */
   maxExtensionMinutes: number;
   /**
-   * Shortest lease the client asks for (it starts at 10 s and follows the acks' 99th percentile).
-   * Longer leases keep a busy worker, whose lease extensions run late, from having buffered
-   * messages redelivered while it still holds them; a dead worker's messages come back later.
+   * The lease the client asks for and renews (otherwise it starts at 10 s and follows the acks'
+   * 99th percentile). Long enough that a busy worker, whose renewals run late, does not have its
+   * buffered messages redelivered while it still holds them; a dead worker's messages come back
+   * after it.
    */
   minAckDeadlineSeconds?: number;
   /**
@@ -52,7 +53,16 @@ export class SubscriptionBuffer {
         allowExcessMessages: false,
       },
       maxExtensionTime: Duration.from({ minutes: opts.maxExtensionMinutes }),
-      ...(opts.minAckDeadlineSeconds === undefined ? {} : { minAckDeadline: Duration.from({ seconds: opts.minAckDeadlineSeconds }) }),
+      // The client otherwise stretches each lease to the 99th percentile of its ack times (up to
+      // 10 minutes), and messages that waited in this buffer while batches were slow push that up:
+      // a chaos run saw a killed worker's messages held for ~160 s. Fixed at the subscription's
+      // deadline, the lease is renewed more often and a dead worker's messages come back within it.
+      ...(opts.minAckDeadlineSeconds === undefined
+        ? {}
+        : {
+            minAckDeadline: Duration.from({ seconds: opts.minAckDeadlineSeconds }),
+            maxAckDeadline: Duration.from({ seconds: opts.minAckDeadlineSeconds }),
+          }),
     });
     this.subscription.on('message', (m: Message) => {
       this.queue.push(m);
