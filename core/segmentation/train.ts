@@ -58,7 +58,7 @@ export interface TrainResult {
   runs: TrainRun[];
 }
 
-export function toRows(matrix: Float64Array, nRows: number, dim: number): number[][] {
+function toRows(matrix: Float64Array, nRows: number, dim: number): number[][] {
   const rows = new Array<number[]>(nRows);
   for (let r = 0; r < nRows; r++) rows[r] = Array.from(matrix.subarray(r * dim, (r + 1) * dim));
   return rows;
