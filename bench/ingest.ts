@@ -140,28 +140,45 @@ async function segflow(): Promise<{ secs: number; lost: number; duplicates: numb
   await sleep(opts.warmupMs);
   const t0 = Date.now();
   const publishing = publish();
-  let end = 0;
-  // The counters carry when the last batch was acked, so polling slowly does not move the end.
-  for (;;) {
-    const stats = await handle.query(ingestStatsQuery);
-    if (stats.pulled >= n) {
-      end = Date.parse(stats.lastBatchAt ?? '');
-      break;
-    }
-    await sleep(250);
-  }
-  await publishing;
-  await handle.terminate('benchmark done');
-  const lake = await readLake(clients.storage, config.lake.bucket);
-  const ids = new Set(lake.raw.map((r) => r.event_id));
   const expected = new Set<string>();
   const now = new Date();
   for (const e of generateEvents(makePopulation(Math.ceil(n / 20), SEED), { from: new Date(now.getTime() - 30 * 86_400_000), to: now, seed: SEED })) {
     expected.add(e.event_id.toLowerCase());
     if (expected.size === n) break;
   }
-  let lost = 0;
-  for (const e of expected) if (!ids.has(e)) lost++;
+  const missingFrom = (ids: ReadonlySet<string>) => {
+    let missing = 0;
+    for (const e of expected) if (!ids.has(e)) missing++;
+    return missing;
+  };
+  // `pulled` counts redelivered copies too, so reaching n only says it is time to look at
+  // the lake: the run ends when every published event is there (the counters carry when the
+  // last batch was acked, so polling slowly does not move the end). A stream that stalls
+  // ends the run after `stallMs` without a new batch, and what is missing counts as lost.
+  const stallMs = 30_000;
+  let end = 0;
+  let lake: Awaited<ReturnType<typeof readLake>>;
+  let ids: Set<string>;
+  for (;;) {
+    const stats = await handle.query(ingestStatsQuery);
+    const lastBatchAt = Date.parse(stats.lastBatchAt ?? '');
+    if (stats.pulled >= n) {
+      lake = await readLake(clients.storage, config.lake.bucket);
+      ids = new Set(lake.raw.map((r) => r.event_id));
+      const missing = missingFrom(ids);
+      if (missing === 0 || Date.now() - lastBatchAt > stallMs) {
+        end = lastBatchAt;
+        break;
+      }
+      console.log(`  ${stats.pulled} pulled (with redelivered copies); ${missing} events not in the lake yet`);
+      await sleep(1_000);
+      continue;
+    }
+    await sleep(250);
+  }
+  await publishing;
+  await handle.terminate('benchmark done');
+  const lost = missingFrom(ids);
   await worker.shutdown();
   await client.connection.close();
   return { secs: (end - t0) / 1000, lost, duplicates: lake.raw.length - ids.size, objects: lake.rawObjects };
