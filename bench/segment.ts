@@ -8,7 +8,10 @@
  * what the nightly job does -- train on a uniform sample (k-means++ restarts, best inertia wins),
  * then assign every row. Both sides' inertia is computed here, by the same float64 code, over all
  * rows, from the centroids each side returned. segflow's time includes drawing the sample and
- * assigning every row; neither side counts reading the file.
+ * assigning every row; neither side counts reading the file. Each side makes one untimed warm-up
+ * fit on other data in its process before it is timed (segflow once, before the first size: V8
+ * compiles ml-kmeans and the assignment kernel on first use; scikit-learn before every fit, as it
+ * runs in a new process each time), so neither timer holds one-time start-up work.
  *
  * With 12 groups and k = 8 there is no single right answer: k-means has several local optima
  * (which groups to merge), and where one k-means++ initialisation lands varies by seed. So the
@@ -52,8 +55,9 @@ const program = new Command('bench:segment')
   .option('--seeds <list>', 'seeds of the data and of both sides; one run per seed and size', positiveInts('--seeds'), [42, 1, 2, 3, 4])
   .option('--dim <n>', 'features', positiveInt('--dim'), 16)
   .option('--k <n>', 'clusters', positiveInt('--k'), 8)
-  .option('--sample <n>', 'segflow training sample size (default: 5% of the rows, 10,000 to 50,000)', positiveInt('--sample'))
-  .option('--n-init <n>', 'segflow k-means++ restarts on the sample', positiveInt('--n-init'), JOB_DEFAULTS.nInit)
+  .option('--sample <n>', 'segflow training sample size (default: 5% of the rows, 5,000 to 50,000)', positiveInt('--sample'))
+  .option('--n-init <n>', 'segflow k-means++ restarts', positiveInt('--n-init'), JOB_DEFAULTS.nInit)
+  .option('--restart-rows <n>', 'rows of the sample the restarts run on (default: a tenth of the sample, 500 to 2,000)', positiveInt('--restart-rows'))
   .option('--reference', 'also fit KMeans(n_init=10), untimed, as a reference inertia for each dataset')
   .option('--sklearn-threads <n>', "OpenMP threads for scikit-learn (default: its own choice, every core); segflow runs on one", positiveInt('--sklearn-threads'))
   .showHelpAfterError();
@@ -65,6 +69,7 @@ const opts = program.opts<{
   k: number;
   sample?: number;
   nInit: number;
+  restartRows?: number;
   reference?: boolean;
   sklearnThreads?: number;
 }>();
@@ -143,9 +148,18 @@ const dir = path.join(PROJECT_ROOT, '.stack', 'bench-segment');
 mkdirSync(dir, { recursive: true });
 
 console.log(
-  `bench:segment  k=${k}  dim=${dim}  segflow: sample ${opts.sample ?? `${JOB_DEFAULTS.sampleShare * 100}% of the rows (${JOB_DEFAULTS.minSample} to ${JOB_DEFAULTS.maxSample})`}, ${opts.nInit} k-means++ restarts on ${TRAIN_DEFAULTS.restartRows} of them, Lloyd on the sample, then one assignment pass over all rows` +
+  `bench:segment  k=${k}  dim=${dim}  segflow: sample ${opts.sample ?? `${JOB_DEFAULTS.sampleShare * 100}% of the rows (${JOB_DEFAULTS.minSample} to ${JOB_DEFAULTS.maxSample})`}, ` +
+    `${opts.nInit} k-means++ restarts on ${opts.restartRows ?? `${JOB_DEFAULTS.restartShare * 100}% of the sample (${JOB_DEFAULTS.minRestartRows} to ${TRAIN_DEFAULTS.restartRows})`} ranked on the whole sample, ` +
+    `Lloyd on the sample from the best, then one assignment pass over all rows` +
     `; sklearn threads: ${opts.sklearnThreads ?? 'default'}  (${process.arch}, ${cpus().length} cores, node ${process.version}, load average ${load()})`,
 );
+// The warm-up: the same job on other data, big enough to take every path the timed runs take.
+{
+  const warmRows = 20_000;
+  const t0 = performance.now();
+  runSegmentationJob(makeData(warmRows, 0x5eed), warmRows, dim, { k, seed: 0x5eed, nInit: opts.nInit });
+  console.log(`segflow warm-up (untimed, other data, ${warmRows} rows): ${(performance.now() - t0).toFixed(0)} ms`);
+}
 console.log('rows     | seed | sklearn fit s | segflow s | time ratio | sklearn inertia | segflow inertia | quality' + (opts.reference ? ' | sklearn n_init=10 (untimed reference)' : ''));
 const runs: Run[] = [];
 for (const n of opts.sizes) {
@@ -164,7 +178,13 @@ for (const n of opts.sizes) {
     rmSync(file, { force: true });
     const matrix = new Float64Array(buf.buffer, buf.byteOffset, buf.byteLength / 8);
     const t0 = performance.now();
-    const job = runSegmentationJob(matrix, n, dim, { k, seed, nInit: opts.nInit, ...(opts.sample !== undefined ? { sampleSize: opts.sample } : {}) });
+    const job = runSegmentationJob(matrix, n, dim, {
+      k,
+      seed,
+      nInit: opts.nInit,
+      ...(opts.sample !== undefined ? { sampleSize: opts.sample } : {}),
+      ...(opts.restartRows !== undefined ? { restartRows: opts.restartRows } : {}),
+    });
     const segS = (performance.now() - t0) / 1000;
     // Both inertias by the same code over all rows.
     const skInertia = assignAll(matrix, n, dim, sk.centers).inertia;
@@ -189,7 +209,7 @@ for (const n of opts.sizes) {
     );
     console.log(
       `                segflow: sample of ${job.sampleSize} rows ${job.timingsMs.sample.toFixed(1)} ms, train ${job.timingsMs.train.toFixed(1)} ms ` +
-        `(restart inertias on the ${Math.min(TRAIN_DEFAULTS.restartRows, job.sampleSize)}-row subsample ${job.restartInertias.map((x) => x.toFixed(1)).join(', ')}), assign ${job.timingsMs.assign.toFixed(1)} ms; ` +
+        `(restarts on ${job.restartRows} rows, their inertias on the sample ${job.restartInertias.map((x) => x.toFixed(1)).join(', ')}), assign ${job.timingsMs.assign.toFixed(1)} ms; ` +
         `sklearn: ${sk.iterations} iterations`,
     );
   }

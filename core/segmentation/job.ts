@@ -22,6 +22,8 @@ export interface SegmentationJobOptions {
   sampleSize?: number;
   seed: number;
   nInit?: number;
+  /** Rows of the sample the k-means++ restarts run on; default defaultRestartRows(sampleSize). */
+  restartRows?: number;
   maxIterations?: number;
   /**
    * Lloyd passes over all rows after training on the sample (default 0: the
@@ -31,18 +33,34 @@ export interface SegmentationJobOptions {
 }
 
 /**
- * The training sample grows with the data: 5% of the rows, at least 10,000 and
- * at most 50,000 (the nightly job's SEGFLOW_SEGMENT_SAMPLE_SIZE default).
- * Measured with bench:segment (1e5 and 1e6 x 16, k = 8, five seeds each):
- * eight restarts land at or below scikit-learn's single-init inertia in 9 of
- * 10 runs (+0.3% in the tenth) and within 0.3% of KMeans(n_init=10) or below
- * it in 9 of 10 (+1.4% in the tenth); four or six restarts were 2-4% above it
- * on some seeds, and a 10,000-row sample of 1e6 rows ~2.8% above it on two.
+ * The training sample grows with the data: 5% of the rows, at least 5,000 and
+ * at most 50,000. The k-means++ restarts run on a tenth of the sample, 500 to
+ * TRAIN_DEFAULTS.restartRows (2,000) rows, so their fixed cost (ml-kmeans'
+ * k-means++ is about 10 us per row) stays small beside the assignment of every
+ * row at 100,000 rows too; each restart is still ranked on the whole sample.
+ * Measured with bench:segment's data (k = 8, dim 16) on 32 seeds at 100,000
+ * rows, eight restarts on 500 rows of a 5,000-row sample were at most 0.6%
+ * above scikit-learn's single-init inertia (below it on 27 of the 32), and
+ * within 0.2% of KMeans(n_init=10) at the median; six restarts, or 400 restart
+ * rows, were 2-3% above scikit-learn on one or two seeds.
  */
-export const JOB_DEFAULTS = { sampleShare: 0.05, minSample: 10_000, maxSample: 50_000, nInit: 8, refinePasses: 0 } as const;
+export const JOB_DEFAULTS = {
+  sampleShare: 0.05,
+  minSample: 5_000,
+  maxSample: 50_000,
+  restartShare: 0.1,
+  minRestartRows: 500,
+  nInit: 8,
+  refinePasses: 0,
+} as const;
 
 export function defaultSampleSize(nRows: number): number {
   return Math.min(nRows, Math.max(JOB_DEFAULTS.minSample, Math.min(JOB_DEFAULTS.maxSample, Math.round(nRows * JOB_DEFAULTS.sampleShare))));
+}
+
+/** Rows of the sample the restarts run on (trainKMeans restarts on all of them when that is over half the sample). */
+export function defaultRestartRows(sampleSize: number): number {
+  return Math.max(JOB_DEFAULTS.minRestartRows, Math.min(TRAIN_DEFAULTS.restartRows, Math.round(sampleSize * JOB_DEFAULTS.restartShare)));
 }
 
 export interface SegmentationJobResult {
@@ -53,9 +71,11 @@ export interface SegmentationJobResult {
   inertia: number;
   sizes: number[];
   sampleSize: number;
+  /** Rows of the sample the restarts ran on (all of it when the subsample would be over half). */
+  restartRows: number;
   trainInertia: number;
   trainIterations: number;
-  /** Inertia of each restart on the sample, in restart order. */
+  /** Inertia of each restart on the whole sample, in restart order. */
   restartInertias: number[];
   refinePasses: number;
   timingsMs: { sample: number; train: number; assign: number; total: number };
@@ -79,10 +99,12 @@ export function runSegmentationJob(
   const indices = sampleSize < nRows ? sampleIndices(nRows, sampleSize, deriveSeed(options.seed, 1_000_003)) : null;
   const sample = indices ? takeRows(matrix, dim, indices) : matrix;
   const t1 = performance.now();
+  const restartRows = options.restartRows ?? defaultRestartRows(sampleSize);
   const trained = trainKMeans(sample, sampleSize, dim, {
     k: options.k,
     seed: options.seed,
     nInit: options.nInit ?? JOB_DEFAULTS.nInit,
+    restartRows,
     ...(options.maxIterations !== undefined ? { maxIterations: options.maxIterations } : {}),
   });
   const t2 = performance.now();
@@ -116,6 +138,7 @@ export function runSegmentationJob(
     inertia: result.inertia,
     sizes: result.sizes,
     sampleSize,
+    restartRows: trained.restartRows,
     trainInertia: trained.inertia,
     trainIterations: trained.iterations,
     restartInertias: trained.runs.map((r) => r.inertia),

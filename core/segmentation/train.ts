@@ -3,13 +3,15 @@
  * Lloyd iterations, repeated nInit times with seeds derived from one seed; the
  * restart with the lowest inertia wins.
  *
- * On many rows the restarts run on a uniform subsample (`restartRows`) and only
- * the winner's centroids go on to iterate on every training row (ml-kmeans
- * again, started from them). Which local optimum a restart falls into (which
- * groups it merges) already shows on a couple of thousand rows; the last
- * iterations are what needs all of them. ml-kmeans costs about 10 us per row
- * for k-means++ and about 1 us per row and iteration for Lloyd, so restarting
- * on every row of a large sample would cost several times the whole fit.
+ * On many rows the restarts run on a uniform subsample (`restartRows`), each
+ * restart's centroids are scored on every training row, and only the winner's
+ * go on to iterate on every training row (ml-kmeans again, started from them).
+ * Which local optimum a restart falls into (which groups it merges) already
+ * shows on a few hundred rows; ranking the restarts needs more rows than that
+ * (one assignment pass each, cheap), and so do the last iterations. ml-kmeans
+ * costs about 10 us per row for k-means++ and about 0.5 us per row and
+ * iteration for Lloyd, so restarting on every row of a large sample would cost
+ * several times the whole fit.
  *
  * Inertia, sizes and labels are computed here with the assignment kernel of
  * assign.ts, the same rule real-time and batch assignment use.
@@ -36,7 +38,7 @@ export const TRAIN_DEFAULTS = { nInit: 4, maxIterations: 100, tolerance: 1e-6, r
 
 export interface TrainRun {
   seed: number;
-  /** On the rows the restarts ran on (the restart subsample when there is one). */
+  /** On every training row, also when the restart ran on a subsample (before the winner's last iterations on all rows). */
   inertia: number;
   iterations: number;
   converged: boolean;
@@ -56,11 +58,22 @@ export interface TrainResult {
   /** The seed of the winning restart. */
   seed: number;
   runs: TrainRun[];
+  /** Rows the restarts ran on: the restart subsample's size, or every training row. */
+  restartRows: number;
 }
 
+/**
+ * ml-kmeans' input, made once per matrix and shared by every restart on it. Rows are built
+ * with push (packed doubles): Array.from on a subarray costs about 20 times as much per row.
+ */
 function toRows(matrix: Float64Array, nRows: number, dim: number): number[][] {
   const rows = new Array<number[]>(nRows);
-  for (let r = 0; r < nRows; r++) rows[r] = Array.from(matrix.subarray(r * dim, (r + 1) * dim));
+  for (let r = 0; r < nRows; r++) {
+    const row: number[] = [];
+    const base = r * dim;
+    for (let j = 0; j < dim; j++) row.push(matrix[base + j]!);
+    rows[r] = row;
+  }
   return rows;
 }
 
@@ -72,18 +85,20 @@ function hasDistinctRows(matrix: Float64Array, nRows: number, dim: number, k: nu
 }
 
 /**
- * ml-kmeans from `initialization` (k-means++ with a seed, or given centroids), scored here:
+ * ml-kmeans on `rows` from `initialization` (k-means++ with a seed, or given centroids), scored
+ * here on every row of `matrix` (the training rows; `rows` may be a subsample of them):
  * ml-kmeans' own labels belong to the centroids of the step before its last.
  */
 function fit(
-  matrix: Float64Array,
-  nRows: number,
-  dim: number,
+  rows: number[][],
   k: number,
   initialization: { seed: number } | { centroids: number[][] },
   limits: { maxIterations: number; tolerance: number },
+  matrix: Float64Array,
+  nRows: number,
+  dim: number,
 ) {
-  const result = kmeans(toRows(matrix, nRows, dim), k, {
+  const result = kmeans(rows, k, {
     ...limits,
     ...('seed' in initialization ? { seed: initialization.seed, initialization: 'kmeans++' as const } : { initialization: initialization.centroids }),
   });
@@ -109,8 +124,8 @@ export function trainKMeans(matrix: Float64Array, nRows: number, dim: number, op
   }
   const limits = { maxIterations, tolerance };
   if (options.initialCentroids !== undefined) {
-    const given = fit(matrix, nRows, dim, k, { centroids: options.initialCentroids }, limits);
-    return trainResult(k, given, seed, [{ seed, inertia: given.inertia, iterations: given.iterations, converged: given.converged }]);
+    const given = fit(toRows(matrix, nRows, dim), k, { centroids: options.initialCentroids }, limits, matrix, nRows, dim);
+    return trainResult(k, given, seed, [{ seed, inertia: given.inertia, iterations: given.iterations, converged: given.converged }], nRows);
   }
   const restartRows = options.restartRows ?? TRAIN_DEFAULTS.restartRows;
   if (!Number.isInteger(restartRows) || restartRows < k) {
@@ -128,20 +143,24 @@ export function trainKMeans(matrix: Float64Array, nRows: number, dim: number, op
     }
   }
 
+  // Every restart is ranked by its inertia on all training rows, not on the subsample it ran on:
+  // on a few hundred rows the subsample's own noise can pick the wrong local optimum.
+  const restartInput = toRows(restartMatrix, restartN, dim);
   let winner: { seed: number; fit: ReturnType<typeof fit> } | undefined;
   const runs: TrainRun[] = [];
   for (let i = 0; i < nInit; i++) {
     const runSeed = deriveSeed(seed, i);
-    const restart = fit(restartMatrix, restartN, dim, k, { seed: runSeed }, limits);
+    const restart = fit(restartInput, k, { seed: runSeed }, limits, matrix, nRows, dim);
     runs.push({ seed: runSeed, inertia: restart.inertia, iterations: restart.iterations, converged: restart.converged });
     if (!winner || restart.inertia < winner.fit.inertia) winner = { seed: runSeed, fit: restart };
   }
   if (!winner) throw new Error('trainKMeans: no restart ran');
-  const final = restartMatrix === matrix ? winner.fit : fit(matrix, nRows, dim, k, { centroids: winner.fit.centroids }, limits);
-  return trainResult(k, final, winner.seed, runs);
+  const final =
+    restartMatrix === matrix ? winner.fit : fit(toRows(matrix, nRows, dim), k, { centroids: winner.fit.centroids }, limits, matrix, nRows, dim);
+  return trainResult(k, final, winner.seed, runs, restartN);
 }
 
-function trainResult(k: number, final: ReturnType<typeof fit>, seed: number, runs: TrainRun[]): TrainResult {
+function trainResult(k: number, final: ReturnType<typeof fit>, seed: number, runs: TrainRun[], restartRows: number): TrainResult {
   const { centroids, inertia, sizes, labels, iterations, converged } = final;
-  return { k, centroids: centroids.map((c) => [...c]), inertia, sizes, labels, iterations, converged, seed, runs };
+  return { k, centroids: centroids.map((c) => [...c]), inertia, sizes, labels, iterations, converged, seed, runs, restartRows };
 }
