@@ -4,7 +4,7 @@
  * syncs, and reads. A newer profile is never replaced by an older one
  * (compareProfileRecency decides which is newer).
  */
-import firestorePackage, { type BulkWriterOptions, type DocumentData, type Firestore } from '@google-cloud/firestore';
+import firestorePackage, { type BulkWriterOptions, type DocumentData, type DocumentSnapshot, type Firestore } from '@google-cloud/firestore';
 import { asyncLocalStorage } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
@@ -158,7 +158,10 @@ export function createProfileActivities({ firestore, config, logger, bulk = {} }
         'InvalidCustomerId',
       );
     }
-    const snap = await collection.doc(customerId).get();
+    return storedProfile(customerId, await collection.doc(customerId).get());
+  }
+
+  function storedProfile(customerId: string, snap: DocumentSnapshot): Profile | null {
     if (!snap.exists) return null;
     const parsed = ProfileSchema.safeParse(snap.data());
     if (!parsed.success) {
@@ -169,6 +172,25 @@ export function createProfileActivities({ firestore, config, logger, bulk = {} }
       );
     }
     return parsed.data;
+  }
+
+  /**
+   * readProfile for many customers in one round trip (getAll). Answers in the order
+   * asked: the profile, null when there is none, or the error readProfile would throw.
+   */
+  async function readProfiles(customerIds: readonly string[]): Promise<Array<{ profile: Profile | null } | { error: string }>> {
+    const valid = customerIds.filter((id) => isCustomerId(id));
+    const snaps = valid.length > 0 ? await firestore.getAll(...valid.map((id) => collection.doc(id))) : [];
+    const found = new Map(snaps.map((snap) => [snap.id, snap]));
+    return customerIds.map((id) => {
+      const snap = found.get(id);
+      if (snap === undefined) return { error: `customer id: expected ${CUSTOMER_ID_RULE}, found ${describeInvalidCustomerId(id)}` };
+      try {
+        return { profile: storedProfile(id, snap) };
+      } catch (err) {
+        return { error: err instanceof Error ? err.message : String(err) };
+      }
+    });
   }
 
   /**
@@ -341,7 +363,7 @@ export function createProfileActivities({ firestore, config, logger, bulk = {} }
     return s;
   }
 
-  return { writeProfile, writeProfilesBulk, readProfile };
+  return { writeProfile, writeProfilesBulk, readProfile, readProfiles };
 }
 
 /**

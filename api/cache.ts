@@ -1,19 +1,39 @@
 /**
  * Reads through an in-process LRU cache of the last good profile per customer.
  *
- * Every request still asks the store (so a recovered Firestore is used again at
+ * A copy whose store read started less than `freshForMs` ago is served as fresh
+ * at once. Once it is `refreshAfterMs` old, serving it queues the customer for
+ * revalidation: one refresher reads every queued customer with a single batched
+ * store call (Firestore getAll, one round trip) at most every
+ * `refreshIntervalMs`, so a busy API costs the store a few calls a second rather
+ * than one per request. Staleness bound: a fresh answer reflects every write
+ * committed at least `freshForMs` (500 ms) before it; while a customer is being
+ * asked for, its copy is typically refreshAfterMs + refreshIntervalMs + one batch
+ * round trip old (about 200-250 ms), well inside the one-second visibility target.
+ *
+ * Any other request asks the store (so a recovered Firestore is used again at
  * once, no restart, no circuit to reset), but only waits `latencyBudgetMs` when
  * a cached copy exists; after that, or on an error, the cached copy is served as
  * stale. Without a cached copy there is nothing better to serve, so the read
  * waits up to `uncachedTimeoutMs` before giving up. A store read that finishes
- * after its caller gave up still refreshes the cache.
+ * after its caller gave up still refreshes the cache. While the store is
+ * failing, nothing is served as fresh from the cache: every request asks the
+ * store again, which is how recovery is noticed.
  */
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../core/logger.js';
 import type { Profile } from '../core/profile.js';
 
+/** One customer's answer in a batched read: the profile, null when there is none, or why it could not be read. */
+export type BatchedProfile = { profile: Profile | null } | { error: string };
+
 export interface ProfileStore {
   getProfile(customerId: string): Promise<Profile | null>;
+  /**
+   * Many customers in one round trip, answers in the order asked. Optional: without
+   * it, background revalidation reads one customer at a time.
+   */
+  getProfiles?(customerIds: readonly string[]): Promise<readonly BatchedProfile[]>;
   /** Resolves when the store answers; used by /healthz. */
   ping?(): Promise<void>;
 }
@@ -28,13 +48,17 @@ export interface ProfileCacheOptions {
   /** How long a read waits for the store when no cached copy exists. */
   uncachedTimeoutMs?: number;
   /**
-   * A copy read from the store less than this long ago is served as fresh without
-   * waiting for the store (0 turns this off). Keeps the API's latency off the
-   * store's under load; bounded well below the one-second visibility target.
+   * A copy whose store read started less than this long ago is served as fresh
+   * without waiting for the store (0 turns this off). Keeps the API's latency off
+   * the store's under load; bounded well below the one-second visibility target.
    */
   freshForMs?: number;
-  /** A fresh copy older than this is refreshed in the background when served. */
+  /** A fresh copy older than this is revalidated in the background when served. */
   refreshAfterMs?: number;
+  /** At most one batched revalidation read starts per this interval. */
+  refreshIntervalMs?: number;
+  /** Customers per batched revalidation read (more wait for the next one). */
+  refreshBatchMax?: number;
 }
 
 export const CACHE_DEFAULTS = {
@@ -44,6 +68,8 @@ export const CACHE_DEFAULTS = {
   uncachedTimeoutMs: 1_000,
   freshForMs: 500,
   refreshAfterMs: 100,
+  refreshIntervalMs: 100,
+  refreshBatchMax: 500,
 } as const satisfies Required<ProfileCacheOptions>;
 
 export type CachedRead =
@@ -54,7 +80,10 @@ export type CachedRead =
 
 interface Entry {
   profile: Profile;
-  /** When the read that produced this entry started; orders reads that finish out of order. */
+  /**
+   * When the read that produced this entry started: orders reads that finish out of
+   * order, and dates the copy (it holds every write committed before then).
+   */
   readStartedAt: number;
   cachedAt: number;
 }
@@ -67,6 +96,13 @@ export class CachedProfileReader {
   /** One store read per customer at a time: a hot customer during an outage costs one pending call, not thousands. */
   private readonly inflight = new Map<string, { settled: Promise<Settled>; startedAt: number }>();
   private storeFailing = false;
+  /** Customers waiting for the next batched revalidation. */
+  private readonly refreshQueue = new Set<string>();
+  /** The batched read in progress, if any. */
+  private batch: { ids: ReadonlySet<string>; startedAt: number; settled: Promise<ReadonlyMap<string, Settled> | Settled> } | undefined;
+  private lastBatchAt = Number.NEGATIVE_INFINITY;
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(
     private readonly store: ProfileStore,
@@ -75,7 +111,7 @@ export class CachedProfileReader {
   ) {
     this.settings = { ...CACHE_DEFAULTS, ...stripUndefined(options) };
     for (const [k, v] of Object.entries(this.settings)) {
-      const min = k === 'freshForMs' || k === 'refreshAfterMs' ? 0 : 1;
+      const min = k === 'freshForMs' || k === 'refreshAfterMs' || k === 'refreshIntervalMs' ? 0 : 1;
       if (!Number.isInteger(v) || v < min) throw new Error(`profile cache: expected ${k} to be a whole number >= ${min}, got ${v}`);
     }
     this.cache = new LRUCache<string, Entry>({ max: this.settings.maxEntries, ttl: this.settings.maxStaleMs, updateAgeOnGet: false });
@@ -85,13 +121,21 @@ export class CachedProfileReader {
     return this.cache.size;
   }
 
+  /** Stops background revalidation (queued customers are dropped); reads keep working. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = undefined;
+    this.refreshQueue.clear();
+  }
+
   async read(customerId: string): Promise<CachedRead> {
     const cached = this.cache.get(customerId);
     if (cached && !this.storeFailing) {
-      const age = Date.now() - cached.cachedAt;
+      const age = Date.now() - cached.readStartedAt;
       if (age < this.settings.freshForMs) {
-        // Revalidate in the background (one read per customer at a time); this request does not wait.
-        if (age >= this.settings.refreshAfterMs) void this.storeRead(customerId);
+        // Revalidate in the background; this request does not wait.
+        if (age >= this.settings.refreshAfterMs) this.revalidate(customerId);
         return { kind: 'fresh', profile: cached.profile };
       }
     }
@@ -106,20 +150,29 @@ export class CachedProfileReader {
     return { kind: 'unavailable', reason: outcome.reason };
   }
 
+  /** Caches what a read that started at `startedAt` found, unless a read that started later already did. */
+  private settle(customerId: string, profile: Profile | null, startedAt: number, onlyIfCached: boolean): void {
+    const current = this.cache.get(customerId);
+    if (current === undefined ? onlyIfCached : current.readStartedAt > startedAt) return;
+    if (profile === null) this.cache.delete(customerId); // erased customers must not live on in the cache
+    else this.cache.set(customerId, { profile, readStartedAt: startedAt, cachedAt: Date.now() });
+  }
+
   private storeRead(customerId: string): Promise<Settled> {
     const now = Date.now();
     const running = this.inflight.get(customerId);
     // Join a read in progress, unless it has hung for longer than anyone waits:
     // then a new one goes out, so the API sees a recovered store within a second.
-    if (running && now - running.startedAt < this.settings.uncachedTimeoutMs) return running.settled;
+    if (running && this.live(running.startedAt)) return running.settled;
+    // Likewise a batched revalidation that includes this customer: under load a copy can age
+    // past freshForMs while its batch is on its way, and a read each would multiply the store's load.
+    const batch = this.batch;
+    if (batch?.ids.has(customerId) && this.live(batch.startedAt)) {
+      return batch.settled.then((r) => ('ok' in r ? r : (r.get(customerId) ?? { ok: false, reason: 'the batched read did not answer for this customer' })));
+    }
     const startedAt = now;
     const onProfile = (profile: Profile | null): Settled => {
-      // A read that hung for a while must not overwrite what a later read found.
-      const current = this.cache.get(customerId);
-      if (current === undefined || current.readStartedAt <= startedAt) {
-        if (profile === null) this.cache.delete(customerId); // erased customers must not live on in the cache
-        else this.cache.set(customerId, { profile, readStartedAt: startedAt, cachedAt: Date.now() });
-      }
+      this.settle(customerId, profile, startedAt, false);
       this.markStore(true);
       return { ok: true, value: profile };
     };
@@ -136,6 +189,82 @@ export class CachedProfileReader {
       });
     this.inflight.set(customerId, { settled, startedAt });
     return settled;
+  }
+
+  /** A batch (or single read) younger than the longest wait is still worth waiting for; an older one is presumed hung. */
+  private live(startedAt: number): boolean {
+    return Date.now() - startedAt < this.settings.uncachedTimeoutMs;
+  }
+
+  private revalidate(customerId: string): void {
+    if (this.store.getProfiles === undefined) {
+      void this.storeRead(customerId); // one read per customer at a time, as before batching
+      return;
+    }
+    if (this.closed || this.refreshQueue.has(customerId)) return;
+    const running = this.inflight.get(customerId);
+    if (running && this.live(running.startedAt)) return;
+    if (this.batch?.ids.has(customerId) && this.live(this.batch.startedAt)) return;
+    this.refreshQueue.add(customerId);
+    this.scheduleBatch();
+  }
+
+  /** Arms the refresher: the next batch goes out refreshIntervalMs after the previous one started. */
+  private scheduleBatch(): void {
+    if (this.closed || this.refreshTimer !== undefined || this.refreshQueue.size === 0) return;
+    if (this.batch !== undefined && this.live(this.batch.startedAt)) return; // its end schedules the next
+    const wait = Math.max(0, this.lastBatchAt + this.settings.refreshIntervalMs - Date.now());
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = undefined;
+      this.startBatch();
+    }, wait);
+    this.refreshTimer.unref();
+  }
+
+  private startBatch(): void {
+    const getProfiles = this.store.getProfiles?.bind(this.store);
+    if (this.closed || getProfiles === undefined) return;
+    if (this.batch !== undefined && this.live(this.batch.startedAt)) return;
+    const ids: string[] = [];
+    for (const id of this.refreshQueue) {
+      if (ids.length >= this.settings.refreshBatchMax) break;
+      ids.push(id);
+    }
+    if (ids.length === 0) return;
+    for (const id of ids) this.refreshQueue.delete(id);
+    const startedAt = Date.now();
+    const settled = Promise.resolve()
+      .then(() => getProfiles(ids))
+      .then(
+        (answers) => {
+          if (answers.length !== ids.length) throw new Error(`a batched read of ${ids.length} profiles returned ${answers.length} answers`);
+          const results = new Map<string, Settled>();
+          answers.forEach((answer, i) => {
+            const id = ids[i]!;
+            if ('profile' in answer) {
+              // Revalidation only: a customer evicted meanwhile is not brought back.
+              this.settle(id, answer.profile, startedAt, true);
+              results.set(id, { ok: true, value: answer.profile });
+            } else {
+              // Its copy is kept until it ages out; the single read then reports why, as before batching.
+              results.set(id, { ok: false, reason: `the profile store could not read this customer: ${answer.error}` });
+            }
+          });
+          this.markStore(true);
+          return results;
+        },
+      )
+      .catch((err: unknown): Settled => {
+        this.markStore(false, err);
+        return { ok: false, reason: `the profile store failed after ${Date.now() - startedAt} ms: ${errorMessage(err)}` };
+      })
+      .finally(() => {
+        if (this.batch === batch) this.batch = undefined;
+        this.scheduleBatch();
+      });
+    const batch = { ids: new Set(ids), startedAt, settled };
+    this.batch = batch;
+    this.lastBatchAt = startedAt;
   }
 
   /** Logs the transitions only, so an outage is two lines rather than one per request. */

@@ -1,6 +1,7 @@
 /**
  * The profile API's store on Firestore. Reads go through the profile activities'
- * readProfile, the one place that knows the document layout.
+ * readProfile and readProfiles (one getAll round trip for many customers), the one
+ * place that knows the document layout.
  */
 import type { Firestore } from '@google-cloud/firestore';
 import { createProfileActivities } from '../activities/profiles.js';
@@ -14,10 +15,11 @@ export interface FirestoreProfileStoreDeps {
 }
 
 export function createFirestoreProfileStore({ firestore, config, logger }: FirestoreProfileStoreDeps): ProfileStore {
-  const { readProfile } = createProfileActivities({ firestore, config, logger });
+  const { readProfile, readProfiles } = createProfileActivities({ firestore, config, logger });
   const collection = firestore.collection(config.firestore.profiles);
   return {
     getProfile: readProfile,
+    getProfiles: readProfiles,
     // A keys-only query of at most one document: the cheapest round trip that proves reads work.
     async ping() {
       await collection.select().limit(1).get();

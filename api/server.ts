@@ -88,6 +88,9 @@ export function buildProfileApi(options: ProfileApiOptions) {
     },
   });
 
+  // No background store reads after close (the caller may close the store's client next).
+  app.addHook('onClose', async () => reader.close());
+
   app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
     const status = err.statusCode ?? 500;
     if (status < 500) return problem(reply, status, httpError(status), err.message);

@@ -24,6 +24,10 @@ let clients: GcpClients;
 let profiles: ProfileActivities;
 let realStore: ProfileStore;
 let outage: 'none' | 'hang' | 'error' = 'none';
+/** Ids of every batched read the API made through the store. */
+const batchedReads: string[][] = [];
+/** Ids of every single read the fresh-window API made. */
+const singleReads: string[] = [];
 let app: ReturnType<typeof buildProfileApi>;
 let base: string;
 
@@ -42,6 +46,10 @@ before(async () => {
   const store: ProfileStore = {
     getProfile: (id) =>
       outage === 'hang' ? new Promise<never>(() => {}) : outage === 'error' ? Promise.reject(new Error('14 UNAVAILABLE: connect ECONNREFUSED')) : realStore.getProfile(id),
+    getProfiles: (ids) => {
+      batchedReads.push([...ids]);
+      return outage === 'hang' ? new Promise<never>(() => {}) : outage === 'error' ? Promise.reject(new Error('14 UNAVAILABLE: connect ECONNREFUSED')) : realStore.getProfiles!(ids);
+    },
     ping: () => (outage === 'hang' ? new Promise<never>(() => {}) : outage === 'error' ? Promise.reject(new Error('14 UNAVAILABLE')) : realStore.ping!()),
   };
   app = buildProfileApi({
@@ -161,6 +169,110 @@ describe('profile API on Firestore', () => {
     assert.deepEqual([first.status, first.body.stale, first.body.segment_label], [200, false, 'Never read']);
     await new Promise((r) => setTimeout(r, 1_100));
     assert.equal((await get('/healthz', null)).body.store, 'reachable');
+  });
+});
+
+describe('profile API on Firestore, fresh window and batched revalidation on (the defaults)', () => {
+  let fresh: ReturnType<typeof buildProfileApi>;
+  let freshBase: string;
+  before(async () => {
+    fresh = buildProfileApi({
+      store: {
+        getProfile: (id) => {
+          singleReads.push(id);
+          return outage === 'error' ? Promise.reject(new Error('14 UNAVAILABLE: connect ECONNREFUSED')) : realStore.getProfile(id);
+        },
+        getProfiles: (ids) => {
+          batchedReads.push([...ids]);
+          return outage === 'error' ? Promise.reject(new Error('14 UNAVAILABLE: connect ECONNREFUSED')) : realStore.getProfiles!(ids);
+        },
+      },
+      tokens: config.api.tokens,
+      logger: createLogger({ level: 'warn', name: 'test-profile-api-fresh' }),
+      rateLimit: false,
+      // The default fresh window and refresh; a generous budget for a busy machine.
+      cache: { latencyBudgetMs: 250, uncachedTimeoutMs: 1_000 },
+    });
+    await fresh.listen({ host: '127.0.0.1', port: 0 });
+    freshBase = `http://127.0.0.1:${(fresh.server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    await fresh?.close();
+  });
+  const getFresh = async (id: string) => {
+    const res = await fetch(`${freshBase}/v1/customers/${id}/profile`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+
+  it('readProfiles reads many customers in one call: profiles, null for the unknown, an error for an unreadable document', async () => {
+    await profiles.writeProfile(profile('rp-1'));
+    await profiles.writeProfile(profile('rp-2', { segment_label: 'Second' }));
+    await clients.firestore.collection(config.firestore.profiles).doc('rp-bad').set({ ...profile('rp-bad'), segment_id: 'three' });
+    const answers = await realStore.getProfiles!(['rp-2', 'nobody-here', 'rp-bad', 'rp-1', '../x']);
+    assert.equal(answers.length, 5);
+    const [two, nobody, bad, one, hostile] = answers;
+    assert.deepEqual(two, { profile: await profiles.readProfile('rp-2') });
+    assert.deepEqual(nobody, { profile: null });
+    assert.ok(bad !== undefined && 'error' in bad && /segment_id/.test(bad.error), JSON.stringify(bad));
+    assert.equal(one !== undefined && 'profile' in one && one.profile?.segment_label, 'VIP');
+    assert.ok(hostile !== undefined && 'error' in hostile && /customer id: expected/.test(hostile.error), JSON.stringify(hostile));
+  });
+
+  it('a segment change is visible within a second while the customers are asked for continuously, through batched reads', async () => {
+    const ids = Array.from({ length: 20 }, (_, i) => `fw-${i}`);
+    await Promise.all(ids.map((id) => profiles.writeProfile(profile(id, { segment_label: 'Before' }))));
+    for (const id of ids) assert.equal((await getFresh(id)).body.segment_label, 'Before');
+    const batchesBefore = batchedReads.length;
+    const singlesBefore = singleReads.length;
+    let requests = 0;
+    const stop = Date.now() + 3_000;
+    let changedAt: number | undefined;
+    const seenAfter = new Map<string, number>();
+    while (Date.now() < stop && seenAfter.size < ids.length) {
+      if (changedAt === undefined && Date.now() > stop - 2_500) {
+        await Promise.all(ids.map((id) => profiles.writeProfile(profile(id, { segment_label: 'After', updated_at: '2026-11-26T00:00:00.000Z' }))));
+        changedAt = Date.now();
+      }
+      const answers = await Promise.all(ids.map((id) => getFresh(id)));
+      requests += answers.length;
+      answers.forEach((a, i) => {
+        assert.deepEqual([a.status, a.body.stale], [200, false]);
+        if (changedAt !== undefined && a.body.segment_label === 'After' && !seenAfter.has(ids[i]!)) seenAfter.set(ids[i]!, Date.now() - changedAt);
+      });
+    }
+    assert.equal(seenAfter.size, ids.length, 'every customer showed the change');
+    const slowest = Math.max(...seenAfter.values());
+    assert.ok(slowest < 1_000, `the change showed after ${slowest} ms`);
+    const batches = batchedReads.length - batchesBefore;
+    assert.ok(batches > 0, 'revalidated through batched reads');
+    const singles = singleReads.length - singlesBefore;
+    assert.ok(batches * 5 < requests, `${batches} batched reads for ${requests} requests`);
+    // Copies are refreshed by the batches, so they seldom age out into a read of their own.
+    assert.ok(singles * 10 < requests, `${singles} single reads for ${requests} requests`);
+  });
+
+  it('with Firestore failing, cached customers get stale copies and no errors, then fresh ones again by themselves', async () => {
+    await profiles.writeProfile(profile('fw-out'));
+    assert.equal((await getFresh('fw-out')).body.stale, false);
+    outage = 'error';
+    try {
+      // The fresh window hides the outage until a batch fails; then every answer is stale.
+      const deadline = Date.now() + 2_000;
+      let last: { status: number; body: Record<string, unknown> } | undefined;
+      while (Date.now() < deadline) {
+        last = await getFresh('fw-out');
+        assert.equal(last.status, 200);
+        if (last.body.stale === true) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.deepEqual([last?.body.stale, last?.body.segment_label], [true, 'VIP']);
+      assert.equal((await getFresh('fw-out')).body.stale, true);
+    } finally {
+      outage = 'none';
+    }
+    await profiles.writeProfile(profile('fw-out', { segment_label: 'Recovered', updated_at: '2026-11-26T00:00:00Z' }));
+    const back = await getFresh('fw-out');
+    assert.deepEqual([back.status, back.body.stale, back.body.segment_label], [200, false, 'Recovered']);
   });
 });
 
