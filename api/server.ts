@@ -49,6 +49,37 @@ export interface ProfileResponse {
   stale: boolean;
 }
 
+/**
+ * The 200 body, for Fastify's compiled serializer (several times faster than JSON.stringify
+ * on every answer). Features are open-ended by name, so they stay an open map.
+ */
+const nullableNumber = { type: ['number', 'null'] } as const;
+const PROFILE_RESPONSE_SCHEMA = {
+  type: 'object',
+  required: ['customer_id', 'segment_id', 'segment_label', 'model_version', 'features', 'rfm', 'updated_at', 'stale'],
+  properties: {
+    customer_id: { type: 'string' },
+    segment_id: { type: 'integer' },
+    segment_label: { type: 'string' },
+    model_version: { type: 'string' },
+    features: { type: 'object', additionalProperties: nullableNumber },
+    rfm: {
+      type: 'object',
+      required: ['recency_days', 'frequency', 'monetary', 'r_score', 'f_score', 'm_score'],
+      properties: {
+        recency_days: nullableNumber,
+        frequency: { type: 'number' },
+        monetary: { type: 'number' },
+        r_score: { type: 'number' },
+        f_score: { type: 'number' },
+        m_score: { type: 'number' },
+      },
+    },
+    updated_at: { type: 'string' },
+    stale: { type: 'boolean' },
+  },
+} as const;
+
 const AUTH_SCHEME = /^Bearer[ ]+([\x21-\x7e]{1,4096})[ ]*$/i;
 /** Probe results are shared for this long, so /healthz floods do not turn into Firestore floods. */
 const HEALTH_PROBE_REUSE_MS = 1_000;
@@ -159,7 +190,7 @@ export function buildProfileApi(options: ProfileApiOptions) {
 
     // preValidation, not onRequest: the rate limiter appends its onRequest hook to the
     // route's, and it must run first so token guessing is rate-limited too.
-    api.get<{ Params: { id: string } }>('/v1/customers/:id/profile', { preValidation: authenticate }, async (request, reply) => {
+    api.get<{ Params: { id: string } }>('/v1/customers/:id/profile', { preValidation: authenticate, schema: { response: { 200: PROFILE_RESPONSE_SCHEMA } } }, async (request, reply) => {
       const id = request.params.id;
       if (!isCustomerId(id)) {
         return problem(reply, 400, 'Bad Request', `customer id: expected ${CUSTOMER_ID_RULE}`);
