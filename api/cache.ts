@@ -8,10 +8,11 @@
  * `refreshIntervalMs`, so a busy API costs the store a few calls a second rather
  * than one per request. Staleness bound: a fresh answer reflects every write
  * committed at least `freshForMs` (500 ms) before it; while a customer is being
- * asked for, its copy is typically refreshAfterMs + refreshIntervalMs + one batch
- * round trip old (about 200-250 ms), well inside the one-second visibility target.
+ * asked for, its copy is seldom older than refreshAfterMs + refreshIntervalMs + one
+ * batch round trip (200-250 ms), well inside the one-second visibility target.
  *
- * Any other request asks the store (so a recovered Firestore is used again at
+ * Any other request asks the store, joining a read of that customer already on
+ * its way, batched or not (so a recovered Firestore is used again at
  * once, no restart, no circuit to reset), but only waits `latencyBudgetMs` when
  * a cached copy exists; after that, or on an error, the cached copy is served as
  * stale. Without a cached copy there is nothing better to serve, so the read
