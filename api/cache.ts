@@ -11,9 +11,10 @@
  * asked for, its copy is seldom older than refreshAfterMs + refreshIntervalMs + one
  * batch round trip (200-250 ms), well inside the one-second visibility target.
  *
- * Any other request asks the store, joining a read of that customer already on
- * its way, batched or not (so a recovered Firestore is used again at
- * once, no restart, no circuit to reset), but only waits `latencyBudgetMs` when
+ * Any other request asks the store (so a recovered Firestore is used again at
+ * once, no restart, no circuit to reset), joining a read of that customer already
+ * on its way; for a cached customer that is the next batch, sent at once, so copies
+ * that age out together cost one store call. It only waits `latencyBudgetMs` when
  * a cached copy exists; after that, or on an error, the cached copy is served as
  * stale. Without a cached copy there is nothing better to serve, so the read
  * waits up to `uncachedTimeoutMs` before giving up. A store read that finishes
@@ -101,8 +102,13 @@ export class CachedProfileReader {
   private readonly refreshQueue = new Set<string>();
   /** The batched read in progress, if any. */
   private batch: { ids: ReadonlySet<string>; startedAt: number; settled: Promise<ReadonlyMap<string, Settled> | Settled> } | undefined;
+  /** Requests waiting for a customer's next batched read (its copy aged out; see batchedRead). */
+  private readonly waiters = new Map<string, { settled: Promise<Settled>; resolve: (s: Settled) => void }>();
   private lastBatchAt = Number.NEGATIVE_INFINITY;
   private refreshTimer: NodeJS.Timeout | undefined;
+  private refreshDueAt = 0;
+  /** Customers whose stored document a batch could not read, already logged. */
+  private readonly unreadable = new Set<string>();
   private closed = false;
 
   constructor(
@@ -128,6 +134,8 @@ export class CachedProfileReader {
     clearTimeout(this.refreshTimer);
     this.refreshTimer = undefined;
     this.refreshQueue.clear();
+    for (const w of this.waiters.values()) w.resolve({ ok: false, reason: 'the profile cache is closed' });
+    this.waiters.clear();
   }
 
   async read(customerId: string): Promise<CachedRead> {
@@ -141,7 +149,11 @@ export class CachedProfileReader {
       }
     }
     const waitMs = cached ? this.settings.latencyBudgetMs : this.settings.uncachedTimeoutMs;
-    const outcome = await withDeadline(this.storeRead(customerId), waitMs);
+    // A cached customer is read together with the others when the store can batch: if many copies
+    // age out at once (a pause, a burst after a quiet spell), that costs the store one call, not one
+    // per customer, and the API does not bury itself in reads just when it is behind.
+    const read = cached && this.store.getProfiles !== undefined && !this.closed ? this.batchedRead(customerId) : this.storeRead(customerId);
+    const outcome = await withDeadline(read, waitMs);
     if (outcome.ok) {
       return outcome.value === null ? { kind: 'not_found' } : { kind: 'fresh', profile: outcome.value };
     }
@@ -165,12 +177,9 @@ export class CachedProfileReader {
     // Join a read in progress, unless it has hung for longer than anyone waits:
     // then a new one goes out, so the API sees a recovered store within a second.
     if (running && this.live(running.startedAt)) return running.settled;
-    // Likewise a batched revalidation that includes this customer: under load a copy can age
-    // past freshForMs while its batch is on its way, and a read each would multiply the store's load.
-    const batch = this.batch;
-    if (batch?.ids.has(customerId) && this.live(batch.startedAt)) {
-      return batch.settled.then((r) => ('ok' in r ? r : (r.get(customerId) ?? { ok: false, reason: 'the batched read did not answer for this customer' })));
-    }
+    // Likewise a batched read that includes this customer.
+    const joined = this.joinBatch(customerId);
+    if (joined) return joined;
     const startedAt = now;
     const onProfile = (profile: Profile | null): Settled => {
       this.settle(customerId, profile, startedAt, false);
@@ -192,6 +201,33 @@ export class CachedProfileReader {
     return settled;
   }
 
+  private joinBatch(customerId: string): Promise<Settled> | undefined {
+    const batch = this.batch;
+    if (!batch?.ids.has(customerId) || !this.live(batch.startedAt)) return undefined;
+    return batch.settled.then((r) => resultFor(customerId, r));
+  }
+
+  /**
+   * A read through the next batch, which goes out at once (not after refreshIntervalMs) because
+   * someone waits for it; joins a read of this customer already on its way.
+   */
+  private batchedRead(customerId: string): Promise<Settled> {
+    const running = this.inflight.get(customerId);
+    if (running && this.live(running.startedAt)) return running.settled;
+    const joined = this.joinBatch(customerId);
+    if (joined) return joined;
+    let waiter = this.waiters.get(customerId);
+    if (waiter === undefined) {
+      let resolve!: (s: Settled) => void;
+      const settled = new Promise<Settled>((r) => (resolve = r));
+      waiter = { settled, resolve };
+      this.waiters.set(customerId, waiter);
+    }
+    this.refreshQueue.add(customerId);
+    this.scheduleBatch();
+    return waiter.settled;
+  }
+
   /** A batch (or single read) younger than the longest wait is still worth waiting for; an older one is presumed hung. */
   private live(startedAt: number): boolean {
     return Date.now() - startedAt < this.settings.uncachedTimeoutMs;
@@ -210,11 +246,20 @@ export class CachedProfileReader {
     this.scheduleBatch();
   }
 
-  /** Arms the refresher: the next batch goes out refreshIntervalMs after the previous one started. */
+  /**
+   * Arms the refresher: the next batch goes out refreshIntervalMs after the previous one started,
+   * or at once when a request waits for it. One batch is on its way at a time (unless it hangs).
+   */
   private scheduleBatch(): void {
-    if (this.closed || this.refreshTimer !== undefined || this.refreshQueue.size === 0) return;
+    if (this.closed || this.refreshQueue.size === 0) return;
     if (this.batch !== undefined && this.live(this.batch.startedAt)) return; // its end schedules the next
-    const wait = Math.max(0, this.lastBatchAt + this.settings.refreshIntervalMs - Date.now());
+    const now = Date.now();
+    const wait = this.waiters.size > 0 ? 0 : Math.max(0, this.lastBatchAt + this.settings.refreshIntervalMs - now);
+    if (this.refreshTimer !== undefined) {
+      if (this.refreshDueAt <= now + wait) return;
+      clearTimeout(this.refreshTimer);
+    }
+    this.refreshDueAt = now + wait;
     this.refreshTimer = setTimeout(() => {
       this.refreshTimer = undefined;
       this.startBatch();
@@ -226,10 +271,15 @@ export class CachedProfileReader {
     const getProfiles = this.store.getProfiles?.bind(this.store);
     if (this.closed || getProfiles === undefined) return;
     if (this.batch !== undefined && this.live(this.batch.startedAt)) return;
+    // Customers someone waits for first, then the background revalidations.
     const ids: string[] = [];
+    for (const id of this.waiters.keys()) {
+      if (ids.length >= this.settings.refreshBatchMax) break;
+      if (this.refreshQueue.has(id)) ids.push(id);
+    }
     for (const id of this.refreshQueue) {
       if (ids.length >= this.settings.refreshBatchMax) break;
-      ids.push(id);
+      if (!this.waiters.has(id)) ids.push(id);
     }
     if (ids.length === 0) return;
     for (const id of ids) this.refreshQueue.delete(id);
@@ -245,10 +295,12 @@ export class CachedProfileReader {
             if ('profile' in answer) {
               // Revalidation only: a customer evicted meanwhile is not brought back.
               this.settle(id, answer.profile, startedAt, true);
+              this.unreadable.delete(id);
               results.set(id, { ok: true, value: answer.profile });
             } else {
-              // Its copy is kept until it ages out; the single read then reports why, as before batching.
+              // Only this customer's document is bad: its copy is served as stale, the others stay fresh.
               results.set(id, { ok: false, reason: `the profile store could not read this customer: ${answer.error}` });
+              this.warnUnreadable(id, answer.error);
             }
           });
           this.markStore(true);
@@ -266,6 +318,20 @@ export class CachedProfileReader {
     const batch = { ids: new Set(ids), startedAt, settled };
     this.batch = batch;
     this.lastBatchAt = startedAt;
+    for (const id of ids) {
+      const waiter = this.waiters.get(id);
+      if (waiter === undefined) continue;
+      this.waiters.delete(id);
+      void settled.then((r) => waiter.resolve(resultFor(id, r)));
+    }
+  }
+
+  /** Once per customer until it is readable again. */
+  private warnUnreadable(customerId: string, error: string): void {
+    if (this.unreadable.has(customerId)) return;
+    if (this.unreadable.size >= 10_000) this.unreadable.clear(); // bounded; at worst some are named again
+    this.unreadable.add(customerId);
+    this.logger.warn({ customerId, error: error.length > 300 ? `${error.slice(0, 300)}...` : error }, 'stored profile cannot be read; serving the cached copy as stale');
   }
 
   /** Logs the transitions only, so an outage is two lines rather than one per request. */
@@ -278,6 +344,11 @@ export class CachedProfileReader {
       this.logger.warn({ error: errorMessage(err) }, 'profile store failing; serving cached profiles as stale');
     }
   }
+}
+
+function resultFor(customerId: string, batch: ReadonlyMap<string, Settled> | Settled): Settled {
+  if ('ok' in batch) return batch;
+  return batch.get(customerId) ?? { ok: false, reason: 'the batched read did not answer for this customer' };
 }
 
 async function withDeadline(read: Promise<Settled>, ms: number): Promise<Settled> {

@@ -58,7 +58,7 @@ function setup(options: ProfileCacheOptions = {}) {
   const logger = createLogger({ level: 'info', name: 'profile-cache-test' }, { write: (l: string) => void lines.push(l) });
   const store = new BatchStore();
   const reader = new CachedProfileReader(store, logger, {
-    latencyBudgetMs: 30,
+    latencyBudgetMs: 100,
     uncachedTimeoutMs: 300,
     freshForMs: 60_000,
     refreshAfterMs: 0,
@@ -155,8 +155,8 @@ describe('batched revalidation', () => {
     await sleep(300); // past uncachedTimeoutMs: the parked batch is presumed hung, and the copy aged out
     store.mode = 'ok';
     store.data.set('c-1', profile('c-1', 'Newest', '2026-11-27T00:00:00.000Z'));
-    assert.equal(await label(reader, 'c-1'), 'Newest'); // a single read, started after the batch
-    assert.equal(store.singles.length, 2);
+    assert.equal(await label(reader, 'c-1'), 'Newest'); // another batch, started after the first
+    assert.equal(store.batches.length, 2);
     store.parked.shift()!(); // the old batch answers 'First' at last
     await sleep(10);
     store.mode = 'error';
@@ -190,7 +190,12 @@ describe('batched revalidation', () => {
     for (const id of ['c-1', 'c-2']) await reader.read(id);
     await sleep(60);
     assert.deepEqual([await label(reader, 'c-1'), await label(reader, 'c-2')], ['Regular', 'Updated']);
+    await sleep(60); // another batch with c-1 in it
+    assert.ok(store.batches.length >= 2);
     assert.ok(!lines.some((l) => l.includes('profile store failing')));
+    const named = lines.filter((l) => l.includes('stored profile cannot be read'));
+    assert.equal(named.length, 1, 'named once, not on every batch');
+    assert.match(named[0]!, /"customerId":"c-1".*does not match the profile schema/);
     reader.close();
   });
 
@@ -225,11 +230,44 @@ describe('batched revalidation', () => {
     assert.equal(await label(reader, 'c-1'), 'Regular'); // within the bound: the copy
     await sleep(100);
     assert.equal(await label(reader, 'c-1'), 'Updated'); // past it: the store
-    assert.equal(store.batches.length, 0, 'refreshAfterMs not reached, nothing queued');
+    assert.deepEqual(store.batches, [['c-1']], 'the read past the bound; refreshAfterMs not reached, so nothing queued before it');
     store.mode = 'hang';
     await sleep(100);
     const r = await reader.read('c-1');
     assert.equal(r.kind, 'stale', 'past the bound and the store hangs: stale, not fresh');
+    reader.close();
+  });
+
+  it('copies that aged out together are read in one batch, sent at once, not one read each', async () => {
+    const { store, reader } = setup({ freshForMs: 50, refreshAfterMs: 0, refreshIntervalMs: 10_000 });
+    const ids = Array.from({ length: 30 }, (_, i) => `c-${i}`);
+    for (const id of ids) store.data.set(id, profile(id));
+    for (const id of ids) await reader.read(id);
+    for (const id of ids) await reader.read(id); // fresh: a background batch goes out, the next one not for 10 s
+    await sleep(70);
+    for (const id of ids) store.data.set(id, profile(id, 'Updated', '2026-11-26T00:00:00.000Z'));
+    const t0 = performance.now();
+    const answers = await Promise.all(ids.map((id) => reader.read(id)));
+    assert.ok(performance.now() - t0 < 80, 'not held back by the refresh interval');
+    assert.ok(answers.every((a) => a.kind === 'fresh' && a.profile.segment_label === 'Updated'));
+    assert.equal(store.singles.length, 30, 'only the first, uncached reads were single');
+    assert.deepEqual(store.batches.map((b) => b.length), [30, 30]);
+    reader.close();
+  });
+
+  it('a customer someone waits for goes in the next batch before background revalidations', async () => {
+    const { store, reader } = setup({ freshForMs: 200, refreshAfterMs: 0, refreshBatchMax: 5, refreshIntervalMs: 10_000 });
+    const ids = Array.from({ length: 12 }, (_, i) => `c-${i}`);
+    for (const id of [...ids, 'late']) store.data.set(id, profile(id));
+    await reader.read('late');
+    await sleep(250); // 'late' aged out
+    for (const id of ids) await reader.read(id); // uncached: single reads
+    for (const id of ids) await reader.read(id); // fresh: queued for revalidation
+    const waiting = reader.read('late'); // queued behind them, but someone waits for it
+    assert.equal((await waiting).kind, 'fresh');
+    assert.equal(store.batches.length, 1, 'the background ones wait for the refresh interval');
+    assert.equal(store.batches[0]!.length, 5);
+    assert.equal(store.batches[0]![0], 'late');
     reader.close();
   });
 
