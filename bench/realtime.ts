@@ -13,7 +13,8 @@
  * go out on schedule whether or not earlier ones finished, so a slow server
  * shows up as latency, not as a lower rate) against GET /v1/customers/:id/profile
  * on the bench's customers; then the same schedule of bare Firestore document
- * reads (doc.get()) from this process as the baseline. The API's rate limit is
+ * reads (doc.get()) from this process as the baseline. Each of the two first
+ * runs the same load untimed for --api-warmup-seconds. The API's rate limit is
  * off (its default of 1200 requests a minute per client would throttle a single
  * load generator).
  *
@@ -79,6 +80,7 @@ const program = new Command('bench:realtime')
   .option('--customers <n>', 'customers the events go to (round robin)', int('--customers', 1), 200)
   .option('--api-rps <n>', 'profile API requests per second', int('--api-rps', 1), 500)
   .option('--api-seconds <n>', 'seconds of API load (and of the Firestore baseline)', int('--api-seconds', 1), 10)
+  .option('--api-warmup-seconds <n>', 'untimed seconds of the same load before each of the two', int('--api-warmup-seconds', 0), 2)
   .option('--poll-ms <n>', 'after the write is seen, how often the API is asked until it shows it', int('--poll-ms', 1), 5)
   .option('--mixed', 'also run the API load during the event phase and report it separately', false)
   .option('--only <part>', 'run one part: api (API under load and the Firestore baseline) or events (event -> visible)', (v: string) => {
@@ -101,6 +103,7 @@ const opts = program.opts<{
   customers: number;
   apiRps: number;
   apiSeconds: number;
+  apiWarmupSeconds: number;
   pollMs: number;
   mixed: boolean;
   only?: 'api' | 'events';
@@ -451,25 +454,34 @@ async function main(): Promise<void> {
     // ---- Part 1: API under load, beside a bare Firestore read on the same schedule
     const pick = (i: number) => ids[(i * 7919) % ids.length]!;
     for (let i = 0; i < Math.min(ids.length, 500); i++) await get(pick(i)); // the API cache holds what a running API would
-    const apiLoad = () =>
-      openLoop(opts.apiRps, opts.apiSeconds, async (i) => {
+    const apiLoad = (seconds = opts.apiSeconds) =>
+      openLoop(opts.apiRps, seconds, async (i) => {
         await get(pick(i));
       });
+    const firestoreLoad = (seconds = opts.apiSeconds) =>
+      openLoop(opts.apiRps, seconds, async (i) => {
+        const snap = await collection.doc(pick(i)).get();
+        if (!snap.exists) throw new Error('missing');
+      });
+    // Both sides first run untimed at the same rate: the figures are of a steady state, not of
+    // connections opening, code warming up and the first round of cache refreshes.
+    const warmUp = async (run: (seconds: number) => Promise<unknown>) => {
+      if (opts.apiWarmupSeconds > 0) await run(opts.apiWarmupSeconds);
+    };
     const apiLine = (name: string, r: Awaited<ReturnType<typeof apiLoad>>, target: boolean) =>
       console.log(
         `  ${name.padEnd(36)} p50 ${fmt(r.p50)}  p99 ${fmt(r.p99)}  max ${fmt(r.max)}  ${r.rps.toFixed(0)} req/s  errors ${r.errors}` +
           (target ? `   (target p99 < 10 ms: ${r.p99 < 10 ? 'met' : 'NOT met'})` : ''),
       );
     if (opts.only !== 'events') {
+      await warmUp(apiLoad);
       const loadBeforeApi = load();
       const cpuApi = startCpu();
       const apiRun = await apiLoad();
       const cpuApiUsed = cpuApi.stop();
       const loadAfterApi = load();
-      const fsRun = await openLoop(opts.apiRps, opts.apiSeconds, async (i) => {
-        const snap = await collection.doc(pick(i)).get();
-        if (!snap.exists) throw new Error('missing');
-      });
+      await warmUp(firestoreLoad);
+      const fsRun = await firestoreLoad();
       const loadAfterFs = load();
       console.log(`\nprofile API (own process) under load (target ${opts.apiRps} req/s), beside a bare Firestore read on the same schedule`);
       apiLine('API GET /v1/customers/:id/profile', apiRun, true);
