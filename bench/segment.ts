@@ -149,7 +149,7 @@ mkdirSync(dir, { recursive: true });
 
 console.log(
   `bench:segment  k=${k}  dim=${dim}  segflow: sample ${opts.sample ?? `${JOB_DEFAULTS.sampleShare * 100}% of the rows (${JOB_DEFAULTS.minSample} to ${JOB_DEFAULTS.maxSample})`}, ` +
-    `${opts.nInit} k-means++ restarts on ${opts.restartRows ?? `${JOB_DEFAULTS.restartShare * 100}% of the sample (${JOB_DEFAULTS.minRestartRows} to ${TRAIN_DEFAULTS.restartRows})`} ranked on the whole sample, ` +
+    `${opts.nInit} k-means++ restarts on ${opts.restartRows ?? `${JOB_DEFAULTS.restartShare * 100}% of the sample (${JOB_DEFAULTS.minRestartRows} to ${TRAIN_DEFAULTS.restartRows})`} ranked on up to ${TRAIN_DEFAULTS.rankRows} rows of the sample, ` +
     `Lloyd on the sample from the best, then one assignment pass over all rows` +
     `; sklearn threads: ${opts.sklearnThreads ?? 'default'}  (${process.arch}, ${cpus().length} cores, node ${process.version}, load average ${load()})`,
 );
@@ -209,7 +209,7 @@ for (const n of opts.sizes) {
     );
     console.log(
       `                segflow: sample of ${job.sampleSize} rows ${job.timingsMs.sample.toFixed(1)} ms, train ${job.timingsMs.train.toFixed(1)} ms ` +
-        `(restarts on ${job.restartRows} rows, their inertias on the sample ${job.restartInertias.map((x) => x.toFixed(1)).join(', ')}), assign ${job.timingsMs.assign.toFixed(1)} ms; ` +
+        `(restarts on ${job.restartRows} rows, their inertias on ${job.rankRows} rows of the sample ${job.restartInertias.map((x) => x.toFixed(1)).join(', ')}), assign ${job.timingsMs.assign.toFixed(1)} ms; ` +
         `sklearn: ${sk.iterations} iterations`,
     );
   }

@@ -4,11 +4,12 @@
  * restart with the lowest inertia wins.
  *
  * On many rows the restarts run on a uniform subsample (`restartRows`), each
- * restart's centroids are scored on every training row, and only the winner's
- * go on to iterate on every training row (ml-kmeans again, started from them).
+ * restart's centroids are scored on a larger one (`rankRows`, or every
+ * training row when there are not twice as many), and only the winner's go on
+ * to iterate on every training row (ml-kmeans again, started from them).
  * Which local optimum a restart falls into (which groups it merges) already
  * shows on a few hundred rows; ranking the restarts needs more rows than that
- * (one assignment pass each, cheap), and so do the last iterations. ml-kmeans
+ * (one assignment pass each, cheap), and the last iterations need all. ml-kmeans
  * costs about 10 us per row for k-means++ and about 0.5 us per row and
  * iteration for Lloyd, so restarting on every row of a large sample would cost
  * several times the whole fit.
@@ -30,15 +31,20 @@ export interface TrainOptions {
   tolerance?: number;
   /** Rows the restarts run on (a uniform subsample when there are more); the winner then iterates on all rows. */
   restartRows?: number;
+  /** Rows the restarts are ranked on, when they ran on a subsample (a uniform subsample when there are over twice as many). */
+  rankRows?: number;
   /** Start from these centroids instead of k-means++ restarts (nInit and restartRows then do not apply). */
   initialCentroids?: number[][];
 }
 
-export const TRAIN_DEFAULTS = { nInit: 4, maxIterations: 100, tolerance: 1e-6, restartRows: 2000 } as const;
+export const TRAIN_DEFAULTS = { nInit: 4, maxIterations: 100, tolerance: 1e-6, restartRows: 2000, rankRows: 5000 } as const;
 
 export interface TrainRun {
   seed: number;
-  /** On every training row, also when the restart ran on a subsample (before the winner's last iterations on all rows). */
+  /**
+   * On the rows the restarts are ranked on (`TrainResult.rankRows`: every training row, or a uniform
+   * subsample of them larger than the restart subsample), before the winner's last iterations.
+   */
   inertia: number;
   iterations: number;
   converged: boolean;
@@ -60,6 +66,8 @@ export interface TrainResult {
   runs: TrainRun[];
   /** Rows the restarts ran on: the restart subsample's size, or every training row. */
   restartRows: number;
+  /** Rows the restarts were ranked on (their inertia in `runs`). */
+  rankRows: number;
 }
 
 /**
@@ -125,11 +133,15 @@ export function trainKMeans(matrix: Float64Array, nRows: number, dim: number, op
   const limits = { maxIterations, tolerance };
   if (options.initialCentroids !== undefined) {
     const given = fit(toRows(matrix, nRows, dim), k, { centroids: options.initialCentroids }, limits, matrix, nRows, dim);
-    return trainResult(k, given, seed, [{ seed, inertia: given.inertia, iterations: given.iterations, converged: given.converged }], nRows);
+    return trainResult(k, given, seed, [{ seed, inertia: given.inertia, iterations: given.iterations, converged: given.converged }], nRows, nRows);
   }
   const restartRows = options.restartRows ?? TRAIN_DEFAULTS.restartRows;
   if (!Number.isInteger(restartRows) || restartRows < k) {
     throw new Error(`trainKMeans: expected restartRows to be an integer >= k (${k}), got ${restartRows}`);
+  }
+  const rankRows = options.rankRows ?? TRAIN_DEFAULTS.rankRows;
+  if (!Number.isInteger(rankRows) || rankRows < k) {
+    throw new Error(`trainKMeans: expected rankRows to be an integer >= k (${k}), got ${rankRows}`);
   }
   // Restarts on a subsample only when it is much smaller; a subsample that happened to hold fewer than
   // k distinct points falls back to all rows.
@@ -143,24 +155,38 @@ export function trainKMeans(matrix: Float64Array, nRows: number, dim: number, op
     }
   }
 
-  // Every restart is ranked by its inertia on all training rows, not on the subsample it ran on:
-  // on a few hundred rows the subsample's own noise can pick the wrong local optimum.
+  // Restarts that ran on a subsample are ranked by their inertia on more rows than that: on a few
+  // hundred rows the subsample's own noise can pick the wrong local optimum. Every training row
+  // when there are not many, else a uniform subsample of rankRows (one assignment pass per restart).
+  let rankMatrix = matrix;
+  let rankN = nRows;
+  if (restartMatrix !== matrix && rankRows * 2 <= nRows) {
+    rankMatrix = takeRows(matrix, dim, sampleIndices(nRows, rankRows, deriveSeed(seed, 15_485_863)));
+    rankN = rankRows;
+  }
   const restartInput = toRows(restartMatrix, restartN, dim);
   let winner: { seed: number; fit: ReturnType<typeof fit> } | undefined;
   const runs: TrainRun[] = [];
   for (let i = 0; i < nInit; i++) {
     const runSeed = deriveSeed(seed, i);
-    const restart = fit(restartInput, k, { seed: runSeed }, limits, matrix, nRows, dim);
+    const restart = fit(restartInput, k, { seed: runSeed }, limits, rankMatrix, rankN, dim);
     runs.push({ seed: runSeed, inertia: restart.inertia, iterations: restart.iterations, converged: restart.converged });
     if (!winner || restart.inertia < winner.fit.inertia) winner = { seed: runSeed, fit: restart };
   }
   if (!winner) throw new Error('trainKMeans: no restart ran');
   const final =
     restartMatrix === matrix ? winner.fit : fit(toRows(matrix, nRows, dim), k, { centroids: winner.fit.centroids }, limits, matrix, nRows, dim);
-  return trainResult(k, final, winner.seed, runs, restartN);
+  return trainResult(k, final, winner.seed, runs, restartN, rankN);
 }
 
-function trainResult(k: number, final: ReturnType<typeof fit>, seed: number, runs: TrainRun[], restartRows: number): TrainResult {
+function trainResult(
+  k: number,
+  final: ReturnType<typeof fit>,
+  seed: number,
+  runs: TrainRun[],
+  restartRows: number,
+  rankRows: number,
+): TrainResult {
   const { centroids, inertia, sizes, labels, iterations, converged } = final;
-  return { k, centroids: centroids.map((c) => [...c]), inertia, sizes, labels, iterations, converged, seed, runs, restartRows };
+  return { k, centroids: centroids.map((c) => [...c]), inertia, sizes, labels, iterations, converged, seed, runs, restartRows, rankRows };
 }

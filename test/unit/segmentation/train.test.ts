@@ -45,7 +45,7 @@ test('the best of several restarts is never worse than the first one alone', () 
   assert.ok(many.inertia <= one.inertia, `${many.inertia} > ${one.inertia}`);
 });
 
-test('restarts on a subsample, ranked on every row, then the winner on every row: reproducible, scored on all rows', () => {
+test('restarts on a subsample, ranked on more rows, then the winner on every row: reproducible, scored on all rows', () => {
   const dim = 4;
   const n = 6000;
   const matrix = blobs(n, dim, 5, 4);
@@ -63,7 +63,15 @@ test('restarts on a subsample, ranked on every row, then the winner on every row
   const winner = a.runs.find((r) => r.seed === a.seed)!;
   assert.equal(winner.inertia, Math.min(...a.runs.map((r) => r.inertia)));
   for (const run of a.runs) assert.ok(run.inertia >= a.inertia * (1 - 1e-12), `${run.inertia} < ${a.inertia}`);
+  assert.equal(a.rankRows, n);
   const whole = trainKMeans(matrix, n, dim, { k: 5, seed: 3, nInit: 4, restartRows: 4000 });
   assert.equal(whole.restartRows, n, 'a subsample over half the rows is not worth drawing');
+  // Ranked on a subsample of 2,000 rows: their inertias are about a third of the ones on all 6,000.
+  const ranked = trainKMeans(matrix, n, dim, { k: 5, seed: 3, nInit: 4, restartRows: 1000, rankRows: 2000 });
+  assert.equal(ranked.rankRows, 2000);
+  for (const run of ranked.runs) assert.ok(run.inertia > ranked.inertia / 4 && run.inertia < ranked.inertia / 2, `${run.inertia} vs ${ranked.inertia}`);
+  assert.equal(ranked.labels.length, n);
+  assert.equal(assignAll(matrix, n, dim, ranked.centroids).inertia, ranked.inertia);
+  assert.throws(() => trainKMeans(matrix, n, dim, { k: 5, seed: 3, rankRows: 2.5 }), /rankRows/);
   assert.throws(() => trainKMeans(matrix, n, dim, { k: 5, seed: 3, restartRows: 4 }), /restartRows/);
 });
