@@ -31,6 +31,8 @@ import {
   assignmentSql,
   checkStability,
   decidePromotion,
+  defaultRestartRows,
+  defaultSampleSize,
   deriveSeed,
   describeSegments,
   fitPreparation,
@@ -394,10 +396,13 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
       const [countRow] = await query(`SELECT COUNT(*) AS n FROM ${table('customer_features')}`);
       const population = Number(countRow?.n ?? 0);
       if (population === 0) throw ApplicationFailure.nonRetryable(`${marts}.customer_features is empty; nothing to segment`, 'NoCustomerFeatures');
-      const sampled = population > settings.sampleSize;
+      // Unless configured, the sample grows with the population: 5% of it, 5,000 to 50,000 customers,
+      // the size bench:segment measures against scikit-learn.
+      const sampleSize = settings.sampleSize ?? defaultSampleSize(population);
+      const sampled = population > sampleSize;
       // A hash of (version, customer) is uniform and repeatable: a retry draws the same sample, the next night a new one.
       // (RAND() is not usable: the emulator evaluates it once per query.)
-      const threshold = sampled ? Math.ceil((settings.sampleSize / population) * 1_000_000) : 1_000_000;
+      const threshold = sampled ? Math.ceil((sampleSize / population) * 1_000_000) : 1_000_000;
       const filter = sampled ? `MOD(ABS(FARM_FINGERPRINT(CONCAT(@salt, customer_id))), 1000000) < ${threshold}` : 'TRUE';
       const select = features.map((f) => `CAST(\`${f}\` AS FLOAT64) AS \`${f}\``).join(', ');
       const ids: string[] = [];
@@ -477,6 +482,8 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
         k,
         seed: deriveSeed(settings.seed, 1_000 + k),
         nInit: settings.nInit,
+        // As in bench:segment's job: the restarts run on a tenth of the sample (500 to 2,000 rows).
+        restartRows: defaultRestartRows(rows.length),
       });
       const fresh: Trained = trainedRecord(fit, fit.runs.length + kstep.fit.restarts);
       const best = fresh.inertia <= kstep.fit.inertia ? fresh : { ...kstep.fit, restarts: fresh.restarts };

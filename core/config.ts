@@ -116,7 +116,7 @@ const envSchema = z.object({
   SEGFLOW_SEGMENT_FEATURES: optionalString,
   SEGFLOW_SEGMENT_K_MIN: z.coerce.number().int().min(1).max(100).default(2),
   SEGFLOW_SEGMENT_K_MAX: z.coerce.number().int().min(1).max(100).default(12),
-  SEGFLOW_SEGMENT_SAMPLE_SIZE: z.coerce.number().int().min(10).default(50_000),
+  SEGFLOW_SEGMENT_SAMPLE_SIZE: z.coerce.number().int().min(10).optional(),
   SEGFLOW_SEGMENT_PAGE_SIZE: z.coerce.number().int().min(100).max(100_000).default(10_000),
   SEGFLOW_SEGMENT_MIN_SEGMENT_SHARE: z.coerce.number().min(0).max(1).default(0.02),
   SEGFLOW_SEGMENT_SILHOUETTE_SAMPLE: z.coerce.number().int().min(10).max(20_000).default(2000),
@@ -198,7 +198,8 @@ export interface Config {
     featuresJson?: string;
     kMin: number;
     kMax: number;
-    sampleSize: number;
+    /** Training sample; unset: 5% of the customers, 5,000 to 50,000 (defaultSampleSize in core/segmentation/job.ts). */
+    sampleSize?: number;
     pageSize: number;
     minSegmentShare: number;
     silhouetteSampleSize: number;
@@ -348,7 +349,7 @@ export function parseConfig(env: RawEnv): Config {
       featuresJson: e.SEGFLOW_SEGMENT_FEATURES,
       kMin: e.SEGFLOW_SEGMENT_K_MIN,
       kMax: e.SEGFLOW_SEGMENT_K_MAX,
-      sampleSize: e.SEGFLOW_SEGMENT_SAMPLE_SIZE,
+      ...(e.SEGFLOW_SEGMENT_SAMPLE_SIZE !== undefined ? { sampleSize: e.SEGFLOW_SEGMENT_SAMPLE_SIZE } : {}),
       pageSize: e.SEGFLOW_SEGMENT_PAGE_SIZE,
       minSegmentShare: e.SEGFLOW_SEGMENT_MIN_SEGMENT_SHARE,
       silhouetteSampleSize: e.SEGFLOW_SEGMENT_SILHOUETTE_SAMPLE,
