@@ -173,13 +173,10 @@ export class CachedProfileReader {
 
   private storeRead(customerId: string): Promise<Settled> {
     const now = Date.now();
-    const running = this.inflight.get(customerId);
-    // Join a read in progress, unless it has hung for longer than anyone waits:
-    // then a new one goes out, so the API sees a recovered store within a second.
-    if (running && this.live(running.startedAt)) return running.settled;
-    // Likewise a batched read that includes this customer.
-    const joined = this.joinBatch(customerId);
-    if (joined) return joined;
+    // Join a read in progress, single or batched, unless it has hung for longer than anyone
+    // waits: then a new one goes out, so the API sees a recovered store within a second.
+    const onItsWay = this.readOnItsWay(customerId);
+    if (onItsWay) return onItsWay;
     const startedAt = now;
     const onProfile = (profile: Profile | null): Settled => {
       this.settle(customerId, profile, startedAt, false);
@@ -201,10 +198,19 @@ export class CachedProfileReader {
     return settled;
   }
 
-  private joinBatch(customerId: string): Promise<Settled> | undefined {
+  /** True while a read of this customer, single or batched, is on its way and not presumed hung. */
+  private reading(customerId: string): boolean {
+    const running = this.inflight.get(customerId);
+    if (running && this.live(running.startedAt)) return true;
+    return this.batch !== undefined && this.batch.ids.has(customerId) && this.live(this.batch.startedAt);
+  }
+
+  /** The outcome of a read of this customer already on its way, if there is one. */
+  private readOnItsWay(customerId: string): Promise<Settled> | undefined {
+    const running = this.inflight.get(customerId);
+    if (running && this.live(running.startedAt)) return running.settled;
     const batch = this.batch;
-    if (!batch?.ids.has(customerId) || !this.live(batch.startedAt)) return undefined;
-    return batch.settled.then((r) => resultFor(customerId, r));
+    return batch?.ids.has(customerId) && this.live(batch.startedAt) ? batch.settled.then((r) => resultFor(customerId, r)) : undefined;
   }
 
   /**
@@ -212,10 +218,8 @@ export class CachedProfileReader {
    * someone waits for it; joins a read of this customer already on its way.
    */
   private batchedRead(customerId: string): Promise<Settled> {
-    const running = this.inflight.get(customerId);
-    if (running && this.live(running.startedAt)) return running.settled;
-    const joined = this.joinBatch(customerId);
-    if (joined) return joined;
+    const onItsWay = this.readOnItsWay(customerId);
+    if (onItsWay) return onItsWay;
     let waiter = this.waiters.get(customerId);
     if (waiter === undefined) {
       let resolve!: (s: Settled) => void;
@@ -238,10 +242,7 @@ export class CachedProfileReader {
       void this.storeRead(customerId); // one read per customer at a time, as before batching
       return;
     }
-    if (this.closed || this.refreshQueue.has(customerId)) return;
-    const running = this.inflight.get(customerId);
-    if (running && this.live(running.startedAt)) return;
-    if (this.batch?.ids.has(customerId) && this.live(this.batch.startedAt)) return;
+    if (this.closed || this.refreshQueue.has(customerId) || this.reading(customerId)) return;
     this.refreshQueue.add(customerId);
     this.scheduleBatch();
   }

@@ -45,9 +45,8 @@ export interface SegmentationJobOptions {
  * within 0.2% of KMeans(n_init=10) at the median; six restarts, or 400 restart
  * rows, were 2-3% above scikit-learn on one or two seeds, and ranking the
  * restarts on their 500 rows instead of the sample up to 1.7% above it.
- * The nightly activities draw their own sample (SEGFLOW_SEGMENT_SAMPLE_SIZE,
- * default 50,000 = maxSample here) and restart on TRAIN_DEFAULTS.restartRows,
- * so from a million rows up their sample and restart rows are this job's.
+ * The nightly activities draw a sample of defaultSampleSize(customers) unless
+ * SEGFLOW_SEGMENT_SAMPLE_SIZE is set, and train on defaultRestartRows of it.
  */
 export const JOB_DEFAULTS = {
   sampleShare: 0.05,
