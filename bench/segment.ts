@@ -58,8 +58,9 @@ const program = new Command('bench:segment')
   .option('--sample <n>', 'segflow training sample size (default: 5% of the rows, 5,000 to 50,000)', positiveInt('--sample'))
   .option('--n-init <n>', 'segflow k-means++ restarts', positiveInt('--n-init'), JOB_DEFAULTS.nInit)
   .option('--restart-rows <n>', 'rows of the sample the restarts run on (default: a tenth of the sample, 500 to 2,000)', positiveInt('--restart-rows'))
+  .option('--single-thread', 'run every segflow restart on the calling thread (by default half go to a helper thread)')
   .option('--reference', 'also fit KMeans(n_init=10), untimed, as a reference inertia for each dataset')
-  .option('--sklearn-threads <n>', "OpenMP threads for scikit-learn (default: its own choice, every core); segflow runs on one", positiveInt('--sklearn-threads'))
+  .option('--sklearn-threads <n>', "OpenMP threads for scikit-learn (default: its own choice, every core); segflow uses two at most (--single-thread: one)", positiveInt('--sklearn-threads'))
   .showHelpAfterError();
 program.parse();
 const opts = program.opts<{
@@ -71,6 +72,7 @@ const opts = program.opts<{
   nInit: number;
   restartRows?: number;
   reference?: boolean;
+  singleThread?: boolean;
   sklearnThreads?: number;
 }>();
 const { dim, k } = opts;
@@ -157,7 +159,7 @@ console.log(
 {
   const warmRows = 20_000;
   const t0 = performance.now();
-  runSegmentationJob(makeData(warmRows, 0x5eed), warmRows, dim, { k, seed: 0x5eed, nInit: opts.nInit });
+  runSegmentationJob(makeData(warmRows, 0x5eed), warmRows, dim, { k, seed: 0x5eed, nInit: opts.nInit, parallel: !opts.singleThread });
   console.log(`segflow warm-up (untimed, other data, ${warmRows} rows): ${(performance.now() - t0).toFixed(0)} ms`);
 }
 console.log('rows     | seed | sklearn fit s | segflow s | time ratio | sklearn inertia | segflow inertia | quality' + (opts.reference ? ' | sklearn n_init=10 (untimed reference)' : ''));
@@ -182,6 +184,7 @@ for (const n of opts.sizes) {
       k,
       seed,
       nInit: opts.nInit,
+      parallel: !opts.singleThread,
       ...(opts.sample !== undefined ? { sampleSize: opts.sample } : {}),
       ...(opts.restartRows !== undefined ? { restartRows: opts.restartRows } : {}),
     });
@@ -209,7 +212,7 @@ for (const n of opts.sizes) {
     );
     console.log(
       `                segflow: sample of ${job.sampleSize} rows ${job.timingsMs.sample.toFixed(1)} ms, train ${job.timingsMs.train.toFixed(1)} ms ` +
-        `(restarts on ${job.restartRows} rows, their inertias on ${job.rankRows} rows of the sample ${job.restartInertias.map((x) => x.toFixed(1)).join(', ')}), assign ${job.timingsMs.assign.toFixed(1)} ms; ` +
+        `(restarts on ${job.restartRows} rows, ${job.restartsOnHelper} of them on the helper thread, their inertias on ${job.rankRows} rows of the sample ${job.restartInertias.map((x) => x.toFixed(1)).join(', ')}), assign ${job.timingsMs.assign.toFixed(1)} ms; ` +
         `sklearn: ${sk.iterations} iterations`,
     );
   }

@@ -30,6 +30,8 @@ export interface SegmentationJobOptions {
    * nightly job assigns with the sample's centroids, in BigQuery, in one pass).
    */
   refinePasses?: number;
+  /** Restarts may share the work with a helper thread (default true; see trainKMeans). */
+  parallel?: boolean;
 }
 
 /**
@@ -83,6 +85,8 @@ export interface SegmentationJobResult {
   trainIterations: number;
   /** Inertia of each restart on the rows they were ranked on (rankRows of the sample), in restart order. */
   restartInertias: number[];
+  /** Restarts that ran on the helper thread. */
+  restartsOnHelper: number;
   refinePasses: number;
   timingsMs: { sample: number; train: number; assign: number; total: number };
 }
@@ -112,6 +116,7 @@ export function runSegmentationJob(
     nInit: options.nInit ?? JOB_DEFAULTS.nInit,
     restartRows,
     ...(options.maxIterations !== undefined ? { maxIterations: options.maxIterations } : {}),
+    ...(options.parallel !== undefined ? { parallel: options.parallel } : {}),
   });
   const t2 = performance.now();
   const refinePasses = options.refinePasses ?? JOB_DEFAULTS.refinePasses;
@@ -149,6 +154,7 @@ export function runSegmentationJob(
     trainInertia: trained.inertia,
     trainIterations: trained.iterations,
     restartInertias: trained.runs.map((r) => r.inertia),
+    restartsOnHelper: trained.restartsOnHelper,
     refinePasses: result.passes,
     timingsMs: { sample: t1 - t0, train: t2 - t1, assign: t3 - t2, total: t3 - t0 },
   };

@@ -20,6 +20,7 @@
 import { kmeans } from 'ml-kmeans';
 import { assignAll, checkMatrix, flattenCentroids } from './assign.js';
 import { deriveSeed, sampleIndices, takeRows } from './random.js';
+import { runRestartsShared } from './restart-thread.js';
 
 export interface TrainOptions {
   k: number;
@@ -35,6 +36,11 @@ export interface TrainOptions {
   rankRows?: number;
   /** Start from these centroids instead of k-means++ restarts (nInit and restartRows then do not apply). */
   initialCentroids?: number[][];
+  /**
+   * Restarts on a subsample may share the work with a helper thread (default true; see
+   * restart-thread.ts). The result is the same either way.
+   */
+  parallel?: boolean;
 }
 
 export const TRAIN_DEFAULTS = { nInit: 4, maxIterations: 100, tolerance: 1e-6, restartRows: 2000, rankRows: 5000 } as const;
@@ -68,6 +74,8 @@ export interface TrainResult {
   restartRows: number;
   /** Rows the restarts were ranked on (their inertia in `runs`). */
   rankRows: number;
+  /** Restarts that ran on the helper thread (0 when all ran on the calling thread). */
+  restartsOnHelper: number;
 }
 
 /**
@@ -164,19 +172,57 @@ export function trainKMeans(matrix: Float64Array, nRows: number, dim: number, op
     rankMatrix = takeRows(matrix, dim, sampleIndices(nRows, rankRows, deriveSeed(seed, 15_485_863)));
     rankN = rankRows;
   }
-  const restartInput = toRows(restartMatrix, restartN, dim);
-  let winner: { seed: number; fit: ReturnType<typeof fit> } | undefined;
-  const runs: TrainRun[] = [];
-  for (let i = 0; i < nInit; i++) {
-    const runSeed = deriveSeed(seed, i);
-    const restart = fit(restartInput, k, { seed: runSeed }, limits, rankMatrix, rankN, dim);
-    runs.push({ seed: runSeed, inertia: restart.inertia, iterations: restart.iterations, converged: restart.converged });
-    if (!winner || restart.inertia < winner.fit.inertia) winner = { seed: runSeed, fit: restart };
+  const seeds = Array.from({ length: nInit }, (_, i) => deriveSeed(seed, i));
+  if (restartMatrix === matrix) {
+    // Restarts on every training row: the winner's own fit is the result.
+    const restartInput = toRows(restartMatrix, restartN, dim);
+    let winner: { seed: number; fit: ReturnType<typeof fit> } | undefined;
+    const runs: TrainRun[] = [];
+    for (const runSeed of seeds) {
+      const restart = fit(restartInput, k, { seed: runSeed }, limits, rankMatrix, rankN, dim);
+      runs.push({ seed: runSeed, inertia: restart.inertia, iterations: restart.iterations, converged: restart.converged });
+      if (!winner || restart.inertia < winner.fit.inertia) winner = { seed: runSeed, fit: restart };
+    }
+    if (!winner) throw new Error('trainKMeans: no restart ran');
+    return trainResult(k, winner.fit, winner.seed, runs, restartN, rankN);
   }
-  if (!winner) throw new Error('trainKMeans: no restart ran');
-  const final =
-    restartMatrix === matrix ? winner.fit : fit(toRows(matrix, nRows, dim), k, { centroids: winner.fit.centroids }, limits, matrix, nRows, dim);
-  return trainResult(k, final, winner.seed, runs, restartN, rankN);
+  // Restarts on a subsample: only the winner's centroids go on, so the restarts may run anywhere,
+  // split with a helper thread when there is one (the same restarts, the same winner).
+  const job: RestartJob = { restart: restartMatrix, restartN, rank: rankMatrix, rankN, dim, k, seeds, ...limits };
+  const { outcomes, onHelper } = options.parallel === false ? { outcomes: runRestarts(job), onHelper: 0 } : runRestartsShared(job);
+  let best = outcomes[0];
+  for (const o of outcomes) if (o.inertia < best!.inertia) best = o;
+  if (!best) throw new Error('trainKMeans: no restart ran');
+  const final = fit(toRows(matrix, nRows, dim), k, { centroids: best.centroids }, limits, matrix, nRows, dim);
+  const runs = outcomes.map(({ seed: s, inertia, iterations, converged }) => ({ seed: s, inertia, iterations, converged }));
+  return { ...trainResult(k, final, best.seed, runs, restartN, rankN), restartsOnHelper: onHelper };
+}
+
+/** Restarts to run: k-means++ from each seed on `restart`, each scored on `rank`. Plain data, so it can cross threads. */
+export interface RestartJob {
+  restart: Float64Array;
+  restartN: number;
+  rank: Float64Array;
+  rankN: number;
+  dim: number;
+  k: number;
+  seeds: number[];
+  maxIterations: number;
+  tolerance: number;
+}
+
+export interface RestartOutcome extends TrainRun {
+  centroids: number[][];
+}
+
+/** Every restart of the job on this thread, in seed order. */
+export function runRestarts(job: RestartJob): RestartOutcome[] {
+  const { restart, restartN, rank, rankN, dim, k, maxIterations, tolerance } = job;
+  const input = toRows(restart, restartN, dim);
+  return job.seeds.map((seed) => {
+    const r = fit(input, k, { seed }, { maxIterations, tolerance }, rank, rankN, dim);
+    return { seed, inertia: r.inertia, iterations: r.iterations, converged: r.converged, centroids: r.centroids };
+  });
 }
 
 function trainResult(
@@ -188,5 +234,5 @@ function trainResult(
   rankRows: number,
 ): TrainResult {
   const { centroids, inertia, sizes, labels, iterations, converged } = final;
-  return { k, centroids: centroids.map((c) => [...c]), inertia, sizes, labels, iterations, converged, seed, runs, restartRows, rankRows };
+  return { k, centroids: centroids.map((c) => [...c]), inertia, sizes, labels, iterations, converged, seed, runs, restartRows, rankRows, restartsOnHelper: 0 };
 }

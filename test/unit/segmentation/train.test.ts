@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { kmeans } from 'ml-kmeans';
 import { assignAll } from '../../../core/segmentation/assign.js';
 import { createRng } from '../../../core/segmentation/random.js';
+import { restartThreadReady, warmRestartThread } from '../../../core/segmentation/restart-thread.js';
 import { trainKMeans } from '../../../core/segmentation/train.js';
 
 /** `groups` Gaussian-ish blobs in [0,1]^dim, row-major. */
@@ -74,4 +75,24 @@ test('restarts on a subsample, ranked on more rows, then the winner on every row
   assert.equal(assignAll(matrix, n, dim, ranked.centroids).inertia, ranked.inertia);
   assert.throws(() => trainKMeans(matrix, n, dim, { k: 5, seed: 3, rankRows: 2.5 }), /rankRows/);
   assert.throws(() => trainKMeans(matrix, n, dim, { k: 5, seed: 3, restartRows: 4 }), /restartRows/);
+});
+
+test('restarts shared with the helper thread give exactly the result of running them all here', async () => {
+  warmRestartThread();
+  const deadline = Date.now() + 60_000;
+  while (!restartThreadReady() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(restartThreadReady(), 'the restart helper thread did not load within 60 s');
+  const dim = 6;
+  const n = 8000;
+  const matrix = blobs(n, dim, 7, 12);
+  const options = { k: 7, seed: 21, nInit: 5, restartRows: 800 };
+  const shared = trainKMeans(matrix, n, dim, options);
+  const here = trainKMeans(matrix, n, dim, { ...options, parallel: false });
+  assert.equal(shared.restartsOnHelper, 2, 'two of the five restarts run on the helper');
+  assert.equal(here.restartsOnHelper, 0);
+  assert.deepEqual(shared.runs, here.runs);
+  assert.deepEqual(shared.centroids, here.centroids);
+  assert.equal(shared.seed, here.seed);
+  assert.equal(shared.inertia, here.inertia);
+  assert.deepEqual(shared.labels, here.labels);
 });
