@@ -21,6 +21,10 @@ export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', imp
  * the 1,000-task benchmark DAGs). Safe because DAG modules are pure, frozen data (see dags/index.ts).
  */
 export const DAG_REGISTRY_PATH = fileURLToPath(new URL('../dags/index.ts', import.meta.url));
+/** Sets the workflow sandbox's stack depth before the SDK freezes its built-ins (see the module). */
+export const SANDBOX_SETUP_PATH = fileURLToPath(new URL('../workflows/sandbox-setup.ts', import.meta.url));
+/** How every segflow worker (and test harness) bundles the workflows. */
+export const WORKFLOW_BUNDLER_OPTIONS = { preloadModules: [SANDBOX_SETUP_PATH, DAG_REGISTRY_PATH] };
 
 export interface RunningWorker {
   worker: Worker;
@@ -52,7 +56,7 @@ export async function startWorker(config: Config, logger: Logger, opts: StartWor
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
       workflowsPath: WORKFLOWS_PATH,
-      bundlerOptions: { preloadModules: [DAG_REGISTRY_PATH] },
+      bundlerOptions: WORKFLOW_BUNDLER_OPTIONS,
       activities: runtime.activities,
       interceptors: { activity: [activityMetricsInterceptor] },
     });

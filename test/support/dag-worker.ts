@@ -12,7 +12,7 @@ import { taskActivityName } from '../../dags/dsl.js';
 import { dagRegistry } from '../../dags/index.js';
 import { temporalConnectionSettings } from '../../core/temporal-connection.js';
 import { createTemporalClient } from '../../workers/client.js';
-import { WORKFLOWS_PATH } from '../../workers/worker.js';
+import { WORKFLOW_BUNDLER_OPTIONS, WORKFLOWS_PATH } from '../../workers/worker.js';
 import { installRuntime } from '../../workers/runtime.js';
 import { createLogger } from '../../core/logger.js';
 
@@ -54,6 +54,7 @@ export async function startStubDagWorker(config: Config, activities: Record<stri
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowsPath: WORKFLOWS_PATH,
+    bundlerOptions: WORKFLOW_BUNDLER_OPTIONS,
     activities: { ...stubDagActivities(), ...activities },
   });
   const running = worker.run();

@@ -14,7 +14,7 @@ import type { Config } from '../../core/config.js';
 import { createLogger, type Logger } from '../../core/logger.js';
 import { temporalConnectionSettings } from '../../core/temporal-connection.js';
 import { createTemporalClient } from '../../workers/client.js';
-import { WORKFLOWS_PATH } from '../../workers/worker.js';
+import { WORKFLOW_BUNDLER_OPTIONS, WORKFLOWS_PATH } from '../../workers/worker.js';
 import { testConfig } from './stack.js';
 import { CURRENT_MODEL_OBJECT } from '../../activities/segmentation.js';
 import { encodeEvent, type EventInput } from '../../core/events.js';
@@ -111,6 +111,7 @@ export async function startRealtimeHarness(name: string, opts: { env: Record<str
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowsPath: WORKFLOWS_PATH,
+    bundlerOptions: WORKFLOW_BUNDLER_OPTIONS,
     activities: runtime.activities,
   });
   const running = worker.run();
