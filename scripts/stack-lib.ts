@@ -66,6 +66,14 @@ interface Service {
   startTimeoutMs: number;
 }
 
+/** The Firestore emulator on `port` (loopback, this project's id); tests start private ones with it. */
+export function firestoreEmulatorCommand(port: number): { file: string; args: string[] } {
+  return {
+    file: path.join(GCLOUD_ROOT, 'platform/cloud-firestore-emulator/cloud_firestore_emulator'),
+    args: ['start', `--host=${HOST}`, `--port=${port}`, `--project_id=${PROJECT_ID}`],
+  };
+}
+
 const services: Service[] = [
   {
     name: 'temporal',
@@ -121,10 +129,7 @@ const services: Service[] = [
     ports: [PORTS.firestore],
     signature: 'firestore',
     startTimeoutMs: 60_000,
-    command: () => ({
-      file: path.join(GCLOUD_ROOT, 'platform/cloud-firestore-emulator/cloud_firestore_emulator'),
-      args: ['start', `--host=${HOST}`, `--port=${PORTS.firestore}`, `--project_id=${PROJECT_ID}`],
-    }),
+    command: () => firestoreEmulatorCommand(PORTS.firestore),
     healthy: () => httpOk(`http://${HOST}:${PORTS.firestore}/`),
   },
   {
