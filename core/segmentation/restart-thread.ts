@@ -9,9 +9,9 @@
  * winner, are exactly those of running every restart here.
  *
  * The helper starts on first use and is not waited for: until it has loaded,
- * restarts run here alone. It never keeps the process alive (unref), and when
- * it fails, exits or stays silent past the timeout, its share runs here and
- * every later call runs here alone.
+ * restarts run here alone. It never keeps the process alive (unref). When it
+ * answers with an error or stays silent past the timeout, its share runs here,
+ * and so does every later call.
  */
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
@@ -23,7 +23,7 @@ const ANSWERS = 1;
 /** Far above any real share of restarts (seconds at a million rows); past it the helper is given up. */
 const ANSWER_TIMEOUT_MS = 10 * 60_000;
 
-export type HelperReply = { outcomes: RestartOutcome[] } | { error: string };
+type HelperReply = { outcomes: RestartOutcome[] } | { error: string };
 
 interface Helper {
   worker: Worker;
@@ -89,13 +89,13 @@ export function runRestartsShared(job: RestartJob): { outcomes: RestartOutcome[]
 function awaitReply(h: Helper): HelperReply | undefined {
   const expected = h.answers + 1;
   const deadline = Date.now() + ANSWER_TIMEOUT_MS;
-  while (Atomics.load(h.state, ANSWERS) < expected && !h.broken) {
+  // Blocks this thread (its event loop included) until the helper counts its answer; the helper
+  // answers every job, errors included, so only a helper that hangs or dies makes this time out.
+  while (Atomics.load(h.state, ANSWERS) < expected) {
     const left = deadline - Date.now();
     if (left <= 0) return undefined;
-    // Wakes on the helper's notify; the short timeout also notices a helper that died mid-job.
-    Atomics.wait(h.state, ANSWERS, expected - 1, Math.min(left, 1_000));
+    Atomics.wait(h.state, ANSWERS, expected - 1, left);
   }
-  if (Atomics.load(h.state, ANSWERS) < expected) return undefined;
   h.answers = expected;
   return receiveMessageOnPort(h.port)?.message as HelperReply | undefined;
 }

@@ -172,28 +172,19 @@ export function trainKMeans(matrix: Float64Array, nRows: number, dim: number, op
     rankMatrix = takeRows(matrix, dim, sampleIndices(nRows, rankRows, deriveSeed(seed, 15_485_863)));
     rankN = rankRows;
   }
+  // The restarts may run on a helper thread in part (see restart-thread.ts): the same seeds give the
+  // same outcomes and the same winner wherever they run.
   const seeds = Array.from({ length: nInit }, (_, i) => deriveSeed(seed, i));
-  if (restartMatrix === matrix) {
-    // Restarts on every training row: the winner's own fit is the result.
-    const restartInput = toRows(restartMatrix, restartN, dim);
-    let winner: { seed: number; fit: ReturnType<typeof fit> } | undefined;
-    const runs: TrainRun[] = [];
-    for (const runSeed of seeds) {
-      const restart = fit(restartInput, k, { seed: runSeed }, limits, rankMatrix, rankN, dim);
-      runs.push({ seed: runSeed, inertia: restart.inertia, iterations: restart.iterations, converged: restart.converged });
-      if (!winner || restart.inertia < winner.fit.inertia) winner = { seed: runSeed, fit: restart };
-    }
-    if (!winner) throw new Error('trainKMeans: no restart ran');
-    return trainResult(k, winner.fit, winner.seed, runs, restartN, rankN);
-  }
-  // Restarts on a subsample: only the winner's centroids go on, so the restarts may run anywhere,
-  // split with a helper thread when there is one (the same restarts, the same winner).
   const job: RestartJob = { restart: restartMatrix, restartN, rank: rankMatrix, rankN, dim, k, seeds, ...limits };
   const { outcomes, onHelper } = options.parallel === false ? { outcomes: runRestarts(job), onHelper: 0 } : runRestartsShared(job);
   let best = outcomes[0];
   for (const o of outcomes) if (o.inertia < best!.inertia) best = o;
   if (!best) throw new Error('trainKMeans: no restart ran');
-  const final = fit(toRows(matrix, nRows, dim), k, { centroids: best.centroids }, limits, matrix, nRows, dim);
+  // On a subsample the winner goes on to iterate on every training row; on every row its own fit is the result.
+  const final =
+    restartMatrix === matrix
+      ? { centroids: best.centroids, iterations: best.iterations, converged: best.converged, ...assignAll(matrix, nRows, dim, flattenCentroids(best.centroids, dim)) }
+      : fit(toRows(matrix, nRows, dim), k, { centroids: best.centroids }, limits, matrix, nRows, dim);
   const runs = outcomes.map(({ seed: s, inertia, iterations, converged }) => ({ seed: s, inertia, iterations, converged }));
   return { ...trainResult(k, final, best.seed, runs, restartN, rankN), restartsOnHelper: onHelper };
 }
