@@ -488,7 +488,7 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
       const fresh: Trained = trainedRecord(fit, fit.runs.length + kstep.fit.restarts);
       const best = fresh.inertia <= kstep.fit.inertia ? fresh : { ...kstep.fit, restarts: fresh.restarts };
       await writeJson(storage, bucket, runObjectName(version, 'trained'), best);
-      log.info({ k, inertia: best.inertia, restarts: best.restarts, converged: best.converged }, 'model trained');
+      log.info({ k, inertia: best.inertia, restarts: best.restarts, restartsOnHelperThread: fit.restartsOnHelper, converged: best.converged }, 'model trained');
       return { version, k, inertia: best.inertia, reused: false };
     },
 
