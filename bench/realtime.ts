@@ -44,7 +44,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createWriteStream, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { createServer } from 'node:net';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -57,6 +56,7 @@ import { encodeEvent } from '../core/events.js';
 import { createLogger } from '../core/logger.js';
 import type { Profile } from '../core/profile.js';
 import { temporalConnectionSettings } from '../core/temporal-connection.js';
+import { freePort } from '../scripts/stack-lib.js';
 import { installCurrentModel, OCCASIONAL, purchaseEvent, twoSegmentModel, VIP } from '../test/support/realtime-fixtures.js';
 import { ensureTriggerSubscription, LISTENER_DEFAULTS, summarize, type LatencySummary } from '../workers/trigger-listener.js';
 import { reclassifyStateQuery, reclassifyWorkflowId } from '../workflows/reclassify-messages.js';
@@ -167,14 +167,6 @@ async function openLoop(rps: number, seconds: number, task: (i: number) => Promi
   await Promise.all(pending);
   const elapsed = (performance.now() - t0) / 1000;
   return { ...summarize(latencies), errors, rps: total / elapsed };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 interface Child {

@@ -294,6 +294,15 @@ function groupAlive(pgid: number): boolean {
   }
 }
 
+/** A loopback port nothing listens on right now (the OS picks it). */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 export function portOpen(p: number, host = HOST, timeoutMs = 500): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ port: p, host });
@@ -307,7 +316,8 @@ export function portOpen(p: number, host = HOST, timeoutMs = 500): Promise<boole
   });
 }
 
-async function httpOk(url: string): Promise<boolean> {
+/** True when `url` answers 2xx within 2 s. */
+export async function httpOk(url: string): Promise<boolean> {
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
     await res.arrayBuffer();

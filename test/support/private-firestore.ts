@@ -5,10 +5,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { firestoreEmulatorCommand, portOpen } from '../../scripts/stack-lib.js';
+import { firestoreEmulatorCommand, freePort, httpOk, portOpen } from '../../scripts/stack-lib.js';
 
 export interface PrivateFirestore {
   /** host:port, as FIRESTORE_EMULATOR_HOST takes it. */
@@ -21,32 +20,11 @@ export interface PrivateFirestore {
   log: string;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`private Firestore emulator: ${what} within ${timeoutMs / 1000} s`);
     await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function answers(port: number): Promise<boolean> {
-  try {
-    const res = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2_000) });
-    await res.arrayBuffer();
-    return res.ok;
-  } catch {
-    return false;
   }
 }
 
@@ -64,7 +42,7 @@ export async function startPrivateFirestore(name: string): Promise<PrivateFirest
     const started = child;
     await until('did not answer', async () => {
       if (started.exitCode !== null) throw new Error(`private Firestore emulator exited with ${started.exitCode}; see ${log}`);
-      return answers(port);
+      return httpOk(`http://127.0.0.1:${port}/`);
     }, 120_000);
   };
 
