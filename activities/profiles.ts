@@ -1,12 +1,20 @@
 /**
  * Online profiles in Firestore (`<SEGFLOW_FIRESTORE_PROFILES>/{customerId}`):
- * single transactional writes for the real-time path, bulk writes for profile
+ * single conditional writes for the real-time path (updateProfile), bulk writes for profile
  * syncs, and reads. A newer profile is never replaced by an older one
  * (compareProfileRecency decides which is newer).
  */
-import firestorePackage, { type BulkWriterOptions, type DocumentData, type DocumentSnapshot, type Firestore } from '@google-cloud/firestore';
+import firestorePackage, {
+  type BulkWriterOptions,
+  type DocumentData,
+  type DocumentReference,
+  type DocumentSnapshot,
+  type Firestore,
+  type Timestamp,
+} from '@google-cloud/firestore';
 import { asyncLocalStorage } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import { describeInvalidCustomerId, isCustomerId, CUSTOMER_ID_RULE } from '../core/customer-id.js';
 import type { Logger } from '../core/logger.js';
@@ -22,7 +30,7 @@ import {
 } from '../core/profile.js';
 
 // A CommonJS package whose enum Node's ESM loader cannot see as a named export.
-const { FieldValue, GrpcStatus } = firestorePackage;
+const { FieldPath, FieldValue, GrpcStatus } = firestorePackage;
 
 export interface ProfileBulkOptions {
   /** Documents read per getAll round trip. */
@@ -367,15 +375,6 @@ export function createProfileActivities({ firestore, config, logger, bulk = {} }
 }
 
 /**
- * Read, compute and write one profile in a single transaction: `compute` gets the
- * stored profile (null when missing or unreadable) and returns the new one. Two
- * round trips (the read, which opens the transaction, and the commit), and no lost
- * update: if the document changes in between, Firestore runs `compute` again on
- * what is stored then. The write is skipped when the stored profile is as new or
- * newer, as in writeProfile. Not an activity itself (it takes a function): the
- * real-time activity builds on it.
- */
-/**
  * Bookkeeping the real-time path keeps in the profile document beside the profile (readers
  * parse with ProfileSchema, which drops it): its recent writes, each with the events it
  * applied, the segment it replaced and the workflow run that made it.
@@ -390,6 +389,9 @@ const RecentWritesSchema = z.object({
   ),
 });
 const RECENT_WRITES_KEPT = 20;
+/** Updates that lose this many races in a row fail (retryably): the caller's retry policy takes over. */
+const MAX_UPDATE_ATTEMPTS = 10;
+const CONFLICT_CODES: ReadonlySet<number> = new Set([GrpcStatus.FAILED_PRECONDITION, GrpcStatus.ALREADY_EXISTS, GrpcStatus.NOT_FOUND]);
 
 export interface UpdateProfileOptions {
   /** The events `compute` applies. */
@@ -398,9 +400,44 @@ export interface UpdateProfileOptions {
   writer: string;
 }
 
-export function createProfileUpdater({ firestore, config, logger }: Omit<ProfileActivityDeps, 'bulk'>) {
+export interface ProfileUpdaterOptions {
+  /** Customers whose last write this process remembers, so that their next update needs no read. */
+  rememberedWrites?: number;
+}
+
+/** A version of a profile document: its data (undefined: no document) and update time. */
+interface DocumentVersion {
+  data: DocumentData | undefined;
+  updateTime: Timestamp | undefined;
+}
+
+export type UpdateProfileResult = WriteProfileResult & {
+  profile: Profile;
+  stored: Profile | null;
+  alreadyApplied: boolean;
+  /** When the write committed (the document's new update time); null when nothing was written. */
+  committedAt: string | null;
+};
+
+/**
+ * Read, compute and write one profile with no lost update: `compute` gets the stored
+ * profile (null when missing or unreadable) and returns the new one, which is written
+ * only if the document is still the version it was computed from (an update-time
+ * precondition, or "must not exist"); if anything else wrote meanwhile, `compute` runs
+ * again on what is stored then. The write is skipped when the stored profile is as new
+ * or newer, as in writeProfile. Not an activity itself (it takes a function): the
+ * real-time activity builds on it.
+ *
+ * The updater remembers the document it last wrote for each customer (up to
+ * `rememberedWrites`), so the next update of that customer starts from it: one round
+ * trip (the conditional write) instead of a read and a commit. A remembered copy that
+ * is no longer current only costs a refused write and a read. A decision not to write
+ * is never taken on a remembered copy alone: it is checked on a fresh read.
+ */
+export function createProfileUpdater({ firestore, config, logger }: Omit<ProfileActivityDeps, 'bulk'>, options: ProfileUpdaterOptions = {}) {
   const collection = firestore.collection(config.firestore.profiles);
   const log = logger.child({ component: 'profiles', collection: config.firestore.profiles });
+  const lastWritten = new LRUCache<string, DocumentVersion>({ max: options.rememberedWrites ?? 10_000 });
 
   /**
    * A step whose commit outlived its result (a worker killed before the workflow recorded it,
@@ -411,59 +448,107 @@ export function createProfileUpdater({ firestore, config, logger }: Omit<Profile
    * every event was applied, the repeated writes are reported (to the segment after the last
    * of them) and nothing is written.
    */
+  function decide(
+    customerId: string,
+    data: DocumentData | undefined,
+    compute: (stored: Profile | null, applied: ReadonlySet<string>) => Profile,
+    options: UpdateProfileOptions | undefined,
+  ): { result: Omit<UpdateProfileResult, 'committedAt'>; document?: DocumentData } {
+    const eventIds = options?.eventIds ?? [];
+    const full = data === undefined ? undefined : ProfileSchema.safeParse(data);
+    const stored = full?.success ? full.data : null;
+    const header = data === undefined ? null : full?.success ? full.data : parseStoredHeader(log, customerId, data);
+    const writes = (stored === null ? undefined : RecentWritesSchema.safeParse(data).data?.recent_writes) ?? [];
+    const applied: ReadonlySet<string> = new Set(writes.flatMap((w) => w.event_ids));
+    const batch = new Set(eventIds);
+    const repeated = writes.flatMap((w, i) => (w.writer === options?.writer && w.event_ids.some((id) => batch.has(id)) ? [i] : []));
+    const first = repeated[0];
+    const last = repeated.at(-1);
+    const previousSegment = first === undefined ? storedSegment(header) : writes[first]!.previous_segment;
+    const previousModelVersion = header?.model_version ?? null;
+    const differs = (to: SegmentRef) => previousSegment === null || previousSegment.id !== to.id || previousSegment.label !== to.label;
+    if (stored !== null && eventIds.length > 0 && eventIds.every((id) => applied.has(id))) {
+      if (last === undefined) {
+        // Applied by another run: a late duplicate of an old event, nothing to report.
+        return { result: { written: false, outcome: 'not_newer', previousSegment: segmentOf(stored), previousModelVersion, segmentChanged: false, profile: stored, stored, alreadyApplied: true } };
+      }
+      const after = writes[last + 1]?.previous_segment ?? segmentOf(stored);
+      const reported = { ...stored, segment_id: after.id, segment_label: after.label };
+      return { result: { written: true, outcome: 'updated', previousSegment, previousModelVersion, segmentChanged: differs(after), profile: reported, stored, alreadyApplied: true } };
+    }
+    const parsed = ProfileSchema.safeParse(compute(stored, applied));
+    if (!parsed.success) throw invalidProfile(profileProblems(parsed.error));
+    const profile = parsed.data;
+    if (profile.customer_id !== customerId) {
+      throw invalidProfile([`customer_id: expected ${customerId} (the document being updated), found ${profile.customer_id}`]);
+    }
+    if (header !== null && compareProfileRecency(profile, header) <= 0) {
+      return { result: { written: false, outcome: 'not_newer', previousSegment, previousModelVersion, segmentChanged: false, profile, stored, alreadyApplied: false } };
+    }
+    const document =
+      options === undefined
+        ? toDocument(profile)
+        : {
+            ...toDocument(profile),
+            recent_writes: [...writes, { event_ids: [...eventIds], previous_segment: previousSegment, writer: options.writer }].slice(-RECENT_WRITES_KEPT),
+          };
+    const outcome = data === undefined ? 'created' : 'updated';
+    return {
+      result: { written: true, outcome, previousSegment, previousModelVersion, segmentChanged: differs(segmentOf(profile)), profile, stored, alreadyApplied: false },
+      document,
+    };
+  }
+
+  async function readVersion(ref: DocumentReference): Promise<DocumentVersion> {
+    const snap = await ref.get();
+    return { data: snap.exists ? snap.data() : undefined, updateTime: snap.updateTime };
+  }
+
+  /** Writes `document` in place of `version` if that is still what is stored; returns the commit time. */
+  async function writeIfUnchanged(ref: DocumentReference, document: DocumentData, version: DocumentVersion): Promise<Timestamp> {
+    if (version.data === undefined) return (await ref.create(document)).writeTime;
+    // update() replaces each top-level field it names (maps included); naming by FieldPath keeps any
+    // character in a key literal, and fields the new document lacks are deleted, so what is stored
+    // afterwards equals `document`, as a set() would leave it.
+    const fields = [
+      ...Object.keys(version.data)
+        .filter((k) => !Object.hasOwn(document, k))
+        .flatMap((k) => [new FieldPath(k), FieldValue.delete()]),
+      ...Object.entries(document).flatMap(([k, v]) => [new FieldPath(k), v]),
+    ];
+    const [firstField, firstValue, ...rest] = fields as [InstanceType<typeof FieldPath>, unknown, ...unknown[]];
+    return (await ref.update(firstField, firstValue, ...rest, { lastUpdateTime: version.updateTime! })).writeTime;
+  }
+
   return async function updateProfile(
     customerId: string,
     compute: (stored: Profile | null, applied: ReadonlySet<string>) => Profile,
     options?: UpdateProfileOptions,
-  ): Promise<WriteProfileResult & { profile: Profile; stored: Profile | null; alreadyApplied: boolean }> {
+  ): Promise<UpdateProfileResult> {
     const ref = collection.doc(customerId);
-    const eventIds = options?.eventIds ?? [];
-    const result = await firestore.runTransaction(async (tx) => {
-      const snap = await tx.get(ref);
-      const data = snap.exists ? snap.data() : undefined;
-      const full = data === undefined ? undefined : ProfileSchema.safeParse(data);
-      const stored = full?.success ? full.data : null;
-      const header = data === undefined ? null : full?.success ? full.data : parseStoredHeader(log, customerId, data);
-      const writes = (stored === null ? undefined : RecentWritesSchema.safeParse(data).data?.recent_writes) ?? [];
-      const applied: ReadonlySet<string> = new Set(writes.flatMap((w) => w.event_ids));
-      const batch = new Set(eventIds);
-      const repeated = writes.flatMap((w, i) => (w.writer === options?.writer && w.event_ids.some((id) => batch.has(id)) ? [i] : []));
-      const first = repeated[0];
-      const last = repeated.at(-1);
-      const previousSegment = first === undefined ? storedSegment(header) : writes[first]!.previous_segment;
-      const previousModelVersion = header?.model_version ?? null;
-      const differs = (to: SegmentRef) => previousSegment === null || previousSegment.id !== to.id || previousSegment.label !== to.label;
-      if (stored !== null && eventIds.length > 0 && eventIds.every((id) => applied.has(id))) {
-        if (last === undefined) {
-          // Applied by another run: a late duplicate of an old event, nothing to report.
-          return { written: false, outcome: 'not_newer' as const, previousSegment: segmentOf(stored), previousModelVersion, segmentChanged: false, profile: stored, stored, alreadyApplied: true };
+    for (let attempt = 1; ; attempt++) {
+      const remembered = lastWritten.get(customerId);
+      const version = remembered ?? (await readVersion(ref));
+      const { result, document } = decide(customerId, version.data, compute, options);
+      if (document === undefined) {
+        if (remembered === undefined) {
+          log.debug({ customerId, outcome: result.outcome }, 'profile update');
+          return { ...result, committedAt: null };
         }
-        const after = writes[last + 1]?.previous_segment ?? segmentOf(stored);
-        const reported = { ...stored, segment_id: after.id, segment_label: after.label };
-        return { written: true, outcome: 'updated' as const, previousSegment, previousModelVersion, segmentChanged: differs(after), profile: reported, stored, alreadyApplied: true };
+        lastWritten.delete(customerId);
+        continue;
       }
-      const parsed = ProfileSchema.safeParse(compute(stored, applied));
-      if (!parsed.success) throw invalidProfile(profileProblems(parsed.error));
-      const profile = parsed.data;
-      if (profile.customer_id !== customerId) {
-        throw invalidProfile([`customer_id: expected ${customerId} (the document being updated), found ${profile.customer_id}`]);
+      try {
+        const committed = await writeIfUnchanged(ref, document, version);
+        lastWritten.set(customerId, { data: document, updateTime: committed });
+        log.debug({ customerId, outcome: result.outcome, segmentChanged: result.segmentChanged, attempt }, 'profile update');
+        return { ...result, committedAt: committed.toDate().toISOString() };
+      } catch (err) {
+        lastWritten.delete(customerId);
+        const code = (err as { code?: unknown }).code;
+        if (typeof code !== 'number' || !CONFLICT_CODES.has(code) || attempt >= MAX_UPDATE_ATTEMPTS) throw err;
       }
-      if (header !== null && compareProfileRecency(profile, header) <= 0) {
-        return { written: false, outcome: 'not_newer' as const, previousSegment, previousModelVersion, segmentChanged: false, profile, stored, alreadyApplied: false };
-      }
-      const document =
-        options === undefined
-          ? toDocument(profile)
-          : {
-              ...toDocument(profile),
-              recent_writes: [...writes, { event_ids: [...eventIds], previous_segment: previousSegment, writer: options.writer }].slice(-RECENT_WRITES_KEPT),
-            };
-      tx.set(ref, document);
-      const outcome = snap.exists ? ('updated' as const) : ('created' as const);
-      return { written: true, outcome, previousSegment, previousModelVersion, segmentChanged: differs(segmentOf(profile)), profile, stored, alreadyApplied: false };
-    });
-    log.debug({ customerId, outcome: result.outcome, segmentChanged: result.segmentChanged }, 'profile update');
-    return result;
+    }
   };
 }
 

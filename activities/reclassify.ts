@@ -2,12 +2,13 @@
  * Real-time reclassification of one customer.
  *
  *   reclassifyCustomerEvents  the one local activity a reclassifyCustomer step runs:
- *                             inside one Firestore transaction (a read and a commit)
  *                             read the stored profile (or start from the events
- *                             alone), apply the events (core/realtime-features),
- *                             assign with the current model (assignCustomer, the
- *                             code the batch SQL mirrors) and write the profile
- *                             unless the stored one is newer; then the latency from
+ *                             alone; no read when this process wrote it last),
+ *                             apply the events (core/realtime-features), assign with
+ *                             the current model (assignCustomer, the code the batch
+ *                             SQL mirrors) and write the profile unless the stored
+ *                             one is newer, only if nothing else wrote it meanwhile
+ *                             (updateProfile: no lost update); then the latency from
  *                             event and publish time, and the webhook subscribers
  *                             that want this segment change. A retry or a replay
  *                             recomputes from what is stored; events the stored
@@ -332,7 +333,9 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
         margin,
         events: events.length,
         inputsMs: tInputs - t0,
-        transactionMs: written.getTime() - tInputs,
+        writeMs: written.getTime() - tInputs,
+        committedAt: result.committedAt,
+        frequency: result.profile.rfm.frequency,
         maxFromEventMs: Math.max(...latencies.map((l) => l.fromEventMs)),
         maxFromPublishMs: Math.max(...latencies.map((l) => l.fromPublishMs)),
       },

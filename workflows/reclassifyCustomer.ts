@@ -5,7 +5,7 @@
  * Events queue up as signals; each step takes everything queued (a burst is
  * one step, and so is everything that arrived during the previous step) and
  * runs one local activity that updates the features, assigns the segment and
- * writes the profile in one Firestore transaction: no round trip through the
+ * writes the profile with one conditional Firestore write: no round trip through the
  * Temporal server between the workflow task and the visible profile. When the
  * segment changed it fans out one webhook delivery per subscriber, as regular
  * activities that retry with backoff in the background (off the visibility

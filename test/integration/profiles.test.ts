@@ -146,7 +146,7 @@ describe('writeProfile', () => {
   });
 });
 
-describe('updateProfile (read, compute and write in one transaction)', () => {
+describe('updateProfile (read, compute and write with no lost update)', () => {
   const updater = () => createProfileUpdater({ firestore: clients.firestore, config, logger: createLogger({ level: 'silent' }) });
   /** One more purchase on top of whatever is stored, computed a bit later each time. */
   const onePurchase = (id: string) => (stored: Profile | null): Profile => {
@@ -175,6 +175,25 @@ describe('updateProfile (read, compute and write in one transaction)', () => {
     const results = await Promise.all(Array.from({ length: 4 }, () => update('u-2', onePurchase('u-2'))));
     assert.ok(results.every((r) => r.written));
     assert.equal((await doc('u-2').get()).get('rfm.frequency'), 2 + 4, 'every increment landed');
+  });
+
+  it('starts from the document it wrote last, and computes again when another writer changed it since', async () => {
+    const update = updater();
+    await update('u-4', onePurchase('u-4'));
+    const second = await update('u-4', onePurchase('u-4'));
+    assert.equal(second.stored?.rfm.frequency, 1);
+    // Someone else writes (a profile sync, another worker): the remembered copy is out of date.
+    await doc('u-4').update({ 'rfm.frequency': 10, extra: 'from elsewhere' });
+    const third = await update('u-4', onePurchase('u-4'));
+    assert.equal(third.stored?.rfm.frequency, 10, 'computed on what the other writer stored, not on the remembered copy');
+    const snap = await doc('u-4').get();
+    assert.equal(snap.get('rfm.frequency'), 11);
+    assert.equal(snap.get('extra'), undefined, 'what is stored is the written document, as a set() would leave it');
+    assert.equal(third.committedAt, snap.updateTime!.toDate().toISOString());
+    // The remembered copy of a deleted document is refused too; the update creates it anew.
+    await doc('u-4').delete();
+    const fourth = await update('u-4', onePurchase('u-4'));
+    assert.deepEqual([fourth.outcome, fourth.stored], ['created', null]);
   });
 
   it('keeps a newer stored profile, and refuses an invalid or misaddressed one for good', async () => {
