@@ -113,6 +113,9 @@ const worker = await startWorker(runtimeConfig, logger);
 stoppers.push({ name: 'worker', stop: () => worker.shutdown() });
 const client = await createTemporalClient(runtimeConfig);
 stoppers.push({ name: 'temporal client', stop: () => client.connection.close() });
+// The listener makes a call per event: its own client, on the native connection.
+const triggerClient = await createTemporalClient(runtimeConfig, { native: { logger } });
+stoppers.push({ name: 'trigger listener client', stop: () => triggerClient.connection.close() });
 
 if (opts.schedules) {
   const applied = await applyConfiguredSchedules(client, runtimeConfig);
@@ -123,7 +126,7 @@ if (opts.schedules) {
 await createIngestActivities({ pubsub: worker.clients.pubsub, storage: worker.clients.storage, config: runtimeConfig, logger }).ensureIngestResources();
 const ingestion = await ensureIngestion(client, runtimeConfig, logger);
 
-const listener = await startTriggerListener(runtimeConfig, logger, client, worker.clients.pubsub);
+const listener = await startTriggerListener(runtimeConfig, logger, triggerClient, worker.clients.pubsub);
 stoppers.push({ name: 'trigger listener', stop: () => listener.stop() });
 
 let apiUrl: string | undefined;

@@ -192,7 +192,8 @@ export async function createTriggerListener(
     } catch (err) {
       stats.failed += items.length;
       log.error(
-        { customerId, events: items.length, error: err instanceof Error ? err.message : String(err) },
+        // The client's message is generic ("Failed to signalWithStart Workflow"); the server's reason is the cause.
+        { customerId, events: items.length, error: err instanceof Error ? err.message : String(err), cause: err instanceof Error && err.cause instanceof Error ? err.cause.message : undefined },
         'signal-with-start failed; messages nacked for redelivery',
       );
       for (const i of items) i.message.nack();
@@ -361,7 +362,7 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   const { createTemporalClient } = await import('./client.js');
   const config = loadConfigOrExit();
   const logger = createLogger({ level: config.log.level, name: 'segflow-triggers' });
-  const client = await createTemporalClient(config);
+  const client = await createTemporalClient(config, { native: { logger } });
   const listener = await startTriggerListener(config, logger, client, undefined, options);
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
