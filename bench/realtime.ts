@@ -26,9 +26,8 @@
  * later ones keep it there. An event counts as visible when the profile API
  * answers with a profile that includes it (rfm.frequency has reached it) and
  * the segment assigned with it; the bench notices the write from the worker's
- * "customer reclassified" log line and one read of the document (whose update
- * time is the commit time), then asks the API, again every --poll-ms until it
- * agrees. (Not a Firestore listener: on the emulator one slows every write to
+ * "customer reclassified" log line (which carries the purchase count and the
+ * commit time), then asks the API, again every --poll-ms until it agrees. (Not a Firestore listener: on the emulator one slows every write to
  * the collection, the very thing measured.) With --mixed the API load of
  * part 1 runs again during part 2 and is reported on its own.
  *
@@ -162,7 +161,10 @@ async function openLoop(rps: number, seconds: number, task: (i: number) => Promi
         ),
       );
     }
-    await new Promise((r) => setTimeout(r, 1));
+    // Sleep until the next one is due rather than on a fixed 1 ms tick: this process shares the
+    // machine with what it measures, so its own wake-ups count.
+    const nextAt = t0 + (sent / rps) * 1000;
+    await new Promise((r) => setTimeout(r, Math.max(0, nextAt - performance.now())));
   }
   await Promise.all(pending);
   const elapsed = (performance.now() - t0) / 1000;
@@ -306,19 +308,28 @@ async function workerBreakdown(client: Client, ids: string[]) {
   return { signalToStart: summarize(signalToStart), taskRun: summarize(taskRun), events, steps, historyEvents, workflowTasks, timers, markers, signals };
 }
 
-/** The customers of the worker's "customer reclassified" log lines, as they come. */
+/** A step the worker logged ("customer reclassified"): whose profile, its purchase count and commit time. */
+interface StepNotice {
+  customerId: string;
+  frequency: number;
+  committedAt: number;
+}
+
+/** The worker's "customer reclassified" log lines that wrote a profile, as they come. */
 class StepNotices {
-  private readonly listeners = new Set<(customerId: string) => void>();
+  private readonly listeners = new Set<(notice: StepNotice) => void>();
   emit(line: string): void {
     if (this.listeners.size === 0 || !line.includes('"customer reclassified"')) return;
     try {
-      const { customerId } = JSON.parse(line) as { customerId?: unknown };
-      if (typeof customerId === 'string') for (const l of this.listeners) l(customerId);
+      const { customerId, frequency, committedAt } = JSON.parse(line) as { customerId?: unknown; frequency?: unknown; committedAt?: unknown };
+      if (typeof customerId !== 'string' || typeof frequency !== 'number' || typeof committedAt !== 'string') return;
+      const notice = { customerId, frequency, committedAt: Date.parse(committedAt) };
+      for (const l of this.listeners) l(notice);
     } catch {
       // not a JSON log line
     }
   }
-  on(listener: (customerId: string) => void): () => void {
+  on(listener: (notice: StepNotice) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -502,42 +513,25 @@ async function main(): Promise<void> {
       return { eventId: String(event.event_id), published: topic.publishMessage({ data, attributes: { ...attributes } }) };
     };
 
-    // Frequency and commit time per customer as Firestore last showed them; waiters resolve when it reaches theirs.
-    // The bench looks when the worker logs a step for a customer: one document read (its update time is the
-    // commit time), no listener. A collection listener on the emulator slows every transaction on the
-    // collection several-fold (measured: p50 8 -> 29 ms, p95 14 -> 142 ms at 50 per second), which would put
-    // the observer's cost into the figures. A late notice can only make the figures worse, never better:
-    // visibility is still when the API answers with the event, measured from its publish.
+    // Frequency and commit time per customer as the worker's log last showed them; waiters resolve when
+    // it reaches theirs. The worker logs each step with the profile's purchase count and the commit time
+    // of its write. Not a Firestore listener, nor a read per step: on the emulator a collection listener
+    // slows every write to the collection several-fold (measured: p50 8 -> 29 ms, p95 14 -> 142 ms at 50
+    // per second), and a read per step was a third of this process's CPU, which the machine shares with
+    // what it measures. A late notice can only make the figures worse, never better: visibility is still
+    // when the API answers with the event, measured from its publish.
     const frequency = new Map<string, number>();
     const committedAt = new Map<string, number>();
     const waiters = new Map<string, Array<{ k: number; resolve: () => void }>>();
     const known = new Set(ids);
-    const reading = new Map<string, boolean>(); // customer -> another step was logged while its read ran
-    const look = (customerId: string): void => {
-      if (reading.has(customerId)) {
-        reading.set(customerId, true);
-        return;
+    const unsubscribe = workerSteps.on(({ customerId, frequency: f, committedAt: at }) => {
+      if (!known.has(customerId)) return;
+      if (f > (frequency.get(customerId) ?? 0)) {
+        committedAt.set(`${customerId}/${f}`, at);
+        frequency.set(customerId, f);
       }
-      reading.set(customerId, false);
-      void collection
-        .doc(customerId)
-        .get()
-        .then((doc) => {
-          const f = Number(doc.get('rfm.frequency') ?? 0);
-          if (f > (frequency.get(customerId) ?? 0) && doc.updateTime) committedAt.set(`${customerId}/${f}`, doc.updateTime.toMillis());
-          frequency.set(customerId, Math.max(f, frequency.get(customerId) ?? 0));
-          const list = waiters.get(customerId) ?? [];
-          waiters.set(customerId, list.filter((w) => (w.k <= f ? (w.resolve(), false) : true)));
-        })
-        .catch((err: unknown) => console.error(`bench: reading ${customerId} failed: ${String(err)}`))
-        .finally(() => {
-          const again = reading.get(customerId);
-          reading.delete(customerId);
-          if (again) look(customerId);
-        });
-    };
-    const unsubscribe = workerSteps.on((customerId) => {
-      if (known.has(customerId)) look(customerId);
+      const list = waiters.get(customerId) ?? [];
+      waiters.set(customerId, list.filter((w) => (w.k <= f ? (w.resolve(), false) : true)));
     });
     const reached = (customerId: string, k: number, timeoutMs: number) =>
       new Promise<boolean>((resolve) => {
@@ -642,7 +636,7 @@ async function main(): Promise<void> {
       const w = await workerBreakdown(client, sample);
       console.log(`  worker side, from ${sample.length} workflow histories (warm-up included)`);
       line('signal -> workflow task started', w.signalToStart);
-      line('workflow task started -> completed', w.taskRun, '   (includes the local activity: Firestore transaction)');
+      line('workflow task started -> completed', w.taskRun, '   (includes the local activity and its Firestore write)');
       const per = (x: number) => (w.events === 0 ? 'n/a' : (x / w.events).toFixed(2));
       console.log(
         `    per event: ${per(w.signals)} signals, ${per(w.workflowTasks)} workflow tasks, ${per(w.markers)} markers, ${per(w.timers)} timers, ` +
