@@ -401,7 +401,7 @@ export interface UpdateProfileOptions {
 }
 
 export interface ProfileUpdaterOptions {
-  /** Customers whose last write this process remembers, so that their next update needs no read. */
+  /** Customers whose last write this process remembers, so that their next update needs no read (a document is 1-2 kB). */
   rememberedWrites?: number;
 }
 
@@ -434,10 +434,13 @@ export type UpdateProfileResult = WriteProfileResult & {
  * is no longer current only costs a refused write and a read. A decision not to write
  * is never taken on a remembered copy alone: it is checked on a fresh read.
  */
-export function createProfileUpdater({ firestore, config, logger }: Omit<ProfileActivityDeps, 'bulk'>, options: ProfileUpdaterOptions = {}) {
+export function createProfileUpdater(
+  { firestore, config, logger }: Omit<ProfileActivityDeps, 'bulk'>,
+  { rememberedWrites = 10_000 }: ProfileUpdaterOptions = {},
+) {
   const collection = firestore.collection(config.firestore.profiles);
   const log = logger.child({ component: 'profiles', collection: config.firestore.profiles });
-  const lastWritten = new LRUCache<string, DocumentVersion>({ max: options.rememberedWrites ?? 10_000 });
+  const lastWritten = new LRUCache<string, DocumentVersion>({ max: rememberedWrites });
 
   /**
    * A step whose commit outlived its result (a worker killed before the workflow recorded it,

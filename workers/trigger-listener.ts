@@ -193,7 +193,12 @@ export async function createTriggerListener(
       stats.failed += items.length;
       log.error(
         // The client's message is generic ("Failed to signalWithStart Workflow"); the server's reason is the cause.
-        { customerId, events: items.length, error: err instanceof Error ? err.message : String(err), cause: err instanceof Error && err.cause instanceof Error ? err.cause.message : undefined },
+        {
+          customerId,
+          events: items.length,
+          error: err instanceof Error ? err.message : String(err),
+          cause: err instanceof Error && err.cause instanceof Error ? err.cause.message : undefined,
+        },
         'signal-with-start failed; messages nacked for redelivery',
       );
       for (const i of items) i.message.nack();
