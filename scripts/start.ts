@@ -113,8 +113,9 @@ const worker = await startWorker(runtimeConfig, logger);
 stoppers.push({ name: 'worker', stop: () => worker.shutdown() });
 const client = await createTemporalClient(runtimeConfig);
 stoppers.push({ name: 'temporal client', stop: () => client.connection.close() });
-// The listener makes a call per event: its own client, on the native connection.
-const triggerClient = await createTemporalClient(runtimeConfig, { native: { logger } });
+// The listener makes a call per event: its own client, on the native connection (the worker
+// installed the runtime it runs on).
+const triggerClient = await createTemporalClient(runtimeConfig, { native: true });
 stoppers.push({ name: 'trigger listener client', stop: () => triggerClient.connection.close() });
 
 if (opts.schedules) {

@@ -365,9 +365,11 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   const { loadConfigOrExit } = await import('../core/config.js');
   const { createLogger } = await import('../core/logger.js');
   const { createTemporalClient } = await import('./client.js');
+  const { installRuntime } = await import('./runtime.js');
   const config = loadConfigOrExit();
   const logger = createLogger({ level: config.log.level, name: 'segflow-triggers' });
-  const client = await createTemporalClient(config, { native: { logger } });
+  installRuntime({ logger });
+  const client = await createTemporalClient(config, { native: true });
   const listener = await startTriggerListener(config, logger, client, undefined, options);
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {

@@ -115,7 +115,8 @@ export async function startRealtimeHarness(name: string, opts: { env: Record<str
     activities: runtime.activities,
   });
   const running = worker.run();
-  const client = await createTemporalClient(config);
+  // Native, as the trigger listener's is in `npm start` and `npm run triggers`.
+  const client = await createTemporalClient(config, { native: true });
   return {
     config,
     logger,
