@@ -93,7 +93,7 @@ const program = new Command('bench:realtime')
   })
   .option(
     '--max-concurrent-signals <n>',
-    `the trigger listener's signal-with-start calls in flight at most`,
+    `the trigger listener's signals in flight at most`,
     int('--max-concurrent-signals', 1),
     LISTENER_DEFAULTS.maxConcurrentSignals,
   )
@@ -619,7 +619,7 @@ async function main(): Promise<void> {
       line('publish -> signal accepted (listener)', stopped.publishToSignalMs);
       const perSignal = (stopped.signalled ?? 0) / Math.max(stopped.signals ?? 0, 1);
       console.log(
-        `    ${stopped.signals} signal-with-start calls for ${stopped.signalled} events (${perSignal.toFixed(2)} events per signal, ` +
+        `    ${stopped.signals} signals for ${stopped.signalled} events (${perSignal.toFixed(2)} events per signal, ` +
           `${stopped.coalesced} coalesced, ${stopped.failed} failed; warm-up included)`,
       );
     } else console.log(`  (the listener's summary line is missing; see ${logDir}/triggers.log)`);

@@ -247,6 +247,28 @@ describe('real-time reclassification', () => {
     assert.equal((JSON.parse(deliveriesFor(customerId)[0]!.body.toString('utf8')) as { old_segment: unknown }).old_segment, null);
   });
 
+  it('starts the workflow again for a customer whose workflow ended after taking signals from the listener', async () => {
+    const customerId = `rt-again-${suffix}`;
+    const handle = h.client.workflow.getHandle(reclassifyWorkflowId(customerId, h.config.schedules.prefix));
+    const frequency = async () => {
+      const r = await apiProfile(customerId);
+      return r.status === 200 ? (r.body.rfm as { frequency: number }).frequency : 0;
+    };
+    await publishEvent(h.worker.clients.pubsub, h.config.pubsub.topic, purchaseEvent(customerId, 25));
+    await eventually('the first purchase applied', async () => ((await frequency()) === 1 ? true : undefined));
+    // The listener now sends this customer plain signals; the run ends (as after its idle period) and
+    // the next event must still arrive, through a new run.
+    const ended = (await handle.describe()).runId;
+    await handle.terminate('the test ends this run');
+    const failedBefore = listener.stats.failed;
+    await publishEvent(h.worker.clients.pubsub, h.config.pubsub.topic, purchaseEvent(customerId, 25));
+    await eventually('the second purchase applied', async () => ((await frequency()) === 2 ? true : undefined));
+    const now = await handle.describe();
+    assert.notEqual(now.runId, ended, 'a new run took the event');
+    assert.equal(now.status.name, 'RUNNING');
+    assert.equal(listener.stats.failed, failedBefore, 'the "not found" answer led straight to signal-with-start, not to a nack and a redelivery');
+  });
+
   it('drops a redelivered event, continues as new with its state, and ends when idle', async () => {
     const customerId = `rt-can-${suffix}`;
     const workflowId = reclassifyWorkflowId(customerId, h.config.schedules.prefix);
