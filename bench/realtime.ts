@@ -27,8 +27,9 @@
  * answers with a profile that includes it (rfm.frequency has reached it) and
  * the segment assigned with it; the bench notices the write from the worker's
  * "customer reclassified" log line (which carries the purchase count and the
- * commit time), then asks the API, again every --poll-ms until it agrees. (Not a Firestore listener: on the emulator one slows every write to
- * the collection, the very thing measured.) With --mixed the API load of
+ * commit time), then asks the API, again every --poll-ms until it agrees.
+ * (Not a Firestore listener: on the emulator one slows every write to the
+ * collection, the very thing measured.) With --mixed the API load of
  * part 1 runs again during part 2 and is reported on its own.
  *
  * Where the time goes: publish -> listener signal accepted (from the listener's
