@@ -83,6 +83,8 @@ export interface BulkWriteSummary {
 
 const BULK_DEFAULTS = { readChunkSize: 300, progressEvery: 5_000, maxPendingWrites: 2_000, conflictConcurrency: 8 } as const;
 const MAX_WRITE_ATTEMPTS = 10;
+/** A write refused because the document is no longer the version it was decided on (or exists after all). */
+const CONFLICT_CODES: ReadonlySet<number> = new Set([GrpcStatus.FAILED_PRECONDITION, GrpcStatus.ALREADY_EXISTS]);
 const RETRYABLE_CODES: ReadonlySet<number> = new Set([
   GrpcStatus.UNAVAILABLE,
   GrpcStatus.ABORTED,
@@ -228,7 +230,7 @@ export function createProfileActivities({ firestore, config, logger, bulk = {} }
     const cancelled = asyncLocalStorage.getStore()?.cancellationSignal;
     const writer = firestore.bulkWriter(opts.throttling === undefined ? undefined : { throttling: opts.throttling });
     writer.onWriteError((err) => {
-      if (err.code === GrpcStatus.FAILED_PRECONDITION || err.code === GrpcStatus.ALREADY_EXISTS) return false;
+      if (CONFLICT_CODES.has(err.code)) return false;
       return RETRYABLE_CODES.has(err.code) && err.failedAttempts < MAX_WRITE_ATTEMPTS;
     });
 
@@ -243,7 +245,7 @@ export function createProfileActivities({ firestore, config, logger, bulk = {} }
           // A slow store still makes progress; only a write that stops answering should time the activity out.
           heartbeat({ processed: s.received, written: s.created + s.updated });
         }, (err: { code?: number; message?: string }) => {
-          if (err.code === GrpcStatus.FAILED_PRECONDITION || err.code === GrpcStatus.ALREADY_EXISTS) {
+          if (err.code !== undefined && CONFLICT_CODES.has(err.code)) {
             conflicted.push(profile);
           } else {
             s.failed += 1;
@@ -391,7 +393,6 @@ const RecentWritesSchema = z.object({
 const RECENT_WRITES_KEPT = 20;
 /** Updates that lose this many races in a row fail (retryably): the caller's retry policy takes over. */
 const MAX_UPDATE_ATTEMPTS = 10;
-const CONFLICT_CODES: ReadonlySet<number> = new Set([GrpcStatus.FAILED_PRECONDITION, GrpcStatus.ALREADY_EXISTS, GrpcStatus.NOT_FOUND]);
 
 export interface UpdateProfileOptions {
   /** The events `compute` applies. */
