@@ -13,6 +13,7 @@ import type { SegmentModel } from './model.js';
 import { FeatureSpecListSchema, fitPreparation, prepareMatrix } from './prepare.js';
 import type { FeatureRow } from './prepare.js';
 import { deriveSeed, sampleIndices, takeRows } from './random.js';
+import { assignShared } from './restart-thread.js';
 import { TRAIN_DEFAULTS, trainKMeans } from './train.js';
 import { parseOrThrow } from './validate.js';
 
@@ -30,7 +31,10 @@ export interface SegmentationJobOptions {
    * nightly job assigns with the sample's centroids, in BigQuery, in one pass).
    */
   refinePasses?: number;
-  /** Restarts may share the work with a helper thread (default true; see trainKMeans). */
+  /**
+   * Restarts may share the work with a helper thread (default true; see trainKMeans), and so may
+   * the assignment of every row when `matrix` is on a SharedArrayBuffer.
+   */
   parallel?: boolean;
 }
 
@@ -87,6 +91,8 @@ export interface SegmentationJobResult {
   restartInertias: number[];
   /** Restarts that ran on the helper thread. */
   restartsOnHelper: number;
+  /** Rows the helper thread assigned (0 unless the matrix is on a SharedArrayBuffer). */
+  rowsAssignedOnHelper: number;
   refinePasses: number;
   timingsMs: { sample: number; train: number; assign: number; total: number };
 }
@@ -122,6 +128,7 @@ export function runSegmentationJob(
   const refinePasses = options.refinePasses ?? JOB_DEFAULTS.refinePasses;
   const initial = flattenCentroids(trained.centroids, dim);
   let result: { centroids: Float64Array; labels: Int32Array; inertia: number; sizes: number[]; passes: number };
+  let rowsOnHelper = 0;
   if (!indices) {
     // Trained on every row: the training labels already belong to the final centroids.
     result = { centroids: initial, labels: trained.labels, inertia: trained.inertia, sizes: trained.sizes, passes: 0 };
@@ -137,9 +144,12 @@ export function runSegmentationJob(
     });
     result = { centroids: flattenCentroids(refined.centroids, dim), labels: refined.labels, inertia: refined.inertia, sizes: refined.sizes, passes: refined.iterations };
   } else {
-    const labels = new Int32Array(nRows);
-    const { inertia, sizes } = assignInto(matrix, nRows, dim, initial, labels, null);
+    // Half the rows go to the helper thread when the matrix is on a SharedArrayBuffer (see restart-thread.ts).
+    const assigned = options.parallel === false ? null : assignShared(matrix, nRows, dim, initial);
+    const labels = assigned?.labels ?? new Int32Array(nRows);
+    const { inertia, sizes } = assigned ?? assignInto(matrix, nRows, dim, initial, labels, null);
     result = { centroids: initial, labels, inertia, sizes, passes: 0 };
+    rowsOnHelper = assigned?.onHelper ?? 0;
   }
   const t3 = performance.now();
   return {
@@ -155,6 +165,7 @@ export function runSegmentationJob(
     trainIterations: trained.iterations,
     restartInertias: trained.runs.map((r) => r.inertia),
     restartsOnHelper: trained.restartsOnHelper,
+    rowsAssignedOnHelper: rowsOnHelper,
     refinePasses: result.passes,
     timingsMs: { sample: t1 - t0, train: t2 - t1, assign: t3 - t2, total: t3 - t0 },
   };

@@ -1,12 +1,17 @@
 /**
- * k-means++ restarts shared with one helper thread, for training on a machine
- * with more than one core (scikit-learn's KMeans uses every core too).
+ * k-means++ restarts, and the assignment of a matrix in shared memory, split
+ * with one helper thread, for a machine with more than one core
+ * (scikit-learn's KMeans uses every core too).
  *
  * trainKMeans stays synchronous: the calling thread posts part of the restarts
  * to the helper, runs the rest itself, then blocks (Atomics.wait) until the
  * helper's answer is on the port and takes it with receiveMessageOnPort. The
  * helper runs the same runRestarts on the same seeds, so the outcomes, and the
  * winner, are exactly those of running every restart here.
+ *
+ * assignShared does the same for one assignment pass over a matrix on a
+ * SharedArrayBuffer: the helper assigns the second half of the rows into the
+ * same shared labels while this thread assigns the first.
  *
  * The helper starts on first use and is not waited for: until it has loaded,
  * restarts run here alone. It never keeps the process alive (unref). When it
@@ -15,6 +20,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { assignInto } from './assign.js';
 import { runRestarts, type RestartJob, type RestartOutcome } from './train.js';
 
 /** Slot 0: the helper has loaded (1). Slot 1: answers the helper has posted so far. */
@@ -23,7 +29,20 @@ const ANSWERS = 1;
 /** Far above any real share of restarts (seconds at a million rows); past it the helper is given up. */
 const ANSWER_TIMEOUT_MS = 10 * 60_000;
 
-type HelperReply = { outcomes: RestartOutcome[] } | { error: string };
+/** Below this many rows an assignment pass is not split: the hand-off would cost more than it saves. */
+export const MIN_SHARED_ASSIGN_ROWS = 20_000;
+
+interface AssignJob {
+  /** Views on SharedArrayBuffers: the helper reads the rows and writes their labels in place. */
+  matrix: Float64Array;
+  labels: Int32Array;
+  nRows: number;
+  dim: number;
+  centroids: Float64Array;
+}
+
+type HelperJob = { restarts: RestartJob } | { assign: AssignJob };
+type HelperReply = { outcomes: RestartOutcome[] } | { assigned: { inertia: number; sizes: number[] } } | { error: string };
 
 interface Helper {
   worker: Worker;
@@ -77,13 +96,47 @@ export function runRestartsShared(job: RestartJob): { outcomes: RestartOutcome[]
   if (!h || !restartThreadReady() || job.seeds.length < 2) return { outcomes: runRestarts(job), onHelper: 0 };
   const theirs = job.seeds.slice(0, Math.floor(job.seeds.length / 2));
   const ours = job.seeds.slice(theirs.length);
-  h.port.postMessage({ ...job, seeds: theirs });
+  h.port.postMessage({ restarts: { ...job, seeds: theirs } } satisfies HelperJob);
   const mine = runRestarts({ ...job, seeds: ours });
   const reply = awaitReply(h);
   if (reply && 'outcomes' in reply && reply.outcomes.length === theirs.length) return { outcomes: [...reply.outcomes, ...mine], onHelper: theirs.length };
   h.broken = true;
   void h.worker.terminate();
   return { outcomes: [...runRestarts({ ...job, seeds: theirs }), ...mine], onHelper: 0 };
+}
+
+/**
+ * One assignment pass (assignInto) over a matrix on a SharedArrayBuffer, the second half of the
+ * rows on the helper thread when it is up. The labels and sizes are those of assignInto on all
+ * rows; the inertia is the sum of the two halves' sums, so it may differ from a single pass's in
+ * the last bits. A matrix not in shared memory, or a small one, is assigned here alone.
+ */
+export function assignShared(
+  matrix: Float64Array,
+  nRows: number,
+  dim: number,
+  centroids: Float64Array,
+): { labels: Int32Array; inertia: number; sizes: number[]; onHelper: number } {
+  warmRestartThread();
+  const h = helper;
+  if (!h || !restartThreadReady() || !(matrix.buffer instanceof SharedArrayBuffer) || nRows < MIN_SHARED_ASSIGN_ROWS) {
+    const labels = new Int32Array(nRows);
+    return { labels, ...assignInto(matrix, nRows, dim, centroids, labels, null), onHelper: 0 };
+  }
+  const labels = new Int32Array(new SharedArrayBuffer(nRows * Int32Array.BYTES_PER_ELEMENT));
+  const half = Math.floor(nRows / 2);
+  const theirs: AssignJob = { matrix: matrix.subarray(half * dim, nRows * dim), labels: labels.subarray(half), nRows: nRows - half, dim, centroids };
+  h.port.postMessage({ assign: theirs } satisfies HelperJob);
+  const mine = assignInto(matrix, half, dim, centroids, labels, null);
+  const reply = awaitReply(h);
+  if (reply && 'assigned' in reply) {
+    const sizes = mine.sizes.map((n, c) => n + (reply.assigned.sizes[c] ?? 0));
+    return { labels, inertia: mine.inertia + reply.assigned.inertia, sizes, onHelper: nRows - half };
+  }
+  h.broken = true;
+  void h.worker.terminate();
+  const rest = assignInto(theirs.matrix, theirs.nRows, dim, centroids, theirs.labels, null);
+  return { labels, inertia: mine.inertia + rest.inertia, sizes: mine.sizes.map((n, c) => n + rest.sizes[c]!), onHelper: 0 };
 }
 
 function awaitReply(h: Helper): HelperReply | undefined {
@@ -106,10 +159,14 @@ export function serveRestarts(port: MessagePort, state: Int32Array): void {
   const dim = 16;
   const rows = new Float64Array(600 * dim).map((_, i) => ((i * 7919) % 1000) / 1000);
   runRestarts({ restart: rows, restartN: 600, rank: rows, rankN: 600, dim, k: 8, seeds: [1, 2, 3], maxIterations: 100, tolerance: 1e-6 });
-  port.on('message', (job: RestartJob) => {
+  port.on('message', (job: HelperJob) => {
     let reply: HelperReply;
     try {
-      reply = { outcomes: runRestarts(job) };
+      if ('restarts' in job) reply = { outcomes: runRestarts(job.restarts) };
+      else {
+        const { matrix, labels, nRows, dim: d, centroids } = job.assign;
+        reply = { assigned: assignInto(matrix, nRows, d, centroids, labels, null) };
+      }
     } catch (err) {
       reply = { error: err instanceof Error ? err.message : String(err) };
     }

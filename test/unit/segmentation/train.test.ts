@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { kmeans } from 'ml-kmeans';
 import { assignAll } from '../../../core/segmentation/assign.js';
 import { createRng } from '../../../core/segmentation/random.js';
-import { restartThreadReady, warmRestartThread } from '../../../core/segmentation/restart-thread.js';
+import { MIN_SHARED_ASSIGN_ROWS, assignShared, restartThreadReady, warmRestartThread } from '../../../core/segmentation/restart-thread.js';
 import { trainKMeans } from '../../../core/segmentation/train.js';
 
 /** `groups` Gaussian-ish blobs in [0,1]^dim, row-major. */
@@ -77,11 +77,16 @@ test('restarts on a subsample, ranked on more rows, then the winner on every row
   assert.throws(() => trainKMeans(matrix, n, dim, { k: 5, seed: 3, restartRows: 4 }), /restartRows/);
 });
 
-test('restarts shared with the helper thread give exactly the result of running them all here', async () => {
+/** Starts the helper thread and waits until it takes work. */
+async function helperThreadUp(): Promise<void> {
   warmRestartThread();
   const deadline = Date.now() + 60_000;
   while (!restartThreadReady() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  assert.ok(restartThreadReady(), 'the restart helper thread did not load within 60 s');
+  assert.ok(restartThreadReady(), 'the helper thread did not load within 60 s');
+}
+
+test('restarts shared with the helper thread give exactly the result of running them all here', async () => {
+  await helperThreadUp();
   const dim = 6;
   const n = 8000;
   const matrix = blobs(n, dim, 7, 12);
@@ -95,4 +100,23 @@ test('restarts shared with the helper thread give exactly the result of running 
   assert.equal(shared.seed, here.seed);
   assert.equal(shared.inertia, here.inertia);
   assert.deepEqual(shared.labels, here.labels);
+});
+
+test('an assignment pass split with the helper thread labels every row as one pass here does', async () => {
+  await helperThreadUp();
+  const dim = 5;
+  const n = MIN_SHARED_ASSIGN_ROWS + 1_001;
+  const rows = blobs(n, dim, 6, 31);
+  const centroids = blobs(6, dim, 6, 32);
+  const matrix = new Float64Array(new SharedArrayBuffer(rows.byteLength));
+  matrix.set(rows);
+  const split = assignShared(matrix, n, dim, centroids);
+  const here = assignAll(rows, n, dim, centroids);
+  assert.equal(split.onHelper, n - Math.floor(n / 2), 'the second half ran on the helper');
+  assert.deepEqual([...split.labels], [...here.labels]);
+  assert.deepEqual(split.sizes, here.sizes);
+  assert.ok(Math.abs(split.inertia - here.inertia) <= 1e-12 * here.inertia, `${split.inertia} vs ${here.inertia}`);
+  // Not in shared memory, or too few rows: one pass here.
+  assert.equal(assignShared(rows, n, dim, centroids).onHelper, 0);
+  assert.equal(assignShared(matrix, MIN_SHARED_ASSIGN_ROWS - 1, dim, centroids).onHelper, 0);
 });
