@@ -5,7 +5,7 @@
  * million rows in one allocation and the hot loop free of per-row objects.
  */
 import { z } from 'zod';
-import { assignInto, checkMatrix, flattenCentroids, unflattenCentroids } from './assign.js';
+import { assignAll, checkMatrix, flattenCentroids, unflattenCentroids } from './assign.js';
 import { KSELECT_DEFAULTS, selectK } from './kselect.js';
 import { describeSegments } from './labels.js';
 import { parseSegmentModel } from './model.js';
@@ -145,11 +145,10 @@ export function runSegmentationJob(
     result = { centroids: flattenCentroids(refined.centroids, dim), labels: refined.labels, inertia: refined.inertia, sizes: refined.sizes, passes: refined.iterations };
   } else {
     // Half the rows go to the helper thread when the matrix is on a SharedArrayBuffer (see restart-thread.ts).
-    const assigned = options.parallel === false ? null : assignShared(matrix, nRows, dim, initial);
-    const labels = assigned?.labels ?? new Int32Array(nRows);
-    const { inertia, sizes } = assigned ?? assignInto(matrix, nRows, dim, initial, labels, null);
+    const { labels, inertia, sizes, onHelper } =
+      options.parallel === false ? { ...assignAll(matrix, nRows, dim, initial), onHelper: 0 } : assignShared(matrix, nRows, dim, initial);
     result = { centroids: initial, labels, inertia, sizes, passes: 0 };
-    rowsOnHelper = assigned?.onHelper ?? 0;
+    rowsOnHelper = onHelper;
   }
   const t3 = performance.now();
   return {

@@ -20,7 +20,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import { assignInto } from './assign.js';
+import { assignAll, assignInto } from './assign.js';
 import { runRestarts, type RestartJob, type RestartOutcome } from './train.js';
 
 /** Slot 0: the helper has loaded (1). Slot 1: answers the helper has posted so far. */
@@ -120,8 +120,7 @@ export function assignShared(
   warmRestartThread();
   const h = helper;
   if (!h || !restartThreadReady() || !(matrix.buffer instanceof SharedArrayBuffer) || nRows < MIN_SHARED_ASSIGN_ROWS) {
-    const labels = new Int32Array(nRows);
-    return { labels, ...assignInto(matrix, nRows, dim, centroids, labels, null), onHelper: 0 };
+    return { ...assignAll(matrix, nRows, dim, centroids), onHelper: 0 };
   }
   const labels = new Int32Array(new SharedArrayBuffer(nRows * Int32Array.BYTES_PER_ELEMENT));
   const half = Math.floor(nRows / 2);
