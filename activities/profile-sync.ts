@@ -12,7 +12,7 @@ import type { Logger } from '../core/logger.js';
 import type { Profile } from '../core/profile.js';
 import { assignCustomer } from '../core/segmentation/assign.js';
 import type { SegmentModel } from '../core/segmentation/model.js';
-import { qualifiedTable } from '../core/sql-models.js';
+import { qualifiedTable } from '../elt/names.js';
 import type { DagTaskInput } from '../dags/dsl.js';
 import type { BulkWriteSummary } from './profiles.js';
 import { loadCurrentModel } from './segmentation.js';

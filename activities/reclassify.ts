@@ -53,7 +53,7 @@ import {
 } from '../core/realtime-features.js';
 import { assignCustomer } from '../core/segmentation/assign.js';
 import type { SegmentModel } from '../core/segmentation/model.js';
-import { qualifiedTable } from '../core/sql-models.js';
+import { qualifiedTable } from '../elt/names.js';
 import { subscribersForChange } from '../core/webhook-config.js';
 import type { TriggerSignal } from '../workflows/reclassify-messages.js';
 import { createProfileActivities, createProfileUpdater, type WriteProfileResult } from './profiles.js';

@@ -22,7 +22,7 @@ import { z } from 'zod';
 import { alertDedupKey, type Alert } from '../core/alerts.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
-import { qualifiedTable } from '../core/sql-models.js';
+import { qualifiedTable } from '../elt/names.js';
 import {
   FeatureSpecListSchema,
   KSelectionError,

@@ -11,35 +11,17 @@ import type { File, Storage } from '@google-cloud/storage';
 import { asyncLocalStorage } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { randomUUID } from 'node:crypto';
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
-import path from 'node:path';
-import { PROJECT_ROOT, type Config } from '../core/config.js';
+import type { Config } from '../core/config.js';
 import { hourPrefix, RAW_EVENTS_BQ_SCHEMA } from '../core/lake.js';
 import type { Logger } from '../core/logger.js';
-import {
-  buildSqlProject,
-  createTableAsSql,
-  dataTestsQuery,
-  deleteInsertSql,
-  dropTableSql,
-  evaluateDataTests,
-  mergeSql,
-  modelTable,
-  parseSqlModel,
-  qualifiedTable,
-  quoteColumn,
-  referencedParams,
-  renderModelSql,
-  replaceContentsSql,
-  stripSqlComments,
-  type DataTestOutcome,
-  type SqlModel,
-  type SqlProject,
-  type WarehouseTarget,
-} from '../core/sql-models.js';
+import { dataTestsQuery, evaluateDataTests, type DataTestOutcome } from '../elt/data-test-query.js';
+import { createTableAsSql, deleteInsertSql, dropTableSql, mergeSql, replaceContentsSql } from '../elt/materialize.js';
+import { qualifiedTable, quoteColumn, type WarehouseTarget } from '../elt/names.js';
+import { loadSqlProject } from '../elt/load-project.js';
+import { buildSqlProject, modelTable, parseSqlModel, renderModelSql, type SqlModel, type SqlProject } from '../elt/project.js';
+import { referencedParams, stripSqlComments } from '../elt/sql-text.js';
 import type { DataInterval, JsonValue } from '../dags/dsl.js';
 
-export const SQL_DIR = path.join(PROJECT_ROOT, 'sql');
 
 const HOUR_MS = 3_600_000;
 const STAGING_TABLE_TTL_HOURS = 24;
@@ -52,24 +34,6 @@ export const RAW_EVENTS_TABLE_SCHEMA: readonly TableField[] = [
 ];
 const RAW_EVENTS_TABLE = 'events';
 const LAKE_OBJECT_SUFFIX = '.ndjson.gz';
-
-/** Reads `sql/*.sql` (and `<model>.tests.json` next to each) and validates them as a project. */
-export function loadSqlProject(dir: string = SQL_DIR): SqlProject {
-  if (!existsSync(dir)) throw new Error(`SQL model folder ${dir} does not exist; expected one .sql file per model there`);
-  const files = readdirSync(dir).filter((f) => f.endsWith('.sql')).sort();
-  const testFiles = new Set(readdirSync(dir).filter((f) => f.endsWith('.tests.json')));
-  const models: SqlModel[] = files.map((file) => {
-    const name = file.slice(0, -'.sql'.length);
-    const testsFile = `${name}.tests.json`;
-    testFiles.delete(testsFile);
-    const tests = existsSync(path.join(dir, testsFile)) ? readFileSync(path.join(dir, testsFile), 'utf8') : undefined;
-    return parseSqlModel({ name, sql: readFileSync(path.join(dir, file), 'utf8'), ...(tests === undefined ? {} : { tests }) });
-  });
-  if (testFiles.size > 0) {
-    throw new Error(`Data tests without a model in ${dir}: ${[...testFiles].join(', ')}; name them <model>.tests.json after an existing <model>.sql`);
-  }
-  return buildSqlProject(models);
-}
 
 export interface WarehouseDeps {
   bigquery: BigQuery;

@@ -7,8 +7,8 @@
  * from sql/*.sql), never from a second hand-written list. The data interval is the arrival
  * hour [start, end), so the schedule fires on the hour: the interval must start on a whole hour.
  */
-import { dataTestTasks, sqlModelTasks } from '../core/sql-models.js';
-import { SQL_MANIFEST } from '../sql/manifest.js';
+import { dataTestTasks, sqlModelTasks } from '../elt/dag-tasks.js';
+import { SQL_MANIFEST } from '../elt/sql-manifest.js';
 import { defineDag, type DagTaskDefinition } from './dsl.js';
 
 export const HOURLY_PIPELINE_DAG = 'hourly_pipeline';

@@ -8,11 +8,13 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { createGcpClients, closeGcpClients, type GcpClients } from '../../activities/clients.js';
-import { createWarehouseActivities, loadSqlProject, type SqlModelRunResult, type WarehouseActivities } from '../../activities/warehouse.js';
+import { createWarehouseActivities, type SqlModelRunResult, type WarehouseActivities } from '../../activities/warehouse.js';
+import { loadSqlProject } from '../../elt/load-project.js';
 import { topologicalOrder } from '../../core/dag-graph.js';
 import { loadConfig, type Config } from '../../core/config.js';
 import { createLogger } from '../../core/logger.js';
-import { buildSqlProject, dataTestTaskId, parseSqlModel, sqlModelTasks } from '../../core/sql-models.js';
+import { dataTestTaskId, sqlModelTasks } from '../../elt/dag-tasks.js';
+import { buildSqlProject, parseSqlModel } from '../../elt/project.js';
 import type { DataInterval } from '../../dags/dsl.js';
 import {
   ALICE_SESSIONS_AFTER_H2,

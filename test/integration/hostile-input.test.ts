@@ -23,7 +23,7 @@ import { DEFAULT_MAX_DEPTH, type ReasonCode } from '../../core/events.js';
 import { hourStartOf, type LakeRecord, type QuarantineRecord } from '../../core/lake.js';
 import { HOSTILE_STRINGS, makeHostileEvent } from '../../core/personas.js';
 import { wellFormed } from '../../core/realtime-features.js';
-import { qualifiedTable } from '../../core/sql-models.js';
+import { qualifiedTable } from '../../elt/names.js';
 import { createTriggerListener, type TriggerListener } from '../../workers/trigger-listener.js';
 import type { IngestCounters } from '../../workflows/ingest-messages.js';
 import { RECLASSIFY_WORKFLOW, reclassifyStateQuery, reclassifyWorkflowId } from '../../workflows/reclassify-messages.js';

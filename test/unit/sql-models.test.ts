@@ -2,29 +2,17 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { loadSqlProject, SQL_DIR } from '../../activities/warehouse.js';
+import { loadSqlProject, SQL_MANIFEST_FILE } from '../../elt/load-project.js';
 import { topologicalOrder } from '../../core/dag-graph.js';
-import {
-  buildSqlProject,
-  createTableAsSql,
-  dataTestsQuery,
-  dataTestTasks,
-  deleteInsertSql,
-  evaluateDataTests,
-  mergeSql,
-  parseDataTests,
-  parseModelConfig,
-  parseSqlModel,
-  qualifiedTable,
-  referencedParams,
-  renderModelSql,
-  renderSqlManifestModule,
-  sqlModelTasks,
-  stripSqlComments,
-  SqlModelError,
-  SqlProjectError,
-  type WarehouseTarget,
-} from '../../core/sql-models.js';
+import { dataTestTasks, sqlModelTasks } from '../../elt/dag-tasks.js';
+import { dataTestsQuery, evaluateDataTests } from '../../elt/data-test-query.js';
+import { parseDataTests } from '../../elt/data-tests.js';
+import { renderSqlManifestModule } from '../../elt/manifest.js';
+import { createTableAsSql, deleteInsertSql, mergeSql } from '../../elt/materialize.js';
+import { parseModelConfig } from '../../elt/model-config.js';
+import { qualifiedTable, SqlModelError, SqlProjectError, type WarehouseTarget } from '../../elt/names.js';
+import { buildSqlProject, parseSqlModel, renderModelSql } from '../../elt/project.js';
+import { referencedParams, stripSqlComments } from '../../elt/sql-text.js';
 import { HOURLY_PIPELINE_DAG, hourlyPipeline } from '../../dags/hourly_pipeline.js';
 
 const HEADER_T = '-- config: materialized=table, dataset=marts\n';
@@ -264,8 +252,8 @@ describe('the project in sql/', () => {
     }
   });
 
-  test('sql/manifest.ts is up to date (regenerate with `npx tsx sql/build-manifest.ts`)', () => {
-    assert.equal(readFileSync(path.join(SQL_DIR, 'manifest.ts'), 'utf8'), renderSqlManifestModule(project));
+  test('elt/sql-manifest.ts is up to date (regenerate with `npm run elt:manifest`)', () => {
+    assert.equal(readFileSync(SQL_MANIFEST_FILE, 'utf8'), renderSqlManifestModule(project));
   });
 
   test('hourly_pipeline: load_raw -> staging -> facts -> features -> tests -> sync_profiles', () => {

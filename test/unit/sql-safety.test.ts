@@ -16,24 +16,16 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import ts from 'typescript';
-import { loadSqlProject } from '../../activities/warehouse.js';
+import { loadSqlProject } from '../../elt/load-project.js';
 import { ConfigError, parseConfig, PROJECT_ROOT } from '../../core/config.js';
 import { parseSegmentModel } from '../../core/segmentation/model.js';
 import { assignmentSql } from '../../core/segmentation/sql.js';
-import {
-  createTableAsSql,
-  dataTestsQuery,
-  deleteInsertSql,
-  INTERVAL_PARAMS,
-  mergeSql,
-  parseDataTests,
-  qualifiedTable,
-  quoteColumn,
-  referencedParams,
-  renderModelSql,
-  replaceContentsSql,
-  stripSqlComments,
-} from '../../core/sql-models.js';
+import { dataTestsQuery } from '../../elt/data-test-query.js';
+import { parseDataTests } from '../../elt/data-tests.js';
+import { createTableAsSql, deleteInsertSql, mergeSql, replaceContentsSql } from '../../elt/materialize.js';
+import { INTERVAL_PARAMS, qualifiedTable, quoteColumn } from '../../elt/names.js';
+import { renderModelSql } from '../../elt/project.js';
+import { referencedParams, stripSqlComments } from '../../elt/sql-text.js';
 import { twoSegmentModel } from '../support/realtime-fixtures.js';
 
 const HOSTILE_NAMES = [

@@ -1,9 +1,9 @@
 /**
- * GENERATED from the .sql and .tests.json files in this folder by `npx tsx sql/build-manifest.ts`;
+ * GENERATED from the .sql and .tests.json files under sql/ by `npm run elt:manifest`;
  * do not edit. test/unit/sql-models.test.ts fails when it is out of date. DAG definitions import
  * it because workflow code cannot read files.
  */
-import type { SqlManifestModel } from '../core/sql-models.js';
+import type { SqlManifestModel } from './manifest.js';
 
 export const SQL_MANIFEST: readonly SqlManifestModel[] = [
   {
