@@ -4,13 +4,11 @@
  */
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
-import type { GcpClients } from './clients.js';
+import type { GcpClients } from '../stores/clients.js';
 import { alertDepsFromConfig, createAlertActivities } from './alerts.js';
-import { createBenchActivities, type BenchHooks } from './bench.js';
-import { createExampleDagActivities } from './dag-test-support.js';
 import { createIngestActivities, type IngestHooks } from './ingest.js';
 import { createProfileSyncActivities } from './profile-sync.js';
-import { createProfileActivities } from './profiles.js';
+import { createProfileStore } from '../stores/profiles.js';
 import { createReclassifyActivities } from './reclassify.js';
 import { createSegmentationActivities } from './segmentation.js';
 import { createWarehouseActivities } from './warehouse.js';
@@ -22,7 +20,7 @@ export interface ActivityDeps {
   clients: GcpClients;
   logger: Logger;
   /** Failure points for tests (a crash between write and ack, for example). */
-  hooks?: { ingest?: IngestHooks; bench?: BenchHooks };
+  hooks?: { ingest?: IngestHooks };
 }
 
 /** The activities and what must be closed when the worker stops. */
@@ -35,7 +33,7 @@ export function createActivityRuntime(deps: ActivityDeps) {
     logger,
     hooks: hooks?.ingest,
   });
-  const profiles = createProfileActivities({ firestore: clients.firestore, config, logger });
+  const profiles = createProfileStore({ firestore: clients.firestore, config, logger });
   const activities = {
     ...createSmokeActivities({ clients, bucket: config.lake.bucket }),
     ...ingest,
@@ -52,8 +50,6 @@ export function createActivityRuntime(deps: ActivityDeps) {
     ...createWebhookActivities({ subscribers: config.webhooks, logger }),
     ...createWarehouseActivities({ bigquery: clients.bigquery, storage: clients.storage, config, logger }),
     ...createSegmentationActivities({ bigquery: clients.bigquery, storage: clients.storage, config, logger }),
-    ...createExampleDagActivities(),
-    ...createBenchActivities(hooks?.bench),
   };
   return {
     activities,

@@ -13,9 +13,10 @@ import type { Profile } from '../core/profile.js';
 import { assignCustomer } from '../core/segmentation/assign.js';
 import type { SegmentModel } from '../core/segmentation/model.js';
 import { qualifiedTable } from '../elt/names.js';
-import type { DagTaskInput } from '../dags/dsl.js';
-import type { BulkWriteSummary } from './profiles.js';
+import type { DagTaskInput } from '../core/dag-task.js';
+import type { BulkWriteSummary } from '../stores/profiles.js';
 import { loadCurrentModel } from './segmentation.js';
+import { NIGHTLY_SEGMENTATION_DAG } from '../core/dag-ids.js';
 
 export interface ProfileSyncDeps {
   bigquery: BigQuery;
@@ -111,7 +112,7 @@ export function createProfileSyncActivities({ bigquery, storage, config, logger,
         return { skipped: 'no_current_model' };
       }
       // Hourly runs recompute only the customers their interval touched (features_as_of marks them).
-      const everyone = input.dagId === 'nightly_segmentation';
+      const everyone = input.dagId === NIGHTLY_SEGMENTATION_DAG;
       const query = everyone
         ? `SELECT * FROM ${table}`
         : `SELECT * FROM ${table} WHERE features_as_of = @interval_end`;

@@ -20,7 +20,7 @@
  *                             event twice or loses a segment change.
  *   prepareReclassification,  the same in two activities and three round trips; kept
  *   writeReclassifiedProfile  for runs started before reclassifyCustomerEvents existed,
- *                             which replay with them (workflows/reclassifyCustomer.ts).
+ *                             which replay with them (workflows/reclassify-customer.ts).
  *
  * The current model is read through the pointer gs://<lake>/models/segmentation/current.json
  * ({"version","uri"}, activities/segmentation.ts) and cached by version; the pointer is
@@ -56,7 +56,7 @@ import type { SegmentModel } from '../core/segmentation/model.js';
 import { qualifiedTable } from '../elt/names.js';
 import { subscribersForChange } from '../core/webhook-config.js';
 import type { TriggerSignal } from '../workflows/reclassify-messages.js';
-import { createProfileActivities, createProfileUpdater, type WriteProfileResult } from './profiles.js';
+import { createProfileStore, createProfileUpdater, type WriteProfileResult } from '../stores/profiles.js';
 import { CURRENT_MODEL_OBJECT, loadCurrentPointer, loadModelAt } from './segmentation.js';
 
 export interface ReclassifyActivityDeps {
@@ -129,7 +129,7 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
   const { storage, bigquery, firestore, config, logger } = deps;
   const now = deps.now ?? (() => new Date());
   const log = logger.child({ component: 'reclassify' });
-  const profiles = createProfileActivities({ firestore, config, logger });
+  const profiles = createProfileStore({ firestore, config, logger });
   const pointerTtl = deps.modelPointerTtlMs ?? 30_000;
   const boundsTtl = deps.scoreBoundsTtlMs ?? 600_000;
   const boundsWait = deps.scoreBoundsWaitMs ?? 3_000;

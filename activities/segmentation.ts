@@ -50,8 +50,9 @@ import {
   type StabilityBreach,
   type StabilityFigures,
 } from '../core/segmentation/index.js';
-import { NIGHTLY_SEGMENTATION_DAG, modelVersionFor } from '../dags/nightly_segmentation.js';
-import type { DagTaskInput } from '../dags/dsl.js';
+import { NIGHTLY_SEGMENTATION_DAG } from '../core/dag-ids.js';
+import { modelVersionFor } from '../core/segmentation/model.js';
+import type { DagTaskInput } from '../core/dag-task.js';
 import { createAlertActivities } from './alerts.js';
 
 export const MODELS_PREFIX = 'models/segmentation';

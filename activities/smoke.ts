@@ -2,7 +2,7 @@
  * Activities of the smoke workflow: one round trip through each service with its
  * official client, so a deployment (or the local stack) is proven end to end.
  */
-import type { GcpClients } from './clients.js';
+import type { GcpClients } from '../stores/clients.js';
 
 export interface SmokeDeps {
   clients: GcpClients;

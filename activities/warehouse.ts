@@ -20,7 +20,7 @@ import { qualifiedTable, quoteColumn, type WarehouseTarget } from '../elt/names.
 import { loadSqlProject } from '../elt/load-project.js';
 import { buildSqlProject, modelTable, parseSqlModel, renderModelSql, type SqlModel, type SqlProject } from '../elt/project.js';
 import { referencedParams, stripSqlComments } from '../elt/sql-text.js';
-import type { DataInterval, JsonValue } from '../dags/dsl.js';
+import type { DataInterval, JsonValue } from '../core/dag-task.js';
 
 
 const HOUR_MS = 3_600_000;

@@ -4,7 +4,7 @@
  * place that knows the document layout.
  */
 import type { Firestore } from '@google-cloud/firestore';
-import { createProfileActivities } from '../activities/profiles.js';
+import { createProfileStore } from '../stores/profiles.js';
 import type { Logger } from '../core/logger.js';
 import type { ProfileStore } from './cache.js';
 
@@ -15,7 +15,7 @@ export interface FirestoreProfileStoreDeps {
 }
 
 export function createFirestoreProfileStore({ firestore, config, logger }: FirestoreProfileStoreDeps): ProfileStore {
-  const { readProfile, readProfiles } = createProfileActivities({ firestore, config, logger });
+  const { readProfile, readProfiles } = createProfileStore({ firestore, config, logger });
   const collection = firestore.collection(config.firestore.profiles);
   return {
     getProfile: readProfile,

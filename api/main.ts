@@ -2,7 +2,7 @@
  * npm run api — the profile API on SEGFLOW_API_PORT until SIGINT/SIGTERM.
  */
 import { parseArgs } from 'node:util';
-import { createGcpClients } from '../activities/clients.js';
+import { createGcpClients } from '../stores/clients.js';
 import { loadConfigOrExit } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
 import { API_DEFAULTS, buildProfileApi } from './server.js';

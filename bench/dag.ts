@@ -2,7 +2,7 @@
  * npm run bench:dag — what the runDag workflow costs per task, against Airflow 2.0's published
  * best (11.6 s for 1,000 trivial tasks on four workers with Postgres) and segflow's 5 s target.
  *
- * Each shape (chain, fan-out, lattice; dags/bench.ts) is a registered DAG of 1,000 tasks running
+ * Each shape (chain, fan-out, lattice; bench/dags.ts) is a registered DAG of 1,000 tasks running
  * the trivial `benchNoop` activity, once with regular and once with local activities, on a worker
  * in this process (the production startWorker, on a task queue of its own) against the server in
  * the configuration (the local dev server by default).
@@ -19,11 +19,12 @@ import os from 'node:os';
 import { topologicalOrder } from '../core/dag-graph.js';
 import { loadConfig } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
-import { BENCH_SHAPES, BENCH_TASKS, benchDagId, type BenchShape } from '../dags/bench.js';
+import { benchHarnessDags } from './activities.js';
+import { BENCH_SHAPES, BENCH_TASKS, BENCH_WARM_UP_DAG, benchDagId, type BenchShape } from './dags.js';
 import type { DagDefinition } from '../dags/dsl.js';
-import { dagRegistry, exampleFanout } from '../dags/index.js';
+import { dagRegistry } from '../dags/index.js';
 import { dagRunWorkflowId, formatInstant, type RunDagInput } from '../workflows/dag-messages.js';
-import type { runDag } from '../workflows/runDag.js';
+import type { runDag } from '../workflows/run-dag.js';
 import { createTemporalClient } from '../workers/client.js';
 import { startWorker } from '../workers/worker.js';
 
@@ -84,8 +85,7 @@ const logger = createLogger({ level: 'error', name: 'bench-dag' });
 let current: { dagId: string; workMs: Map<string, number>; executions: Map<string, number>; strays: number } | undefined;
 
 const worker = await startWorker(config, logger, {
-  hooks: {
-    bench: {
+  harnessDags: benchHarnessDags({
       onTaskWork(dagId, taskId, workMs) {
         if (current === undefined || current.dagId !== dagId) {
           if (current !== undefined) current.strays++;
@@ -94,8 +94,7 @@ const worker = await startWorker(config, logger, {
         current.workMs.set(taskId, workMs);
         current.executions.set(taskId, (current.executions.get(taskId) ?? 0) + 1);
       },
-    },
-  },
+  }),
 });
 const client = await createTemporalClient(config);
 
@@ -169,8 +168,8 @@ console.log(
 const warmUp = nextInterval();
 await client.workflow.execute<typeof runDag>('runDag', {
   taskQueue: config.temporal.taskQueue,
-  workflowId: dagRunWorkflowId(exampleFanout.id, warmUp.start),
-  args: [{ dagId: exampleFanout.id, interval: warmUp }],
+  workflowId: dagRunWorkflowId(BENCH_WARM_UP_DAG, warmUp.start),
+  args: [{ dagId: BENCH_WARM_UP_DAG, interval: warmUp }],
 });
 
 const results: { shape: BenchShape; mode: Mode; m: Measurement }[] = [];

@@ -14,7 +14,7 @@
 import { Duration } from '@google-cloud/pubsub';
 import { Command, InvalidArgumentError } from 'commander';
 import { randomUUID } from 'node:crypto';
-import { closeGcpClients, createGcpClients } from '../activities/clients.js';
+import { closeGcpClients, createGcpClients } from '../stores/clients.js';
 import { createIngestActivities, leasedBytesLimit, leasedMessagesLimit } from '../activities/ingest.js';
 import { loadConfig } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
@@ -25,7 +25,7 @@ import { loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ingestStatsQuery } from '../workflows/ingest-messages.js';
-import type { IngestEventsInput } from '../workflows/ingestEvents.js';
+import type { IngestEventsInput } from '../workflows/ingest-events.js';
 import { createTemporalClient } from '../workers/client.js';
 import { startWorker } from '../workers/worker.js';
 import { readLake } from '../test/support/ingest-fixtures.js';

@@ -5,7 +5,7 @@
  * usage: tsx bench/publish-child.ts <topic> <events> <seed>
  */
 import { createInterface } from 'node:readline';
-import { closeGcpClients, createGcpClients } from '../activities/clients.js';
+import { closeGcpClients, createGcpClients } from '../stores/clients.js';
 import { loadConfig } from '../core/config.js';
 import { generateEvents, makePopulation } from '../core/personas.js';
 import { eventMessage, openTopic, publishAll, type OutgoingMessage } from '../scripts/lib/publisher.js';

@@ -49,8 +49,8 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
-import { closeGcpClients, createGcpClients } from '../activities/clients.js';
-import { createProfileActivities } from '../activities/profiles.js';
+import { closeGcpClients, createGcpClients } from '../stores/clients.js';
+import { createProfileStore } from '../stores/profiles.js';
 import { loadConfigOrExit } from '../core/config.js';
 import { encodeEvent } from '../core/events.js';
 import { createLogger } from '../core/logger.js';
@@ -369,7 +369,7 @@ async function main(): Promise<void> {
       updated_at: asOf,
       source_event_time: asOf,
     });
-    const seeded = await createProfileActivities({ firestore, config, logger }).writeProfilesBulk(ids.map(seed));
+    const seeded = await createProfileStore({ firestore, config, logger }).writeProfilesBulk(ids.map(seed));
     console.log(`  seeded ${seeded.created} profiles in ${seeded.durationMs} ms`);
     await pubsub.topic(config.pubsub.topic).get({ autoCreate: true });
     await ensureTriggerSubscription(pubsub, config);

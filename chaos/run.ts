@@ -23,7 +23,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { closeGcpClients, createGcpClients, type GcpClients } from '../activities/clients.js';
+import { closeGcpClients, createGcpClients, type GcpClients } from '../stores/clients.js';
 import { createWarehouseActivities } from '../activities/warehouse.js';
 import type { Alert } from '../core/alerts.js';
 import { parseConfig, type Config } from '../core/config.js';
@@ -37,13 +37,14 @@ import { installCurrentModel, twoSegmentModel } from '../test/support/realtime-f
 import { createTemporalClient } from '../workers/client.js';
 import { createTriggerListener, type TriggerListener } from '../workers/trigger-listener.js';
 import { ingestStatsQuery, type IngestCounters } from '../workflows/ingest-messages.js';
-import type { IngestEventsInput } from '../workflows/ingestEvents.js';
+import type { IngestEventsInput } from '../workflows/ingest-events.js';
 import type { ReclassifyResult } from '../workflows/reclassify-messages.js';
 import { checkDagRuns, checkProfiles, checkQuarantine, checkStaging, checkWebhooks, type DagRunRecord, type Violation, type WebhookReceipt } from './checks.js';
 import { FaultProxy, type FaultProxyStats } from './fault-proxy.js';
 import { openChaosStack, pickPorts, WorkerPool, type ChaosStack } from './stack.js';
 import { buildChaosWorkload, publishResilient, type ChaosWorkload } from './workload.js';
 import type { OutgoingMessage } from '../scripts/lib/publisher.js';
+import { HOURLY_PIPELINE_DAG } from '../core/dag-ids.js';
 
 // ---------------------------------------------------------------- options
 
@@ -607,7 +608,7 @@ async function main(): Promise<number> {
     const dagKills = killsIn('dag');
     for (const [i, start] of intervals.entries()) {
       const end = new Date(Date.parse(start) + 3_600_000).toISOString().replace('.000Z', 'Z');
-      const started = await startDagRun(ctx, 'hourly_pipeline', { start, end });
+      const started = await startDagRun(ctx, HOURLY_PIPELINE_DAG, { start, end });
       const timers = i === 0 ? Array.from({ length: dagKills }, () => setTimeout(() => kill('dag'), rng.int(3_000, 20_000))) : [];
       const status = await client.workflow.getHandle(started.workflowId, started.runId).result().then(
         () => 'COMPLETED',
@@ -624,7 +625,7 @@ async function main(): Promise<number> {
       const last = runs.filter((r) => r.intervalStart === start).at(-1);
       if (last?.status !== 'FAILED') continue;
       await sleep(2000);
-      const rerun = await rerunFailed(ctx, 'hourly_pipeline', start);
+      const rerun = await rerunFailed(ctx, HOURLY_PIPELINE_DAG, start);
       const status = await client.workflow.getHandle(rerun.workflowId, rerun.runId).result().then(
         () => 'COMPLETED',
         () => 'FAILED',

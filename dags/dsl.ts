@@ -8,14 +8,14 @@ import {
   findUnknownActivities,
   type DagProblem,
 } from '../core/dag-graph.js';
+import type { JsonValue } from '../core/dag-task.js';
+import { SQL_MODEL_ACTIVITY } from '../elt/names.js';
 
 /**
  * Milliseconds, or a number with a unit. A strict subset of Temporal's `Duration`, so it can be
  * handed to the SDK unchanged and parsed here without a dependency.
  */
 export type DagDuration = number | `${number}${'ms' | 's' | 'm' | 'h' | 'd'}`;
-
-export type JsonValue = string | number | boolean | null | readonly JsonValue[] | { readonly [key: string]: JsonValue };
 
 export interface DagRetryPolicy {
   readonly initialInterval: DagDuration;
@@ -85,27 +85,6 @@ export interface DagSpec {
 export interface DagDefinition extends Omit<DagSpec, 'tasks'> {
   readonly tasks: readonly DagTaskDefinition[];
 }
-
-/** The data interval a DAG run processes, as canonical UTC instants (`2026-11-26T09:00:00Z`). */
-export interface DataInterval {
-  readonly start: string;
-  readonly end: string;
-}
-
-/** What every DAG task activity receives. */
-export interface DagTaskInput {
-  readonly dagId: string;
-  readonly taskId: string;
-  readonly interval: DataInterval;
-  readonly args?: JsonValue;
-}
-
-/** What the SQL_MODEL_ACTIVITY receives for a `{ sqlModel }` task. */
-export interface SqlModelTaskInput extends DagTaskInput {
-  readonly model: string;
-}
-
-export const SQL_MODEL_ACTIVITY = 'runSqlModel';
 
 export function taskActivityName(task: DagTaskDefinition): string {
   return 'sqlModel' in task.run ? SQL_MODEL_ACTIVITY : task.run.activity;

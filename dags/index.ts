@@ -1,74 +1,25 @@
 /**
- * Every DAG the runDag workflow can run, by id. Imported by workflow code, so DAG modules
- * registered here must stay pure data.
+ * Every production DAG the runDag workflow can run, by id. Imported by workflow code, so DAG
+ * modules registered here must stay pure data.
+ *
+ * Test and benchmark harnesses add their own DAGs with `registerDags` from a module they load both
+ * in Node and in the workflow sandbox (workers/worker.ts `dagModules`), so a production worker
+ * never carries them.
  */
-import { benchDags } from './bench.js';
-import { createDagRegistry, defineDag, type DefaultTaskOptions } from './dsl.js';
-import { hourlyPipeline } from './hourly_pipeline.js';
-import { nightlySegmentation } from './nightly_segmentation.js';
+import { createDagRegistry, type DagDefinition } from './dsl.js';
+import { hourlyPipeline } from './hourly-pipeline.js';
+import { nightlySegmentation } from './nightly-segmentation.js';
 
-/** Activity behind the example DAGs: a no-op (see activities/dag-test-support.ts). */
-export const EXAMPLE_TASK_ACTIVITY = 'exampleTask';
+const registry = new Map(createDagRegistry([hourlyPipeline, nightlySegmentation]));
 
-const exampleDefaults: DefaultTaskOptions = {
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 2 },
-  startToCloseTimeout: '5m',
-};
+export const dagRegistry: ReadonlyMap<string, DagDefinition> = registry;
 
-/** extract -> (transform_a, transform_b as a SQL model) -> load */
-export const exampleDiamond = defineDag({
-  id: 'example_diamond',
-  description: 'Two parallel branches joined by one task; shows fan-out, fan-in and a SQL-model task.',
-  interval: 'hourly',
-  defaultTaskOptions: exampleDefaults,
-  maxParallelism: 4,
-  tasks: [
-    { id: 'extract', run: { activity: EXAMPLE_TASK_ACTIVITY } },
-    { id: 'transform_a', run: { activity: EXAMPLE_TASK_ACTIVITY, args: { branch: 'a' } }, upstream: ['extract'] },
-    { id: 'transform_b', run: { sqlModel: 'example_transform_b' }, upstream: ['extract'] },
-    { id: 'load', run: { activity: EXAMPLE_TASK_ACTIVITY }, upstream: ['transform_a', 'transform_b'] },
-  ],
-});
-
-/**
- * prepare (local) -> work -> publish, prepare -> side; cleanup runs once publish and side are
- * done, whatever their state. Shows per-task retry overrides, local activities and all_done.
- */
-export const exampleCleanup = defineDag({
-  id: 'example_cleanup',
-  description: 'A pipeline with a cleanup task that runs even when the pipeline fails.',
-  interval: 'daily',
-  defaultTaskOptions: exampleDefaults,
-  maxParallelism: 2,
-  tasks: [
-    { id: 'prepare', run: { activity: EXAMPLE_TASK_ACTIVITY }, local: true, startToCloseTimeout: '10s' },
-    {
-      id: 'work',
-      run: { activity: EXAMPLE_TASK_ACTIVITY },
-      upstream: ['prepare'],
-      retry: { maximumAttempts: 3, initialInterval: '30s' },
-    },
-    { id: 'publish', run: { activity: EXAMPLE_TASK_ACTIVITY }, upstream: ['work'] },
-    { id: 'side', run: { activity: EXAMPLE_TASK_ACTIVITY }, upstream: ['prepare'] },
-    { id: 'cleanup', run: { activity: EXAMPLE_TASK_ACTIVITY }, upstream: ['publish', 'side'], triggerRule: 'all_done' },
-  ],
-});
-
-/** start -> part_1..part_6 -> finish, built by code, with at most two tasks at a time. */
-export const exampleFanout = defineDag({
-  id: 'example_fanout',
-  description: 'Six parallel tasks throttled by maxParallelism; the task list is computed.',
-  interval: 'hourly',
-  defaultTaskOptions: exampleDefaults,
-  maxParallelism: 2,
-  tasks: () => {
-    const parts = Array.from({ length: 6 }, (_, i) => `part_${i + 1}`);
-    return [
-      { id: 'start', run: { activity: EXAMPLE_TASK_ACTIVITY } },
-      ...parts.map((id) => ({ id, run: { activity: EXAMPLE_TASK_ACTIVITY }, upstream: ['start'], local: true })),
-      { id: 'finish', run: { activity: EXAMPLE_TASK_ACTIVITY }, upstream: parts },
-    ];
-  },
-});
-
-export const dagRegistry = createDagRegistry([exampleDiamond, exampleCleanup, exampleFanout, ...benchDags, hourlyPipeline, nightlySegmentation]);
+/** Adds DAGs to this process's (or this workflow bundle's) registry; registering the same definition twice is a no-op. */
+export function registerDags(dags: readonly DagDefinition[]): void {
+  for (const dag of dags) {
+    const existing = registry.get(dag.id);
+    if (existing === dag) continue;
+    if (existing !== undefined) throw new Error(`Two DAGs are defined with id "${dag.id}"; DAG ids must be unique.`);
+    registry.set(dag.id, dag);
+  }
+}

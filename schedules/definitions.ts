@@ -12,7 +12,7 @@
  * - nightly_segmentation fires daily at SEGFLOW_NIGHTLY_TIME in SEGFLOW_NIGHTLY_TIMEZONE.
  *   Overlap SKIP: a second training while one runs is wasted work, the next night covers it.
  *   Catch-up window 1h: a segmentation many hours late would collide with the next day's.
- * - Schedules start `scheduledDagRun` (workflows/scheduledDagRun.ts), which starts runDag as a
+ * - Schedules start `scheduledDagRun` (workflows/scheduled-dag-run.ts), which starts runDag as a
  *   child with the id `<dag>/<interval start>`, so scheduled, backfilled and manual runs of an
  *   interval share one id, and the schedule's own `<id>-<timestamp>` ids stay out of the way.
  */
@@ -30,11 +30,10 @@ import type { Logger } from '../core/logger.js';
 import { dagRegistry } from '../dags/index.js';
 import type { DagRegistry } from '../dags/dsl.js';
 import { ingestWorkflowId } from '../workflows/ingest-messages.js';
-import type { IngestEventsInput } from '../workflows/ingestEvents.js';
-import type { scheduledDagRun, ScheduledDagRunInput } from '../workflows/scheduledDagRun.js';
+import type { IngestEventsInput } from '../workflows/ingest-events.js';
+import type { scheduledDagRun, ScheduledDagRunInput } from '../workflows/scheduled-dag-run.js';
+import { HOURLY_PIPELINE_DAG, NIGHTLY_SEGMENTATION_DAG } from '../core/dag-ids.js';
 
-export const HOURLY_PIPELINE = 'hourly_pipeline';
-export const NIGHTLY_SEGMENTATION = 'nightly_segmentation';
 
 /** Memo key on every schedule segflow creates; apply only ever touches schedules carrying it. */
 export const SEGFLOW_SCHEDULE_MEMO = 'segflowManaged';
@@ -78,8 +77,8 @@ export function scheduleDefinitions(config: Config, opts: ScheduleDefinitionOpti
   const { prefix, hourlyMinute, nightlyTime, nightlyTimezone } = config.schedules;
   const [hour, minute] = nightlyTime.split(':').map(Number) as [number, number];
   const common = { taskQueue: config.temporal.taskQueue, prefix, uiBaseUrl: config.temporal.uiUrl };
-  const hourly = opts.dagIds?.hourly ?? HOURLY_PIPELINE;
-  const nightly = opts.dagIds?.nightly ?? NIGHTLY_SEGMENTATION;
+  const hourly = opts.dagIds?.hourly ?? HOURLY_PIPELINE_DAG;
+  const nightly = opts.dagIds?.nightly ?? NIGHTLY_SEGMENTATION_DAG;
   return [
     {
       ...common,

@@ -22,7 +22,8 @@ import {
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { loadConfigOrExit, type Config } from '../core/config.js';
-import { INTERVAL_PERIOD_MS, type DagDefinition, type DataInterval } from '../dags/dsl.js';
+import { type DataInterval } from '../core/dag-task.js';
+import { INTERVAL_PERIOD_MS, type DagDefinition } from '../dags/dsl.js';
 import { dagRegistry } from '../dags/index.js';
 import {
   DAG_ID_SEARCH_ATTRIBUTE,

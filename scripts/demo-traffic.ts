@@ -3,7 +3,7 @@
  * for a population drawn from latent personas, so segmentation has structure to find.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { closeGcpClients, createGcpClients } from '../activities/clients.js';
+import { closeGcpClients, createGcpClients } from '../stores/clients.js';
 import { loadConfigOrExit } from '../core/config.js';
 import { generateEvents, makePopulation } from '../core/personas.js';
 import { eventMessage, openTopic, publishAll } from './lib/publisher.js';

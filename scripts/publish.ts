@@ -4,7 +4,7 @@
 import { Command } from 'commander';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { closeGcpClients, createGcpClients } from '../activities/clients.js';
+import { closeGcpClients, createGcpClients } from '../stores/clients.js';
 import { loadConfigOrExit } from '../core/config.js';
 import { EventSchema, type EventInput } from '../core/events.js';
 import { eventMessage, openTopic, publishAll, type OutgoingMessage } from './lib/publisher.js';

@@ -4,12 +4,13 @@
  * starts one in this process when none polls the queue.
  */
 import { Command } from 'commander';
-import { closeGcpClients, createGcpClients } from '../activities/clients.js';
+import { closeGcpClients, createGcpClients } from '../stores/clients.js';
 import { readSegmentationRun } from '../activities/segmentation.js';
 import { loadConfigOrExit } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
 import { workflowUiUrl } from '../core/temporal-connection.js';
-import { NIGHTLY_SEGMENTATION_DAG, modelVersionFor } from '../dags/nightly_segmentation.js';
+import { NIGHTLY_SEGMENTATION_DAG } from '../core/dag-ids.js';
+import { modelVersionFor } from '../core/segmentation/model.js';
 import { dagRunWorkflowId, formatInstant } from '../workflows/dag-messages.js';
 import { createTemporalClient } from '../workers/client.js';
 import { startWorker } from '../workers/worker.js';

@@ -8,7 +8,7 @@
 import type { Client } from '@temporalio/client';
 import { Command, InvalidArgumentError } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { GcpClients } from '../activities/clients.js';
+import type { GcpClients } from '../stores/clients.js';
 import { createIngestActivities } from '../activities/ingest.js';
 import { buildProfileApi } from '../api/server.js';
 import { createFirestoreProfileStore } from '../api/firestore-store.js';
@@ -18,7 +18,8 @@ import { generateEvents, makePopulation } from '../core/personas.js';
 import { INTERVAL_PERIOD_MS } from '../dags/dsl.js';
 import { dagRegistry } from '../dags/index.js';
 import { applyConfiguredSchedules, formatApplyResult } from '../schedules/apply.js';
-import { HOURLY_PIPELINE, NIGHTLY_SEGMENTATION, ensureIngestion } from '../schedules/definitions.js';
+import { HOURLY_PIPELINE_DAG, NIGHTLY_SEGMENTATION_DAG } from '../core/dag-ids.js';
+import { ensureIngestion } from '../schedules/definitions.js';
 import { intervalStartingAt, startDagRun, type OpsContext } from '../schedules/ops.js';
 import { ingestStatsQuery } from '../workflows/ingest-messages.js';
 import { createTemporalClient } from '../workers/client.js';
@@ -138,7 +139,7 @@ const ports = metricsPorts(runtimeConfig);
 console.log(`
 segflow is running (started in ${((Date.now() - t0) / 1000).toFixed(1)} s)
   Temporal UI   ${ui}/workflows
-  DAG runs      ${ui}/workflows?query=${encodeURIComponent("DagId = 'hourly_pipeline'")}
+  DAG runs      ${ui}/workflows?query=${encodeURIComponent(`DagId = '${HOURLY_PIPELINE_DAG}'`)}
   schedules     ${ui}/schedules
   ingestion     ${ingestion.workflowId} (${ingestion.started ? 'started' : 'already running'})
   profile API   ${apiUrl ?? 'off (--no-api)'}
@@ -195,9 +196,9 @@ async function runDemo(cfg: Config, log: Logger, temporal: Client, clients: GcpC
 
   const runs: { dagId: string; startMs: number }[] = [];
   const hourNow = Date.now() - (Date.now() % INTERVAL_PERIOD_MS.hourly);
-  runs.push({ dagId: HOURLY_PIPELINE, startMs: hourNow }); // the arrival hour the demo events landed in
+  runs.push({ dagId: HOURLY_PIPELINE_DAG, startMs: hourNow }); // the arrival hour the demo events landed in
   const dayNow = Date.now() - (Date.now() % INTERVAL_PERIOD_MS.daily);
-  runs.push({ dagId: NIGHTLY_SEGMENTATION, startMs: dayNow - INTERVAL_PERIOD_MS.daily }); // the last complete day
+  runs.push({ dagId: NIGHTLY_SEGMENTATION_DAG, startMs: dayNow - INTERVAL_PERIOD_MS.daily }); // the last complete day
 
   for (const { dagId, startMs } of runs) {
     const dag = dagRegistry.get(dagId);

@@ -30,7 +30,7 @@ import { Duration, type Message, type PubSub, type Subscription } from '@google-
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { LRUCache } from 'lru-cache';
 import { fileURLToPath } from 'node:url';
-import { closeGcpClients, createGcpClients } from '../activities/clients.js';
+import { closeGcpClients, createGcpClients } from '../stores/clients.js';
 import type { Config } from '../core/config.js';
 import { isTriggerType, TRIGGER_SUBSCRIPTION_FILTER, validateMessage } from '../core/events.js';
 import type { Logger } from '../core/logger.js';

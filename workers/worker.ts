@@ -3,9 +3,9 @@
  * wired to the clients the configuration describes.
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createActivityRuntime, type ActivityDeps } from '../activities/index.js';
-import { closeGcpClients, createGcpClients, type GcpClients } from '../activities/clients.js';
+import { closeGcpClients, createGcpClients, type GcpClients } from '../stores/clients.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { temporalConnectionSettings } from '../core/temporal-connection.js';
@@ -23,8 +23,27 @@ export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', imp
 export const DAG_REGISTRY_PATH = fileURLToPath(new URL('../dags/index.ts', import.meta.url));
 /** Sets the workflow sandbox's stack depth before the SDK freezes its built-ins (see the module). */
 export const SANDBOX_SETUP_PATH = fileURLToPath(new URL('../workflows/sandbox-setup.ts', import.meta.url));
-/** How every segflow worker (and test harness) bundles the workflows. */
-export const WORKFLOW_BUNDLER_OPTIONS = { preloadModules: [SANDBOX_SETUP_PATH, DAG_REGISTRY_PATH] };
+/**
+ * How every segflow worker (and test harness) bundles the workflows. `dagModules` are a harness's
+ * own DAGs (modules that call `registerDags`), preloaded after the registry so they extend it.
+ */
+export function workflowBundlerOptions(dagModules: readonly string[] = []) {
+  return { preloadModules: [SANDBOX_SETUP_PATH, DAG_REGISTRY_PATH, ...dagModules] };
+}
+
+type ActivityFn = (...args: never[]) => Promise<unknown>;
+
+/** DAGs outside the production registry (examples, benchmarks) and the activities behind them. */
+export interface HarnessDags {
+  /** Absolute paths of modules that call `registerDags`; loaded here and in the workflow sandbox. */
+  readonly modules: readonly string[];
+  readonly activities: Readonly<Record<string, ActivityFn>>;
+}
+
+/** Registers a harness's DAGs in this process, as its workflow bundle will. */
+export async function loadHarnessDags(dags: HarnessDags | undefined): Promise<void> {
+  for (const module of dags?.modules ?? []) await import(pathToFileURL(module).href);
+}
 
 export interface RunningWorker {
   worker: Worker;
@@ -37,6 +56,7 @@ export interface RunningWorker {
 export interface StartWorkerOptions {
   clients?: GcpClients;
   hooks?: ActivityDeps['hooks'];
+  harnessDags?: HarnessDags;
 }
 
 export async function startWorker(config: Config, logger: Logger, opts: StartWorkerOptions = {}): Promise<RunningWorker> {
@@ -47,8 +67,10 @@ export async function startWorker(config: Config, logger: Logger, opts: StartWor
   const clients = opts.clients ?? createGcpClients(config);
   const connection = await NativeConnection.connect(temporalConnectionSettings(config));
   const runtime = createActivityRuntime({ config, clients, logger, hooks: opts.hooks });
+  await loadHarnessDags(opts.harnessDags);
+  const activities = { ...runtime.activities, ...opts.harnessDags?.activities };
   // A DAG naming an activity this worker lacks is a deployment error: refuse to start.
-  for (const dag of dagRegistry.values()) assertDagActivitiesRegistered(dag, Object.keys(runtime.activities));
+  for (const dag of dagRegistry.values()) assertDagActivitiesRegistered(dag, Object.keys(activities));
   let worker: Worker;
   try {
     worker = await Worker.create({
@@ -56,8 +78,8 @@ export async function startWorker(config: Config, logger: Logger, opts: StartWor
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
       workflowsPath: WORKFLOWS_PATH,
-      bundlerOptions: WORKFLOW_BUNDLER_OPTIONS,
-      activities: runtime.activities,
+      bundlerOptions: workflowBundlerOptions(opts.harnessDags?.modules),
+      activities,
       interceptors: { activity: [activityMetricsInterceptor] },
     });
   } catch (err) {

@@ -6,7 +6,8 @@
 import { ApplicationFailure, defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery } from '@temporalio/workflow';
 import { buildDagGraph, downstreamClosure } from '../core/dag-graph.js';
-import { INTERVAL_PERIOD_MS, type DagDefinition, type DagIntervalUnit, type DataInterval } from '../dags/dsl.js';
+import { type DataInterval } from '../core/dag-task.js';
+import { INTERVAL_PERIOD_MS, type DagDefinition, type DagIntervalUnit } from '../dags/dsl.js';
 
 export interface RunDagInput {
   readonly dagId: string;

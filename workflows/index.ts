@@ -1,6 +1,6 @@
 /** Every workflow the workers register: the bundle entry for `workflowsPath`. */
-export { runDag } from './runDag.js';
-export { scheduledDagRun } from './scheduledDagRun.js';
+export { runDag } from './run-dag.js';
+export { scheduledDagRun } from './scheduled-dag-run.js';
 export { smokeWorkflow } from './smoke.js';
-export { ingestEvents } from './ingestEvents.js';
-export { reclassifyCustomer } from './reclassifyCustomer.js';
+export { ingestEvents } from './ingest-events.js';
+export { reclassifyCustomer } from './reclassify-customer.js';

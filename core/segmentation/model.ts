@@ -65,3 +65,10 @@ export type SegmentModel = z.infer<typeof SegmentModelSchema>;
 export function parseSegmentModel(json: unknown): SegmentModel {
   return parseOrThrow(SegmentModelSchema, json, 'segmentation model artifact');
 }
+
+/** `v20261126T020000Z` from an instant: the model version of the run whose interval ends then. */
+export function modelVersionFor(instant: string): string {
+  const d = new Date(instant);
+  if (Number.isNaN(d.getTime())) throw new Error(`modelVersionFor: expected an RFC 3339 instant, got ${JSON.stringify(instant)}`);
+  return `v${d.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '')}`;
+}

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { createAlertActivities, type AlertWebhookBody } from '../../activities/alerts.js';
 import { createLogger } from '../../core/logger.js';
-import type { DagTaskInput } from '../../dags/dsl.js';
+import type { DagTaskInput } from '../../core/dag-task.js';
 import { startDagRun, type OpsContext } from '../../schedules/ops.js';
 import { dagRunFailureDetails, type DagRunFailureDetails, type DagRunResult } from '../../workflows/dag-messages.js';
 import { isolatedConfig, startStubDagWorker, type StubDagWorker } from '../support/dag-worker.js';

@@ -1,14 +1,15 @@
 /**
- * The DAG runner on the real worker and dev server: the benchmark DAGs (dags/bench.ts) run through
+ * The DAG runner on the real worker and dev server: the benchmark DAGs (bench/dags.ts) run through
  * the production startWorker, whose workflow threads share one preloaded DAG registry.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { topologicalOrder } from '../../core/dag-graph.js';
-import { benchDagId, LATTICE_WIDTH } from '../../dags/bench.js';
+import { benchHarnessDags } from '../../bench/activities.js';
+import { benchDagId, LATTICE_WIDTH } from '../../bench/dags.js';
 import { dagRegistry } from '../../dags/index.js';
 import { dagRunWorkflowId, formatInstant, type RunDagInput } from '../../workflows/dag-messages.js';
-import type { runDag } from '../../workflows/runDag.js';
+import type { runDag } from '../../workflows/run-dag.js';
 import { startHarness, type IntegrationHarness } from '../support/stack.js';
 
 const executions = new Map<string, number>();
@@ -16,14 +17,12 @@ let h: IntegrationHarness;
 before(async () => {
   h = await startHarness('dag-runner', {
     worker: {
-      hooks: {
-        bench: {
-          onTaskWork(dagId, taskId) {
-            const key = `${dagId}/${taskId}`;
-            executions.set(key, (executions.get(key) ?? 0) + 1);
-          },
+      harnessDags: benchHarnessDags({
+        onTaskWork(dagId, taskId) {
+          const key = `${dagId}/${taskId}`;
+          executions.set(key, (executions.get(key) ?? 0) + 1);
         },
-      },
+      }),
     },
   });
 });

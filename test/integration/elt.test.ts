@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
-import { createGcpClients, closeGcpClients, type GcpClients } from '../../activities/clients.js';
+import { createGcpClients, closeGcpClients, type GcpClients } from '../../stores/clients.js';
 import { createWarehouseActivities, type SqlModelRunResult, type WarehouseActivities } from '../../activities/warehouse.js';
 import { loadSqlProject } from '../../elt/load-project.js';
 import { topologicalOrder } from '../../core/dag-graph.js';
@@ -15,7 +15,7 @@ import { loadConfig, type Config } from '../../core/config.js';
 import { createLogger } from '../../core/logger.js';
 import { dataTestTaskId, sqlModelTasks } from '../../elt/dag-tasks.js';
 import { buildSqlProject, parseSqlModel } from '../../elt/project.js';
-import type { DataInterval } from '../../dags/dsl.js';
+import type { DataInterval } from '../../core/dag-task.js';
 import {
   ALICE_SESSIONS_AFTER_H2,
   FEATURES_AFTER_H1,

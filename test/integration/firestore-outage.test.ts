@@ -9,8 +9,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createFirestoreProfileStore } from '../../api/firestore-store.js';
 import { buildProfileApi } from '../../api/server.js';
-import { closeGcpClients, createGcpClients, type GcpClients } from '../../activities/clients.js';
-import { createProfileActivities } from '../../activities/profiles.js';
+import { closeGcpClients, createGcpClients, type GcpClients } from '../../stores/clients.js';
+import { createProfileStore } from '../../stores/profiles.js';
 import { loadConfig, type Config } from '../../core/config.js';
 import { createLogger } from '../../core/logger.js';
 import type { Profile } from '../../core/profile.js';
@@ -45,7 +45,7 @@ async function write(p: Profile): Promise<void> {
   const clients = createGcpClients(config);
   try {
     const logger = createLogger({ level: 'error', name: 'test-firestore-outage-writer' });
-    const result = await createProfileActivities({ firestore: clients.firestore, config, logger }).writeProfile(p);
+    const result = await createProfileStore({ firestore: clients.firestore, config, logger }).writeProfile(p);
     assert.equal(result.written, true);
   } finally {
     await closeGcpClients(clients);

@@ -27,7 +27,7 @@ import { qualifiedTable } from '../../elt/names.js';
 import { createTriggerListener, type TriggerListener } from '../../workers/trigger-listener.js';
 import type { IngestCounters } from '../../workflows/ingest-messages.js';
 import { RECLASSIFY_WORKFLOW, reclassifyStateQuery, reclassifyWorkflowId } from '../../workflows/reclassify-messages.js';
-import type { IngestEventsInput } from '../../workflows/ingestEvents.js';
+import type { IngestEventsInput } from '../../workflows/ingest-events.js';
 import { openTopic, publishAll, type OutgoingMessage } from '../../scripts/lib/publisher.js';
 import { readLake } from '../support/ingest-fixtures.js';
 import { installCurrentModel, twoSegmentModel } from '../support/realtime-fixtures.js';

@@ -11,7 +11,7 @@ import { decodeNdjsonGz, hourStartOf } from '../../core/lake.js';
 import { gunzipSync } from 'node:zlib';
 import { PROJECT_ROOT } from '../../core/config.js';
 import { ingestStatsQuery, type IngestCounters } from '../../workflows/ingest-messages.js';
-import type { IngestEventsInput } from '../../workflows/ingestEvents.js';
+import type { IngestEventsInput } from '../../workflows/ingest-events.js';
 import { openTopic, publishAll } from '../../scripts/lib/publisher.js';
 import { buildWorkload, readLake, type Workload } from '../support/ingest-fixtures.js';
 import { startHarness, testConfig, type IntegrationHarness } from '../support/stack.js';

@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { closeGcpClients, createGcpClients, type GcpClients } from '../../activities/clients.js';
+import { closeGcpClients, createGcpClients, type GcpClients } from '../../stores/clients.js';
 import { PROJECT_ROOT, type Config } from '../../core/config.js';
 import { SIGNATURE_HEADER } from '../../core/webhook-signature.js';
 import { ensureTriggerSubscription } from '../../workers/trigger-listener.js';

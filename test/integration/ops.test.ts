@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { PROJECT_ROOT, type Config } from '../../core/config.js';
-import type { DagTaskInput } from '../../dags/dsl.js';
+import type { DagTaskInput } from '../../core/dag-task.js';
 import { dagRegistry } from '../../dags/index.js';
 import { applySchedules } from '../../schedules/apply.js';
 import { scheduleDefinitions, type DagScheduleDefinition } from '../../schedules/definitions.js';
@@ -34,7 +34,8 @@ const base = Date.UTC(2001, 0, 1) + Math.floor(Math.random() * 300 * 24) * 3_600
 const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
 
 function cli(args: string[]) {
-  return run(process.execPath, ['--import', 'tsx', 'schedules/ops.ts', ...args], {
+  // The CLI process registers the example DAGs too, as the stub worker does.
+  return run(process.execPath, ['--import', 'tsx', '--import', './test/support/register-example-dags.ts', 'schedules/ops.ts', ...args], {
     cwd: PROJECT_ROOT,
     env: { ...process.env, SEGFLOW_SCHEDULE_PREFIX: config.schedules.prefix, TEMPORAL_TASK_QUEUE: config.temporal.taskQueue, LOG_LEVEL: 'error' },
   });

@@ -11,8 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import type { ProfileStore } from '../../api/cache.js';
 import { createFirestoreProfileStore } from '../../api/firestore-store.js';
 import { buildProfileApi } from '../../api/server.js';
-import { closeGcpClients, createGcpClients, type GcpClients } from '../../activities/clients.js';
-import { createProfileActivities, type ProfileActivities } from '../../activities/profiles.js';
+import { closeGcpClients, createGcpClients, type GcpClients } from '../../stores/clients.js';
+import { createProfileStore, type OnlineProfileStore } from '../../stores/profiles.js';
 import { loadConfig, type Config } from '../../core/config.js';
 import { createLogger } from '../../core/logger.js';
 import type { Profile } from '../../core/profile.js';
@@ -21,7 +21,7 @@ const TOKEN = 'integration-token-0123456789';
 
 let config: Config;
 let clients: GcpClients;
-let profiles: ProfileActivities;
+let profiles: OnlineProfileStore;
 let realStore: ProfileStore;
 let outage: 'none' | 'hang' | 'error' = 'none';
 /** Ids of every batched read the API made through the store. */
@@ -40,7 +40,7 @@ before(async () => {
   });
   clients = createGcpClients(config);
   const logger = createLogger({ level: config.log.level, name: 'test-profile-api' });
-  profiles = createProfileActivities({ firestore: clients.firestore, config, logger });
+  profiles = createProfileStore({ firestore: clients.firestore, config, logger });
   realStore = createFirestoreProfileStore({ firestore: clients.firestore, config, logger });
   // The real Firestore store, or an outage in its place.
   const store: ProfileStore = {

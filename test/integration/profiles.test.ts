@@ -7,22 +7,22 @@ import { failureOf } from '../support/assertions.js';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { createGcpClients, closeGcpClients, type GcpClients } from '../../activities/clients.js';
-import { createProfileActivities, createProfileUpdater, type ProfileActivities } from '../../activities/profiles.js';
+import { createGcpClients, closeGcpClients, type GcpClients } from '../../stores/clients.js';
+import { createProfileStore, createProfileUpdater, type OnlineProfileStore } from '../../stores/profiles.js';
 import { loadConfig, type Config } from '../../core/config.js';
 import { createLogger } from '../../core/logger.js';
 import { compareProfileRecency, type Profile } from '../../core/profile.js';
 
 let config: Config;
 let clients: GcpClients;
-let profiles: ProfileActivities;
+let profiles: OnlineProfileStore;
 const logLines: string[] = [];
 
 before(() => {
   config = loadConfig({ ...process.env, SEGFLOW_FIRESTORE_PROFILES: `test_profiles_${randomUUID().slice(0, 8)}`, LOG_LEVEL: 'info' });
   clients = createGcpClients(config);
   const logger = createLogger({ level: 'info', name: 'test-profiles' }, { write: (l: string) => void logLines.push(l) });
-  profiles = createProfileActivities({ firestore: clients.firestore, config, logger, bulk: { readChunkSize: 7, progressEvery: 10 } });
+  profiles = createProfileStore({ firestore: clients.firestore, config, logger, bulk: { readChunkSize: 7, progressEvery: 10 } });
 });
 
 after(async () => {
@@ -320,7 +320,7 @@ describe('writeProfilesBulk', () => {
       },
     });
     const logger = createLogger({ level: 'silent' });
-    const bulk = createProfileActivities({ firestore: racing, config, logger });
+    const bulk = createProfileStore({ firestore: racing, config, logger });
     const summary = await bulk.writeProfilesBulk([
       profile('c-1', { segment_id: 2, segment_label: 'Batch', updated_at: '2026-11-25T20:00:00Z' }),
       profile('c-2', { segment_id: 2, segment_label: 'Batch', updated_at: '2026-11-25T20:00:00Z' }),

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 import type { Message } from '@google-cloud/pubsub';
-import { createGcpClients } from '../../activities/clients.js';
+import { createGcpClients } from '../../stores/clients.js';
 import { SubscriptionBuffer } from '../../activities/pubsub-buffer.js';
 import { testConfig } from '../support/stack.js';
 

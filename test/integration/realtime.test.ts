@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createFirestoreProfileStore } from '../../api/firestore-store.js';
 import { buildProfileApi } from '../../api/server.js';
-import { createProfileActivities } from '../../activities/profiles.js';
+import { createProfileStore } from '../../stores/profiles.js';
 import { encodeEvent } from '../../core/events.js';
 import type { Profile } from '../../core/profile.js';
 import { DELIVERY_ID_HEADER, SIGNATURE_HEADER, verifyWebhook } from '../../core/webhook-signature.js';
@@ -122,7 +122,7 @@ after(async () => {
 describe('real-time reclassification', () => {
   it('moves a customer to another segment on purchases: the API shows it and the receiver gets one signed delivery', async () => {
     const customerId = `rt-cust-${suffix}`;
-    const profiles = createProfileActivities({ firestore: h.worker.clients.firestore, config: h.config, logger: h.logger });
+    const profiles = createProfileStore({ firestore: h.worker.clients.firestore, config: h.config, logger: h.logger });
     const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
     const start: Profile = {
       customer_id: customerId,
@@ -200,7 +200,7 @@ describe('real-time reclassification', () => {
     // The Temporal UI's stack trace of the waiting workflow still shows where it waits, in its own
     // source, with the sandbox's stacks cut to 6 frames (workflows/sandbox-setup.ts).
     const stacks = await handle.query<string>('__stack_trace');
-    assert.match(stacks, /at reclassifyCustomer \(.*workflows\/reclassifyCustomer\.ts:\d+:\d+\)/, stacks);
+    assert.match(stacks, /at reclassifyCustomer \(.*workflows\/reclassify-customer\.ts:\d+:\d+\)/, stacks);
     h.logger.info({ visibleMs, latencies: state.lastStep?.latencies }, 'event to visible segment');
   });
 

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { createGcpClients } from '../../activities/clients.js';
+import { createGcpClients } from '../../stores/clients.js';
 import {
   CURRENT_MODEL_OBJECT,
   CUSTOMER_SEGMENTS_SCHEMA,
@@ -22,7 +22,8 @@ import {
 import type { Alert } from '../../core/alerts.js';
 import { createLogger } from '../../core/logger.js';
 import { adjustedRandIndex, assignCustomer, assignmentSql, parseSegmentModel, trainSegmentModel, type SegmentModel } from '../../core/segmentation/index.js';
-import { NIGHTLY_SEGMENTATION_DAG, modelVersionFor } from '../../dags/nightly_segmentation.js';
+import { NIGHTLY_SEGMENTATION_DAG } from '../../core/dag-ids.js';
+import { modelVersionFor } from '../../core/segmentation/model.js';
 import { dagRunWorkflowId } from '../../workflows/dag-messages.js';
 import { loadFeatureTable, personaPopulation, syntheticFeatureRows, type FeatureRecord } from '../support/segmentation-fixtures.js';
 import { startHarness, testConfig, type IntegrationHarness } from '../support/stack.js';

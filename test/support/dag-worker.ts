@@ -12,7 +12,8 @@ import { taskActivityName } from '../../dags/dsl.js';
 import { dagRegistry } from '../../dags/index.js';
 import { temporalConnectionSettings } from '../../core/temporal-connection.js';
 import { createTemporalClient } from '../../workers/client.js';
-import { WORKFLOW_BUNDLER_OPTIONS, WORKFLOWS_PATH } from '../../workers/worker.js';
+import { WORKFLOWS_PATH, loadHarnessDags, workflowBundlerOptions } from '../../workers/worker.js';
+import { exampleHarnessDags } from './example-activities.js';
 import { installRuntime } from '../../workers/runtime.js';
 import { createLogger } from '../../core/logger.js';
 
@@ -48,13 +49,15 @@ export function stubDagActivities(): Record<string, ActivityFn> {
 
 export async function startStubDagWorker(config: Config, activities: Record<string, ActivityFn> = {}): Promise<StubDagWorker> {
   installRuntime({ logger: createLogger({ level: config.log.level, name: 'test-dag-worker' }) });
+  const examples = exampleHarnessDags();
+  await loadHarnessDags(examples);
   const connection = await NativeConnection.connect(temporalConnectionSettings(config));
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowsPath: WORKFLOWS_PATH,
-    bundlerOptions: WORKFLOW_BUNDLER_OPTIONS,
+    bundlerOptions: workflowBundlerOptions(examples.modules),
     activities: { ...stubDagActivities(), ...activities },
   });
   const running = worker.run();

@@ -9,12 +9,12 @@ import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivityRuntime } from '../../activities/index.js';
-import { closeGcpClients, createGcpClients, type GcpClients } from '../../activities/clients.js';
+import { closeGcpClients, createGcpClients, type GcpClients } from '../../stores/clients.js';
 import type { Config } from '../../core/config.js';
 import { createLogger, type Logger } from '../../core/logger.js';
 import { temporalConnectionSettings } from '../../core/temporal-connection.js';
 import { createTemporalClient } from '../../workers/client.js';
-import { WORKFLOW_BUNDLER_OPTIONS, WORKFLOWS_PATH } from '../../workers/worker.js';
+import { WORKFLOWS_PATH, workflowBundlerOptions } from '../../workers/worker.js';
 import { testConfig } from './stack.js';
 import { CURRENT_MODEL_OBJECT } from '../../activities/segmentation.js';
 import { encodeEvent, type EventInput } from '../../core/events.js';
@@ -111,7 +111,7 @@ export async function startRealtimeHarness(name: string, opts: { env: Record<str
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowsPath: WORKFLOWS_PATH,
-    bundlerOptions: WORKFLOW_BUNDLER_OPTIONS,
+    bundlerOptions: workflowBundlerOptions(),
     activities: runtime.activities,
   });
   const running = worker.run();

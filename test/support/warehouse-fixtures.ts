@@ -11,7 +11,7 @@
 import type { Storage } from '@google-cloud/storage';
 import type { EventType } from '../../core/events.js';
 import { encodeNdjsonGz, rawObjectName, type LakeRecord } from '../../core/lake.js';
-import type { DataInterval } from '../../dags/dsl.js';
+import type { DataInterval } from '../../core/dag-task.js';
 
 export const H1: DataInterval = { start: '2026-03-10T08:00:00Z', end: '2026-03-10T09:00:00Z' };
 export const H2: DataInterval = { start: '2026-03-10T09:00:00Z', end: '2026-03-10T10:00:00Z' };

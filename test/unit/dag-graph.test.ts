@@ -9,17 +9,11 @@ import {
   topologicalOrder,
   type DagProblem,
 } from '../../core/dag-graph.js';
-import {
-  SQL_MODEL_ACTIVITY,
-  assertDagActivitiesRegistered,
-  createDagRegistry,
-  defineDag,
-  durationToMs,
-  resolveTaskOptions,
-  type DagSpec,
-  type DagTaskDefinition,
-} from '../../dags/dsl.js';
-import { dagRegistry } from '../../dags/index.js';
+import { assertDagActivitiesRegistered, createDagRegistry, defineDag, durationToMs, resolveTaskOptions, type DagSpec, type DagTaskDefinition } from '../../dags/dsl.js';
+import { SQL_MODEL_ACTIVITY } from '../../elt/names.js';
+import { HOURLY_PIPELINE_DAG, NIGHTLY_SEGMENTATION_DAG } from '../../core/dag-ids.js';
+import { dagRegistry, registerDags } from '../../dags/index.js';
+import { exampleDags } from '../support/example-dags.js';
 
 const defaults: DagSpec['defaultTaskOptions'] = {
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 3 },
@@ -120,9 +114,14 @@ describe('DAG validation', () => {
     assert.throws(() => createDagRegistry([dag, dag]), /Two DAGs are defined with id "test_dag"/);
   });
 
-  test('the registered example DAGs are valid and keyed by id', () => {
+  test('the production registry holds the production DAGs only; a harness adds its own, keyed by id', async () => {
+    assert.deepEqual([...dagRegistry.keys()].sort(), [HOURLY_PIPELINE_DAG, NIGHTLY_SEGMENTATION_DAG]);
+    await import('../support/register-example-dags.js');
     assert.equal(dagRegistry.get('example_diamond')?.id, 'example_diamond');
     assert.equal(dagRegistry.get('example_cleanup')?.id, 'example_cleanup');
+    // Loading the same definitions again changes nothing; another DAG under a taken id is refused.
+    registerDags(exampleDags);
+    assert.throws(() => registerDags([defineDag({ ...spec([step('a')]), id: 'example_diamond' })]), /Two DAGs are defined with id "example_diamond"/);
   });
 });
 

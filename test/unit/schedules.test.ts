@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { parseConfig } from '../../core/config.js';
 import { scheduleDefinitions, scheduleOptions, specHash } from '../../schedules/definitions.js';
 import { metricsPorts, metricsText, recordApiLatency, recordIngestBatch, recordReclassifyLatency, recordTaskDuration } from '../../workers/metrics.js';
-import { intervalEndForNominalTime } from '../../workflows/scheduledDagRun.js';
+import { intervalEndForNominalTime } from '../../workflows/scheduled-dag-run.js';
 
 test('a fire a few minutes past the hour processes the whole previous hour; a nightly fire the previous UTC day', () => {
   assert.equal(new Date(intervalEndForNominalTime('hourly', Date.parse('2026-11-26T10:05:00Z'))).toISOString(), '2026-11-26T10:00:00.000Z');

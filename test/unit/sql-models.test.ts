@@ -13,7 +13,8 @@ import { parseModelConfig } from '../../elt/model-config.js';
 import { qualifiedTable, SqlModelError, SqlProjectError, type WarehouseTarget } from '../../elt/names.js';
 import { buildSqlProject, parseSqlModel, renderModelSql } from '../../elt/project.js';
 import { referencedParams, stripSqlComments } from '../../elt/sql-text.js';
-import { HOURLY_PIPELINE_DAG, hourlyPipeline } from '../../dags/hourly_pipeline.js';
+import { HOURLY_PIPELINE_DAG } from '../../core/dag-ids.js';
+import { hourlyPipeline } from '../../dags/hourly-pipeline.js';
 
 const HEADER_T = '-- config: materialized=table, dataset=marts\n';
 const HEADER_I = '-- config: materialized=incremental, strategy=merge, unique_key=id, dataset=staging\n';

@@ -15,8 +15,10 @@ import {
 } from '@temporalio/worker';
 import { createAlertActivities, type AlertLogger, type AlertWebhookBody } from '../../activities/alerts.js';
 import type { Alert } from '../../core/alerts.js';
-import type { DagTaskInput, SqlModelTaskInput } from '../../dags/dsl.js';
-import { dagRegistry, exampleCleanup, exampleDiamond } from '../../dags/index.js';
+import type { DagTaskInput, SqlModelTaskInput } from '../../core/dag-task.js';
+import { dagRegistry } from '../../dags/index.js';
+import { exampleCleanup, exampleDiamond } from '../support/example-dags.js';
+import '../support/register-example-dags.js';
 import {
   DAG_ID_SEARCH_ATTRIBUTE,
   DAG_RUN_FAILED,
@@ -35,7 +37,8 @@ import {
 import { runDag } from '../../workflows/index.js';
 import { createTimeSkippingEnv } from '../support/test-env.js';
 
-const WORKFLOWS_PATH = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
+// The production workflows, with the example DAGs added to the bundle's registry.
+const WORKFLOWS_PATH = fileURLToPath(new URL('../support/example-workflows.ts', import.meta.url));
 const INTERVAL = { start: '2026-11-26T09:00:00Z', end: '2026-11-26T10:00:00Z' };
 
 type TaskBehavior = (input: DagTaskInput, call: number) => unknown;

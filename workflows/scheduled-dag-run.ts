@@ -23,7 +23,7 @@ import {
   type RunDagInput,
 } from './dag-messages.js';
 import { scheduledStartTime } from './scheduled-start.js';
-import type { runDag } from './runDag.js';
+import type { runDag } from './run-dag.js';
 
 export interface ScheduledDagRunInput {
   readonly dagId: string;

@@ -30,18 +30,8 @@ import { scheduledStartTime } from './scheduled-start.js';
 import { dagRunFailedAlert, type Alert } from '../core/alerts.js';
 import { buildDagGraph, type DagGraph } from '../core/dag-graph.js';
 import { dagRegistry } from '../dags/index.js';
-import {
-  durationToMs,
-  resolveTaskOptions,
-  type DagDefinition,
-  type DagTaskDefinition,
-  type DagTaskInput,
-  type DataInterval,
-  type ResolvedRetryPolicy,
-  type ResolvedTaskOptions,
-  type SqlModelTaskInput,
-  type TriggerRule,
-} from '../dags/dsl.js';
+import { type DagTaskInput, type DataInterval, type SqlModelTaskInput } from '../core/dag-task.js';
+import { durationToMs, resolveTaskOptions, type DagDefinition, type DagTaskDefinition, type ResolvedRetryPolicy, type ResolvedTaskOptions, type TriggerRule } from '../dags/dsl.js';
 import {
   DAG_ID_SEARCH_ATTRIBUTE,
   DAG_RUN_FAILED,

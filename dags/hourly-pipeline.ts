@@ -10,8 +10,8 @@
 import { dataTestTasks, sqlModelTasks } from '../elt/dag-tasks.js';
 import { SQL_MANIFEST } from '../elt/sql-manifest.js';
 import { defineDag, type DagTaskDefinition } from './dsl.js';
+import { HOURLY_PIPELINE_DAG } from '../core/dag-ids.js';
 
-export const HOURLY_PIPELINE_DAG = 'hourly_pipeline';
 /** activities/warehouse.ts */
 export const LOAD_RAW_ACTIVITY = 'loadRawEvents';
 /** Writes the features of the customers the run touched to their online profiles (another module). */

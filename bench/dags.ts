@@ -3,9 +3,9 @@
  * local activities. They are ordinary registered DAGs run by the ordinary runner, so what the
  * benchmark measures is what a real DAG of that shape pays per task.
  */
-import { defineDag, type DagDefinition, type DagTaskDefinition, type DefaultTaskOptions } from './dsl.js';
+import { defineDag, type DagDefinition, type DagTaskDefinition, type DefaultTaskOptions } from '../dags/dsl.js';
 
-/** The trivial activity every benchmark task runs (activities/bench.ts). */
+/** The trivial activity every benchmark task runs (bench/activities.ts). */
 export const BENCH_NOOP_ACTIVITY = 'benchNoop';
 
 export const BENCH_SHAPES = ['chain', 'fanout', 'lattice'] as const;
@@ -67,7 +67,26 @@ function benchDag(shape: BenchShape, local: boolean): DagDefinition {
   });
 }
 
-export const benchDags: readonly DagDefinition[] = BENCH_SHAPES.flatMap((shape) => [
-  benchDag(shape, false),
-  benchDag(shape, true),
-]);
+/** A small fan-out run once before the measured runs, so the worker's bundle and caches are warm. */
+export const BENCH_WARM_UP_DAG = 'bench_warm_up';
+
+const benchWarmUp = defineDag({
+  id: BENCH_WARM_UP_DAG,
+  description: 'Benchmark warm-up: one root, six local tasks, one sink.',
+  interval: 'hourly',
+  defaultTaskOptions: benchDefaults,
+  maxParallelism: 2,
+  tasks: () => {
+    const parts = Array.from({ length: 6 }, (_, i) => `part_${i + 1}`);
+    return [
+      { id: 'start', run: { activity: BENCH_NOOP_ACTIVITY } },
+      ...parts.map((id) => ({ id, run: { activity: BENCH_NOOP_ACTIVITY }, upstream: ['start'], local: true })),
+      { id: 'finish', run: { activity: BENCH_NOOP_ACTIVITY }, upstream: parts },
+    ];
+  },
+});
+
+export const benchDags: readonly DagDefinition[] = [
+  ...BENCH_SHAPES.flatMap((shape) => [benchDag(shape, false), benchDag(shape, true)]),
+  benchWarmUp,
+];

@@ -9,8 +9,8 @@
  * `models/segmentation/runs/<version>/`, so any task can be retried or rerun on its own.
  */
 import { defineDag } from './dsl.js';
+import { NIGHTLY_SEGMENTATION_DAG } from '../core/dag-ids.js';
 
-export const NIGHTLY_SEGMENTATION_DAG = 'nightly_segmentation';
 
 /** Activity names (activities/segmentation.ts). */
 export const SEGMENTATION_ACTIVITY = {
@@ -69,9 +69,3 @@ export const nightlySegmentation = defineDag({
   ],
 });
 
-/** `v20261126T020000Z` from an instant: the model version of the run whose interval ends then. */
-export function modelVersionFor(instant: string): string {
-  const d = new Date(instant);
-  if (Number.isNaN(d.getTime())) throw new Error(`modelVersionFor: expected an RFC 3339 instant, got ${JSON.stringify(instant)}`);
-  return `v${d.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '')}`;
-}

@@ -44,7 +44,7 @@ export interface ProfileBulkOptions {
   throttling?: BulkWriterOptions['throttling'];
 }
 
-export interface ProfileActivityDeps {
+export interface ProfileStoreDeps {
   firestore: Firestore;
   config: { firestore: { profiles: string } };
   logger: Logger;
@@ -129,7 +129,7 @@ function parseStoredHeader(log: Logger, customerId: string, data: DocumentData |
   return null;
 }
 
-export function createProfileActivities({ firestore, config, logger, bulk = {} }: ProfileActivityDeps) {
+export function createProfileStore({ firestore, config, logger, bulk = {} }: ProfileStoreDeps) {
   const collection = firestore.collection(config.firestore.profiles);
   const log = logger.child({ component: 'profiles', collection: config.firestore.profiles });
   const opts = { ...BULK_DEFAULTS, ...bulk };
@@ -436,7 +436,7 @@ export type UpdateProfileResult = WriteProfileResult & {
  * is never taken on a remembered copy alone: it is checked on a fresh read.
  */
 export function createProfileUpdater(
-  { firestore, config, logger }: Omit<ProfileActivityDeps, 'bulk'>,
+  { firestore, config, logger }: Omit<ProfileStoreDeps, 'bulk'>,
   { rememberedWrites = 10_000 }: ProfileUpdaterOptions = {},
 ) {
   const collection = firestore.collection(config.firestore.profiles);
@@ -556,4 +556,4 @@ export function createProfileUpdater(
   };
 }
 
-export type ProfileActivities = ReturnType<typeof createProfileActivities>;
+export type OnlineProfileStore = ReturnType<typeof createProfileStore>;
