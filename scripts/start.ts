@@ -19,7 +19,7 @@ import { INTERVAL_PERIOD_MS } from '../dags/dsl.js';
 import { dagRegistry } from '../dags/index.js';
 import { applyConfiguredSchedules, formatApplyResult } from '../schedules/apply.js';
 import { HOURLY_PIPELINE, NIGHTLY_SEGMENTATION, ensureIngestion } from '../schedules/definitions.js';
-import { intervalStartingAt, startDagRun, type OpsContext } from '../schedules/ops.js';
+import { intervalStartingAt, startDagRun, type OpsContext } from '../schedules/ops-lib.js';
 import { ingestStatsQuery } from '../workflows/ingest-messages.js';
 import { createTemporalClient } from '../workers/client.js';
 import { metricsPorts, recordApiLatency } from '../workers/metrics.js';
@@ -173,7 +173,7 @@ async function startApi(cfg: Config, log: Logger, clients: GcpClients): Promise<
 
 async function runDemo(cfg: Config, log: Logger, temporal: Client, clients: GcpClients, api: string | undefined): Promise<void> {
   const demoLog = log.child({ component: 'demo' });
-  const ops: OpsContext = { client: temporal, config: cfg, out: (line) => demoLog.info(line) };
+  const ops: OpsContext = { client: temporal, config: cfg };
   const ingestHandle = temporal.workflow.getHandle(ingestion.workflowId);
   const ingestedSoFar = async () => {
     const c = await ingestHandle.query(ingestStatsQuery);
