@@ -27,6 +27,8 @@ import { dagRunWorkflowId, formatInstant, type RunDagInput } from '../workflows/
 import type { runDag } from '../workflows/run-dag.js';
 import { createTemporalClient } from '../workers/client.js';
 import { startWorker } from '../workers/worker.js';
+import { wholeNumber } from '../scripts/lib/cli.js';
+import { printTable } from '../scripts/lib/table.js';
 
 const AIRFLOW_SECONDS = 11.6;
 const TARGET_SECONDS = 5;
@@ -44,16 +46,6 @@ function listOf<T extends string>(allowed: readonly T[], name: string) {
   };
 }
 
-function wholeNumber(name: string, min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}, found "${value}"`);
-    }
-    return n;
-  };
-}
-
 const program = new Command('bench:dag')
   .description(
     `Run DAGs of ${BENCH_TASKS} trivial tasks (chain, fan-out, lattice) through runDag with regular and local ` +
@@ -65,10 +57,10 @@ const program = new Command('bench:dag')
     '--tasks <n>',
     `tasks to run per DAG; below ${BENCH_TASKS}, the first ones in dependency order are passed as skipTasks ` +
       '(the rerun path) so the registered DAG stays the same',
-    wholeNumber('--tasks', 1, BENCH_TASKS),
+    wholeNumber(1, BENCH_TASKS),
     BENCH_TASKS,
   )
-  .option('--runs <n>', 'runs per shape and mode; the median is reported', wholeNumber('--runs', 1, 20), 1)
+  .option('--runs <n>', 'runs per shape and mode; the median is reported', wholeNumber(1, 20), 1)
   .showHelpAfterError();
 program.parse();
 const opts = program.opts<{ shapes: BenchShape[]; modes: Mode[]; tasks: number; runs: number }>();
@@ -194,24 +186,22 @@ const scale = opts.tasks / 1000;
 const airflowMs = AIRFLOW_SECONDS * 1000 * scale;
 const targetMs = TARGET_SECONDS * 1000 * scale;
 console.log('');
-console.log(
-  `shape    activities  wall (s)  work: critical / sum (ms)  overhead/task (ms)  vs Airflow ${(airflowMs / 1000).toFixed(1)} s  vs target ${(targetMs / 1000).toFixed(1)} s`,
+printTable(
+  ['shape', 'activities', 'wall (s)', 'work: critical / sum (ms)', 'overhead/task (ms)', `vs Airflow ${(airflowMs / 1000).toFixed(1)} s`, `vs target ${(targetMs / 1000).toFixed(1)} s`],
+  results.map(({ shape, mode, m }) => {
+    const verdict = (ref: number): string => `${(m.wallMs / ref).toFixed(2)}x ${m.wallMs <= ref ? 'ok' : 'OVER'}`;
+    return [
+      shape,
+      mode,
+      (m.wallMs / 1000).toFixed(2),
+      `${m.criticalWorkMs.toFixed(2)} / ${m.sumWorkMs.toFixed(2)}`,
+      ((m.wallMs - m.criticalWorkMs) / m.tasksRun).toFixed(2),
+      verdict(airflowMs),
+      verdict(targetMs),
+    ];
+  }),
+  { align: ['left', 'left', 'right', 'right', 'right', 'right', 'right'] },
 );
-for (const { shape, mode, m } of results) {
-  const overhead = (m.wallMs - m.criticalWorkMs) / m.tasksRun;
-  const verdict = (ref: number): string => `${(m.wallMs / ref).toFixed(2)}x ${m.wallMs <= ref ? 'ok' : 'OVER'}`;
-  console.log(
-    [
-      shape.padEnd(8),
-      mode.padEnd(10),
-      (m.wallMs / 1000).toFixed(2).padStart(9),
-      `${m.criticalWorkMs.toFixed(2)} / ${m.sumWorkMs.toFixed(2)}`.padStart(27),
-      overhead.toFixed(2).padStart(19),
-      verdict(airflowMs).padStart(19),
-      verdict(targetMs).padStart(16),
-    ].join(' '),
-  );
-}
 const byShape = new Map<BenchShape, Partial<Record<Mode, Measurement>>>();
 for (const { shape, mode, m } of results) byShape.set(shape, { ...byShape.get(shape), [mode]: m });
 for (const [shape, modes] of byShape) {

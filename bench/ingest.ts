@@ -12,14 +12,16 @@
  * acked (the `lastBatchAt` of its counters). Loss is checked by reading the lake back.
  */
 import { Duration } from '@google-cloud/pubsub';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { randomUUID } from 'node:crypto';
 import { closeGcpClients, createGcpClients } from '../stores/clients.js';
 import { createIngestActivities, leasedBytesLimit, leasedMessagesLimit } from '../activities/ingest.js';
 import { loadConfig } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
 import { generateEvents, makePopulation } from '../core/personas.js';
+import { wholeNumber } from '../scripts/lib/cli.js';
 import { openTopic } from '../scripts/lib/publisher.js';
+import { printTable } from '../scripts/lib/table.js';
 import { spawn } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
@@ -32,24 +34,12 @@ import { readLake } from '../test/support/ingest-fixtures.js';
 
 const program = new Command('bench:ingest')
   .description('Compare segflow ingestion (Pub/Sub -> GCS lake) with a bare streaming-pull subscriber on the same emulator.')
-  .option('--events <n>', 'messages per side', (v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1000) throw new InvalidArgumentError(`--events must be a whole number >= 1000, found ${v}`);
-    return n;
-  }, 50_000)
-  .option('--concurrency <n>', 'segflow batch activities in flight (default: SEGFLOW_INGEST_CONCURRENCY)', positiveInt('--concurrency'))
-  .option('--warmup-ms <n>', 'wait after each consumer has started before publishing', positiveInt('--warmup-ms'), 1500)
+  .option('--events <n>', 'messages per side', wholeNumber(1000), 50_000)
+  .option('--concurrency <n>', 'segflow batch activities in flight (default: SEGFLOW_INGEST_CONCURRENCY)', wholeNumber(1))
+  .option('--warmup-ms <n>', 'wait after each consumer has started before publishing', wholeNumber(1), 1500)
   .showHelpAfterError();
 program.parse();
 const opts = program.opts<{ events: number; concurrency?: number; warmupMs: number }>();
-
-function positiveInt(flag: string) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} must be a whole number >= 1, found ${v}`);
-    return n;
-  };
-}
 
 const id = randomUUID().slice(0, 8);
 const config = loadConfig({
@@ -192,9 +182,14 @@ const seg = await segflow();
 const rawRate = n / rawSecs;
 const segRate = n / seg.secs;
 console.log('');
-console.log('side                               seconds   events/s');
-console.log(`emulator streaming pull (ack only) ${rawSecs.toFixed(2).padStart(7)} ${rawRate.toFixed(0).padStart(10)}`);
-console.log(`segflow publish -> lake objects    ${seg.secs.toFixed(2).padStart(7)} ${segRate.toFixed(0).padStart(10)}`);
+printTable(
+  ['side', 'seconds', 'events/s'],
+  [
+    ['emulator streaming pull (ack only)', rawSecs.toFixed(2), rawRate.toFixed(0)],
+    ['segflow publish -> lake objects', seg.secs.toFixed(2), segRate.toFixed(0)],
+  ],
+  { align: ['left', 'right', 'right'] },
+);
 console.log(
   `ratio segflow / raw: ${(segRate / rawRate).toFixed(2)} (target >= 0.80); lost: ${seg.lost} (target 0); ` +
     `redelivered copies in the lake: ${seg.duplicates}; lake objects: ${seg.objects}`,

@@ -4,19 +4,23 @@
  * an event loop) with the consumer being measured.
  * usage: tsx bench/publish-child.ts <topic> <events> <seed>
  */
+import { Command } from 'commander';
 import { createInterface } from 'node:readline';
 import { closeGcpClients, createGcpClients } from '../stores/clients.js';
 import { loadConfig } from '../core/config.js';
 import { generateEvents, makePopulation } from '../core/personas.js';
+import { exitUsage, wholeNumber } from '../scripts/lib/cli.js';
 import { eventMessage, openTopic, publishAll, type OutgoingMessage } from '../scripts/lib/publisher.js';
 
-const [topicName, count, seedArg] = process.argv.slice(2);
-const n = Number(count);
-const seed = Number(seedArg);
-if (!topicName || !Number.isInteger(n) || !Number.isInteger(seed)) {
-  console.error('usage: tsx bench/publish-child.ts <topic> <events> <seed>');
-  process.exit(2);
-}
+const program = new Command('publish-child')
+  .description("bench:ingest's publisher: generates the events, prints \"ready\", publishes them when a line \"go\" arrives on stdin.")
+  .argument('<topic>', 'Pub/Sub topic to publish to')
+  .argument('<events>', 'how many events', wholeNumber(1))
+  .argument('<seed>', 'seed of the generated population and events', wholeNumber(0))
+  .showHelpAfterError()
+  .exitOverride(exitUsage);
+program.parse();
+const [topicName, n, seed] = program.processedArgs as [string, number, number];
 const clients = createGcpClients(loadConfig());
 const topic = await openTopic(clients.pubsub, topicName);
 const now = new Date();

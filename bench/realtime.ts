@@ -39,7 +39,7 @@
  * tasks per event. The load average is printed with each figure: the machine
  * is shared, so read absolute figures with it.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, Option } from 'commander';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createWriteStream, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
@@ -56,6 +56,8 @@ import { encodeEvent } from '../core/events.js';
 import { createLogger } from '../core/logger.js';
 import type { Profile } from '../core/profile.js';
 import { temporalConnectionSettings } from '../core/temporal-connection.js';
+import { wholeNumber } from '../scripts/lib/cli.js';
+import { printTable, type Cell } from '../scripts/lib/table.js';
 import { freePort } from '../scripts/stack-lib.js';
 import { installCurrentModel, OCCASIONAL, purchaseEvent, twoSegmentModel, VIP } from '../test/support/realtime-fixtures.js';
 import { ensureTriggerSubscription, LISTENER_DEFAULTS, summarize, type LatencySummary } from '../workers/trigger-listener.js';
@@ -63,42 +65,33 @@ import { reclassifyStateQuery, reclassifyWorkflowId } from '../workflows/reclass
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-const int = (name: string, min: number) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be a whole number >= ${min}, found ${v}`);
-  return n;
-};
-
 const program = new Command('bench:realtime')
   .description(
     'Event -> visible segment latency through the profile API, and API latency under load beside a bare Firestore read.\n' +
       'The API, a worker and the trigger listener run as child processes (their normal entry points); this process generates the load.\n' +
       'Runs against the stack the environment names (TEMPORAL_ADDRESS, FIRESTORE_EMULATOR_HOST, ...; default the local stack).',
   )
-  .option('--rate <n>', 'purchase events per second', int('--rate', 1), 100)
-  .option('--seconds <n>', 'seconds of event publishing', int('--seconds', 1), 20)
-  .option('--customers <n>', 'customers the events go to (round robin)', int('--customers', 1), 200)
-  .option('--api-rps <n>', 'profile API requests per second', int('--api-rps', 1), 500)
-  .option('--api-seconds <n>', 'seconds of API load (and of the Firestore baseline)', int('--api-seconds', 1), 10)
-  .option('--api-warmup-seconds <n>', 'untimed seconds of the same load before each of the two', int('--api-warmup-seconds', 0), 2)
+  .option('--rate <n>', 'purchase events per second', wholeNumber(1), 100)
+  .option('--seconds <n>', 'seconds of event publishing', wholeNumber(1), 20)
+  .option('--customers <n>', 'customers the events go to (round robin)', wholeNumber(1), 200)
+  .option('--api-rps <n>', 'profile API requests per second', wholeNumber(1), 500)
+  .option('--api-seconds <n>', 'seconds of API load (and of the Firestore baseline)', wholeNumber(1), 10)
+  .option('--api-warmup-seconds <n>', 'untimed seconds of the same load before each of the two', wholeNumber(0), 2)
   .option(
     '--poll-ms <n>',
     'after the write is seen, how often the API is asked until it shows it (a coarser poll can only overstate the latency, by up to this much; a finer one costs the machine more CPU)',
-    int('--poll-ms', 1),
+    wholeNumber(1),
     20,
   )
   .option('--mixed', 'also run the API load during the event phase and report it separately', false)
-  .option('--only <part>', 'run one part: api (API under load and the Firestore baseline) or events (event -> visible)', (v: string) => {
-    if (v !== 'api' && v !== 'events') throw new InvalidArgumentError(`--only: expected api or events, found ${v}`);
-    return v;
-  })
+  .addOption(new Option('--only <part>', 'run one part: api (API under load and the Firestore baseline) or events (event -> visible)').choices(['api', 'events']))
   .option(
     '--max-concurrent-signals <n>',
     `the trigger listener's signals in flight at most`,
-    int('--max-concurrent-signals', 1),
+    wholeNumber(1),
     LISTENER_DEFAULTS.maxConcurrentSignals,
   )
-  .option('--samples <n>', 'workflow histories read afterwards to break the worker side down', int('--samples', 0), 20)
+  .option('--samples <n>', 'workflow histories read afterwards to break the worker side down', wholeNumber(0), 20)
   .option('--logs <dir>', 'where the child processes write their output (default /tmp/bench-realtime-<run id>)')
   .showHelpAfterError();
 program.parse();
@@ -139,8 +132,9 @@ const config = loadConfigOrExit({ ...process.env, ...env });
 
 const fmt = (ms: number) => (Number.isFinite(ms) ? `${ms.toFixed(1)} ms` : 'n/a');
 const load = () => `load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
-const line = (name: string, s: LatencySummary, extra = '') =>
-  console.log(`  ${name.padEnd(36)} p50 ${fmt(s.p50)}  p95 ${fmt(s.p95)}  p99 ${fmt(s.p99)}  max ${fmt(s.max)}  (n ${s.n})${extra}`);
+const latencyRow = (name: string, s: LatencySummary, note = ''): Cell[] => [name, fmt(s.p50), fmt(s.p95), fmt(s.p99), fmt(s.max), s.n, note];
+const printLatencies = (rows: readonly Cell[][]) =>
+  printTable(['path', 'p50', 'p95', 'p99', 'max', 'n', ''], rows, { indent: 2, align: ['left', 'right', 'right', 'right', 'right', 'right'] });
 
 /** Runs `task` `rps` times a second for `seconds`, on schedule; returns per-call latencies and the achieved rate. */
 async function openLoop(rps: number, seconds: number, task: (i: number) => Promise<void>) {
@@ -447,17 +441,15 @@ async function main(): Promise<void> {
     };
     const printCpu = (phase: string, r: ReturnType<ReturnType<typeof startCpu>['stop']>, units: number, unit: string) => {
       console.log(`  CPU used during ${phase} (${r.wall.toFixed(1)} s wall; the machine has 2 cores; * = shared with other users of the stack)`);
+      const ofACore = (seconds: number) => `${((seconds / r.wall) * 100).toFixed(0)}%`;
       let total = 0;
-      for (const { name, seconds } of r.used) {
-        if (seconds === undefined) {
-          console.log(`    ${name.padEnd(34)} n/a`);
-          continue;
-        }
+      const rows: Cell[][] = r.used.map(({ name, seconds }) => {
+        if (seconds === undefined) return [name, 'n/a'];
         total += seconds;
-        const share = ((seconds / r.wall) * 100).toFixed(0);
-        console.log(`    ${name.padEnd(34)} ${seconds.toFixed(1)} s  (${share}% of a core; ${((seconds * 1000) / units).toFixed(2)} ms per ${unit})`);
-      }
-      console.log(`    ${'all of the above'.padEnd(34)} ${total.toFixed(1)} s  (${((total / r.wall) * 100).toFixed(0)}% of a core)`);
+        return [name, `${seconds.toFixed(1)} s`, ofACore(seconds), ((seconds * 1000) / units).toFixed(2)];
+      });
+      rows.push(['all of the above', `${total.toFixed(1)} s`, ofACore(total), '']);
+      printTable(['process', 'CPU', 'of a core', `ms per ${unit}`], rows, { indent: 4, align: ['left', 'right', 'right', 'right'] });
     };
 
     // ---- Part 1: API under load, beside a bare Firestore read on the same schedule
@@ -477,11 +469,17 @@ async function main(): Promise<void> {
     const warmUp = async (run: (seconds: number) => Promise<unknown>) => {
       if (opts.apiWarmupSeconds > 0) await run(opts.apiWarmupSeconds);
     };
-    const apiLine = (name: string, r: Awaited<ReturnType<typeof apiLoad>>, target: boolean) =>
-      console.log(
-        `  ${name.padEnd(36)} p50 ${fmt(r.p50)}  p99 ${fmt(r.p99)}  max ${fmt(r.max)}  ${r.rps.toFixed(0)} req/s  errors ${r.errors}` +
-          (target ? `   (target p99 < 10 ms: ${r.p99 < 10 ? 'met' : 'NOT met'})` : ''),
-      );
+    const apiRow = (name: string, r: Awaited<ReturnType<typeof apiLoad>>, target: boolean): Cell[] => [
+      name,
+      fmt(r.p50),
+      fmt(r.p99),
+      fmt(r.max),
+      `${r.rps.toFixed(0)} req/s`,
+      r.errors,
+      target ? `target p99 < 10 ms: ${r.p99 < 10 ? 'met' : 'NOT met'}` : '',
+    ];
+    const printApi = (rows: readonly Cell[][]) =>
+      printTable(['request', 'p50', 'p99', 'max', 'rate', 'errors', ''], rows, { indent: 2, align: ['left', 'right', 'right', 'right', 'right', 'right'] });
     if (opts.only !== 'events') {
       await warmUp(apiLoad);
       const loadBeforeApi = load();
@@ -493,10 +491,8 @@ async function main(): Promise<void> {
       const fsRun = await firestoreLoad();
       const loadAfterFs = load();
       console.log(`\nprofile API (own process) under load (target ${opts.apiRps} req/s), beside a bare Firestore read on the same schedule`);
-      apiLine('API GET /v1/customers/:id/profile', apiRun, true);
-      console.log(`    ${loadBeforeApi} before, ${loadAfterApi} after`);
-      apiLine('Firestore doc.get() (baseline)', fsRun, false);
-      console.log(`    ${loadAfterFs} after`);
+      printApi([apiRow('API GET /v1/customers/:id/profile', apiRun, true), apiRow('Firestore doc.get() (baseline)', fsRun, false)]);
+      console.log(`    ${loadBeforeApi} before and ${loadAfterApi} after the API run, ${loadAfterFs} after the Firestore run`);
       console.log(`  API / Firestore p50 ratio ${(apiRun.p50 / fsRun.p50).toFixed(2)}, p99 ratio ${(apiRun.p99 / fsRun.p99).toFixed(2)}`);
       printCpu('the API load', cpuApiUsed, opts.apiRps * opts.apiSeconds, 'request');
     }
@@ -612,32 +608,38 @@ async function main(): Promise<void> {
     const ev = summarize(visible);
     console.log(`\nevent -> reclassified profile visible through the API (API, worker, listener in their own processes)`);
     console.log(`  ${events} events at ${p1.rps.toFixed(1)}/s achieved; visible ${ev.n}, timed out ${timedOut}, publish errors ${p1.errors}`);
-    line('all events', ev, `   (target p99 < 1000 ms: ${ev.p99 < 1000 ? 'met' : 'NOT met'})`);
-    line('segment changes (Occasional -> VIP)', summarize(visibleChanges));
+    printLatencies([
+      latencyRow('all events', ev, `target p99 < 1000 ms: ${ev.p99 < 1000 ? 'met' : 'NOT met'}`),
+      latencyRow('segment changes (Occasional -> VIP)', summarize(visibleChanges)),
+    ]);
     console.log(`    ${loadBeforeEvents} before, ${loadAfterPublishing} at the end of publishing, ${load()} after`);
     console.log('  where the time goes');
+    printLatencies([
+      ...(stopped?.publishToSignalMs ? [latencyRow('publish -> signal accepted (listener)', stopped.publishToSignalMs)] : []),
+      latencyRow('publish -> Firestore commit', summarize(toCommit)),
+      latencyRow('commit -> visible through the API', summarize(commitToVisible)),
+    ]);
     if (stopped?.publishToSignalMs) {
-      line('publish -> signal accepted (listener)', stopped.publishToSignalMs);
       const perSignal = (stopped.signalled ?? 0) / Math.max(stopped.signals ?? 0, 1);
       console.log(
-        `    ${stopped.signals} signals for ${stopped.signalled} events (${perSignal.toFixed(2)} events per signal, ` +
+        `    listener: ${stopped.signals} signals for ${stopped.signalled} events (${perSignal.toFixed(2)} events per signal, ` +
           `${stopped.coalesced} coalesced, ${stopped.failed} failed; warm-up included)`,
       );
     } else console.log(`  (the listener's summary line is missing; see ${logDir}/triggers.log)`);
-    line('publish -> Firestore commit', summarize(toCommit));
-    line('commit -> visible through the API', summarize(commitToVisible));
     printCpu('the event phase', cpuEventsUsed, events, 'event');
     if (mixedRun) {
       console.log(`  API under the same load during the event phase (--mixed)`);
-      apiLine('API GET /v1/customers/:id/profile', mixedRun, true);
+      printApi([apiRow('API GET /v1/customers/:id/profile', mixedRun, true)]);
     }
 
     if (opts.samples > 0) {
       const sample = ids.slice(0, Math.min(opts.samples, ids.length));
       const w = await workerBreakdown(client, sample);
       console.log(`  worker side, from ${sample.length} workflow histories (warm-up included)`);
-      line('signal -> workflow task started', w.signalToStart);
-      line('workflow task started -> completed', w.taskRun, '   (includes the local activity and its Firestore write)');
+      printLatencies([
+        latencyRow('signal -> workflow task started', w.signalToStart),
+        latencyRow('workflow task started -> completed', w.taskRun, 'includes the local activity and its Firestore write'),
+      ]);
       const per = (x: number) => (w.events === 0 ? 'n/a' : (x / w.events).toFixed(2));
       console.log(
         `    per event: ${per(w.signals)} signals, ${per(w.workflowTasks)} workflow tasks, ${per(w.markers)} markers, ${per(w.timers)} timers, ` +

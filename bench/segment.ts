@@ -36,6 +36,8 @@ import { JOB_DEFAULTS, runSegmentationJob } from '../core/segmentation/job.js';
 import { TRAIN_DEFAULTS } from '../core/segmentation/train.js';
 import { createRng } from '../core/segmentation/random.js';
 import { benchPythonEnv, ensureBenchPython } from '../scripts/bench-python.js';
+import { wholeNumber } from '../scripts/lib/cli.js';
+import { printTable } from '../scripts/lib/table.js';
 
 function positiveInts(what: string) {
   return (value: string): number[] => {
@@ -46,27 +48,20 @@ function positiveInts(what: string) {
     return list;
   };
 }
-function positiveInt(what: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${what}: expected an integer >= 1, got ${JSON.stringify(value)}`);
-    return n;
-  };
-}
 
 const program = new Command('bench:segment')
   .description('segflow sample-train + assign-all vs scikit-learn KMeans(n_clusters=8, n_init=1), same data, same run.')
   .option('--sizes <list>', 'row counts, comma-separated', positiveInts('--sizes'), [100_000, 1_000_000])
   .option('--seeds <list>', 'seeds of the data and of both sides; one run per seed and size', positiveInts('--seeds'), [42, 1, 2, 3, 4])
-  .option('--dim <n>', 'features', positiveInt('--dim'), 16)
-  .option('--k <n>', 'clusters', positiveInt('--k'), 8)
-  .option('--sample <n>', 'segflow training sample size (default: 5% of the rows, 5,000 to 50,000)', positiveInt('--sample'))
-  .option('--n-init <n>', 'segflow k-means++ restarts', positiveInt('--n-init'), JOB_DEFAULTS.nInit)
-  .option('--restart-rows <n>', 'rows of the sample the restarts run on (default: a tenth of the sample, 500 to 2,000)', positiveInt('--restart-rows'))
+  .option('--dim <n>', 'features', wholeNumber(1), 16)
+  .option('--k <n>', 'clusters', wholeNumber(1), 8)
+  .option('--sample <n>', 'segflow training sample size (default: 5% of the rows, 5,000 to 50,000)', wholeNumber(1))
+  .option('--n-init <n>', 'segflow k-means++ restarts', wholeNumber(1), JOB_DEFAULTS.nInit)
+  .option('--restart-rows <n>', 'rows of the sample the restarts run on (default: a tenth of the sample, 500 to 2,000)', wholeNumber(1))
   .option('--single-thread', 'run all of segflow on the calling thread (by default half the restarts and half the assignment pass go to a helper thread)')
-  .option('--repeat <n>', 'timed fits per side, size and seed; the ratio compares medians', positiveInt('--repeat'), 3)
+  .option('--repeat <n>', 'timed fits per side, size and seed; the ratio compares medians', wholeNumber(1), 3)
   .option('--reference', 'also fit KMeans(n_init=10), untimed, as a reference inertia for each dataset')
-  .option('--sklearn-threads <n>', "OpenMP threads for scikit-learn (default: its own choice, every core); segflow uses two at most (--single-thread: one)", positiveInt('--sklearn-threads'))
+  .option('--sklearn-threads <n>', "OpenMP threads for scikit-learn (default: its own choice, every core); segflow uses two at most (--single-thread: one)", wholeNumber(1))
   .showHelpAfterError();
 program.parse();
 const opts = program.opts<{
@@ -176,8 +171,7 @@ console.log(
   runSegmentationJob(makeData(warmRows, 0x5eed), warmRows, dim, { k, seed: 0x5eed, nInit: opts.nInit, parallel: !opts.singleThread });
   console.log(`segflow warm-up (untimed, other data, ${warmRows} rows): ${(performance.now() - t0).toFixed(0)} ms`);
 }
-console.log(`times: median of ${opts.repeat} timed fit${opts.repeat === 1 ? '' : 's'} per side on the same data (every time is listed under each row)`);
-console.log('rows     | seed | sklearn fit s | segflow s | time ratio | sklearn inertia | segflow inertia | quality' + (opts.reference ? ' | sklearn n_init=10 (untimed reference)' : ''));
+console.log(`times: median of ${opts.repeat} timed fit${opts.repeat === 1 ? '' : 's'} per side on the same data (every time is listed as each run ends; the table follows)`);
 const runs: Run[] = [];
 for (const n of opts.sizes) {
   for (const seed of opts.seeds) {
@@ -225,36 +219,55 @@ for (const n of opts.sizes) {
     }
     const run: Run = { n, seed, skS, skInertia, segS, segInertia, ...(sk.reference_inertia !== undefined ? { refInertia: sk.reference_inertia } : {}) };
     runs.push(run);
-    const ref = run.refInertia;
     console.log(
-      [
-        String(n).padEnd(8),
-        String(seed).padStart(4),
-        skS.toFixed(3).padStart(13),
-        segS.toFixed(3).padStart(9),
-        `${(segS / skS).toFixed(2)}x`.padStart(10),
-        skInertia.toFixed(1).padStart(15),
-        segInertia.toFixed(1).padStart(15),
-        inertiaVerdict(segInertia, skInertia) + (ref !== undefined ? ` | ${ref.toFixed(1)} (sklearn ${signedPct((skInertia - ref) / ref)}, segflow ${signedPct((segInertia - ref) / ref)})` : ''),
-      ].join(' | '),
-    );
-    console.log(
-      `                segflow (first of the timed runs): sample of ${job.sampleSize} rows ${job.timingsMs.sample.toFixed(1)} ms, train ${job.timingsMs.train.toFixed(1)} ms ` +
+      `rows ${n}, seed ${seed}: segflow (first of the timed runs): sample of ${job.sampleSize} rows ${job.timingsMs.sample.toFixed(1)} ms, train ${job.timingsMs.train.toFixed(1)} ms ` +
         `(restarts on ${job.restartRows} rows, ${job.restartsOnHelper} of them on the helper thread, their inertias on ${job.rankRows} rows of the sample ${job.restartInertias.map((x) => x.toFixed(1)).join(', ')}), assign ${job.timingsMs.assign.toFixed(1)} ms (${job.rowsAssignedOnHelper} rows on the helper thread); ` +
         `sklearn: ${sk.iterations} iterations; times (s) sklearn ${sk.fit_s.map((t) => t.toFixed(3)).join(' ')}, segflow ${segTimes.map((t) => t.toFixed(3)).join(' ')}`,
     );
   }
 }
 
+console.log('');
+printTable(
+  [
+    'rows',
+    'seed',
+    'sklearn fit s',
+    'segflow s',
+    'time ratio',
+    'sklearn inertia',
+    'segflow inertia',
+    'quality',
+    ...(opts.reference ? ['sklearn n_init=10 (untimed reference)'] : []),
+  ],
+  runs.map((r) => {
+    const ref = r.refInertia;
+    return [
+      r.n,
+      r.seed,
+      r.skS.toFixed(3),
+      r.segS.toFixed(3),
+      `${(r.segS / r.skS).toFixed(2)}x`,
+      r.skInertia.toFixed(1),
+      r.segInertia.toFixed(1),
+      inertiaVerdict(r.segInertia, r.skInertia),
+      ...(ref !== undefined ? [`${ref.toFixed(1)} (sklearn ${signedPct((r.skInertia - ref) / ref)}, segflow ${signedPct((r.segInertia - ref) / ref)})`] : []),
+    ];
+  }),
+  { align: ['left', 'right', 'right', 'right', 'right', 'right', 'right'] },
+);
 console.log(`\nsummary (load average now ${load()}; the machine is shared, so times are noisy)`);
-for (const n of opts.sizes) {
-  const rs = runs.filter((r) => r.n === n);
-  const ratios = rs.map((r) => r.segS / r.skS);
-  const gaps = rs.map((r) => (r.segInertia - r.skInertia) / r.skInertia);
-  console.log(
-    `${String(n).padEnd(8)} time ratio median ${median(ratios).toFixed(2)}x (min ${Math.min(...ratios).toFixed(2)}x, max ${Math.max(...ratios).toFixed(2)}x); ` +
-      `segflow inertia vs sklearn median ${signedPct(median(gaps))} (min ${signedPct(Math.min(...gaps))}, max ${signedPct(Math.max(...gaps))}); ` +
-      `target met in ${rs.filter(meets).length}/${rs.length} runs`,
-  );
-}
+const range = (xs: number[], f: (x: number) => string) => `${f(median(xs))} (${f(Math.min(...xs))} to ${f(Math.max(...xs))})`;
+printTable(
+  ['rows', 'time ratio: median (min to max)', 'segflow inertia vs sklearn: median (min to max)', 'target met'],
+  opts.sizes.map((n) => {
+    const rs = runs.filter((r) => r.n === n);
+    return [
+      n,
+      range(rs.map((r) => r.segS / r.skS), (x) => `${x.toFixed(2)}x`),
+      range(rs.map((r) => (r.segInertia - r.skInertia) / r.skInertia), signedPct),
+      `${rs.filter(meets).length}/${rs.length} runs`,
+    ];
+  }),
+);
 console.log('target per run: segflow time <= 1.0x sklearn, and segflow inertia at most 2% above sklearn (lower is better and counts as met)');

@@ -32,7 +32,7 @@ import { createLogger } from '../core/logger.js';
 import { createRng } from '../core/personas.js';
 import { ProfileSchema, type Profile } from '../core/profile.js';
 import { verifyWebhook } from '../core/webhook-signature.js';
-import { rerunFailed, startDagRun, type OpsContext } from '../schedules/ops.js';
+import { rerunFailed, startDagRun, type OpsContext } from '../schedules/ops-lib.js';
 import { installCurrentModel, twoSegmentModel } from '../test/support/realtime-fixtures.js';
 import { createTemporalClient } from '../workers/client.js';
 import { createTriggerListener, type TriggerListener } from '../workers/trigger-listener.js';
@@ -45,6 +45,7 @@ import { openChaosStack, pickPorts, WorkerPool, type ChaosStack } from './stack.
 import { buildChaosWorkload, publishResilient, type ChaosWorkload } from './workload.js';
 import type { OutgoingMessage } from '../scripts/lib/publisher.js';
 import { HOURLY_PIPELINE_DAG } from '../core/dag-ids.js';
+import { printTable } from '../scripts/lib/table.js';
 
 // ---------------------------------------------------------------- options
 
@@ -377,7 +378,7 @@ async function main(): Promise<number> {
     direct = createGcpClients(directConfig);
     producer = new PubSub({ projectId: directConfig.gcp.projectId, apiEndpoint: ps.hostPort, emulatorMode: true });
     client = await createTemporalClient(directConfig);
-    const ctx: OpsContext = { client, config: directConfig, out: (l) => log(`  ${l}`) };
+    const ctx: OpsContext = { client, config: directConfig };
 
     // ---- workload
     const w: ChaosWorkload = buildChaosWorkload({ events: o.events, seed: o.seed, maxBytes: directConfig.ingest.maxEventBytes, realtimeCustomers: o.realtimeCustomers });
@@ -715,7 +716,7 @@ async function main(): Promise<number> {
     alerts: receiver?.alerts.length ?? 0,
     ...summary,
   };
-  printTable(full);
+  printSummary(full);
   if (o.json) {
     mkdirSync(path.dirname(path.resolve(o.json)), { recursive: true });
     writeFileSync(o.json, `${JSON.stringify(full, null, 2)}\n`);
@@ -736,7 +737,7 @@ async function readProfiles(clients: GcpClients, collection: string, only?: read
   return out;
 }
 
-function printTable(s: Summary): void {
+function printSummary(s: Summary): void {
   const rows: Array<[string, string | number]> = [];
   const add = (k: string, v: string | number | undefined) => rows.push([k, v ?? '-']);
   for (const p of s.faults.byProxy) {
@@ -764,9 +765,8 @@ function printTable(s: Summary): void {
   add('webhook deliveries (distinct / received)', s.webhooks ? `${s.webhooks.distinctDeliveries} / ${s.webhooks.received}` : undefined);
   add('webhook segment changes recorded', s.webhooks?.changesRecorded);
   add('run time (s)', s.durationS);
-  const width = Math.max(...rows.map(([k]) => k.length));
   console.log('\nchaos run summary');
-  for (const [k, v] of rows) console.log(`  ${k.padEnd(width)}  ${v}`);
+  printTable([], rows, { indent: 2 });
   console.log(`  stages (s): ${Object.entries(s.stagesS).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   if (s.ok) console.log('\nevery invariant holds');
   else {

@@ -7,6 +7,7 @@ import { ScheduleNotFoundError, type Client } from '@temporalio/client';
 import { Command } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { loadConfigOrExit, type Config } from '../core/config.js';
+import { formatTable } from '../scripts/lib/table.js';
 import { createTemporalClient } from '../workers/client.js';
 import {
   SEGFLOW_SCHEDULE_MEMO,
@@ -124,9 +125,11 @@ export function formatApplyResult(result: ApplyResult, dryRun = false): string {
     unchanged: 'unchanged',
     skipped: 'skipped',
   };
-  const lines = result.changes.map((c) => `  ${verb[c.kind].padEnd(13)} ${c.scheduleId.padEnd(28)} ${c.detail}`);
-  lines.push(result.noChanges ? 'no changes: the server matches schedules/definitions.ts' : `${result.changes.filter((c) => !['unchanged', 'skipped'].includes(c.kind)).length} change(s)`);
-  return lines.join('\n');
+  const summary = result.noChanges
+    ? 'no changes: the server matches schedules/definitions.ts'
+    : `${result.changes.filter((c) => !['unchanged', 'skipped'].includes(c.kind)).length} change(s)`;
+  if (result.changes.length === 0) return summary;
+  return `${formatTable([], result.changes.map((c) => [verb[c.kind], c.scheduleId, c.detail]), { indent: 2 })}\n${summary}`;
 }
 
 async function main(): Promise<void> {
@@ -134,18 +137,22 @@ async function main(): Promise<void> {
     .description('Make the Temporal schedules match schedules/definitions.ts: create missing, update changed, delete removed (only schedules segflow created with SEGFLOW_SCHEDULE_PREFIX).')
     .option('--dry-run', 'print what would change, change nothing')
     .option('--ensure-ingestion', 'also start the continuous ingestion workflow if it is not running')
+    .option('--json', 'print the changes (and the ingestion workflow) as JSON on stdout, and nothing else there')
     .showHelpAfterError();
   program.parse();
-  const opts = program.opts<{ dryRun?: boolean; ensureIngestion?: boolean }>();
+  const opts = program.opts<{ dryRun?: boolean; ensureIngestion?: boolean; json?: boolean }>();
+  const dryRun = opts.dryRun ?? false;
   const config = loadConfigOrExit();
   const client = await createTemporalClient(config);
   try {
-    const result = await applyConfiguredSchedules(client, config, { dryRun: opts.dryRun ?? false });
-    console.log(formatApplyResult(result, opts.dryRun ?? false));
-    if (opts.ensureIngestion && !opts.dryRun) {
-      const ingestion = await ensureIngestion(client, config);
-      console.log(`  ingestion     ${ingestion.workflowId} ${ingestion.started ? 'started' : 'already running'}`);
+    const result = await applyConfiguredSchedules(client, config, { dryRun });
+    const ingestion = opts.ensureIngestion && !dryRun ? await ensureIngestion(client, config) : undefined;
+    if (opts.json) {
+      console.log(JSON.stringify({ ...result, dryRun, ...(ingestion === undefined ? {} : { ingestion }) }, null, 2));
+      return;
     }
+    console.log(formatApplyResult(result, dryRun));
+    if (ingestion !== undefined) console.log(`  ingestion  ${ingestion.workflowId} ${ingestion.started ? 'started' : 'already running'}`);
   } finally {
     await client.connection.close();
   }

@@ -2,10 +2,13 @@
  * The Python side of the benchmarks: scikit-learn and numpy installed with pip into
  * `.stack/py-bench` (ignored by git, like the rest of the local stack), used through PYTHONPATH.
  */
+import { Command } from 'commander';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { PROJECT_ROOT } from '../core/config.js';
+import { exitUsage } from './lib/cli.js';
 
 export const BENCH_PYTHON_DIR = path.join(process.env.SEGFLOW_STACK_DIR ?? path.join(PROJECT_ROOT, '.stack'), 'py-bench');
 const PACKAGES = ['scikit-learn', 'numpy'];
@@ -28,6 +31,11 @@ export function ensureBenchPython(python = process.env.PYTHON ?? 'python3'): str
   return python;
 }
 
-if (process.argv[1] && import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  new Command('bench-python')
+    .description(`Installs scikit-learn and numpy for the benchmarks into ${BENCH_PYTHON_DIR} unless they import already (PYTHON picks the interpreter).`)
+    .showHelpAfterError()
+    .exitOverride(exitUsage)
+    .parse();
   console.log(`scikit-learn ready: ${ensureBenchPython()} with PYTHONPATH=${BENCH_PYTHON_DIR}`);
 }

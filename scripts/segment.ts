@@ -13,6 +13,7 @@ import { NIGHTLY_SEGMENTATION_DAG } from '../core/dag-ids.js';
 import { modelVersionFor } from '../core/segmentation/model.js';
 import { dagRunWorkflowId, formatInstant } from '../workflows/dag-messages.js';
 import { createTemporalClient } from '../workers/client.js';
+import { printTable } from './lib/table.js';
 import { startWorker } from '../workers/worker.js';
 
 const program = new Command('segment')
@@ -69,15 +70,23 @@ const run = await readSegmentationRun({ ...clients, config }, version);
 if (run.model) {
   const sel = run.model.k_selection;
   console.log(`\nchosen k = ${sel.chosen_k} (by ${sel.chosen_by}; elbow at ${sel.elbow_k ?? 'none'})`);
-  console.log('  k  inertia        silhouette  smallest  note');
-  for (const c of sel.candidates) {
-    console.log(`  ${String(c.k).padStart(2)} ${c.inertia.toFixed(2).padStart(14)} ${c.silhouette.toFixed(3).padStart(10)} ${(c.min_share * 100).toFixed(1).padStart(8)}%  ${c.rejected_reason ?? (c.k === sel.chosen_k ? 'chosen' : '')}`);
-  }
+  printTable(
+    ['k', 'inertia', 'silhouette', 'smallest', 'note'],
+    sel.candidates.map((c) => [
+      c.k,
+      c.inertia.toFixed(2),
+      c.silhouette.toFixed(3),
+      `${(c.min_share * 100).toFixed(1)}%`,
+      c.rejected_reason ?? (c.k === sel.chosen_k ? 'chosen' : ''),
+    ]),
+    { indent: 2, align: ['right', 'right', 'right', 'right'] },
+  );
   console.log('\nsegments (every customer, assigned in BigQuery):');
-  console.log('  id  label                      customers    share');
-  for (const s of run.sizes) {
-    console.log(`  ${String(s.segment_id).padStart(2)}  ${s.segment_label.padEnd(24)} ${String(s.customers).padStart(10)} ${(s.share * 100).toFixed(1).padStart(7)}%`);
-  }
+  printTable(
+    ['id', 'label', 'customers', 'share'],
+    run.sizes.map((s) => [s.segment_id, s.segment_label, s.customers, `${(s.share * 100).toFixed(1)}%`]),
+    { indent: 2, align: ['right', 'left', 'right', 'right'] },
+  );
 }
 if (run.stability) {
   const st = run.stability;

@@ -1,15 +1,18 @@
 /**
  * npm run smoke — run the smoke workflow on a running worker and print what each service returned.
  */
+import { Command } from 'commander';
 import { randomUUID } from 'node:crypto';
 import { loadConfigOrExit } from '../core/config.js';
 import { workflowUiUrl } from '../core/temporal-connection.js';
+import { exitUsage } from './lib/cli.js';
 import { createTemporalClient } from '../workers/client.js';
 
-if (process.argv.includes('--help') || process.argv.includes('-h')) {
-  console.log('usage: npm run smoke\n\nStarts the smoke workflow (Pub/Sub, GCS, BigQuery, Firestore round trips) on a running worker and prints the result.');
-  process.exit(0);
-}
+new Command('npm run smoke')
+  .description('Starts the smoke workflow (Pub/Sub, GCS, BigQuery, Firestore round trips) on a running worker and prints the result.')
+  .showHelpAfterError()
+  .exitOverride(exitUsage)
+  .parse();
 const config = loadConfigOrExit();
 const client = await createTemporalClient(config);
 const runId = randomUUID().slice(0, 8);

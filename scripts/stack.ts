@@ -4,6 +4,7 @@
 import { Command } from 'commander';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../core/config.js';
+import { printTable } from './lib/table.js';
 import { STACK_DIR, down, install, status, up } from './stack-lib.js';
 
 const program = new Command('stack')
@@ -44,11 +45,9 @@ program
 
 async function printStatus(): Promise<boolean> {
   const rows = await status();
-  console.log('service    pid      ports        state');
-  for (const r of rows) {
-    const state = r.external ? 'healthy (not started by the stack)' : r.healthy ? 'healthy' : r.running ? 'running, not healthy' : 'stopped';
-    console.log(`${r.name.padEnd(10)} ${String(r.pid ?? '-').padEnd(8)} ${r.ports.join(',').padEnd(12)} ${state}`);
-  }
+  const state = (r: (typeof rows)[number]) =>
+    r.external ? 'healthy (not started by the stack)' : r.healthy ? 'healthy' : r.running ? 'running, not healthy' : 'stopped';
+  printTable(['service', 'pid', 'ports', 'state'], rows.map((r) => [r.name, r.pid ?? '-', r.ports.join(','), state(r)]));
   return rows.every((r) => r.healthy);
 }
 

@@ -20,7 +20,7 @@ import { dagRegistry } from '../dags/index.js';
 import { applyConfiguredSchedules, formatApplyResult } from '../schedules/apply.js';
 import { HOURLY_PIPELINE_DAG, NIGHTLY_SEGMENTATION_DAG } from '../core/dag-ids.js';
 import { ensureIngestion } from '../schedules/definitions.js';
-import { intervalStartingAt, startDagRun, type OpsContext } from '../schedules/ops.js';
+import { intervalStartingAt, startDagRun, type OpsContext } from '../schedules/ops-lib.js';
 import { ingestStatsQuery } from '../workflows/ingest-messages.js';
 import { createTemporalClient } from '../workers/client.js';
 import { metricsPorts, recordApiLatency } from '../workers/metrics.js';
@@ -174,7 +174,7 @@ async function startApi(cfg: Config, log: Logger, clients: GcpClients): Promise<
 
 async function runDemo(cfg: Config, log: Logger, temporal: Client, clients: GcpClients, api: string | undefined): Promise<void> {
   const demoLog = log.child({ component: 'demo' });
-  const ops: OpsContext = { client: temporal, config: cfg, out: (line) => demoLog.info(line) };
+  const ops: OpsContext = { client: temporal, config: cfg };
   const ingestHandle = temporal.workflow.getHandle(ingestion.workflowId);
   const ingestedSoFar = async () => {
     const c = await ingestHandle.query(ingestStatsQuery);

@@ -6,32 +6,34 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { Argument, Command } from 'commander';
 import { PROJECT_ROOT } from '../core/config.js';
+import { exitUsage } from './lib/cli.js';
 import { down, isRunning, up } from './stack-lib.js';
 
 const TIERS = ['unit', 'workflows', 'integration'] as const;
 type Tier = (typeof TIERS)[number];
 
-const args = process.argv.slice(2);
-if (args.includes('--help') || args.includes('-h')) {
-  console.log(`usage: npm test [-- ${TIERS.join('|')} ...] [--keep-stack]
-
-Runs the chosen test tiers (all by default) with node's test runner.
+const program = new Command('npm test')
+  .description("Runs the chosen test tiers (all by default) with node's test runner.")
+  .addArgument(new Argument('[tiers...]', 'tiers to run (default: all three)').choices(TIERS))
+  .option('--keep-stack', 'leave the stack running afterwards when this run started it')
+  .addHelpText(
+    'after',
+    `
+Tiers:
   unit         pure logic, no servers
   workflows    workflow code on the Temporal time-skipping test server
   integration  the real local stack: Temporal dev server and the GCP emulators
 The stack is started when a tier needs it and is not running, and stopped
-afterwards unless --keep-stack is given; a stack already running is left alone.`);
-  process.exit(0);
-}
-const keepStack = args.includes('--keep-stack');
-const unknown = args.filter((a) => !a.startsWith('--') && !(TIERS as readonly string[]).includes(a));
-if (unknown.length > 0) {
-  console.error(`npm test: unknown tier ${unknown.map((u) => JSON.stringify(u)).join(', ')}; expected one of ${TIERS.join(', ')}`);
-  process.exit(2);
-}
-const chosen = TIERS.filter((t) => args.includes(t));
-const tiers: readonly Tier[] = chosen.length > 0 ? chosen : TIERS;
+afterwards unless --keep-stack is given; a stack already running is left alone.`,
+  )
+  .showHelpAfterError('(npm test -- --help for usage)')
+  .exitOverride(exitUsage);
+program.parse();
+const chosen = program.processedArgs[0] as Tier[];
+const keepStack = program.opts<{ keepStack?: boolean }>().keepStack ?? false;
+const tiers: readonly Tier[] = chosen.length > 0 ? TIERS.filter((t) => chosen.includes(t)) : TIERS;
 
 function testFiles(dir: string): string[] {
   const abs = path.join(PROJECT_ROOT, dir);

@@ -1,14 +1,17 @@
 /**
  * npm run worker — one worker process on the segflow task queue, until SIGINT/SIGTERM.
  */
+import { Command } from 'commander';
 import { loadConfigOrExit } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
+import { exitUsage } from '../scripts/lib/cli.js';
 import { startWorker } from './worker.js';
 
-if (process.argv.includes('--help') || process.argv.includes('-h')) {
-  console.log('usage: npm run worker\n\nRuns a segflow worker on TEMPORAL_TASK_QUEUE until interrupted. Configuration comes from the environment (see README).');
-  process.exit(0);
-}
+new Command('npm run worker')
+  .description('Runs a segflow worker on TEMPORAL_TASK_QUEUE until interrupted. Configuration comes from the environment (see README).')
+  .showHelpAfterError()
+  .exitOverride(exitUsage)
+  .parse();
 
 const config = loadConfigOrExit();
 const logger = createLogger({ level: config.log.level, name: 'segflow-worker' });

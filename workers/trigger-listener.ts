@@ -335,58 +335,24 @@ export async function startTriggerListener(
   };
 }
 
-const USAGE = `usage: npm run triggers [-- options]
-
-Runs the trigger listener on its own (npm start runs it beside the workers): key
-events on SEGFLOW_TRIGGER_SUBSCRIPTION become signals to the customers'
-reclassifyCustomer workflows (signal-with-start: started when not running) (task queue TEMPORAL_TASK_QUEUE), until
-SIGINT/SIGTERM; on stop it logs its totals and the publish -> signal latency.
-
-options:
-  --max-in-flight <n>            Pub/Sub messages held at most (default ${LISTENER_DEFAULTS.maxInFlight})
-  --max-concurrent-signals <n>   signals in flight at most (default ${LISTENER_DEFAULTS.maxConcurrentSignals})
-  --max-events-per-signal <n>    a customer's events coalesced into one signal at most (default ${LISTENER_DEFAULTS.maxEventsPerSignal})
-  -h, --help                     this text
-
-Other settings come from the environment (see the configuration table in README.md).`;
-
 // `npm run triggers`: the listener on its own, until SIGINT/SIGTERM.
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const { parseArgs } = await import('node:util');
-  const fail = (message: string): never => {
-    console.error(`npm run triggers: ${message}\n\n${USAGE}`);
-    process.exit(2);
-  };
-  let values: Record<string, string | boolean | undefined> = {};
-  try {
-    values = parseArgs({
-      options: {
-        'max-in-flight': { type: 'string' },
-        'max-concurrent-signals': { type: 'string' },
-        'max-events-per-signal': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }).values;
-  } catch (err) {
-    fail(err instanceof Error ? err.message : String(err));
-  }
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const whole = (name: string): number | undefined => {
-    const v = values[name];
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) fail(`--${name}: expected a whole number >= 1, found ${JSON.stringify(v)}`);
-    return n;
-  };
-  const options: TriggerListenerOptions = {
-    maxInFlight: whole('max-in-flight'),
-    maxConcurrentSignals: whole('max-concurrent-signals'),
-    maxEventsPerSignal: whole('max-events-per-signal'),
-  };
+  const { Command } = await import('commander');
+  const { exitUsage, wholeNumber } = await import('../scripts/lib/cli.js');
+  const program = new Command('npm run triggers')
+    .description(
+      "Runs the trigger listener on its own (npm start runs it beside the workers): key events on SEGFLOW_TRIGGER_SUBSCRIPTION become signals to the customers' " +
+        'reclassifyCustomer workflows (signal-with-start: started when not running) (task queue TEMPORAL_TASK_QUEUE), until SIGINT/SIGTERM; ' +
+        'on stop it logs its totals and the publish -> signal latency.',
+    )
+    .option('--max-in-flight <n>', 'Pub/Sub messages held at most', wholeNumber(1), LISTENER_DEFAULTS.maxInFlight)
+    .option('--max-concurrent-signals <n>', 'signals in flight at most', wholeNumber(1), LISTENER_DEFAULTS.maxConcurrentSignals)
+    .option('--max-events-per-signal <n>', "a customer's events coalesced into one signal at most", wholeNumber(1), LISTENER_DEFAULTS.maxEventsPerSignal)
+    .addHelpText('after', '\nOther settings come from the environment (see the configuration table in README.md).')
+    .showHelpAfterError()
+    .exitOverride(exitUsage);
+  program.parse();
+  const options: TriggerListenerOptions = program.opts<{ maxInFlight: number; maxConcurrentSignals: number; maxEventsPerSignal: number }>();
   const { loadConfigOrExit } = await import('../core/config.js');
   const { createLogger } = await import('../core/logger.js');
   const { createTemporalClient } = await import('./client.js');

@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import { createAlertActivities, type AlertWebhookBody } from '../../activities/alerts.js';
 import { createLogger } from '../../core/logger.js';
 import type { DagTaskInput } from '../../core/dag-task.js';
-import { startDagRun, type OpsContext } from '../../schedules/ops.js';
+import { startDagRun, type OpsContext } from '../../schedules/ops-lib.js';
 import { dagRunFailureDetails, type DagRunFailureDetails, type DagRunResult } from '../../workflows/dag-messages.js';
 import { isolatedConfig, startStubDagWorker, type StubDagWorker } from '../support/dag-worker.js';
 
@@ -74,7 +74,7 @@ async function alertingWorker(name: string, baseUrl: string): Promise<{ worker: 
       return { taskId: input.taskId };
     },
   });
-  return { worker, ctx: { client: worker.client, config, out: () => undefined }, logs };
+  return { worker, ctx: { client: worker.client, config }, logs };
 }
 
 async function runToFailure(ctx: OpsContext, start: string): Promise<{ workflowId: string; runId: string; details: DagRunFailureDetails | undefined }> {

@@ -1,7 +1,7 @@
 /**
  * The ops CLI against the real dev server, with a worker whose DAG tasks are trivial:
  * backfill (through the schedule backfill API), status, pause/resume, trigger, runs, tasks and
- * rerun-failed.
+ * rerun-failed, as text and as --json.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -12,7 +12,7 @@ import type { DagTaskInput } from '../../core/dag-task.js';
 import { dagRegistry } from '../../dags/index.js';
 import { applySchedules } from '../../schedules/apply.js';
 import { scheduleDefinitions, type DagScheduleDefinition } from '../../schedules/definitions.js';
-import { listRuns, planBackfill, rerunFailed, taskStates, trigger, type OpsContext } from '../../schedules/ops.js';
+import { listRuns, planBackfill, rerunFailed, taskStates, trigger, type OpsContext } from '../../schedules/ops-lib.js';
 import { dagRunFailureDetails, type DagRunResult } from '../../workflows/dag-messages.js';
 import { isolatedConfig, startStubDagWorker, type StubDagWorker } from '../support/dag-worker.js';
 
@@ -26,16 +26,18 @@ let config: Config;
 let worker: StubDagWorker;
 let ctx: OpsContext;
 let hourly: DagScheduleDefinition;
-let output: string[] = [];
 let failTask: string | undefined;
 
 // A random whole hour in 2001, so runs never collide with anyone else's interval.
 const base = Date.UTC(2001, 0, 1) + Math.floor(Math.random() * 300 * 24) * 3_600_000;
 const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
 
-function cli(args: string[]) {
+/** What `--json` output carries: the typed data with Dates as strings. */
+const asJson = (value: unknown): unknown => JSON.parse(JSON.stringify(value));
+
+function cli(args: string[], script = 'schedules/ops.ts') {
   // The CLI process registers the example DAGs too, as the stub worker does.
-  return run(process.execPath, ['--import', 'tsx', '--import', './test/support/register-example-dags.ts', 'schedules/ops.ts', ...args], {
+  return run(process.execPath, ['--import', 'tsx', '--import', './test/support/register-example-dags.ts', script, ...args], {
     cwd: PROJECT_ROOT,
     env: { ...process.env, SEGFLOW_SCHEDULE_PREFIX: config.schedules.prefix, TEMPORAL_TASK_QUEUE: config.temporal.taskQueue, LOG_LEVEL: 'error' },
   });
@@ -49,7 +51,7 @@ before(async () => {
       return { taskId: input.taskId };
     },
   });
-  ctx = { client: worker.client, config, out: (line) => output.push(line) };
+  ctx = { client: worker.client, config };
   hourly = scheduleDefinitions(config, { dagIds: { hourly: DAG } })[0]!;
   await applySchedules(worker.client, [hourly], { prefix: config.schedules.prefix });
 });
@@ -94,12 +96,35 @@ test('`ops backfill` over three hours starts exactly three runs with the right i
   for (const i of intervals) assert.match(status.stdout, new RegExp(`${i?.start} \\.\\. ${i?.end}\\s+completed`));
   assert.match(status.stdout, /active/);
   assert.match(status.stdout, /next run\s+\d{4}-/);
+
+  const statusJson = await cli(['status', DAG, '--json']);
+  const [dagStatus, ...others] = JSON.parse(statusJson.stdout) as { dagId: string; exists: boolean; paused: boolean; nextRun: string; runs: { interval?: { start: string }; status: string }[] }[];
+  assert.equal(others.length, 0);
+  assert.equal(dagStatus?.dagId, DAG);
+  assert.equal(dagStatus?.exists, true);
+  assert.equal(dagStatus?.paused, false);
+  assert.match(dagStatus?.nextRun ?? '', /^\d{4}-/);
+  for (const i of intervals) assert.equal(dagStatus?.runs.find((r) => r.interval?.start === i?.start)?.status, 'COMPLETED');
+});
+
+test('`ops backfill --json` prints only the JSON result on stdout, progress on stderr', async () => {
+  const from = iso(base + 5 * 3_600_000);
+  const to = iso(base + 6 * 3_600_000);
+  const { stdout, stderr } = await cli(['backfill', DAG, '--from', from, '--to', to, '--timeout', '3', '--json']);
+  const result = JSON.parse(stdout) as { plan: { intervals: unknown[] }; finished: boolean; progress: { expected: number; completed: number; runs: { workflowId: string }[] } };
+  assert.deepEqual(result.plan.intervals, [{ start: from, end: to }]);
+  assert.equal(result.finished, true);
+  assert.equal(result.progress.expected, 1);
+  assert.equal(result.progress.completed, 1);
+  assert.deepEqual(result.progress.runs.map((r) => r.workflowId), [`${config.schedules.prefix}${DAG}/${from}`]);
+  assert.match(stderr, /started 1\/1, running 0, completed 1, failed 0/);
 });
 
 test('pause and resume with a note show in status', async () => {
   await cli(['pause', DAG, '--note', 'warehouse migration INC-42']);
   assert.match((await cli(['status', DAG])).stdout, /PAUSED \(note: paused via ops CLI: warehouse migration INC-42\)/);
-  await cli(['resume', DAG, '--note', 'done']);
+  const resumed = await cli(['resume', DAG, '--note', 'done', '--json']);
+  assert.deepEqual(JSON.parse(resumed.stdout), { scheduleId: hourly.scheduleId, paused: false, note: 'resumed via ops CLI: done' });
   assert.match((await cli(['status', DAG])).stdout, /state\s+active/);
 });
 
@@ -124,9 +149,9 @@ test('trigger, tasks and rerun-failed: a failed interval reruns only what it mus
   ]);
   const tasksCli = await cli(['tasks', first.workflowId]);
   assert.match(tasksCli.stdout, /transform_a\s+failed\s+2/);
+  assert.deepEqual(JSON.parse((await cli(['tasks', first.workflowId, '--json'])).stdout), asJson(tasks));
 
   failTask = undefined;
-  output = [];
   const rerun = await rerunFailed(ctx, FAILING_DAG, start);
   assert.deepEqual(rerun.skipTasks, ['extract', 'transform_b']);
   const result = (await worker.client.workflow.getHandle(rerun.workflowId).result()) as DagRunResult;
@@ -138,16 +163,43 @@ test('trigger, tasks and rerun-failed: a failed interval reruns only what it mus
     ['load', 'succeeded'],
   ]);
   await assert.rejects(rerunFailed(ctx, FAILING_DAG, start), /succeeded; nothing to rerun/);
+  const refused = await cli(['rerun-failed', FAILING_DAG, '--interval', start, '--json']).then(
+    () => undefined,
+    (err: { code: number; stdout: string; stderr: string }) => err,
+  );
+  assert.equal(refused?.code, 2);
+  assert.equal(refused?.stdout, '');
+  assert.match(refused?.stderr ?? '', /nothing to rerun/);
 
   const runs = await cli(['runs', FAILING_DAG]);
   assert.match(runs.stdout, new RegExp(`${start} \\.\\. \\S+\\s+completed`));
   assert.match(runs.stdout, new RegExp(`${start} \\.\\. \\S+\\s+failed`));
+  const runsJson = JSON.parse((await cli(['runs', FAILING_DAG, '--json'])).stdout) as { runId: string; status: string; interval?: { start: string } }[];
+  const ofStart = runsJson.filter((r) => r.interval?.start === start);
+  assert.deepEqual(ofStart.map((r) => [r.runId, r.status]), [
+    [rerun.runId, 'COMPLETED'],
+    [first.runId, 'FAILED'],
+  ]);
+  assert.deepEqual(runsJson, asJson(await listRuns(ctx, FAILING_DAG)));
+});
+
+test('`schedules:apply --dry-run --json` lists the same changes as its text, and changes nothing', async () => {
+  const json = await cli(['--dry-run', '--json'], 'schedules/apply.ts');
+  const result = JSON.parse(json.stdout) as { dryRun: boolean; noChanges: boolean; changes: { kind: string; scheduleId: string; detail: string }[] };
+  assert.equal(result.dryRun, true);
+  assert.ok(result.changes.some((c) => c.scheduleId === hourly.scheduleId), json.stdout);
+  const text = await cli(['--dry-run'], 'schedules/apply.ts');
+  const verb: Record<string, string> = { created: 'would create', updated: 'would update', deleted: 'would delete', unchanged: 'unchanged', skipped: 'skipped' };
+  for (const c of result.changes) assert.match(text.stdout, new RegExp(`${verb[c.kind]}\\s+${c.scheduleId.replace(/[.]/g, '\\.')}\\s+`));
+  assert.match(text.stdout, result.noChanges ? /no changes/ : /\d+ change\(s\)/);
+  await worker.client.schedule.getHandle(hourly.scheduleId).describe();
 });
 
 test('every command has --help', async () => {
   for (const command of ['status', 'backfill', 'pause', 'resume', 'trigger', 'runs', 'tasks', 'rerun-failed']) {
     const { stdout } = await cli([command, '--help']);
     assert.match(stdout, new RegExp(`Usage: ops ${command}`));
+    assert.match(stdout, /--json/);
   }
   const bad = await cli(['backfill', DAG, '--from', iso(base + 3_600_000), '--to', iso(base)]).then(
     () => undefined,
