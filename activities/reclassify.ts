@@ -55,7 +55,7 @@ import { assignCustomer } from '../core/segmentation/assign.js';
 import type { SegmentModel } from '../core/segmentation/model.js';
 import { qualifiedTable } from '../elt/names.js';
 import { subscribersForChange } from '../core/webhook-config.js';
-import type { TriggerSignal } from '../workflows/reclassify-messages.js';
+import type { TriggerSignal } from '../core/realtime-features.js';
 import { createProfileStore, createProfileUpdater, type WriteProfileResult } from '../stores/profiles.js';
 import { CURRENT_MODEL_OBJECT, loadCurrentPointer, loadModelAt } from './segmentation.js';
 

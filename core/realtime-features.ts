@@ -30,6 +30,13 @@ import type { Demographics, Rfm } from './profile.js';
 
 export type TriggerEvent = PurchaseEvent | ProfileUpdateEvent;
 
+/** One key event as the listener hands it over. */
+export interface TriggerSignal {
+  event: TriggerEvent;
+  /** When Pub/Sub accepted the message (RFC 3339): latency is reported from here and from the event time. */
+  publishTime: string;
+}
+
 /** One score's bound: the value a customer must reach (>= for f and m, <= for recency) to get it. */
 export interface ScoreBound {
   score: number;

@@ -35,14 +35,8 @@ import type { Config } from '../core/config.js';
 import { isTriggerType, TRIGGER_SUBSCRIPTION_FILTER, validateMessage } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import type { TriggerEvent } from '../core/realtime-features.js';
-import {
-  RECLASSIFY_WORKFLOW,
-  reclassifyWorkflowId,
-  triggerEventSignal,
-  triggerEventsSignal,
-  type ReclassifyInput,
-  type TriggerSignal,
-} from '../workflows/reclassify-messages.js';
+import { type TriggerSignal } from '../core/realtime-features.js';
+import { RECLASSIFY_WORKFLOW, reclassifyWorkflowId, triggerEventSignal, triggerEventsSignal, type ReclassifyInput } from '../workflows/reclassify-messages.js';
 
 export const LISTENER_DEFAULTS = {
   maxInFlight: 1_000,

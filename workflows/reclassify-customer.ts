@@ -49,8 +49,8 @@ import {
   type ReclassifyState,
   type ReclassifyStepSummary,
   type ReclassifyTotals,
-  type TriggerSignal,
 } from './reclassify-messages.js';
+import type { TriggerSignal } from '../core/realtime-features.js';
 
 type AlertActivities = ReturnType<typeof createAlertActivities>;
 

@@ -3,7 +3,7 @@
  * trigger listener (client side) and the workflow.
  */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { TriggerEvent } from '../core/realtime-features.js';
+import type { TriggerSignal } from '../core/realtime-features.js';
 
 export const RECLASSIFY_WORKFLOW = 'reclassifyCustomer';
 
@@ -15,13 +15,6 @@ export const RECLASSIFY_WORKFLOW = 'reclassifyCustomer';
  */
 export function reclassifyWorkflowId(customerId: string, prefix = ''): string {
   return `${prefix}reclassify/${customerId}`;
-}
-
-/** One key event as the listener hands it over. */
-export interface TriggerSignal {
-  event: TriggerEvent;
-  /** When Pub/Sub accepted the message (RFC 3339): latency is reported from here and from the event time. */
-  publishTime: string;
 }
 
 /** One event per signal: what listeners before the batched signal sent; still handled. */

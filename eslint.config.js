@@ -1,0 +1,97 @@
+// @ts-check
+// One lint configuration for the whole tree: typescript-eslint's recommended rules, prettier for
+// the format (eslint-config-prettier turns off what prettier decides), and the import boundaries
+// of docs/architecture.md, so the layering is a rule the build checks.
+import js from '@eslint/js';
+import boundaries from 'eslint-plugin-boundaries';
+import prettier from 'eslint-config-prettier';
+import globals from 'globals';
+import tseslint from 'typescript-eslint';
+
+/** ELT modules that workflow code may import: everything but the loader, which reads files. */
+const ELT_PURE = [
+  'names',
+  'model-config',
+  'templating',
+  'data-tests',
+  'data-test-query',
+  'project',
+  'sql-text',
+  'materialize',
+  'dag-tasks',
+  'manifest',
+  'sql-manifest',
+];
+
+/** Folders whose code runs in the Temporal workflow sandbox, or is imported by code that does. */
+const SANDBOXED = ['workflows/**/*.ts', 'dags/**/*.ts', `elt/{${ELT_PURE.join(',')}}.ts`];
+
+const element = (type) => ({ element: { type } });
+const anyOf = (...types) => ({ element: { types: { anyOf: types } } });
+/** `from` may import `to` (and itself). */
+const may = (from, ...to) => ({ from: element(from), allow: { to: anyOf(from, ...to) } });
+
+export default tseslint.config(
+  { ignores: ['node_modules/', '.stack/', '.scratch/', 'coverage/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: globals.node },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
+    },
+  },
+  {
+    files: ['**/*.ts'],
+    plugins: { boundaries },
+    settings: {
+      'import/resolver': { typescript: { project: './tsconfig.json' } },
+      'boundaries/elements': [
+        { type: 'core', pattern: 'core/**/*.ts', partialMatch: false },
+        { type: 'elt-pure', pattern: `elt/{${ELT_PURE.join(',')}}.ts`, partialMatch: false },
+        { type: 'elt', pattern: 'elt/**/*.ts', partialMatch: false },
+        { type: 'stores', pattern: 'stores/**/*.ts', partialMatch: false },
+        { type: 'dags', pattern: 'dags/**/*.ts', partialMatch: false },
+        { type: 'workflows', pattern: 'workflows/**/*.ts', partialMatch: false },
+        { type: 'activities', pattern: 'activities/**/*.ts', partialMatch: false },
+        { type: 'api', pattern: 'api/**/*.ts', partialMatch: false },
+        { type: 'demo', pattern: 'demo/**/*.ts', partialMatch: false },
+        { type: 'process', pattern: '{workers,schedules,scripts,chaos}/**/*.ts', partialMatch: false },
+        { type: 'bench', pattern: 'bench/**/*.ts', partialMatch: false },
+        { type: 'test', pattern: 'test/**/*.ts', partialMatch: false },
+      ],
+    },
+    rules: {
+      'boundaries/dependencies': [
+        'error',
+        {
+          default: 'disallow',
+          policies: [
+            may('core'),
+            may('elt-pure', 'core'),
+            may('elt', 'core', 'elt-pure'),
+            may('stores', 'core'),
+            may('dags', 'core', 'elt-pure'),
+            may('workflows', 'core', 'dags', 'elt-pure'),
+            // Workflow code names activities by their types only: the implementations live on the worker.
+            { from: element('workflows'), allow: { to: element('activities'), dependency: { kind: 'type' } } },
+            may('activities', 'core', 'stores', 'elt', 'elt-pure'),
+            may('api', 'core', 'stores'),
+            may('demo', 'core'),
+            // Processes, benchmarks and tests wire everything together.
+            { from: anyOf('process', 'bench', 'test'), allow: { to: { element: { type: '*' } } } },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: SANDBOXED,
+    rules: {
+      // The workflow sandbox has no Node built-ins (Temporal's samples enforce the same).
+      'no-restricted-imports': ['error', { patterns: [{ group: ['node:*'], message: 'workflow code is deterministic and has no Node built-ins' }] }],
+    },
+  },
+  prettier,
+);
