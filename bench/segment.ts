@@ -34,7 +34,7 @@ import { PROJECT_ROOT } from '../core/config.js';
 import { assignAll } from '../core/segmentation/assign.js';
 import { JOB_DEFAULTS, runSegmentationJob } from '../core/segmentation/job.js';
 import { TRAIN_DEFAULTS } from '../core/segmentation/train.js';
-import { createRng } from '../core/segmentation/random.js';
+import { createRng } from '../core/random.js';
 import { benchPythonEnv, ensureBenchPython } from '../scripts/bench-python.js';
 
 function positiveInts(what: string) {
@@ -84,33 +84,27 @@ const opts = program.opts<{
 }>();
 const { dim, k } = opts;
 
-function gaussian(rng: () => number): number {
-  const u = 1 - rng();
-  const v = rng();
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-}
-
 /** Clustered rows plus uniform noise, row-major. */
 function makeData(n: number, seed: number): Float64Array {
   const rng = createRng(seed);
   const groups = 12;
-  const centres = Array.from({ length: groups }, () => Array.from({ length: dim }, () => 0.15 + 0.7 * rng()));
-  const spread = Array.from({ length: groups }, () => 0.03 + 0.07 * rng());
-  const weights = Array.from({ length: groups }, () => 0.5 + rng());
+  const centres = Array.from({ length: groups }, () => Array.from({ length: dim }, () => 0.15 + 0.7 * rng.next()));
+  const spread = Array.from({ length: groups }, () => 0.03 + 0.07 * rng.next());
+  const weights = Array.from({ length: groups }, () => 0.5 + rng.next());
   const total = weights.reduce((a, b) => a + b, 0);
   let acc = 0;
   const cumulative = weights.map((w) => (acc += w / total));
   const m = new Float64Array(n * dim);
   for (let r = 0; r < n; r++) {
     const base = r * dim;
-    if (rng() < 0.05) {
-      for (let j = 0; j < dim; j++) m[base + j] = rng();
+    if (rng.next() < 0.05) {
+      for (let j = 0; j < dim; j++) m[base + j] = rng.next();
       continue;
     }
-    const u = rng();
+    const u = rng.next();
     let g = cumulative.findIndex((c) => u < c);
     if (g < 0) g = groups - 1;
-    for (let j = 0; j < dim; j++) m[base + j] = centres[g]![j]! + spread[g]! * gaussian(rng);
+    for (let j = 0; j < dim; j++) m[base + j] = centres[g]![j]! + spread[g]! * rng.normal(0, 1);
   }
   return m;
 }

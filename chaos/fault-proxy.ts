@@ -22,7 +22,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { createRng, type Rng } from '../core/personas.js';
+import { createRng, type Rng } from '../core/random.js';
 
 export const HTTP_FAULT_KINDS = ['http_503', 'reset_before', 'reset_after', 'slow'] as const;
 export const TCP_FAULT_KINDS = ['tcp_reset', 'tcp_slow'] as const;

@@ -29,7 +29,7 @@ import type { Alert } from '../core/alerts.js';
 import { parseConfig, type Config } from '../core/config.js';
 import { decodeNdjsonGz, type LakeRecord, type QuarantineRecord } from '../core/lake.js';
 import { createLogger } from '../core/logger.js';
-import { createRng } from '../core/personas.js';
+import { createRng } from '../core/random.js';
 import { ProfileSchema, type Profile } from '../core/profile.js';
 import { verifyWebhook } from '../core/webhook-signature.js';
 import { rerunFailed, startDagRun, type OpsContext } from '../schedules/ops.js';
