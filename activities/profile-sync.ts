@@ -6,7 +6,6 @@
  */
 import type { BigQuery } from '@google-cloud/bigquery';
 import type { Storage } from '@google-cloud/storage';
-import { Context } from '@temporalio/activity';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { Profile } from '../core/profile.js';
@@ -14,6 +13,7 @@ import { assignCustomer } from '../core/segmentation/assign.js';
 import type { SegmentModel } from '../core/segmentation/model.js';
 import { qualifiedTable } from '../core/sql-models.js';
 import type { DagTaskInput } from '../dags/dsl.js';
+import { heartbeat } from './heartbeat.js';
 import type { BulkWriteSummary } from './profiles.js';
 import { loadCurrentModel } from './segmentation.js';
 
@@ -97,7 +97,7 @@ export function createProfileSyncActivities({ bigquery, storage, config, logger,
       for (const r of page as FeatureRow[]) yield r;
       read += page.length;
       pageToken = (next as { pageToken?: string } | null)?.pageToken ?? undefined;
-      Context.current().heartbeat({ read });
+      heartbeat({ read });
       log.info({ read }, 'profile sync: features read');
     } while (pageToken);
   }

@@ -8,7 +8,6 @@
  */
 import type { BigQuery, TableField } from '@google-cloud/bigquery';
 import type { File, Storage } from '@google-cloud/storage';
-import { asyncLocalStorage } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { randomUUID } from 'node:crypto';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
@@ -38,6 +37,7 @@ import {
   type WarehouseTarget,
 } from '../core/sql-models.js';
 import type { DataInterval, JsonValue } from '../dags/dsl.js';
+import { whileHeartbeating } from './heartbeat.js';
 
 export const SQL_DIR = path.join(PROJECT_ROOT, 'sql');
 
@@ -483,25 +483,6 @@ export function createWarehouseActivities({ bigquery, storage, config, logger, p
     runSqlModel: (input: RunSqlModelInput) => whileHeartbeating(() => runSqlModel(input)),
     runDataTests: (input: RunDataTestsInput) => whileHeartbeating(() => runDataTests(input)),
   };
-}
-
-/** How often a running warehouse activity tells Temporal its worker is alive. */
-const HEARTBEAT_EVERY_MS = 10_000;
-
-/**
- * Heartbeats while `work` runs. BigQuery jobs report no progress worth recording, but the
- * heartbeat lets a DAG task with a heartbeatTimeout notice a worker that died (SIGKILL, OOM)
- * within that timeout instead of waiting out the whole startToCloseTimeout (20-30 minutes).
- */
-async function whileHeartbeating<T>(work: () => Promise<T>): Promise<T> {
-  const ctx = asyncLocalStorage.getStore();
-  if (ctx === undefined) return work();
-  const timer = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
-  try {
-    return await work();
-  } finally {
-    clearInterval(timer);
-  }
 }
 
 export type WarehouseActivities = ReturnType<typeof createWarehouseActivities>;
