@@ -36,12 +36,12 @@ import {
   type SqlProject,
   type WarehouseTarget,
 } from '../core/sql-models.js';
+import { MS_PER_UNIT, parseInstant } from '../core/time.js';
 import type { DataInterval, JsonValue } from '../dags/dsl.js';
 import { whileHeartbeating } from './heartbeat.js';
 
 export const SQL_DIR = path.join(PROJECT_ROOT, 'sql');
 
-const HOUR_MS = 3_600_000;
 const STAGING_TABLE_TTL_HOURS = 24;
 
 /** raw.events: the lake record, plus the lake partition it was loaded from and when. */
@@ -297,7 +297,7 @@ export function createWarehouseActivities({ bigquery, storage, config, logger, p
     try {
       await loadTable.create({
         schema: { fields: RAW_EVENTS_BQ_SCHEMA.map((f) => ({ ...f })) },
-        expirationTime: String(Date.now() + STAGING_TABLE_TTL_HOURS * HOUR_MS),
+        expirationTime: String(Date.now() + STAGING_TABLE_TTL_HOURS * MS_PER_UNIT.h),
       });
       const [job] = await loadTable.load(objects, {
         sourceFormat: 'NEWLINE_DELIMITED_JSON',
@@ -331,7 +331,7 @@ export function createWarehouseActivities({ bigquery, storage, config, logger, p
 
   async function loadRawEvents({ interval }: LoadRawEventsInput): Promise<LoadRawEventsResult> {
     const { start, end } = parseInterval(interval);
-    if (start.getTime() % HOUR_MS !== 0 || end.getTime() % HOUR_MS !== 0) {
+    if (start.getTime() % MS_PER_UNIT.h !== 0 || end.getTime() % MS_PER_UNIT.h !== 0) {
       throw ApplicationFailure.nonRetryable(
         `loadRawEvents: expected a data interval on whole UTC hours (the lake is partitioned by arrival hour), found ${interval.start}..${interval.end}`,
         'InvalidDataInterval',
@@ -340,7 +340,7 @@ export function createWarehouseActivities({ bigquery, storage, config, logger, p
     const log = logger.child({ activity: 'loadRawEvents', interval });
     await ensureOnce();
     const hours: LoadedHour[] = [];
-    for (let t = start.getTime(); t < end.getTime(); t += HOUR_MS) hours.push(await loadHour(new Date(t), log));
+    for (let t = start.getTime(); t < end.getTime(); t += MS_PER_UNIT.h) hours.push(await loadHour(new Date(t), log));
     return {
       interval,
       objects: hours.reduce((n, h) => n + h.objects, 0),
@@ -494,8 +494,8 @@ function modelFromArgs(args: JsonValue | undefined): string | undefined {
 }
 
 function parseInterval(interval: DataInterval): { start: Date; end: Date } {
-  const start = new Date(interval?.start);
-  const end = new Date(interval?.end);
+  const start = new Date(parseInstant(interval?.start));
+  const end = new Date(parseInstant(interval?.end));
   if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()) || start >= end) {
     throw ApplicationFailure.nonRetryable(
       `Expected a data interval { start, end } of RFC 3339 instants with start < end, found ${JSON.stringify(interval)}`,

@@ -31,6 +31,7 @@ import { decodeNdjsonGz, type LakeRecord, type QuarantineRecord } from '../core/
 import { createLogger } from '../core/logger.js';
 import { createRng } from '../core/random.js';
 import { ProfileSchema, type Profile } from '../core/profile.js';
+import { formatInstant, MS_PER_UNIT } from '../core/time.js';
 import { verifyWebhook } from '../core/webhook-signature.js';
 import { rerunFailed, startDagRun, type OpsContext } from '../schedules/ops.js';
 import { installCurrentModel, twoSegmentModel } from '../test/support/realtime-fixtures.js';
@@ -606,7 +607,7 @@ async function main(): Promise<number> {
     const runs: DagRunRecord[] = [];
     const dagKills = killsIn('dag');
     for (const [i, start] of intervals.entries()) {
-      const end = new Date(Date.parse(start) + 3_600_000).toISOString().replace('.000Z', 'Z');
+      const end = formatInstant(Date.parse(start) + MS_PER_UNIT.h);
       const started = await startDagRun(ctx, 'hourly_pipeline', { start, end });
       const timers = i === 0 ? Array.from({ length: dagKills }, () => setTimeout(() => kill('dag'), rng.int(3_000, 20_000))) : [];
       const status = await client.workflow.getHandle(started.workflowId, started.runId).result().then(

@@ -27,6 +27,7 @@
  */
 import type { ProfileUpdateEvent, PurchaseEvent } from './events.js';
 import type { Demographics, Rfm } from './profile.js';
+import { MS_PER_UNIT } from './time.js';
 
 export type TriggerEvent = PurchaseEvent | ProfileUpdateEvent;
 
@@ -92,11 +93,10 @@ export function emptyFeatureState(asOf: string): FeatureState {
   };
 }
 
-const DAY_MS = 86_400_000;
 
 /** Whole UTC calendar days from `from` to `to` (DATE_DIFF(DATE(to), DATE(from), DAY)). */
 export function utcDayDiff(from: string | Date, to: string | Date): number {
-  const day = (t: string | Date) => Math.floor(new Date(t).getTime() / DAY_MS);
+  const day = (t: string | Date) => Math.floor(new Date(t).getTime() / MS_PER_UNIT.d);
   return day(to) - day(from);
 }
 

@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { PROJECT_ROOT, type Config } from '../../core/config.js';
+import { formatInstant } from '../../core/time.js';
 import type { DagTaskInput } from '../../dags/dsl.js';
 import { dagRegistry } from '../../dags/index.js';
 import { applySchedules } from '../../schedules/apply.js';
@@ -31,7 +32,7 @@ let failTask: string | undefined;
 
 // A random whole hour in 2001, so runs never collide with anyone else's interval.
 const base = Date.UTC(2001, 0, 1) + Math.floor(Math.random() * 300 * 24) * 3_600_000;
-const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
+const iso = formatInstant;
 
 function cli(args: string[]) {
   return run(process.execPath, ['--import', 'tsx', 'schedules/ops.ts', ...args], {

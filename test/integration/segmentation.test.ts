@@ -24,6 +24,7 @@ import { createLogger } from '../../core/logger.js';
 import { adjustedRandIndex, assignCustomer, assignmentSql, parseSegmentModel, trainSegmentModel, type SegmentModel } from '../../core/segmentation/index.js';
 import { NIGHTLY_SEGMENTATION_DAG, modelVersionFor } from '../../dags/nightly_segmentation.js';
 import { dagRunWorkflowId } from '../../workflows/dag-messages.js';
+import { formatInstant } from '../../core/time.js';
 import { loadFeatureTable, personaPopulation, syntheticFeatureRows, type FeatureRecord } from '../support/segmentation-fixtures.js';
 import { startHarness, testConfig, type IntegrationHarness } from '../support/stack.js';
 
@@ -68,8 +69,8 @@ after(async () => {
 });
 
 const day = (d: number) => ({
-  start: new Date(Date.UTC(2026, 10, 24 + d)).toISOString().replace('.000Z', 'Z'),
-  end: new Date(Date.UTC(2026, 10, 25 + d)).toISOString().replace('.000Z', 'Z'),
+  start: formatInstant(Date.UTC(2026, 10, 24 + d)),
+  end: formatInstant(Date.UTC(2026, 10, 25 + d)),
 });
 
 async function runNightly(interval: { start: string; end: string }): Promise<void> {
