@@ -1,29 +1,16 @@
 /**
- * npm run bench:segment — segflow's k-means job against scikit-learn's KMeans, side by side
- * on the same data in the same run.
+ * npm run bench:segment — segflow's k-means job against scikit-learn's KMeans(n_init=1), side
+ * by side on the same seeded data (Gaussian groups of unequal size and spread, plus uniform
+ * noise rows) written once as a float64 file both sides read. segflow does what the nightly job
+ * does: train on a sample, then assign every row, and its time includes both. Both inertias are
+ * computed here by the same code from the centroids each side returned, so they compare.
  *
- * One seeded dataset per size and seed (clustered structure plus noise: 12 Gaussian groups of
- * unequal size and spread in [0,1]^16, plus 5% uniform noise rows) is written as a float64 file
- * that both sides read. scikit-learn: KMeans(n_clusters=8, n_init=1) fit on every row. segflow:
- * what the nightly job does -- train on a uniform sample (k-means++ restarts, best inertia wins),
- * then assign every row. Both sides' inertia is computed here, by the same float64 code, over all
- * rows, from the centroids each side returned. segflow's time includes drawing the sample and
- * assigning every row; neither side counts reading the file. Each side makes one untimed warm-up
- * fit on other data in its process before it is timed (segflow once, before the first size: V8
- * compiles ml-kmeans and the assignment kernel on first use; scikit-learn before every fit, as it
- * runs in a new process each time), so neither timer holds one-time start-up work.
- *
- * A fit at 100,000 rows takes about a tenth of a second, which one busy moment on a shared machine
- * can double, so each side fits the same data `--repeat` times in a row (3 by default; the same
- * seed gives the same model every time, which is checked for segflow) and the ratio is between
- * the two medians. Every time is printed.
- *
- * With 12 groups and k = 8 there is no single right answer: k-means has several local optima
- * (which groups to merge), and where one k-means++ initialisation lands varies by seed. So the
- * benchmark runs several seeds (data and both initialisations) and reports the spread; with
- * --reference it also fits KMeans(n_init=10) (untimed) as a reference for how good an inertia the
- * data allows.
- * A lower inertia than scikit-learn's is better, and meets the quality target.
+ * Each side makes an untimed warm-up fit first (V8 compiles on first use; Python starts anew per
+ * fit), and fits the same data --repeat times; the ratio is between medians, because one busy
+ * moment on a shared machine can double a short fit. There are more groups than k, so k-means
+ * has several local optima and where an initialisation lands varies by seed: the bench runs
+ * several seeds and reports the spread; --reference adds an untimed KMeans(n_init=10) to show
+ * how good an inertia the data allows. An inertia below scikit-learn's meets the quality target.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { spawnSync } from 'node:child_process';
@@ -148,8 +135,8 @@ const load = () =>
     .map((l) => l.toFixed(2))
     .join(' ');
 
-// patches/ml-kmeans+*.patch (applied by patch-package on npm install) makes ml-kmeans' k-means++
-// 2.5 times faster with the same results; say so when it is missing, since times depend on it.
+// patches/ml-kmeans+*.patch (applied by patch-package on npm install) speeds up ml-kmeans' k-means++
+// with the same results; say so when it is missing, since times depend on it.
 const kmeansPatched = readFileSync(new URL('./initialization.js', import.meta.resolve('ml-kmeans')), 'utf8').includes('segflow patch');
 
 const python = ensureBenchPython();

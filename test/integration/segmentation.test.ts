@@ -161,8 +161,8 @@ test('nightly_segmentation recovers the demo personas, keeps segment ids across 
   );
 });
 
-// 100,000 customers take about two minutes on the emulator (load ~10 s, query ~100 s at ~1 ms per
-// row, fetch ~3 s; measured on a loaded 2-core machine); set SEGFLOW_TEST_AGREEMENT_ROWS for less.
+// The emulator runs the assignment query row by row, so this is the slowest test of the file; set
+// SEGFLOW_TEST_AGREEMENT_ROWS for fewer customers.
 test('SQL assignment in BigQuery and TypeScript assignment agree for every customer of 100,000', { timeout: 900_000 }, async () => {
   const n = Number(process.env.SEGFLOW_TEST_AGREEMENT_ROWS ?? 100_000);
   const clients = createGcpClients(harness.config);
