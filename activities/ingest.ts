@@ -25,6 +25,7 @@ import {
 import type { Config } from '../core/config.js';
 import type { IngestAlertSettings } from '../core/ingest-alerts.js';
 import type { Logger } from '../core/logger.js';
+import { heartbeat } from './heartbeat.js';
 import { SubscriptionBuffer } from './pubsub-buffer.js';
 
 const OBJECT_NAMES_REPORTED = 20;
@@ -161,7 +162,7 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
         let failure: unknown;
 
         for (;;) {
-          ctx.heartbeat({ stage: 'pulling', batches: total.batches, pulled: total.pulled });
+          heartbeat({ stage: 'pulling', batches: total.batches, pulled: total.pulled });
           const pulled = await buffer.take(maxMessages, maxWaitMs, config.ingest.batchMaxBytes);
           if (pulled.length === 0) break;
           const messages: Pulled[] = pulled.map((m) => ({
@@ -182,7 +183,7 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
               for (const [code, n] of Object.entries(r.reasons ?? {})) (total.reasons ??= {})[code] = (total.reasons[code] ?? 0) + n;
               total.oldestPublishTime = r.oldestPublishTime;
               total.finishedAt = r.finishedAt;
-              ctx.heartbeat({ stage: 'written', batches: total.batches, pulled: total.pulled });
+              heartbeat({ stage: 'written', batches: total.batches, pulled: total.pulled });
             })
             .catch((err: unknown) => {
               // Hand the messages back now rather than when their leases run out.

@@ -6,7 +6,6 @@
  */
 import type { BigQuery } from '@google-cloud/bigquery';
 import type { Storage } from '@google-cloud/storage';
-import { Context } from '@temporalio/activity';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { Profile } from '../core/profile.js';
@@ -15,6 +14,7 @@ import type { SegmentModel } from '../core/segmentation/model.js';
 import { qualifiedTable } from '../elt/names.js';
 import type { DagTaskInput } from '../core/dag-task.js';
 import type { BulkWriteSummary } from '../stores/profiles.js';
+import { heartbeat } from './heartbeat.js';
 import { loadCurrentModel } from './segmentation.js';
 import { NIGHTLY_SEGMENTATION_DAG } from '../core/dag-ids.js';
 
@@ -98,7 +98,7 @@ export function createProfileSyncActivities({ bigquery, storage, config, logger,
       for (const r of page as FeatureRow[]) yield r;
       read += page.length;
       pageToken = (next as { pageToken?: string } | null)?.pageToken ?? undefined;
-      Context.current().heartbeat({ read });
+      heartbeat({ read });
       log.info({ read }, 'profile sync: features read');
     } while (pageToken);
   }

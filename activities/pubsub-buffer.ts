@@ -54,8 +54,8 @@ export class SubscriptionBuffer {
       },
       maxExtensionTime: Duration.from({ minutes: opts.maxExtensionMinutes }),
       // The client otherwise stretches each lease to the 99th percentile of its ack times (up to
-      // 10 minutes), and messages that waited in this buffer while batches were slow push that up:
-      // a chaos run saw a killed worker's messages held for ~160 s. Fixed at the subscription's
+      // 10 minutes), and messages that waited in this buffer while batches were slow push that up,
+      // so a killed worker's messages stay held for minutes. Fixed at the subscription's
       // deadline, the lease is renewed more often and a dead worker's messages come back within it.
       ...(opts.minAckDeadlineSeconds === undefined
         ? {}

@@ -1,37 +1,16 @@
 /**
- * Real-time reclassification of one customer.
- *
- *   reclassifyCustomerEvents  the one local activity a reclassifyCustomer step runs:
- *                             read the stored profile (or start from the events
- *                             alone; no read when this process wrote it last),
- *                             apply the events (core/realtime-features), assign with
- *                             the current model (assignCustomer, the code the batch
- *                             SQL mirrors) and write the profile unless the stored
- *                             one is newer, only if nothing else wrote it meanwhile
- *                             (updateProfile: no lost update); then the latency from
- *                             event and publish time, and the webhook subscribers
- *                             that want this segment change. A retry or a replay
- *                             recomputes from what is stored; events the stored
- *                             document lists as applied are not applied again, and a
- *                             step repeating writes of its run whose results were lost
- *                             reports the change from the segment before the first of
- *                             them (profiles.ts, updateProfile), so neither a worker
- *                             killed after a commit nor a reset after it counts an
- *                             event twice or loses a segment change.
- *   prepareReclassification,  the same in two activities and three round trips; kept
- *   writeReclassifiedProfile  for runs started before reclassifyCustomerEvents existed,
- *                             which replay with them (workflows/reclassify-customer.ts).
- *
- * The current model is read through the pointer gs://<lake>/models/segmentation/current.json
- * ({"version","uri"}, activities/segmentation.ts) and cached by version; the pointer is
- * re-read at most every `modelPointerTtlMs`, so a promotion reaches the real-time path
- * within that.
- *
- * RFM score bounds (see core/realtime-features.ts) come from the batch scores in
- * marts.customer_features: per score, the smallest frequency / monetary and the
- * largest recency_days among buyers with that score. They are re-read every
- * `scoreBoundsTtlMs` in the background; until the warehouse has scored a buyer,
- * DEFAULT_RFM_SCORE_BOUNDS apply (logged).
+ * Real-time reclassification of one customer. reclassifyCustomerEvents is the one local
+ * activity a reclassifyCustomer step runs: read the stored profile (unless this process wrote
+ * it last), apply the events (core/realtime-features), assign with the current model (the code
+ * the batch SQL mirrors), and write the profile unless the stored one is newer, conditionally,
+ * so no update is lost; then report latency and the webhook subscribers of a segment change.
+ * Retries and replays recompute from what is stored and skip events the document lists as
+ * applied, so a worker killed after a commit neither counts an event twice nor loses a change.
+ * prepareReclassification and writeReclassifiedProfile do the same in two activities; they stay
+ * for runs started before reclassifyCustomerEvents existed, which replay with them.
+ * The current model (via models/segmentation/current.json) and the RFM score bounds (from
+ * marts.customer_features; defaults until the warehouse has scored a buyer) are re-read in the
+ * background after their TTLs, so a promotion reaches the real-time path within one.
  */
 import type { BigQuery } from '@google-cloud/bigquery';
 import type { Firestore } from '@google-cloud/firestore';

@@ -8,7 +8,6 @@
  */
 import type { BigQuery, TableField } from '@google-cloud/bigquery';
 import type { File, Storage } from '@google-cloud/storage';
-import { asyncLocalStorage } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../core/config.js';
@@ -21,9 +20,10 @@ import { loadSqlProject } from '../elt/load-project.js';
 import { buildSqlProject, modelTable, parseSqlModel, renderModelSql, type SqlModel, type SqlProject } from '../elt/project.js';
 import { referencedParams, stripSqlComments } from '../elt/sql-text.js';
 import type { DataInterval, JsonValue } from '../core/dag-task.js';
+import { MS_PER_UNIT, parseInstant } from '../core/time.js';
+import { whileHeartbeating } from './heartbeat.js';
 
 
-const HOUR_MS = 3_600_000;
 const STAGING_TABLE_TTL_HOURS = 24;
 
 /** raw.events: the lake record, plus the lake partition it was loaded from and when. */
@@ -261,7 +261,7 @@ export function createWarehouseActivities({ bigquery, storage, config, logger, p
     try {
       await loadTable.create({
         schema: { fields: RAW_EVENTS_BQ_SCHEMA.map((f) => ({ ...f })) },
-        expirationTime: String(Date.now() + STAGING_TABLE_TTL_HOURS * HOUR_MS),
+        expirationTime: String(Date.now() + STAGING_TABLE_TTL_HOURS * MS_PER_UNIT.h),
       });
       const [job] = await loadTable.load(objects, {
         sourceFormat: 'NEWLINE_DELIMITED_JSON',
@@ -295,7 +295,7 @@ export function createWarehouseActivities({ bigquery, storage, config, logger, p
 
   async function loadRawEvents({ interval }: LoadRawEventsInput): Promise<LoadRawEventsResult> {
     const { start, end } = parseInterval(interval);
-    if (start.getTime() % HOUR_MS !== 0 || end.getTime() % HOUR_MS !== 0) {
+    if (start.getTime() % MS_PER_UNIT.h !== 0 || end.getTime() % MS_PER_UNIT.h !== 0) {
       throw ApplicationFailure.nonRetryable(
         `loadRawEvents: expected a data interval on whole UTC hours (the lake is partitioned by arrival hour), found ${interval.start}..${interval.end}`,
         'InvalidDataInterval',
@@ -304,7 +304,7 @@ export function createWarehouseActivities({ bigquery, storage, config, logger, p
     const log = logger.child({ activity: 'loadRawEvents', interval });
     await ensureOnce();
     const hours: LoadedHour[] = [];
-    for (let t = start.getTime(); t < end.getTime(); t += HOUR_MS) hours.push(await loadHour(new Date(t), log));
+    for (let t = start.getTime(); t < end.getTime(); t += MS_PER_UNIT.h) hours.push(await loadHour(new Date(t), log));
     return {
       interval,
       objects: hours.reduce((n, h) => n + h.objects, 0),
@@ -449,25 +449,6 @@ export function createWarehouseActivities({ bigquery, storage, config, logger, p
   };
 }
 
-/** How often a running warehouse activity tells Temporal its worker is alive. */
-const HEARTBEAT_EVERY_MS = 10_000;
-
-/**
- * Heartbeats while `work` runs. BigQuery jobs report no progress worth recording, but the
- * heartbeat lets a DAG task with a heartbeatTimeout notice a worker that died (SIGKILL, OOM)
- * within that timeout instead of waiting out the whole startToCloseTimeout (20-30 minutes).
- */
-async function whileHeartbeating<T>(work: () => Promise<T>): Promise<T> {
-  const ctx = asyncLocalStorage.getStore();
-  if (ctx === undefined) return work();
-  const timer = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
-  try {
-    return await work();
-  } finally {
-    clearInterval(timer);
-  }
-}
-
 export type WarehouseActivities = ReturnType<typeof createWarehouseActivities>;
 
 function modelFromArgs(args: JsonValue | undefined): string | undefined {
@@ -477,8 +458,8 @@ function modelFromArgs(args: JsonValue | undefined): string | undefined {
 }
 
 function parseInterval(interval: DataInterval): { start: Date; end: Date } {
-  const start = new Date(interval?.start);
-  const end = new Date(interval?.end);
+  const start = new Date(parseInstant(interval?.start));
+  const end = new Date(parseInstant(interval?.end));
   if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()) || start >= end) {
     throw ApplicationFailure.nonRetryable(
       `Expected a data interval { start, end } of RFC 3339 instants with start < end, found ${JSON.stringify(interval)}`,

@@ -12,6 +12,7 @@ import { asyncLocalStorage } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { CustomerIdSchema } from '../core/customer-id.js';
+import { Rfc3339Timestamp } from '../core/events.js';
 import { scrubSecrets, type Logger } from '../core/logger.js';
 import type { SegmentRef } from '../core/profile.js';
 import { filterMatches, subscriberHost, subscribersForChange, type WebhookSubscriber } from '../core/webhook-config.js';
@@ -29,7 +30,7 @@ export const SegmentChangeSchema = z.strictObject({
   oldSegment: SegmentRefSchema.nullable(),
   newSegment: SegmentRefSchema,
   modelVersion: z.string().min(1).max(128),
-  occurredAt: z.iso.datetime({ offset: true, error: 'an RFC 3339 timestamp' }),
+  occurredAt: Rfc3339Timestamp,
   subscriberId: z.string().min(1).max(64),
 });
 export type SegmentChangeDelivery = z.infer<typeof SegmentChangeSchema>;

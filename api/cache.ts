@@ -1,26 +1,14 @@
 /**
  * Reads through an in-process LRU cache of the last good profile per customer.
  *
- * A copy whose store read started less than `freshForMs` ago is served as fresh
- * at once. Once it is `refreshAfterMs` old, serving it queues the customer for
- * revalidation: one refresher reads every queued customer with a single batched
- * store call (Firestore getAll, one round trip) at most every
- * `refreshIntervalMs`, so a busy API costs the store a few calls a second rather
- * than one per request. Staleness bound: a fresh answer reflects every write
- * committed at least `freshForMs` (500 ms) before it; while a customer is being
- * asked for, its copy is seldom older than refreshAfterMs + refreshIntervalMs + one
- * batch round trip (200-250 ms), well inside the one-second visibility target.
- *
- * Any other request asks the store (so a recovered Firestore is used again at
- * once, no restart, no circuit to reset), joining a read of that customer already
- * on its way; for a cached customer that is the next batch, sent at once, so copies
- * that age out together cost one store call. It only waits `latencyBudgetMs` when
- * a cached copy exists; after that, or on an error, the cached copy is served as
- * stale. Without a cached copy there is nothing better to serve, so the read
- * waits up to `uncachedTimeoutMs` before giving up. A store read that finishes
- * after its caller gave up still refreshes the cache. While the store is
- * failing, nothing is served as fresh from the cache: every request asks the
- * store again, which is how recovery is noticed.
+ * A copy younger than `freshForMs` is served as fresh; once `refreshAfterMs` old, serving it
+ * queues the customer for one batched store read (Firestore getAll) every `refreshIntervalMs`,
+ * so a busy API costs the store a few calls a second, not one per request, and an asked-for
+ * copy stays well inside the one-second visibility target. Any other request asks the store
+ * (so a recovered Firestore is used at once, with no circuit to reset), joining a read already
+ * on its way; it waits `latencyBudgetMs` when a cached copy exists, then serves that as stale,
+ * and `uncachedTimeoutMs` when none does. A late read still refreshes the cache. While the store
+ * fails nothing is fresh: every request asks again, which is how recovery is noticed.
  */
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../core/logger.js';

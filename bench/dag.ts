@@ -1,17 +1,14 @@
 /**
  * npm run bench:dag — what the runDag workflow costs per task, against Airflow 2.0's published
- * best (11.6 s for 1,000 trivial tasks on four workers with Postgres) and segflow's 5 s target.
- *
- * Each shape (chain, fan-out, lattice; bench/dags.ts) is a registered DAG of 1,000 tasks running
- * the trivial `benchNoop` activity, once with regular and once with local activities, on a worker
- * in this process (the production startWorker, on a task queue of its own) against the server in
- * the configuration (the local dev server by default).
+ * best for 1,000 trivial tasks (AIRFLOW_SECONDS) and segflow's target (TARGET_SECONDS).
+ * Each shape (chain, fan-out, lattice) is a DAG of 1,000 trivial `benchNoop` tasks, run once with
+ * regular and once with local activities on the production worker in this process, so what is
+ * timed is the runner, the worker and the server, not the work:
  *
  *   total wall time  from client.workflow.start to the result, as a caller sees it;
- *   task work        the critical path of the work itself: the longest dependency path, each task
- *                    weighted by the time measured inside benchNoop's body (the sum is printed too);
- *   overhead / task  (total wall time - task work) / tasks run: what the runner, the worker and the
- *                    server add to every task.
+ *   task work        the longest dependency path, each task weighted by the time spent inside
+ *                    benchNoop's body (the sum is printed too);
+ *   overhead / task  (total wall time - task work) / tasks run.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { randomUUID } from 'node:crypto';
@@ -30,6 +27,7 @@ import { startWorker } from '../workers/worker.js';
 import { wholeNumber } from '../scripts/lib/cli.js';
 import { printTable } from '../scripts/lib/table.js';
 
+/** Airflow 2.0's published best: 1,000 trivial tasks on four workers with Postgres. */
 const AIRFLOW_SECONDS = 11.6;
 const TARGET_SECONDS = 5;
 const MODES = ['regular', 'local'] as const;

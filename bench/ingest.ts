@@ -174,7 +174,7 @@ async function segflow(): Promise<{ secs: number; lost: number; duplicates: numb
   return { secs: (end - t0) / 1000, lost, duplicates: lake.raw.length - ids.size, objects: lake.rawObjects };
 }
 
-// A shared 2-core machine: the load next to the figures says how far to trust them.
+// The machine may be shared: the load next to the figures says how far to trust them.
 const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 const loadBefore = load();
 const rawSecs = await baseline();

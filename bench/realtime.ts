@@ -1,43 +1,16 @@
 /**
- * npm run bench:realtime — the real-time path end to end on the local stack, laid
- * out as it is deployed, and the profile API under load beside a bare Firestore
- * read, in one run.
+ * npm run bench:realtime — the real-time path end to end, laid out as deployed: the profile
+ * API, a worker and the trigger listener run as child processes with their normal entry points;
+ * this process generates the load and observes, on resources suffixed with this run's id.
  *
- * Processes: the profile API (api/main.ts), a worker (workers/main.ts) and the
- * trigger listener (workers/trigger-listener.ts) each run as their own child
- * process with their normal entry points; this process is the load generator
- * and the observer. Every resource (topic, subscription, bucket, collection,
- * task queue, workflow-id prefix) has a suffix of this run's own.
- *
- * Part 1 (API under load): an open-loop load at a fixed request rate (requests
- * go out on schedule whether or not earlier ones finished, so a slow server
- * shows up as latency, not as a lower rate) against GET /v1/customers/:id/profile
- * on the bench's customers; then the same schedule of bare Firestore document
- * reads (doc.get()) from this process as the baseline. Each of the two first
- * runs the same load untimed for --api-warmup-seconds. The API's rate limit is
- * off (its default of 1200 requests a minute per client would throttle a single
- * load generator).
- *
- * Part 2 (event -> visible segment): C customers start as "Occasional". A
- * warm-up purchase each (too small to change the segment) starts their
- * reclassifyCustomer workflows, as a running system would have them. Then
- * purchases of 1500 are published at a steady rate, round robin over the
- * customers: each customer's first one moves it to "VIP" (a segment change),
- * later ones keep it there. An event counts as visible when the profile API
- * answers with a profile that includes it (rfm.frequency has reached it) and
- * the segment assigned with it; the bench notices the write from the worker's
- * "customer reclassified" log line (which carries the purchase count and the
- * commit time), then asks the API, again every --poll-ms until it agrees.
- * (Not a Firestore listener: on the emulator one slows every write to the
- * collection, the very thing measured.) With --mixed the API load of
- * part 1 runs again during part 2 and is reported on its own.
- *
- * Where the time goes: publish -> listener signal accepted (from the listener's
- * own summary, logged when it stops), publish -> Firestore commit, commit ->
- * visible through the API; and from the histories of sample workflows, signal
- * -> workflow task started -> completed, with the history events and workflow
- * tasks per event. The load average is printed with each figure: the machine
- * is shared, so read absolute figures with it.
+ * Part 1: an open-loop load (requests leave on schedule, so a slow server shows as latency, not
+ * as a lower rate) on GET /v1/customers/:id/profile, then the same schedule of bare Firestore
+ * reads as the baseline; the API's rate limit is off so one load generator is not throttled.
+ * Part 2: purchases that move customers from "Occasional" to "VIP" (after a warm-up purchase
+ * that starts their workflows), timed from publish until the API answers with the event and its
+ * segment; the worker's "customer reclassified" log line says when to ask. With --mixed, part
+ * 1's load runs during part 2. The breakdown (listener, Firestore commit, API, workflow tasks)
+ * is printed with the load average, because the machine is shared with what is measured.
  */
 import { Command, Option } from 'commander';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -513,10 +486,9 @@ async function main(): Promise<void> {
     // Frequency and commit time per customer as the worker's log last showed them; waiters resolve when
     // it reaches theirs. The worker logs each step with the profile's purchase count and the commit time
     // of its write. Not a Firestore listener, nor a read per step: on the emulator a collection listener
-    // slows every write to the collection several-fold (measured: p50 8 -> 29 ms, p95 14 -> 142 ms at 50
-    // per second), and a read per step was a third of this process's CPU, which the machine shares with
-    // what it measures. A late notice can only make the figures worse, never better: visibility is still
-    // when the API answers with the event, measured from its publish.
+    // slows every write to the collection, the very thing timed, and reading per step would take CPU
+    // from the processes under test on a shared machine. A late notice can only make the figures worse,
+    // never better: visibility is still when the API answers with the event, timed from its publish.
     const frequency = new Map<string, number>();
     const committedAt = new Map<string, number>();
     const waiters = new Map<string, Array<{ k: number; resolve: () => void }>>();

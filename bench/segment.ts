@@ -1,29 +1,16 @@
 /**
- * npm run bench:segment — segflow's k-means job against scikit-learn's KMeans, side by side
- * on the same data in the same run.
+ * npm run bench:segment — segflow's k-means job against scikit-learn's KMeans(n_init=1), side
+ * by side on the same seeded data (Gaussian groups of unequal size and spread, plus uniform
+ * noise rows) written once as a float64 file both sides read. segflow does what the nightly job
+ * does: train on a sample, then assign every row, and its time includes both. Both inertias are
+ * computed here by the same code from the centroids each side returned, so they compare.
  *
- * One seeded dataset per size and seed (clustered structure plus noise: 12 Gaussian groups of
- * unequal size and spread in [0,1]^16, plus 5% uniform noise rows) is written as a float64 file
- * that both sides read. scikit-learn: KMeans(n_clusters=8, n_init=1) fit on every row. segflow:
- * what the nightly job does -- train on a uniform sample (k-means++ restarts, best inertia wins),
- * then assign every row. Both sides' inertia is computed here, by the same float64 code, over all
- * rows, from the centroids each side returned. segflow's time includes drawing the sample and
- * assigning every row; neither side counts reading the file. Each side makes one untimed warm-up
- * fit on other data in its process before it is timed (segflow once, before the first size: V8
- * compiles ml-kmeans and the assignment kernel on first use; scikit-learn before every fit, as it
- * runs in a new process each time), so neither timer holds one-time start-up work.
- *
- * A fit at 100,000 rows takes about a tenth of a second, which one busy moment on a shared machine
- * can double, so each side fits the same data `--repeat` times in a row (3 by default; the same
- * seed gives the same model every time, which is checked for segflow) and the ratio is between
- * the two medians. Every time is printed.
- *
- * With 12 groups and k = 8 there is no single right answer: k-means has several local optima
- * (which groups to merge), and where one k-means++ initialisation lands varies by seed. So the
- * benchmark runs several seeds (data and both initialisations) and reports the spread; with
- * --reference it also fits KMeans(n_init=10) (untimed) as a reference for how good an inertia the
- * data allows.
- * A lower inertia than scikit-learn's is better, and meets the quality target.
+ * Each side makes an untimed warm-up fit first (V8 compiles on first use; Python starts anew per
+ * fit), and fits the same data --repeat times; the ratio is between medians, because one busy
+ * moment on a shared machine can double a short fit. There are more groups than k, so k-means
+ * has several local optima and where an initialisation lands varies by seed: the bench runs
+ * several seeds and reports the spread; --reference adds an untimed KMeans(n_init=10) to show
+ * how good an inertia the data allows. An inertia below scikit-learn's meets the quality target.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { spawnSync } from 'node:child_process';
@@ -34,7 +21,7 @@ import { PROJECT_ROOT } from '../core/config.js';
 import { assignAll } from '../core/segmentation/assign.js';
 import { JOB_DEFAULTS, runSegmentationJob } from '../core/segmentation/job.js';
 import { TRAIN_DEFAULTS } from '../core/segmentation/train.js';
-import { createRng } from '../core/segmentation/random.js';
+import { createRng } from '../core/random.js';
 import { benchPythonEnv, ensureBenchPython } from '../scripts/bench-python.js';
 import { wholeNumber } from '../scripts/lib/cli.js';
 import { printTable } from '../scripts/lib/table.js';
@@ -79,33 +66,27 @@ const opts = program.opts<{
 }>();
 const { dim, k } = opts;
 
-function gaussian(rng: () => number): number {
-  const u = 1 - rng();
-  const v = rng();
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-}
-
 /** Clustered rows plus uniform noise, row-major. */
 function makeData(n: number, seed: number): Float64Array {
   const rng = createRng(seed);
   const groups = 12;
-  const centres = Array.from({ length: groups }, () => Array.from({ length: dim }, () => 0.15 + 0.7 * rng()));
-  const spread = Array.from({ length: groups }, () => 0.03 + 0.07 * rng());
-  const weights = Array.from({ length: groups }, () => 0.5 + rng());
+  const centres = Array.from({ length: groups }, () => Array.from({ length: dim }, () => 0.15 + 0.7 * rng.next()));
+  const spread = Array.from({ length: groups }, () => 0.03 + 0.07 * rng.next());
+  const weights = Array.from({ length: groups }, () => 0.5 + rng.next());
   const total = weights.reduce((a, b) => a + b, 0);
   let acc = 0;
   const cumulative = weights.map((w) => (acc += w / total));
   const m = new Float64Array(n * dim);
   for (let r = 0; r < n; r++) {
     const base = r * dim;
-    if (rng() < 0.05) {
-      for (let j = 0; j < dim; j++) m[base + j] = rng();
+    if (rng.next() < 0.05) {
+      for (let j = 0; j < dim; j++) m[base + j] = rng.next();
       continue;
     }
-    const u = rng();
+    const u = rng.next();
     let g = cumulative.findIndex((c) => u < c);
     if (g < 0) g = groups - 1;
-    for (let j = 0; j < dim; j++) m[base + j] = centres[g]![j]! + spread[g]! * gaussian(rng);
+    for (let j = 0; j < dim; j++) m[base + j] = centres[g]![j]! + spread[g]! * rng.normal(0, 1);
   }
   return m;
 }
@@ -149,8 +130,8 @@ const load = () =>
     .map((l) => l.toFixed(2))
     .join(' ');
 
-// patches/ml-kmeans+*.patch (applied by patch-package on npm install) makes ml-kmeans' k-means++
-// 2.5 times faster with the same results; say so when it is missing, since times depend on it.
+// patches/ml-kmeans+*.patch (applied by patch-package on npm install) speeds up ml-kmeans' k-means++
+// with the same results; say so when it is missing, since times depend on it.
 const kmeansPatched = readFileSync(new URL('./initialization.js', import.meta.resolve('ml-kmeans')), 'utf8').includes('segflow patch');
 
 const python = ensureBenchPython();

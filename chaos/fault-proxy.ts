@@ -1,28 +1,18 @@
 /**
- * A loopback proxy between segflow and one emulator that injects real network
- * failures: the client sees genuine 503 responses, TCP resets and slow answers,
- * so the code under test runs unchanged and is pointed here only through its
- * normal endpoint settings (SEGFLOW_GCS_ENDPOINT, SEGFLOW_BIGQUERY_ENDPOINT,
- * FIRESTORE_EMULATOR_HOST).
- *
- * Two modes:
- * - `http`: one decision per request. `http_503` answers 503 without forwarding;
- *   `reset_before` resets the connection before the upstream sees the request;
- *   `reset_after` forwards it, lets the upstream finish (the write happened) and
- *   then resets instead of answering, which is what finds non-idempotent writes;
- *   `slow` holds the request for a while, then forwards it.
- * - `tcp`: for gRPC (Firestore, Pub/Sub), where requests share long-lived HTTP/2
- *   connections. Each connection gets a decision when it opens and then once per
- *   tick: `tcp_reset` resets both sides, `tcp_slow` stalls the bytes for a while.
- *   `block()` resets every connection and refuses new ones until `unblock()`
- *   (an outage, not counted as an injected fault).
- *
- * Every injected fault is counted by kind.
+ * A loopback proxy between segflow and one emulator that injects real network failures
+ * (genuine 503s, TCP resets, slow answers), so the code under test runs unchanged and reaches
+ * it only through its normal endpoint settings. Every injected fault is counted by kind.
+ * - `http`: one decision per request: `http_503` answers without forwarding; `reset_before`
+ *   resets before the upstream sees the request; `reset_after` lets the upstream finish (the
+ *   write happened) and then resets, which is what finds non-idempotent writes; `slow` holds it.
+ * - `tcp`: for gRPC (Firestore, Pub/Sub), whose requests share long-lived HTTP/2 connections: a
+ *   decision per connection when it opens and once per tick (`tcp_reset`, `tcp_slow`).
+ *   `block()` refuses every connection until `unblock()`: an outage, not counted as a fault.
  */
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { createRng, type Rng } from '../core/personas.js';
+import { createRng, type Rng } from '../core/random.js';
 
 export const HTTP_FAULT_KINDS = ['http_503', 'reset_before', 'reset_after', 'slow'] as const;
 export const TCP_FAULT_KINDS = ['tcp_reset', 'tcp_slow'] as const;

@@ -29,8 +29,9 @@ import type { Alert } from '../core/alerts.js';
 import { parseConfig, type Config } from '../core/config.js';
 import { decodeNdjsonGz, type LakeRecord, type QuarantineRecord } from '../core/lake.js';
 import { createLogger } from '../core/logger.js';
-import { createRng } from '../core/personas.js';
+import { createRng } from '../core/random.js';
 import { ProfileSchema, type Profile } from '../core/profile.js';
+import { formatInstant, MS_PER_UNIT } from '../core/time.js';
 import { verifyWebhook } from '../core/webhook-signature.js';
 import { rerunFailed, startDagRun, type OpsContext } from '../schedules/ops-lib.js';
 import { installCurrentModel, twoSegmentModel } from '../test/support/realtime-fixtures.js';
@@ -608,7 +609,7 @@ async function main(): Promise<number> {
     const runs: DagRunRecord[] = [];
     const dagKills = killsIn('dag');
     for (const [i, start] of intervals.entries()) {
-      const end = new Date(Date.parse(start) + 3_600_000).toISOString().replace('.000Z', 'Z');
+      const end = formatInstant(Date.parse(start) + MS_PER_UNIT.h);
       const started = await startDagRun(ctx, HOURLY_PIPELINE_DAG, { start, end });
       const timers = i === 0 ? Array.from({ length: dagKills }, () => setTimeout(() => kill('dag'), rng.int(3_000, 20_000))) : [];
       const status = await client.workflow.getHandle(started.workflowId, started.runId).result().then(

@@ -57,7 +57,8 @@ const durationMs = z.number().int({ error: 'a whole number of milliseconds' }).m
 const money = z.number().min(0, { error: 'an amount >= 0' });
 const text = (max: number) => z.string().max(max, { error: `at most ${max} characters` });
 
-export const EventTimestamp = z.iso.datetime({
+/** An RFC 3339 timestamp in a document: event times, profile times, webhook times. */
+export const Rfc3339Timestamp = z.iso.datetime({
   offset: true,
   error: 'an RFC 3339 timestamp with seconds and a Z or +hh:mm offset, e.g. 2026-11-26T09:15:00Z',
 });
@@ -104,7 +105,7 @@ export const PROPERTIES_SCHEMAS = {
 const envelope = {
   event_id: z.uuid({ error: 'a UUID, e.g. 0b6f3a52-8c1e-4d57-9a0e-2f4c6d8e1a3b' }),
   customer_id: CustomerIdSchema,
-  ts: EventTimestamp,
+  ts: Rfc3339Timestamp,
 };
 
 function variant<T extends EventType, P extends z.ZodType>(type: T, properties: P) {
@@ -258,7 +259,7 @@ export function validateMessage(input: RawMessage, opts: ValidateOptions): Valid
     }
   }
 
-  if (typeof body.ts === 'string' && EventTimestamp.safeParse(body.ts).success) {
+  if (typeof body.ts === 'string' && Rfc3339Timestamp.safeParse(body.ts).success) {
     const eventTime = Date.parse(body.ts);
     const limit = opts.now.getTime() + opts.maxFutureSkewMs;
     if (eventTime > limit) {

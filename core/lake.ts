@@ -7,14 +7,13 @@ import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import { gunzipSync, gzip, gzipSync } from 'node:zlib';
 import type { Event, EventType, RawMessage, Reason } from './events.js';
+import { MS_PER_UNIT } from './time.js';
 
 export const LAKE_AREAS = {
   raw: 'raw/events/v1/',
   quarantine: 'quarantine/events/v1/',
 } as const;
 export type LakeArea = keyof typeof LAKE_AREAS;
-
-const HOUR_MS = 3_600_000;
 
 /** The Hive-style partition of an instant, in UTC. */
 export function partitionOf(instant: Date): { dt: string; hour: string } {
@@ -26,13 +25,13 @@ export function partitionOf(instant: Date): { dt: string; hour: string } {
 /** Start of the UTC hour containing the instant. */
 export function hourStartOf(instant: Date): Date {
   assertValidDate(instant, 'hourStartOf');
-  return new Date(Math.floor(instant.getTime() / HOUR_MS) * HOUR_MS);
+  return new Date(Math.floor(instant.getTime() / MS_PER_UNIT.h) * MS_PER_UNIT.h);
 }
 
 /** `raw/events/v1/dt=YYYY-MM-DD/hour=HH/`: the prefix an hourly load reads for its data interval. */
 export function hourPrefix(intervalStart: Date, area: LakeArea = 'raw'): string {
   assertValidDate(intervalStart, 'hourPrefix');
-  if (intervalStart.getTime() % HOUR_MS !== 0) {
+  if (intervalStart.getTime() % MS_PER_UNIT.h !== 0) {
     throw new Error(
       `hourPrefix: expected a data interval starting on a whole UTC hour, found ${intervalStart.toISOString()}; ` +
         `pass the interval start (e.g. ${hourStartOf(intervalStart).toISOString()})`,

@@ -5,13 +5,8 @@
  */
 import { z } from 'zod';
 import { CustomerIdSchema } from './customer-id.js';
-import { INCOME_BANDS } from './events.js';
+import { INCOME_BANDS, Rfc3339Timestamp } from './events.js';
 import { IDENTIFIER } from './segmentation/prepare.js';
-
-const isoTime = z.iso.datetime({
-  offset: true,
-  error: 'an RFC 3339 timestamp with a Z or +hh:mm offset, e.g. 2026-11-26T09:15:00Z',
-});
 
 /** RFM scores are quintiles: 1 (worst) to 5 (best). */
 const rfmScore = z.number().int({ error: 'a whole-number score' }).min(1, { error: 'a score >= 1' }).max(5, { error: 'a score <= 5' });
@@ -51,13 +46,13 @@ export const ProfileSchema = z.object({
   rfm: RfmSchema,
   demographics: DemographicsSchema,
   /** When this profile was computed. */
-  updated_at: isoTime,
+  updated_at: Rfc3339Timestamp,
   /**
    * The newest event time the profile reflects: for a real-time update the
    * latest triggering event, for a batch sync the end of its data interval.
    * Orders writes (see compareProfileRecency).
    */
-  source_event_time: isoTime.optional(),
+  source_event_time: Rfc3339Timestamp.optional(),
 });
 export type Profile = z.infer<typeof ProfileSchema>;
 

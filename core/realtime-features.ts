@@ -1,32 +1,17 @@
 /**
- * Incremental feature update for real-time reclassification: a customer's
- * stored features plus a few key events give the features the next batch run
- * would compute, as far as those events can tell.
- *
- * What the events change (definitions as in sql/customer_features.sql):
- *   purchase        frequency + 1, monetary + amount, recency_days from the
- *                   newest purchase, and the r/f/m scores from score bounds;
- *   profile_update  each demographic field the event gives (non-null) replaces
- *                   the stored one; a field it leaves out or sets to null is
- *                   kept, like the SQL's "latest non-NULL value per field".
- * Every other feature keeps its stored value; the next hourly batch recomputes
- * everything from the whole history and its profile sync supersedes this one.
- *
- * Recency is measured in whole UTC days at `asOf` (the SQL uses the date of its
- * interval end): a stored recency is aged by the days between the stored
- * profile's as-of date and `asOf`, then the newest purchase wins.
- *
- * RFM scores are quintiles over all buyers, which one customer cannot
- * recompute. The batch scores are kept as bounds per score (see RfmScoreBounds):
- * for frequency and monetary the smallest value that scored s, for recency the
- * largest recency_days that scored s. A new value gets the highest score whose
- * bound it reaches, so a value the batch already scored gets the batch's score.
- * Non-buyers score 1, as in the SQL.
- *
+ * Incremental feature update for real-time reclassification: stored features plus a few key
+ * events give what the next batch run would compute, as far as those events can tell
+ * (definitions as in sql/customer_features.sql). A purchase adds to frequency and monetary and
+ * sets recency; a profile_update replaces each demographic field it gives (non-null), like the
+ * SQL's latest non-NULL value per field; every other feature keeps its stored value until the
+ * next batch supersedes it. Recency is in whole UTC days at `asOf`. RFM scores are quintiles over
+ * all buyers, which one customer cannot recompute, so the batch's scores are kept as bounds per
+ * score (RfmScoreBounds) and a value the batch already scored gets the batch's score.
  * Pure: no I/O, no clock (the caller passes asOf).
  */
 import type { ProfileUpdateEvent, PurchaseEvent } from './events.js';
 import type { Demographics, Rfm } from './profile.js';
+import { MS_PER_UNIT } from './time.js';
 
 export type TriggerEvent = PurchaseEvent | ProfileUpdateEvent;
 
@@ -99,11 +84,10 @@ export function emptyFeatureState(asOf: string): FeatureState {
   };
 }
 
-const DAY_MS = 86_400_000;
 
 /** Whole UTC calendar days from `from` to `to` (DATE_DIFF(DATE(to), DATE(from), DAY)). */
 export function utcDayDiff(from: string | Date, to: string | Date): number {
-  const day = (t: string | Date) => Math.floor(new Date(t).getTime() / DAY_MS);
+  const day = (t: string | Date) => Math.floor(new Date(t).getTime() / MS_PER_UNIT.d);
   return day(to) - day(from);
 }
 

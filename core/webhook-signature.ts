@@ -1,27 +1,12 @@
 /**
- * Signing and verifying segflow webhooks. Pure: no I/O, no clock unless given one.
- *
- * Every delivery carries
- *
- *     Segflow-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>
- *     Segflow-Delivery-Id: <delivery id, stable across retries; use it to drop duplicates>
- *
- * where v1 = hex(HMAC-SHA256(key = the subscriber's secret as UTF-8,
- *                            message = `${t}.${raw request body}`)).
- *
- * To verify, a receiver:
- *   1. reads the raw body bytes, before any JSON parsing (re-serialised JSON
- *      differs from what was signed);
- *   2. splits the header on ',' into key=value pairs; takes `t` and every `v1`
- *      (unknown keys, e.g. a future v2, are ignored; several v1 values appear
- *      while a secret is being rotated);
- *   3. rejects the request when |now - t| exceeds its tolerance (5 minutes here),
- *      which stops an intercepted request from being replayed later;
- *   4. computes the HMAC above and compares it with each v1 in constant time
- *      (e.g. crypto.timingSafeEqual); any match accepts the request.
- *
- * `t` is the signing time of each attempt, so a retry hours later still
- * verifies; the body (and its delivery_id) is the same on every attempt.
+ * Signing and verifying segflow webhooks. Pure: no I/O, no clock unless given one. Every
+ * delivery carries `Segflow-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>` and
+ * `Segflow-Delivery-Id` (stable across retries, to drop duplicates), where v1 is the HMAC,
+ * keyed by the subscriber's secret, of `${t}.${raw request body}`. A receiver verifies the raw
+ * bytes before parsing (re-serialised JSON differs), takes `t` and every v1 (unknown keys are
+ * ignored; several v1 appear while a secret rotates), rejects a `t` outside its tolerance so an
+ * intercepted request cannot be replayed, and compares in constant time; any match accepts.
+ * `t` is each attempt's signing time, so a retry hours later still verifies.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 

@@ -11,6 +11,7 @@ import { createLogger } from '../core/logger.js';
 import { workflowUiUrl } from '../core/temporal-connection.js';
 import { NIGHTLY_SEGMENTATION_DAG } from '../core/dag-ids.js';
 import { modelVersionFor } from '../core/segmentation/model.js';
+import { MS_PER_UNIT, parseInstant } from '../core/time.js';
 import { dagRunWorkflowId, formatInstant } from '../workflows/dag-messages.js';
 import { createTemporalClient } from '../workers/client.js';
 import { printTable } from './lib/table.js';
@@ -32,12 +33,12 @@ if (!opts.now && !opts.intervalEnd) {
 
 const config = loadConfigOrExit();
 const logger = createLogger({ level: config.log.level, name: 'segment' });
-const endMs = opts.intervalEnd ? Date.parse(opts.intervalEnd) : Math.floor(Date.now() / 1000) * 1000;
+const endMs = opts.intervalEnd ? parseInstant(opts.intervalEnd) : Math.floor(Date.now() / 1000) * 1000;
 if (Number.isNaN(endMs)) {
-  console.error(`--interval-end: expected an RFC 3339 instant, found ${JSON.stringify(opts.intervalEnd)}`);
+  console.error(`--interval-end: expected an RFC 3339 instant with an offset, found ${JSON.stringify(opts.intervalEnd)}`);
   process.exit(2);
 }
-const interval = { start: formatInstant(endMs - 86_400_000), end: formatInstant(endMs) };
+const interval = { start: formatInstant(endMs - MS_PER_UNIT.d), end: formatInstant(endMs) };
 const version = modelVersionFor(interval.end);
 
 const client = await createTemporalClient(config);

@@ -93,10 +93,10 @@ const services: Service[] = [
         String(PORTS.temporalUi),
         '--db-filename',
         path.join(DATA, 'temporal.sqlite'),
-        // SQLite's default rollback journal waits on the disk for every write, which held the dev
-        // server to ~25 signal-with-starts per second here; a write-ahead log with synchronous=NORMAL
-        // measured ~156. A crash of the machine (not of the server) can lose the last writes: fine
-        // for a local stack, and production runs on a real Temporal cluster.
+        // SQLite's default rollback journal waits on the disk for every write, which caps the dev
+        // server's signal-with-start rate well below what the real-time path needs; a write-ahead log
+        // with synchronous=NORMAL does not. A crash of the machine (not of the server) can lose the
+        // last writes: fine for a local stack, and production runs on a real Temporal cluster.
         '--sqlite-pragma',
         'journal_mode=wal',
         '--sqlite-pragma',

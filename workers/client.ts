@@ -6,10 +6,10 @@ import { temporalConnectionSettings } from '../core/temporal-connection.js';
 
 export interface TemporalClientOptions {
   /**
-   * Connect through the SDK's Rust core, as workers do, instead of grpc-js: about half the
-   * CPU per call (a signal-with-start measured 0.65-0.70 ms against 1.19-1.32 ms), for a hot
-   * path such as the trigger listener's call per event. It runs on the process's Temporal
-   * runtime: install it first (workers/runtime.ts) for core's log lines to go to the logger.
+   * Connect through the SDK's Rust core, as workers do, instead of grpc-js: it spends less CPU
+   * per call, which matters on a hot path such as the trigger listener's call per event. It runs
+   * on the process's Temporal runtime: install it first (workers/runtime.ts) for core's log
+   * lines to go to the logger.
    */
   native?: boolean;
 }

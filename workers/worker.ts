@@ -17,8 +17,8 @@ import { activityMetricsInterceptor, metricsPorts, startMetricsServer } from './
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 /**
  * Preloaded once per workflow thread and shared by every workflow run on it. Without this, each run
- * re-evaluates the registry, building and validating every DAG (about 0.3 s per workflow start with
- * the 1,000-task benchmark DAGs). Safe because DAG modules are pure, frozen data (see dags/index.ts).
+ * re-evaluates the registry, building and validating every DAG on every workflow start, which grows
+ * with the size of the DAGs. Safe because DAG modules are pure, frozen data (see dags/index.ts).
  */
 export const DAG_REGISTRY_PATH = fileURLToPath(new URL('../dags/index.ts', import.meta.url));
 /** Sets the workflow sandbox's stack depth before the SDK freezes its built-ins (see the module). */

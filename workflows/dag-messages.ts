@@ -6,6 +6,7 @@
 import { ApplicationFailure, defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery } from '@temporalio/workflow';
 import { buildDagGraph, downstreamClosure } from '../core/dag-graph.js';
+import { formatInstant, parseInstant } from '../core/time.js';
 import { type DataInterval } from '../core/dag-task.js';
 import { INTERVAL_PERIOD_MS, type DagDefinition, type DagIntervalUnit } from '../dags/dsl.js';
 
@@ -75,15 +76,12 @@ export const SCHEDULED_START_TIME_SEARCH_ATTRIBUTE = defineSearchAttributeKey(
   SearchAttributeType.DATETIME,
 );
 
-/** `2026-11-26T09:00:00Z`: second precision unless the instant has milliseconds. */
-export function formatInstant(instant: Date | number): string {
-  const iso = new Date(instant).toISOString();
-  return iso.endsWith('.000Z') ? `${iso.slice(0, -5)}Z` : iso;
-}
+/** Re-exported because the contract's callers (ops CLI, scripts, tests) format instants as its ids do. */
+export { formatInstant };
 
 /** `<dagId>/<interval start>`, e.g. `hourly_pipeline/2026-11-26T09:00:00Z`. */
 export function dagRunWorkflowId(dagId: string, intervalStart: string | Date): string {
-  return `${dagId}/${formatInstant(typeof intervalStart === 'string' ? parseInstant(intervalStart, 'interval start') : intervalStart)}`;
+  return `${dagId}/${formatInstant(typeof intervalStart === 'string' ? instantOf(intervalStart, 'interval start') : intervalStart)}`;
 }
 
 /** The interval a run scheduled at `nominalTime` covers: [nominal - period, nominal). */
@@ -94,17 +92,16 @@ export function dataIntervalEndingAt(unit: DagIntervalUnit, nominalTime: Date | 
 
 /** Canonical form of an interval given by a caller; throws a message naming what is wrong. */
 export function normalizeDataInterval(interval: DataInterval): DataInterval {
-  const start = parseInstant(interval.start, 'interval start');
-  const end = parseInstant(interval.end, 'interval end');
+  const start = instantOf(interval.start, 'interval start');
+  const end = instantOf(interval.end, 'interval end');
   if (start >= end) {
     throw new RangeError(`Data interval start ${interval.start} must be before its end ${interval.end}.`);
   }
   return { start: formatInstant(start), end: formatInstant(end) };
 }
 
-function parseInstant(text: string, what: string): number {
-  // Offsets are required so an interval never depends on the machine's time zone.
-  const ms = /(Z|[+-]\d{2}:?\d{2})$/i.test(text) ? Date.parse(text) : Number.NaN;
+function instantOf(text: string, what: string): number {
+  const ms = parseInstant(text);
   if (Number.isNaN(ms)) {
     throw new RangeError(`Expected ${what} as an RFC 3339 instant like 2026-11-26T09:00:00Z, found "${text}".`);
   }

@@ -1,25 +1,13 @@
 /**
- * reclassifyCustomer: one workflow per customer (id `reclassify/<customerId>`),
- * fed by the trigger listener through signal-with-start.
- *
- * Events queue up as signals; each step takes everything queued (a burst is
- * one step, and so is everything that arrived during the previous step) and
- * runs one local activity that updates the features, assigns the segment and
- * writes the profile with one conditional Firestore write: no round trip through the
- * Temporal server between the workflow task and the visible profile. When the
- * segment changed it fans out one webhook delivery per subscriber, as regular
- * activities that retry with backoff in the background (off the visibility
- * path: the profile is already written); one that exhausts its attempts raises
- * an alert and is recorded as failed. Before the history grows large the
- * workflow continues as new with what is still queued.
- *
- * No timer per step: the idle period is one timer per run, re-armed only when
- * it fires while events came in meanwhile, so a step adds to the history just
- * the signal, the workflow task and one marker. After `idleMinutes` without
- * events the workflow ends.
- *
- * Runs started before these changes (two local activities and a timer per
- * step) replay unchanged: patched(SINGLE_STEP_PATCH) picks the path per run.
+ * reclassifyCustomer: one workflow per customer (id `reclassify/<customerId>`), fed by the
+ * trigger listener. Each step takes every queued event (a burst is one step) and runs one local
+ * activity that updates the features, assigns the segment and writes the profile with one
+ * conditional Firestore write, so no server round trip stands between the workflow task and the
+ * visible profile. A segment change fans out webhook deliveries as regular activities that
+ * retry in the background (the profile is already written); one that gives up raises an alert.
+ * The idle period is one timer per run, re-armed only when events came in meanwhile, so a step
+ * adds little history; the workflow ends after `idleMinutes` idle and continues as new before
+ * its history grows large. patched(SINGLE_STEP_PATCH) keeps older runs replaying unchanged.
  */
 import {
   ActivityFailure,

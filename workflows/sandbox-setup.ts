@@ -5,8 +5,8 @@
  * For every promise a workflow creates, the Temporal SDK records the stack it was created at,
  * for the stack-trace query behind the Temporal UI's "Stack Trace" tab. That costs per frame
  * (capture, source-map lookup, formatting), and a reclassifyCustomer step creates dozens of
- * promises: with V8's default of 10 frames it was over a third of the workflow thread's CPU
- * at 50 events/s. Six frames keep the ones the query shows first (where each pending promise
+ * promises, so V8's default depth makes it a large share of the workflow thread's work under
+ * real-time load. Six frames keep the ones the query shows first (where each pending promise
  * was created and the workflow code that awaits it) and the top of any workflow error's stack.
  */
 export const WORKFLOW_STACK_FRAMES = 6;

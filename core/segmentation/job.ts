@@ -42,17 +42,14 @@ export interface SegmentationJobOptions {
  * The training sample grows with the data: 5% of the rows, at least 5,000 and
  * at most 50,000. The k-means++ restarts run on a tenth of the sample, 500 to
  * TRAIN_DEFAULTS.restartRows (2,000) rows, so their fixed cost (ml-kmeans'
- * k-means++ is about 10 us per row) stays small beside the assignment of every
- * row at 100,000 rows too; each restart is ranked by its inertia on 5,000 rows
- * of the sample (TRAIN_DEFAULTS.rankRows; the whole sample below 10,000).
- * Measured with bench:segment's data (k = 8, dim 16) on 32 seeds at 100,000
- * rows, eight restarts on 500 rows of a 5,000-row sample were at most 0.6%
- * above scikit-learn's single-init inertia (below it on 29 of the 32), and
- * within 0.2% of KMeans(n_init=10) at the median; six restarts, or 400 restart
- * rows, were 2-3% above scikit-learn on one or two seeds, and ranking the
- * restarts on their 500 rows instead of the sample up to 1.7% above it.
- * The nightly activities draw a sample of defaultSampleSize(customers) unless
- * SEGFLOW_SEGMENT_SAMPLE_SIZE is set, and train on defaultRestartRows of it.
+ * k-means++ is the slowest step per row) stays small beside the assignment of
+ * every row; each restart is ranked by its inertia on 5,000 rows of the sample
+ * (TRAIN_DEFAULTS.rankRows; the whole sample below 10,000). These are the
+ * smallest settings that kept bench:segment's inertia level with scikit-learn's:
+ * fewer restarts, fewer restart rows, or ranking restarts on their own rows lost
+ * quality on some seeds (docs/benchmarks.md). The nightly activities draw a
+ * sample of defaultSampleSize(customers) unless SEGFLOW_SEGMENT_SAMPLE_SIZE is
+ * set, and train on defaultRestartRows of it.
  */
 export const JOB_DEFAULTS = {
   sampleShare: 0.05,

@@ -1,27 +1,14 @@
 /**
- * Seeded randomness for segmentation. Every random choice (training sample,
+ * Seeded sampling for segmentation. Every random choice (training sample,
  * k-means restarts, silhouette sample) flows from one configured seed, so a
  * nightly run can be reproduced bit for bit from its model artifact.
  */
-
-/** A uniform generator on [0, 1). */
-export type Rng = () => number;
-
-/** mulberry32: tiny, fast and good enough for sampling rows. */
-export function createRng(seed: number): Rng {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { createRng } from '../random.js';
 
 /**
  * A child seed for stream `index` of `seed`. Hashing (rather than seed + index)
- * keeps restart i of seed s from replaying restart i-1 of seed s+1.
+ * keeps restart i of seed s from replaying restart i-1 of seed s+1. Not the
+ * string-hashing deriveSeed of core/random.ts: trained models are pinned to this one.
  */
 export function deriveSeed(seed: number, index: number): number {
   let h = (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca77)) >>> 0;
@@ -45,10 +32,10 @@ export function sampleIndices(n: number, size: number, seed: number): Int32Array
     for (let i = 0; i < n; i++) out[i] = i;
     return out;
   }
-  const rng = createRng(seed);
+  const { next } = createRng(seed);
   let chosen = 0;
   for (let i = 0; i < n && chosen < m; i++) {
-    if (rng() * (n - i) < m - chosen) out[chosen++] = i;
+    if (next() * (n - i) < m - chosen) out[chosen++] = i;
   }
   return out;
 }

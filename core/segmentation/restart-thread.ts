@@ -1,22 +1,13 @@
 /**
- * k-means++ restarts, and the assignment of a matrix in shared memory, split
- * with one helper thread, for a machine with more than one core
- * (scikit-learn's KMeans uses every core too).
- *
- * trainKMeans stays synchronous: the calling thread posts part of the restarts
- * to the helper, runs the rest itself, then blocks (Atomics.wait) until the
- * helper's answer is on the port and takes it with receiveMessageOnPort. The
- * helper runs the same runRestarts on the same seeds, so the outcomes, and the
- * winner, are exactly those of running every restart here.
- *
- * assignShared does the same for one assignment pass over a matrix on a
- * SharedArrayBuffer: the helper assigns the second half of the rows into the
- * same shared labels while this thread assigns the first.
- *
- * The helper starts on first use and is not waited for: until it has loaded,
- * restarts run here alone. It never keeps the process alive (unref). When it
- * answers with an error or stays silent past the timeout, its share runs here,
- * and so does every later call.
+ * k-means++ restarts, and the assignment of a matrix in shared memory, split with
+ * one helper thread, so training uses a second core as scikit-learn's does.
+ * trainKMeans stays synchronous: this thread posts part of the work, does the
+ * rest, then blocks (Atomics.wait) until the answer is on the port and takes it
+ * with receiveMessageOnPort. The helper runs the same runRestarts on the same
+ * seeds (or assigns the second half of the rows into the same shared labels), so
+ * results are exactly those of doing everything here. The helper starts on first
+ * use, is not waited for and never keeps the process alive; if it errs or stays
+ * silent past the timeout, its share and every later call run here.
  */
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
@@ -26,7 +17,7 @@ import { runRestarts, type RestartJob, type RestartOutcome } from './train.js';
 /** Slot 0: the helper has loaded (1). Slot 1: answers the helper has posted so far. */
 const READY = 0;
 const ANSWERS = 1;
-/** Far above any real share of restarts (seconds at a million rows); past it the helper is given up. */
+/** Far above any real share of restarts; past it the helper is given up. */
 const ANSWER_TIMEOUT_MS = 10 * 60_000;
 
 /** Below this many rows an assignment pass is not split: the hand-off would cost more than it saves. */

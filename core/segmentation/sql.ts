@@ -11,30 +11,21 @@
  *            so a tie goes to the lowest centroid index, as the strict `<` in TypeScript
  *   margin   the smallest distance among the other centroids, minus best (0 on a tie)
  *
- * Why the results match bit for bit: +, -, *, / and comparisons are IEEE-754
- * correctly rounded in V8, BigQuery and the emulator, and the SQL performs
- * them in the same order on the same doubles (model numbers are emitted as
- * shortest round-trip literals, which parse back to the same double; range is
- * emitted precomputed, as TS computes it); LEAST returns one of its inputs
- * unchanged. The one transcendental, LN, comes from each engine's libm and can
- * differ in the last bit on rare inputs; the query therefore also returns
- * `margin` (runner-up minus best distance), and a comparison should treat a
- * disagreement with margin below ~1e-12 as a near tie rather than a bug.
+ * The results match bit for bit: + - * / and comparisons are correctly rounded
+ * in V8, BigQuery and the emulator, the SQL performs them in the same order on
+ * the same doubles (shortest round-trip literals, range precomputed as TS does),
+ * and LEAST returns one of its inputs. Only LN comes from each engine's libm and
+ * can differ in the last bit, so the query also returns `margin`: a disagreement
+ * with margin below ~1e-12 is a near tie, not a bug.
  *
- * Shape: one pass over the table, plain arithmetic per row, no window
- * function, no GROUP BY, no UNNEST (nothing to shuffle on BigQuery). Each
- * step after `prepared` also reads the step before it a second time through
- * `UNION ALL ... WHERE FALSE`, which returns no rows and which BigQuery prunes
- * when planning. It is there for the BigQuery emulator (googlesqlite on
- * SQLite): a CTE read once is inlined into every column that refers to it, so
- * each feature expression was evaluated 2k times and each distance several
- * times per row (~50 ms per row, hours for 100,000 customers); a CTE read twice
- * is computed once into a temporary table (~0.4 ms per row). UNNEST is avoided
- * because the emulator turns whole-number FLOAT64 array elements (0.0, 1.0 --
- * common after clipping) into INT64, and `x - 0.5` on them then comes out wrong.
- *
- * Only model parameters, which are numbers we generated, are written into the
- * SQL; names come from the validated spec; everything else is a parameter.
+ * Shape: one pass, plain arithmetic per row, nothing for BigQuery to shuffle.
+ * Each step after `prepared` also reads the step before it through
+ * `UNION ALL ... WHERE FALSE` (pruned by BigQuery) because the emulator inlines
+ * a CTE read once into every column that refers to it, re-evaluating each
+ * feature per distance, and materialises one read twice. No UNNEST: the emulator
+ * turns whole-number FLOAT64 array elements into INT64, and `x - 0.5` goes wrong.
+ * Only model numbers we generated are written into the SQL; names come from the
+ * validated spec; everything else is a parameter.
  */
 import type { SegmentModel } from './model.js';
 import { IDENTIFIER } from './prepare.js';

@@ -1,21 +1,13 @@
 /**
- * K-means training on prepared rows with ml-kmeans: k-means++ seeding and
- * Lloyd iterations, repeated nInit times with seeds derived from one seed; the
- * restart with the lowest inertia wins.
- *
- * On many rows the restarts run on a uniform subsample (`restartRows`), each
- * restart's centroids are scored on a larger one (`rankRows`, or every
- * training row when there are not twice as many), and only the winner's go on
- * to iterate on every training row (ml-kmeans again, started from them).
- * Which local optimum a restart falls into (which groups it merges) already
- * shows on a few hundred rows; ranking the restarts needs more rows than that
- * (one assignment pass each, cheap), and the last iterations need all. ml-kmeans
- * costs about 10 us per row for k-means++ and about 0.5 us per row and
- * iteration for Lloyd, so restarting on every row of a large sample would cost
- * several times the whole fit.
- *
- * Inertia, sizes and labels are computed here with the assignment kernel of
- * assign.ts, the same rule real-time and batch assignment use.
+ * K-means training on prepared rows with ml-kmeans: k-means++ seeding and Lloyd
+ * iterations, repeated nInit times with seeds derived from one seed; the restart
+ * with the lowest inertia wins. On many rows the restarts run on a subsample
+ * (`restartRows`), are ranked on a larger one (`rankRows`), and only the winner
+ * iterates on every training row: which local optimum a restart falls into shows
+ * on a few hundred rows, ranking needs more (one cheap assignment pass each), and
+ * k-means++ is per row far dearer than a Lloyd pass, so restarting on every row
+ * would cost several times the whole fit. Inertia, sizes and labels come from
+ * assign.ts's kernel, the rule real-time and batch assignment use.
  */
 import { kmeans } from 'ml-kmeans';
 import { assignAll, checkMatrix, flattenCentroids } from './assign.js';
@@ -80,7 +72,7 @@ export interface TrainResult {
 
 /**
  * ml-kmeans' input, made once per matrix and shared by every restart on it. Rows are built
- * with push (packed doubles): Array.from on a subarray costs about 20 times as much per row.
+ * with push (packed doubles), which V8 stores far more cheaply than Array.from on a subarray.
  */
 function toRows(matrix: Float64Array, nRows: number, dim: number): number[][] {
   const rows = new Array<number[]>(nRows);

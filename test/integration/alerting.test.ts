@@ -13,6 +13,7 @@ import { createLogger } from '../../core/logger.js';
 import type { DagTaskInput } from '../../core/dag-task.js';
 import { startDagRun, type OpsContext } from '../../schedules/ops-lib.js';
 import { dagRunFailureDetails, type DagRunFailureDetails, type DagRunResult } from '../../workflows/dag-messages.js';
+import { formatInstant, MS_PER_UNIT } from '../../core/time.js';
 import { isolatedConfig, startStubDagWorker, type StubDagWorker } from '../support/dag-worker.js';
 
 const DAG = 'example_diamond';
@@ -78,7 +79,7 @@ async function alertingWorker(name: string, baseUrl: string): Promise<{ worker: 
 }
 
 async function runToFailure(ctx: OpsContext, start: string): Promise<{ workflowId: string; runId: string; details: DagRunFailureDetails | undefined }> {
-  const started = await startDagRun(ctx, DAG, { start, end: new Date(Date.parse(start) + 3_600_000).toISOString().replace('.000Z', 'Z') });
+  const started = await startDagRun(ctx, DAG, { start, end: formatInstant(Date.parse(start) + MS_PER_UNIT.h) });
   const details = await ctx.client.workflow.getHandle(started.workflowId).result().then(
     () => undefined,
     (err: unknown) => dagRunFailureDetails(err),

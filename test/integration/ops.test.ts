@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { PROJECT_ROOT, type Config } from '../../core/config.js';
 import type { DagTaskInput } from '../../core/dag-task.js';
+import { formatInstant } from '../../core/time.js';
 import { dagRegistry } from '../../dags/index.js';
 import { applySchedules } from '../../schedules/apply.js';
 import { scheduleDefinitions, type DagScheduleDefinition } from '../../schedules/definitions.js';
@@ -30,7 +31,7 @@ let failTask: string | undefined;
 
 // A random whole hour in 2001, so runs never collide with anyone else's interval.
 const base = Date.UTC(2001, 0, 1) + Math.floor(Math.random() * 300 * 24) * 3_600_000;
-const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
+const iso = formatInstant;
 
 /** What `--json` output carries: the typed data with Dates as strings. */
 const asJson = (value: unknown): unknown => JSON.parse(JSON.stringify(value));

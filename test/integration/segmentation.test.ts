@@ -25,6 +25,7 @@ import { adjustedRandIndex, assignCustomer, assignmentSql, parseSegmentModel, tr
 import { NIGHTLY_SEGMENTATION_DAG } from '../../core/dag-ids.js';
 import { modelVersionFor } from '../../core/segmentation/model.js';
 import { dagRunWorkflowId } from '../../workflows/dag-messages.js';
+import { formatInstant } from '../../core/time.js';
 import { loadFeatureTable, personaPopulation, syntheticFeatureRows, type FeatureRecord } from '../support/segmentation-fixtures.js';
 import { startHarness, testConfig, type IntegrationHarness } from '../support/stack.js';
 
@@ -69,8 +70,8 @@ after(async () => {
 });
 
 const day = (d: number) => ({
-  start: new Date(Date.UTC(2026, 10, 24 + d)).toISOString().replace('.000Z', 'Z'),
-  end: new Date(Date.UTC(2026, 10, 25 + d)).toISOString().replace('.000Z', 'Z'),
+  start: formatInstant(Date.UTC(2026, 10, 24 + d)),
+  end: formatInstant(Date.UTC(2026, 10, 25 + d)),
 });
 
 async function runNightly(interval: { start: string; end: string }): Promise<void> {
@@ -161,8 +162,8 @@ test('nightly_segmentation recovers the demo personas, keeps segment ids across 
   );
 });
 
-// 100,000 customers take about two minutes on the emulator (load ~10 s, query ~100 s at ~1 ms per
-// row, fetch ~3 s; measured on a loaded 2-core machine); set SEGFLOW_TEST_AGREEMENT_ROWS for less.
+// The emulator runs the assignment query row by row, so this is the slowest test of the file; set
+// SEGFLOW_TEST_AGREEMENT_ROWS for fewer customers.
 test('SQL assignment in BigQuery and TypeScript assignment agree for every customer of 100,000', { timeout: 900_000 }, async () => {
   const n = Number(process.env.SEGFLOW_TEST_AGREEMENT_ROWS ?? 100_000);
   const clients = createGcpClients(harness.config);

@@ -4,7 +4,6 @@ import { encodeEvent, validateMessage, type Event, type ValidateOptions } from '
 import {
   PERSONAS,
   PERSONA_BEHAVIOUR,
-  createRng,
   generateEvents,
   makeMalformed,
   makePopulation,
@@ -20,19 +19,9 @@ const population = makePopulation(1500, 42);
 const events = [...generateEvents(population, { from, to, seed: 7 })];
 
 describe('seeded randomness', () => {
-  it('repeats for a seed, differs across seeds, stays in [0, 1)', () => {
-    const draw = (seed: number) => Array.from({ length: 1000 }, createRng(seed).next);
-    const a = draw(1);
-    assert.deepEqual(draw(1), a);
-    assert.notDeepEqual(draw(2), a);
-    assert.ok(a.every((x) => x >= 0 && x < 1));
-    const mean = a.reduce((s, x) => s + x, 0) / a.length;
-    assert.ok(Math.abs(mean - 0.5) < 0.05, `mean ${mean}`);
-  });
-
   it('never repeats an event id, though customers draw from overlapping generators', () => {
     // Each customer has its own mulberry32 generator, and all of them walk one 2^32-state cycle:
-    // uuids from the bare words repeated 3 times in these 200,000 events.
+    // uuids built from the bare words would repeat within these events.
     const seen = new Set<string>();
     let n = 0;
     for (const e of generateEvents(makePopulation(10_000, 42), { from, to, seed: 42 })) {
@@ -41,11 +30,6 @@ describe('seeded randomness', () => {
     }
     assert.equal(n, 200_000);
     assert.equal(seen.size, n);
-  });
-
-  it('makes version 4 UUIDs', () => {
-    const rng = createRng(3);
-    for (let i = 0; i < 100; i += 1) assert.match(rng.uuid(), UUID_V4);
   });
 });
 

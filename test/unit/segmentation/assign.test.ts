@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { assignAll, assignCustomer, nearestCentroid } from '../../../core/segmentation/assign.js';
-import { createRng } from '../../../core/segmentation/random.js';
+import { createRng } from '../../../core/random.js';
 import type { SegmentModel } from '../../../core/segmentation/model.js';
 
 test('a tie goes to the lowest centroid index', () => {
@@ -28,10 +28,10 @@ test('the bulk kernel agrees exactly with the one-row path for every k (lane pad
   const rng = createRng(11);
   const dim = 5;
   const nRows = 400;
-  const matrix = Float64Array.from({ length: nRows * dim }, () => rng());
+  const matrix = Float64Array.from({ length: nRows * dim }, () => rng.next());
   for (let k = 1; k <= 9; k++) {
     // Quantised centroids and rows make exact ties common.
-    const centroids = Array.from({ length: k }, () => Array.from({ length: dim }, () => Math.round(rng() * 4) / 4));
+    const centroids = Array.from({ length: k }, () => Array.from({ length: dim }, () => Math.round(rng.next() * 4) / 4));
     const coarse = matrix.map((v) => Math.round(v * 4) / 4);
     const bulk = assignAll(coarse, nRows, dim, centroids);
     let inertia = 0;

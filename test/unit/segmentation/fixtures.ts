@@ -1,14 +1,6 @@
 /** Synthetic data for the segmentation tests: seeded, so every run sees the same rows. */
-import { createRng } from '../../../core/segmentation/random.js';
-import type { Rng } from '../../../core/segmentation/random.js';
+import { createRng } from '../../../core/random.js';
 import type { FeatureRow, FeatureSpec } from '../../../core/segmentation/prepare.js';
-
-export function gaussian(rng: Rng): number {
-  // Box-Muller; 1 - u keeps log away from 0.
-  const u = 1 - rng();
-  const v = rng();
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-}
 
 /** `perBlob` points around each centre with standard deviation `sd`, rows in blob order. */
 export function blobs(centres: readonly (readonly number[])[], perBlob: number, sd: number, seed: number) {
@@ -21,7 +13,7 @@ export function blobs(centres: readonly (readonly number[])[], perBlob: number, 
     for (let i = 0; i < perBlob; i++) {
       const r = b * perBlob + i;
       truth[r] = b;
-      for (let j = 0; j < dim; j++) matrix[r * dim + j] = centre[j]! + sd * gaussian(rng);
+      for (let j = 0; j < dim; j++) matrix[r * dim + j] = centre[j]! + sd * rng.normal(0, 1);
     }
   });
   return { matrix, nRows, dim, truth };
@@ -69,10 +61,10 @@ export function personaRows(perPersona: number, seed: number): { rows: FeatureRo
       PERSONA_FEATURES.forEach((f, j) => {
         const c = p.centre[j]!;
         let v: number;
-        if (f.name.endsWith('_days')) v = Math.max(0, c * (1 + 0.15 * gaussian(rng)));
-        else if (f.name === 'discount_share') v = Math.min(1, Math.max(0, c + 0.06 * gaussian(rng)));
-        else v = Math.round(Math.max(0, (c + 0.5) * Math.exp(0.25 * gaussian(rng)) - 0.5) * 100) / 100;
-        row[f.name] = rng() < 0.03 ? null : v;
+        if (f.name.endsWith('_days')) v = Math.max(0, c * (1 + 0.15 * rng.normal(0, 1)));
+        else if (f.name === 'discount_share') v = Math.min(1, Math.max(0, c + 0.06 * rng.normal(0, 1)));
+        else v = Math.round(Math.max(0, (c + 0.5) * Math.exp(0.25 * rng.normal(0, 1)) - 0.5) * 100) / 100;
+        row[f.name] = rng.next() < 0.03 ? null : v;
       });
       rows.push(row);
     }

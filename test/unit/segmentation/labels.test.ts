@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { describeSegments } from '../../../core/segmentation/labels.js';
 import type { Preparation } from '../../../core/segmentation/prepare.js';
-import { createRng } from '../../../core/segmentation/random.js';
+import { createRng } from '../../../core/random.js';
 
 const prep: Preparation = {
   training_rows: 1000,
@@ -41,8 +41,8 @@ test('labels are unique for any centroid layout (random trials, k from 2 to 12)'
   const rng = createRng(5);
   for (let trial = 0; trial < 300; trial++) {
     const k = 2 + (trial % 11);
-    const centroids = Array.from({ length: k }, () => prep.features.map((f) => rng() * f.weight));
-    const sizes = Array.from({ length: k }, () => 1 + Math.floor(rng() * 100));
+    const centroids = Array.from({ length: k }, () => prep.features.map((f) => rng.next() * f.weight));
+    const sizes = Array.from({ length: k }, () => 1 + Math.floor(rng.next() * 100));
     const labels = describeSegments(prep, centroids, sizes).map((s) => s.label);
     assert.equal(new Set(labels).size, k, `trial ${trial}: ${labels.join(' | ')}`);
   }

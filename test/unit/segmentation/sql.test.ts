@@ -5,7 +5,7 @@ import { trainSegmentModel } from '../../../core/segmentation/job.js';
 import type { SegmentModel } from '../../../core/segmentation/model.js';
 import { parseSegmentModel } from '../../../core/segmentation/model.js';
 import { applyPreparation } from '../../../core/segmentation/prepare.js';
-import { createRng } from '../../../core/segmentation/random.js';
+import { createRng } from '../../../core/random.js';
 import { assignmentSql, floatLiteral } from '../../../core/segmentation/sql.js';
 import { PERSONA_FEATURES, personaRows } from './fixtures.js';
 
@@ -161,7 +161,7 @@ test('names outside the identifier pattern are refused', () => {
 test('float literals round-trip exactly and never read as INT64 or a comment', () => {
   const rng = createRng(3);
   const samples = [0, 1, 3, 0.1, 1 / 3, 5e-324, 1e21, 123456789012345680000, 2 ** 53 + 2, -0.5, -1e-7, Number.MAX_VALUE];
-  for (let i = 0; i < 2000; i++) samples.push((rng() - 0.5) * 10 ** Math.floor(rng() * 40 - 20));
+  for (let i = 0; i < 2000; i++) samples.push((rng.next() - 0.5) * 10 ** Math.floor(rng.next() * 40 - 20));
   for (const x of samples) {
     const lit = floatLiteral(x);
     const bare = lit.replace(/^\((.*)\)$/, '$1');

@@ -2,18 +2,18 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { kmeans } from 'ml-kmeans';
 import { assignAll } from '../../../core/segmentation/assign.js';
-import { createRng } from '../../../core/segmentation/random.js';
+import { createRng } from '../../../core/random.js';
 import { MIN_SHARED_ASSIGN_ROWS, assignShared, restartThreadReady, warmRestartThread } from '../../../core/segmentation/restart-thread.js';
 import { trainKMeans } from '../../../core/segmentation/train.js';
 
 /** `groups` Gaussian-ish blobs in [0,1]^dim, row-major. */
 function blobs(n: number, dim: number, groups: number, seed: number): Float64Array {
   const rng = createRng(seed);
-  const centres = Array.from({ length: groups }, () => Array.from({ length: dim }, () => rng()));
+  const centres = Array.from({ length: groups }, () => Array.from({ length: dim }, () => rng.next()));
   const m = new Float64Array(n * dim);
   for (let r = 0; r < n; r++) {
-    const c = centres[Math.floor(rng() * groups)]!;
-    for (let j = 0; j < dim; j++) m[r * dim + j] = c[j]! + 0.05 * (rng() + rng() + rng() - 1.5);
+    const c = centres[Math.floor(rng.next() * groups)]!;
+    for (let j = 0; j < dim; j++) m[r * dim + j] = c[j]! + 0.05 * (rng.next() + rng.next() + rng.next() - 1.5);
   }
   return m;
 }
