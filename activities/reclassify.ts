@@ -41,6 +41,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
+import { createRepeatedLog } from '../core/repeated-log.js';
 import { ProfileSchema, profileProblems, type Profile, type SegmentRef } from '../core/profile.js';
 import {
   applyTriggerEvents,
@@ -129,6 +130,8 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
   const { storage, bigquery, firestore, config, logger } = deps;
   const now = deps.now ?? (() => new Date());
   const log = logger.child({ component: 'reclassify' });
+  // A schema change makes every stored profile unreadable at once: one report per problem set.
+  const repeated = createRepeatedLog(log);
   const profiles = createProfileActivities({ firestore, config, logger });
   const pointerTtl = deps.modelPointerTtlMs ?? 30_000;
   const boundsTtl = deps.scoreBoundsTtlMs ?? 600_000;
@@ -245,7 +248,8 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
     const parsed = ProfileSchema.safeParse(snap.data());
     if (parsed.success) return parsed.data;
     // The write path overwrites an unreadable document; better a profile from the event than none.
-    log.warn({ customerId, problems: profileProblems(parsed.error) }, 'stored profile is unreadable; reclassifying from the events alone');
+    const problems = profileProblems(parsed.error);
+    repeated.log('warn', `unreadable profile: ${problems.join('; ')}`, { customerId, problems }, 'stored profile is unreadable; reclassifying from the events alone');
     return null;
   }
 
