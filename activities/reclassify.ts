@@ -328,6 +328,7 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
       result.written && result.segmentChanged ? subscribersForChange(config.webhooks, result.previousSegment, segment).map((s) => s.id) : [];
     log.info(
       {
+        activity: 'reclassifyCustomerEvents',
         customerId,
         outcome: result.outcome,
         segmentId: segment.id,
@@ -377,7 +378,14 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
     const written = now();
     const latencies = latenciesAt(written, events);
     log.info(
-      { customerId: profile.customer_id, outcome: result.outcome, segmentId: profile.segment_id, segmentChanged: result.segmentChanged, events: events.length },
+      {
+        activity: 'writeReclassifiedProfile',
+        customerId: profile.customer_id,
+        outcome: result.outcome,
+        segmentId: profile.segment_id,
+        segmentChanged: result.segmentChanged,
+        events: events.length,
+      },
       'customer reclassified',
     );
     return { ...result, writtenAt: written.toISOString(), latencies };

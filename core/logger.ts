@@ -98,15 +98,18 @@ export function createLogger(settings: LoggerSettings, destination?: pino.Destin
   };
   if (settings.pretty !== undefined) {
     const { file, fileLevel } = settings.pretty;
+    const rank = (l: string) => pino.levels.values[l] ?? Number.POSITIVE_INFINITY;
     // Redaction runs before serialization, so both streams get the redacted line.
     const streams: { level: Level; stream: pino.DestinationStream }[] = [];
-    if (level !== 'silent') streams.push({ level: level as Level, stream: readableStream(destination ?? process.stdout) });
+    if (level !== 'silent') {
+      const showTaskDetail = rank(level) <= rank('debug');
+      streams.push({ level: level as Level, stream: readableStream(destination ?? process.stdout, showTaskDetail) });
+    }
     if (fileLevel !== 'silent') {
       // Opened here rather than by pino, so the file is ready (and flushed on exit) from the first line.
       mkdirSync(path.dirname(file), { recursive: true });
       streams.push({ level: fileLevel, stream: pino.destination({ fd: openSync(file, 'a'), sync: false }) });
     }
-    const rank = (l: string) => pino.levels.values[l] ?? Number.POSITIVE_INFINITY;
     const lowest = streams.map((s) => s.level).reduce<string>((min, l) => (rank(l) < rank(min) ? l : min), 'silent');
     return pino({ ...options, level: lowest }, pino.multistream(streams));
   }
@@ -142,11 +145,13 @@ export function readableFields(log: Record<string, unknown>): string {
     if (UNREAD_FIELDS.has(key) || value === undefined || value === null) continue;
     let text: string;
     if (typeof value === 'object') {
-      const message = (value as { message?: unknown }).message;
-      if (typeof message !== 'string') continue;
-      text = message;
+      // An error: its message, or its type when it was logged without one (Temporal's failures).
+      const { message, type } = value as { message?: unknown; type?: unknown };
+      if (typeof message === 'string') text = message;
+      else if (typeof type === 'string') text = type;
+      else continue;
     } else {
-      text = String(value);
+      text = typeof value === 'number' && !Number.isInteger(value) ? String(Number(value.toPrecision(4))) : String(value);
     }
     text = text.split('\n', 1)[0] ?? '';
     if (text.length > FIELD_MAX_CHARS) text = `${text.slice(0, FIELD_MAX_CHARS - 3)}...`;
@@ -155,8 +160,19 @@ export function readableFields(log: Record<string, unknown>): string {
   return out.join(' ');
 }
 
-/** One line per event: time, level, `[component]`, message and its scalar fields. */
-function readableStream(out: { write(line: string): unknown }): pino.DestinationStream {
+/**
+ * A line from one task's own logger (an activity, a DAG task) or from the Temporal worker's
+ * internals. Below warn these stay out of the terminal unless LOG_LEVEL asks for debug: the
+ * terminal tells the run-level story (DAG run started, succeeded), the file and the UI the rest.
+ */
+export function isTaskDetail(log: Record<string, unknown>): boolean {
+  const level = typeof log.level === 'string' ? (pino.levels.values[log.level] ?? 0) : Number(log.level);
+  if (level >= pino.levels.values.warn!) return false;
+  return log.activity !== undefined || log.task !== undefined || log.sdkComponent === 'worker';
+}
+
+/** One line per event: time, level, `[component]`, the message's first line and its scalar fields. */
+function readableStream(out: { write(line: string): unknown }, showTaskDetail: boolean): pino.DestinationStream {
   const format = prettyFactory({
     translateTime: 'SYS:HH:MM:ss',
     ignore: 'pid,hostname,name',
@@ -165,9 +181,17 @@ function readableStream(out: { write(line: string): unknown }): pino.Destination
     errorLikeObjectKeys: [],
     messageFormat: (log, messageKey, _level, { colors }) => {
       const component = typeof log.component === 'string' ? `[${log.component}] ` : '';
+      const [first = '', ...more] = String(log[messageKey] ?? '').split('\n');
+      const message = more.length === 0 ? first : `${first} (${more.length} more lines in the log file)`;
       const fields = readableFields(log);
-      return `${component}${String(log[messageKey] ?? '')}${fields === '' ? '' : ` ${colors.gray(fields)}`}`;
+      return `${component}${message}${fields === '' ? '' : ` ${colors.gray(fields)}`}`;
     },
   });
-  return { write: (line: string) => void out.write(format(line)) };
+  return {
+    write(line: string) {
+      const log = JSON.parse(line) as Record<string, unknown>;
+      if (!showTaskDetail && isTaskDetail(log)) return;
+      out.write(format(log));
+    },
+  };
 }

@@ -36,6 +36,8 @@ interface Cause {
 }
 
 export const REPEAT_WINDOW_MS = 60_000;
+/** Causes tracked at once; past this (every line a cause of its own) lines are logged as they come. */
+const MAX_CAUSES = 1_000;
 
 export function createRepeatedLog(logger: Logger, options: RepeatedLogOptions = {}): RepeatedLog {
   const windowMs = options.windowMs ?? REPEAT_WINDOW_MS;
@@ -68,10 +70,15 @@ export function createRepeatedLog(logger: Logger, options: RepeatedLogOptions = 
       const at = now();
       const entry = causes.get(cause);
       if (entry === undefined) {
+        if (causes.size >= MAX_CAUSES) {
+          via[level](fields, msg);
+          return;
+        }
         causes.set(cause, { level, msg, since: at, repeated: 0 });
         via[level](fields, msg);
         if (options.timer !== false && timer === undefined) {
-          timer = setInterval(() => flush(), windowMs);
+          // Checked several times a window, so a summary is written soon after its window ends.
+          timer = setInterval(() => flush(), Math.max(1, Math.floor(windowMs / 6)));
           timer.unref();
         }
         return;

@@ -113,9 +113,17 @@ process.on('SIGTERM', () => void stop('SIGTERM'));
 
 let startedServices: string[] = [];
 if (opts.stack && usesLocalStack(config)) {
-  startedServices = (await up((line) => logger.info(line))).started;
+  const stackLog = logger.child({ component: 'stack' });
+  // Install progress matters (a first install takes minutes); each service's pid and log file is detail, summed up below.
+  const stack = await up((line) => (line.startsWith('starting ') ? stackLog.debug(line) : stackLog.info(line)));
+  startedServices = stack.started;
+  const list = (names: string[]) => (names.length === 0 ? 'none' : names.join(','));
+  stackLog.info(
+    { started: list(stack.started), alreadyRunning: list(stack.alreadyRunning), external: list(stack.external), logs: path.join(STACK_DIR, 'logs') },
+    'local stack up',
+  );
   if (startedServices.length > 0 && !opts.keepStack) {
-    stoppers.push({ name: 'stack', stop: () => down((line) => logger.info(line), startedServices) });
+    stoppers.push({ name: 'stack', stop: () => down((line) => stackLog.info(line), startedServices) });
   }
 }
 // The stack wrote .stack/env on first start: read the configuration again so it applies.

@@ -53,6 +53,25 @@ describe('logs for a person at a terminal', () => {
     }
   });
 
+  it("leaves one task's own info lines to the file, and keeps the terminal to one line per event", async () => {
+    const t = terminalAndFile();
+    try {
+      t.logger.child({ activity: 'runSqlModel', model: 'stg_events' }).info({ rows: 9838 }, 'model built');
+      t.logger.child({ dag: 'nightly_segmentation', task: 'train' }).info('model trained');
+      t.logger.child({ component: 'temporal', sdkComponent: 'worker' }).info('asset workflow-bundle.js 3 MiB\norphan modules 473 KiB');
+      t.logger.child({ activity: 'runDataTests' }).warn('data test warning');
+      t.logger.child({ component: 'temporal', sdkComponent: 'workflow', dagId: 'hourly_pipeline' }).info('DAG run succeeded');
+      t.logger.info('first line\nsecond line\nthird line');
+      assert.equal(t.terminal.length, 3, t.terminal.join(''));
+      assert.match(t.terminal[0] ?? '', /WARN.*data test warning/, 'warnings of a task still show');
+      assert.match(t.terminal[1] ?? '', /\[temporal\] DAG run succeeded dagId=hourly_pipeline/);
+      assert.match(t.terminal[2] ?? '', /first line \(2 more lines in the log file\)\n$/);
+      assert.equal((await t.file(6)).trimEnd().split('\n').length, 6, 'the file holds every line');
+    } finally {
+      t.cleanup();
+    }
+  });
+
   it('redacts secrets in both outputs', async () => {
     const t = terminalAndFile();
     try {
@@ -75,6 +94,9 @@ describe('logs for a person at a terminal', () => {
   });
 
   it('shows scalar fields as key=value, quoting what has spaces and cutting what is long', () => {
-    assert.equal(readableFields({ time: 't', pid: 1, a: 1, b: 'two words', c: { deep: true }, d: 'x'.repeat(200), e: true }), `a=1 b="two words" d=${'x'.repeat(117)}... e=true`);
+    assert.equal(
+      readableFields({ time: 't', pid: 1, a: 1, b: 'two words', c: { deep: true }, d: 'x'.repeat(200), e: true, ms: 274.74713099999644 }),
+      `a=1 b="two words" d=${'x'.repeat(117)}... e=true ms=274.7`,
+    );
   });
 });

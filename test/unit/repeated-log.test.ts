@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger } from '../../core/logger.js';
 import { createRepeatedLog } from '../../core/repeated-log.js';
 
@@ -44,10 +45,7 @@ describe('repeated warnings', () => {
     repeated.log('error', 'b', {}, 'cause b');
     repeated.log('warn', 'a', {}, 'cause a');
     repeated.log('error', 'b', {}, 'cause b');
-    assert.deepEqual(
-      [...at('warn'), ...at('error')].map((l) => l.msg),
-      ['cause a', 'cause b'],
-    );
+    assert.deepEqual([...at('warn'), ...at('error')].map((l) => l.msg), ['cause a', 'cause b']);
   });
 
   it('summarizes on the next occurrence once the window has passed, without a timer', () => {
@@ -75,6 +73,17 @@ describe('repeated warnings', () => {
     repeated.log('warn', 'a', { customerId: 'c-9' }, 'cause a');
     assert.equal(at('warn').length, 2);
     assert.equal(at('warn')[1]?.customerId, 'c-9');
+  });
+
+  it('writes the summary on its own timer when the cause goes quiet', async () => {
+    const lines: Line[] = [];
+    const logger = createLogger({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Line) });
+    const repeated = createRepeatedLog(logger, { windowMs: 60 });
+    repeated.log('warn', 'a', {}, 'cause a');
+    repeated.log('warn', 'a', {}, 'cause a');
+    await sleep(300);
+    repeated.close();
+    assert.deepEqual(lines.map((l) => l.repeated), [undefined, 1]);
   });
 
   it('writes every pending summary on close', () => {
