@@ -26,6 +26,7 @@ import type { Config } from '../core/config.js';
 import type { IngestAlertSettings } from '../core/ingest-alerts.js';
 import type { Logger } from '../core/logger.js';
 import { heartbeat } from './heartbeat.js';
+import { createRepeatedLog } from '../core/repeated-log.js';
 import { SubscriptionBuffer } from './pubsub-buffer.js';
 
 const OBJECT_NAMES_REPORTED = 20;
@@ -84,6 +85,8 @@ interface Pulled extends RawMessage {
 }
 
 export function createIngestActivities({ pubsub, storage, config, logger, hooks }: IngestDeps) {
+  // A bad producer or a failing store hits batch after batch: one report per cause, then a count.
+  const repeated = createRepeatedLog(logger.child({ activity: 'ingestBatch' }));
   // One streaming subscriber per subscription and worker, shared by all its batches.
   const buffers = new Map<string, SubscriptionBuffer>();
   const bufferFor = (subscription: string) => {
@@ -201,7 +204,8 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
           if (total.batches === 0) throw failure;
           // The acked batches must reach the workflow's counters; the failed one is redelivered.
           total.failedBatch = failure instanceof Error ? failure.message : String(failure);
-          log.warn({ err: failure, batches: total.batches }, 'an ingestion batch failed after others succeeded; its messages were nacked');
+          const msg = 'an ingestion batch failed after others succeeded; its messages were nacked';
+          repeated.log('warn', `batch failed: ${total.failedBatch}`, { err: failure, batches: total.batches }, msg, log);
         }
         if (total.batches === 0) total.finishedAt = new Date().toISOString();
         return total;
@@ -250,7 +254,8 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
         for (const part of parts) {
           const name = nameOf(group.hourStart, part.items.map((l) => l.id));
           if (part.oversized) {
-            log.warn({ object: name, bytes: part.bytes, limit: config.lake.objectMaxBytes }, 'one record exceeds the lake object size limit; written alone');
+            const msg = 'one record exceeds the lake object size limit; written alone';
+            repeated.log('warn', 'oversized record', { object: name, bytes: part.bytes, limit: config.lake.objectMaxBytes }, msg, log);
           }
           objects.push(name);
           writes.push(writeObject(name, part.items.map((l) => l.line)));
@@ -265,7 +270,7 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
     for (const m of messages) m.handle.ack();
     const oldest = messages.reduce((min, m) => (m.publishTime < min ? m.publishTime : min), messages[0]!.publishTime);
     const reasons = invalid.length > 0 ? summarizeReasons(invalid.map((i) => i.record)) : undefined;
-    if (reasons) log.warn({ quarantined: invalid.length, reasons }, 'messages quarantined');
+    if (reasons) repeated.log('warn', `quarantined: ${Object.keys(reasons).sort().join(', ')}`, { quarantined: invalid.length, reasons }, 'messages quarantined', log);
     log.debug({ pulled: messages.length, written: valid.length, quarantined: invalid.length, objects: objects.length }, 'batch ingested');
     return {
       pulled: messages.length,

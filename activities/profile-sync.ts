@@ -99,7 +99,7 @@ export function createProfileSyncActivities({ bigquery, storage, config, logger,
       read += page.length;
       pageToken = (next as { pageToken?: string } | null)?.pageToken ?? undefined;
       heartbeat({ read });
-      log.info({ read }, 'profile sync: features read');
+      log.debug({ read }, 'profile sync: features read');
     } while (pageToken);
   }
 

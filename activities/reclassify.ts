@@ -20,6 +20,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
+import { createRepeatedLog } from '../core/repeated-log.js';
 import { ProfileSchema, profileProblems, type Profile, type SegmentRef } from '../core/profile.js';
 import {
   applyTriggerEvents,
@@ -108,6 +109,8 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
   const { storage, bigquery, firestore, config, logger } = deps;
   const now = deps.now ?? (() => new Date());
   const log = logger.child({ component: 'reclassify' });
+  // A schema change makes every stored profile unreadable at once: one report per problem set.
+  const repeated = createRepeatedLog(log);
   const profiles = createProfileStore({ firestore, config, logger });
   const pointerTtl = deps.modelPointerTtlMs ?? 30_000;
   const boundsTtl = deps.scoreBoundsTtlMs ?? 600_000;
@@ -224,7 +227,8 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
     const parsed = ProfileSchema.safeParse(snap.data());
     if (parsed.success) return parsed.data;
     // The write path overwrites an unreadable document; better a profile from the event than none.
-    log.warn({ customerId, problems: profileProblems(parsed.error) }, 'stored profile is unreadable; reclassifying from the events alone');
+    const problems = profileProblems(parsed.error);
+    repeated.log('warn', `unreadable profile: ${problems.join('; ')}`, { customerId, problems }, 'stored profile is unreadable; reclassifying from the events alone');
     return null;
   }
 
@@ -303,6 +307,7 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
       result.written && result.segmentChanged ? subscribersForChange(config.webhooks, result.previousSegment, segment).map((s) => s.id) : [];
     log.info(
       {
+        activity: 'reclassifyCustomerEvents',
         customerId,
         outcome: result.outcome,
         segmentId: segment.id,
@@ -352,7 +357,14 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
     const written = now();
     const latencies = latenciesAt(written, events);
     log.info(
-      { customerId: profile.customer_id, outcome: result.outcome, segmentId: profile.segment_id, segmentChanged: result.segmentChanged, events: events.length },
+      {
+        activity: 'writeReclassifiedProfile',
+        customerId: profile.customer_id,
+        outcome: result.outcome,
+        segmentId: profile.segment_id,
+        segmentChanged: result.segmentChanged,
+        events: events.length,
+      },
       'customer reclassified',
     );
     return { ...result, writtenAt: written.toISOString(), latencies };

@@ -34,6 +34,7 @@ const bucketName = z
   .regex(/^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/, 'expected a GCS bucket name (3-63 lowercase letters, digits, dots, dashes)');
 
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+const logFormat = z.enum(['auto', 'pretty', 'json']);
 
 const optionalString = z
   .string()
@@ -47,6 +48,12 @@ export const envSchema = z.object({
       '`local`: services on loopback, with the local defaults below. `production`: real Google Cloud with Application Default Credentials; no emulator defaults, `SEGFLOW_API_TOKENS` required, webhook URLs must be https.',
     ),
   LOG_LEVEL: logLevel.default('info').describe('pino log level.'),
+  SEGFLOW_LOG_FORMAT: logFormat
+    .default('auto')
+    .describe(
+      '`npm start` output. `pretty`: one readable line per event at `LOG_LEVEL` on stdout, and the full JSON log in `$SEGFLOW_STACK_DIR/logs/segflow.log`. `json`: JSON lines on stdout. `auto`: `pretty` when stdout is a terminal and `CI` is not set, else `json`.',
+    ),
+  SEGFLOW_LOG_FILE_LEVEL: logLevel.default('debug').describe('Level of the JSON log file written when `SEGFLOW_LOG_FORMAT` is `pretty`.'),
 
   TEMPORAL_ADDRESS: hostPort.default('127.0.0.1:7233').describe('Temporal frontend, `host:port`.'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default').describe('Temporal namespace.'),
@@ -197,7 +204,7 @@ export type RawEnv = Record<string, string | undefined>;
 
 export interface Config {
   env: 'local' | 'production';
-  log: { level: z.infer<typeof logLevel> };
+  log: { level: z.infer<typeof logLevel>; format: z.infer<typeof logFormat>; fileLevel: z.infer<typeof logLevel> };
   temporal: {
     address: string;
     namespace: string;
@@ -348,7 +355,7 @@ export function parseConfig(env: RawEnv): Config {
   const wantsTls = e.TEMPORAL_TLS || e.TEMPORAL_API_KEY !== undefined || e.TEMPORAL_TLS_CERT_PATH !== undefined;
   return {
     env: e.SEGFLOW_ENV,
-    log: { level: e.LOG_LEVEL },
+    log: { level: e.LOG_LEVEL, format: e.SEGFLOW_LOG_FORMAT, fileLevel: e.SEGFLOW_LOG_FILE_LEVEL },
     temporal: {
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,

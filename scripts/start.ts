@@ -7,13 +7,14 @@
  */
 import type { Client } from '@temporalio/client';
 import { Command, InvalidArgumentError } from 'commander';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { GcpClients } from '../stores/clients.js';
 import { createIngestActivities } from '../activities/ingest.js';
 import { buildProfileApi } from '../api/server.js';
 import { createFirestoreProfileStore } from '../api/firestore-store.js';
 import { loadConfig, usesLocalStack, type Config } from '../core/config.js';
-import { createLogger, type Logger } from '../core/logger.js';
+import { createLogger, resolveLogFormat, type Logger } from '../core/logger.js';
 import { generateEvents, makePopulation } from '../core/personas.js';
 import { INTERVAL_PERIOD_MS } from '../dags/dsl.js';
 import { dagRegistry } from '../dags/index.js';
@@ -27,7 +28,7 @@ import { metricsPorts, recordApiLatency } from '../workers/metrics.js';
 import { startTriggerListener } from '../workers/trigger-listener.js';
 import { startWorker } from '../workers/worker.js';
 import { eventMessage, openTopic, publishAll } from './lib/publisher.js';
-import { down, up } from './stack-lib.js';
+import { STACK_DIR, down, up } from './stack-lib.js';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -54,7 +55,18 @@ process.on('uncaughtException', (err) => {
 
 const t0 = Date.now();
 const config = loadConfig();
-const logger = createLogger({ level: config.log.level, name: 'segflow' });
+// A person at a terminal reads short lines; the full JSON record goes to a file beside the stack's logs.
+const logFormat = resolveLogFormat(config.log.format, { isTTY: process.stdout.isTTY === true, ci: !['', '0', 'false', undefined].includes(process.env.CI) });
+const logFile = path.join(STACK_DIR, 'logs', 'segflow.log');
+const logger = createLogger({
+  level: config.log.level,
+  name: 'segflow',
+  ...(logFormat === 'pretty' ? { pretty: { file: logFile, fileLevel: config.log.fileLevel } } : {}),
+});
+if (logFormat === 'pretty') {
+  const shown = path.relative(process.cwd(), logFile);
+  console.log(`segflow: full JSON log (${config.log.fileLevel} and above) in ${shown.startsWith('..') ? logFile : shown}`);
+}
 
 /** What Ctrl-C stops, in reverse order of start. */
 const stoppers: { name: string; stop: () => Promise<unknown> }[] = [];
@@ -102,9 +114,17 @@ process.on('SIGTERM', () => void stop('SIGTERM'));
 
 let startedServices: string[] = [];
 if (opts.stack && usesLocalStack(config)) {
-  startedServices = (await up((line) => logger.info(line))).started;
+  const stackLog = logger.child({ component: 'stack' });
+  // Install progress matters (a first install takes minutes); each service's pid and log file is detail, summed up below.
+  const stack = await up((line) => (line.startsWith('starting ') ? stackLog.debug(line) : stackLog.info(line)));
+  startedServices = stack.started;
+  const list = (names: string[]) => (names.length === 0 ? 'none' : names.join(','));
+  stackLog.info(
+    { started: list(stack.started), alreadyRunning: list(stack.alreadyRunning), external: list(stack.external), logs: path.join(STACK_DIR, 'logs') },
+    'local stack up',
+  );
   if (startedServices.length > 0 && !opts.keepStack) {
-    stoppers.push({ name: 'stack', stop: () => down((line) => logger.info(line), startedServices) });
+    stoppers.push({ name: 'stack', stop: () => down((line) => stackLog.info(line), startedServices) });
   }
 }
 // The stack wrote .stack/env on first start: read the configuration again so it applies.

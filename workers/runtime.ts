@@ -6,6 +6,7 @@
 import type { LogLevel, LogMetadata, Logger as TemporalLogger } from '@temporalio/common';
 import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import type { Logger } from '../core/logger.js';
+import { createRepeatedLog, type RepeatedLog } from '../core/repeated-log.js';
 
 const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
   TRACE: 'trace',
@@ -15,10 +16,20 @@ const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'
   ERROR: 'error',
 };
 
-/** Temporal's Logger interface on top of pino. */
+/**
+ * Temporal's Logger interface on top of pino. A warning or error repeated with the same cause
+ * (an activity failing the same way for every customer) is logged once, then counted.
+ */
 export class PinoTemporalLogger implements TemporalLogger {
-  constructor(private readonly pino: Logger) {}
+  private readonly repeated: RepeatedLog;
+  constructor(private readonly pino: Logger) {
+    this.repeated = createRepeatedLog(pino);
+  }
   log(level: LogLevel, message: string, meta?: LogMetadata): void {
+    if (level === 'WARN' || level === 'ERROR') {
+      this.repeated.log(level === 'WARN' ? 'warn' : 'error', repeatCause(message, meta), meta ?? {}, message);
+      return;
+    }
     this.pino[PINO_LEVEL[level]](meta ?? {}, message);
   }
   trace(message: string, meta?: LogMetadata): void {
@@ -36,6 +47,14 @@ export class PinoTemporalLogger implements TemporalLogger {
   error(message: string, meta?: LogMetadata): void {
     this.log('ERROR', message, meta);
   }
+}
+
+/** What makes two warnings the same: the message, the activity or workflow type, and the error's text. */
+function repeatCause(message: string, meta: LogMetadata | undefined): string {
+  const type = meta?.activityType ?? meta?.workflowType ?? '';
+  const error = meta?.error;
+  const text = error instanceof Error ? error.message : typeof error === 'string' ? error : '';
+  return `${String(type)}: ${message}: ${text}`;
 }
 
 let installed = false;

@@ -22,6 +22,7 @@ import { closeGcpClients, createGcpClients } from '../stores/clients.js';
 import type { Config } from '../core/config.js';
 import { isTriggerType, TRIGGER_SUBSCRIPTION_FILTER, validateMessage } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
+import { createRepeatedLog } from '../core/repeated-log.js';
 import type { TriggerEvent } from '../core/realtime-features.js';
 import { type TriggerSignal } from '../core/realtime-features.js';
 import { RECLASSIFY_WORKFLOW, reclassifyWorkflowId, triggerEventSignal, triggerEventsSignal, type ReclassifyInput } from '../workflows/reclassify-messages.js';
@@ -97,6 +98,8 @@ export async function createTriggerListener(
 ): Promise<TriggerListener> {
   const { pubsub, client, config } = deps;
   const log = deps.logger.child({ component: 'trigger-listener', subscription: config.pubsub.triggerSubscription });
+  // Per-message failures share a cause (Temporal down, one bad producer): logged once, then counted.
+  const repeated = createRepeatedLog(log);
   const opts = { ...LISTENER_DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as typeof LISTENER_DEFAULTS &
     TriggerListenerOptions;
   for (const k of ['maxInFlight', 'maxConcurrentSignals', 'maxEventsPerSignal'] as const) {
@@ -198,16 +201,10 @@ export async function createTriggerListener(
     } catch (err) {
       running.delete(customerId);
       stats.failed += items.length;
-      log.error(
-        // The client's message is generic ("Failed to signalWithStart Workflow"); the server's reason is the cause.
-        {
-          customerId,
-          events: items.length,
-          error: err instanceof Error ? err.message : String(err),
-          cause: err instanceof Error && err.cause instanceof Error ? err.cause.message : undefined,
-        },
-        'signal failed; messages nacked for redelivery',
-      );
+      // The client's message is generic ("Failed to signalWithStart Workflow"); the server's reason is the cause.
+      const error = err instanceof Error ? err.message : String(err);
+      const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : undefined;
+      repeated.log('error', `signal failed: ${error}: ${cause ?? ''}`, { customerId, events: items.length, error, cause }, 'signal failed; messages nacked for redelivery');
       for (const i of items) i.message.nack();
       return;
     }
@@ -240,7 +237,12 @@ export async function createTriggerListener(
     );
     if (!checked.ok) {
       stats.invalid += 1;
-      log.warn({ messageId: message.id, reasons: checked.reasons }, 'invalid event on the trigger subscription; acked (the lake path quarantines it)');
+      repeated.log(
+        'warn',
+        `invalid event: ${checked.reasons.map((r) => `${r.code} ${r.path ?? ''}`).join(', ')}`,
+        { messageId: message.id, reasons: checked.reasons },
+        'invalid event on the trigger subscription; acked (the lake path quarantines it)',
+      );
       message.ack();
       return;
     }
@@ -257,13 +259,13 @@ export async function createTriggerListener(
     try {
       handle(message);
     } catch (err) {
-      log.error({ messageId: message.id, error: String(err) }, 'trigger message handling failed; nacked');
+      repeated.log('error', `handling failed: ${String(err)}`, { messageId: message.id, error: String(err) }, 'trigger message handling failed; nacked');
       message.nack();
     }
   });
   subscription.on('error', (err: Error) => {
     // The client library reconnects on retryable errors.
-    log.error({ error: err.message }, 'trigger subscription error');
+    repeated.log('error', `subscription error: ${err.message}`, { error: err.message }, 'trigger subscription error');
   });
   log.info(
     { taskQueue: config.temporal.taskQueue, maxConcurrentSignals: opts.maxConcurrentSignals, maxEventsPerSignal: opts.maxEventsPerSignal },
@@ -278,6 +280,7 @@ export async function createTriggerListener(
       // Events already taken are signalled (and acked) before the stream closes.
       if (active > 0 || pending.size > 0) await new Promise<void>((resolve) => (onIdle = resolve));
       await subscription.close();
+      repeated.close();
       log.info({ ...stats, publishToSignalMs: summarize(latencies) }, 'trigger listener stopped');
     },
   };
