@@ -12,6 +12,11 @@ import { asyncLocalStorage } from '@temporalio/activity';
  */
 export const HEARTBEAT_EVERY_MS = 5_000;
 
+/** The activity the caller runs in, or undefined outside one (for stores that heartbeat and honour cancellation). */
+export function currentActivity() {
+  return asyncLocalStorage.getStore();
+}
+
 /** Records progress (shown in the UI, and handed to the next attempt) on the current activity. */
 export function heartbeat(details?: unknown): void {
   asyncLocalStorage.getStore()?.heartbeat(details);

@@ -14,6 +14,7 @@ import { createSegmentationActivities } from './segmentation.js';
 import { createWarehouseActivities } from './warehouse.js';
 import { createWebhookActivities } from './webhooks.js';
 import { createSmokeActivities } from './smoke.js';
+import { currentActivity } from './heartbeat.js';
 
 export interface ActivityDeps {
   config: Config;
@@ -33,7 +34,7 @@ export function createActivityRuntime(deps: ActivityDeps) {
     logger,
     hooks: hooks?.ingest,
   });
-  const profiles = createProfileStore({ firestore: clients.firestore, config, logger });
+  const profiles = createProfileStore({ firestore: clients.firestore, config, logger, activity: currentActivity });
   const activities = {
     ...createSmokeActivities({ clients, bucket: config.lake.bucket }),
     ...ingest,

@@ -38,6 +38,7 @@ import { subscribersForChange } from '../core/webhook-config.js';
 import type { TriggerSignal } from '../core/realtime-features.js';
 import { createProfileStore, createProfileUpdater, type WriteProfileResult } from '../stores/profiles.js';
 import { CURRENT_MODEL_OBJECT, loadCurrentPointer, loadModelAt } from './segmentation.js';
+import { currentActivity } from './heartbeat.js';
 
 export interface ReclassifyActivityDeps {
   storage: Storage;
@@ -111,7 +112,7 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
   const log = logger.child({ component: 'reclassify' });
   // A schema change makes every stored profile unreadable at once: one report per problem set.
   const repeated = createRepeatedLog(log);
-  const profiles = createProfileStore({ firestore, config, logger });
+  const profiles = createProfileStore({ firestore, config, logger, activity: currentActivity });
   const pointerTtl = deps.modelPointerTtlMs ?? 30_000;
   const boundsTtl = deps.scoreBoundsTtlMs ?? 600_000;
   const boundsWait = deps.scoreBoundsWaitMs ?? 3_000;

@@ -18,7 +18,7 @@ import { closeGcpClients, createGcpClients } from '../stores/clients.js';
 import { createIngestActivities, leasedBytesLimit, leasedMessagesLimit } from '../activities/ingest.js';
 import { loadConfig } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
-import { generateEvents, makePopulation } from '../core/personas.js';
+import { generateEvents, makePopulation } from '../demo/personas.js';
 import { wholeNumber } from '../scripts/lib/cli.js';
 import { openTopic } from '../scripts/lib/publisher.js';
 import { printTable } from '../scripts/lib/table.js';

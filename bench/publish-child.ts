@@ -8,7 +8,7 @@ import { Command } from 'commander';
 import { createInterface } from 'node:readline';
 import { closeGcpClients, createGcpClients } from '../stores/clients.js';
 import { loadConfig } from '../core/config.js';
-import { generateEvents, makePopulation } from '../core/personas.js';
+import { generateEvents, makePopulation } from '../demo/personas.js';
 import { exitUsage, wholeNumber } from '../scripts/lib/cli.js';
 import { eventMessage, openTopic, publishAll, type OutgoingMessage } from '../scripts/lib/publisher.js';
 

@@ -12,7 +12,7 @@ import type { Topic } from '@google-cloud/pubsub';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EventInput } from '../core/events.js';
-import { HOSTILE_STRINGS } from '../core/personas.js';
+import { HOSTILE_STRINGS } from '../demo/personas.js';
 import { createRng, type Rng } from '../core/random.js';
 import { eventMessage, type OutgoingMessage } from '../scripts/lib/publisher.js';
 import { buildWorkload, type Workload } from '../test/support/ingest-fixtures.js';

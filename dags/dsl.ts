@@ -9,13 +9,14 @@ import {
   type DagProblem,
 } from '../core/dag-graph.js';
 import type { JsonValue } from '../core/dag-task.js';
+import { MS_PER_UNIT, parseDuration, type Duration } from '../core/time.js';
 import { SQL_MODEL_ACTIVITY } from '../elt/names.js';
 
 /**
  * Milliseconds, or a number with a unit. A strict subset of Temporal's `Duration`, so it can be
  * handed to the SDK unchanged and parsed here without a dependency.
  */
-export type DagDuration = number | `${number}${'ms' | 's' | 'm' | 'h' | 'd'}`;
+export type DagDuration = number | Duration;
 
 export interface DagRetryPolicy {
   readonly initialInterval: DagDuration;
@@ -91,19 +92,15 @@ export function taskActivityName(task: DagTaskDefinition): string {
 }
 
 export const INTERVAL_PERIOD_MS: Readonly<Record<DagIntervalUnit, number>> = {
-  hourly: 3_600_000,
-  daily: 86_400_000,
+  hourly: MS_PER_UNIT.h,
+  daily: MS_PER_UNIT.d,
 };
 
-const DURATION_UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-const DURATION_PATTERN = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
 
 /** Milliseconds for a DagDuration; NaN when the string is malformed (validation reports it). */
 export function durationToMs(duration: DagDuration): number {
   if (typeof duration === 'number') return duration;
-  const match = DURATION_PATTERN.exec(duration);
-  if (match === null) return Number.NaN;
-  return Number(match[1]) * (DURATION_UNIT_MS[match[2] as string] as number);
+  return parseDuration(duration);
 }
 
 /** Ids end up in workflow ids (`<dagId>/<start>`), activity ids and SQL-ish places. */

@@ -1,5 +1,6 @@
 /** Data tests declared next to a model, in `<model>.tests.json`: the file format and its parsing. */
 import { z } from 'zod';
+import { parseDuration } from '../core/time.js';
 import { IDENTIFIER, SqlModelError } from './names.js';
 
 const severity = z.enum(['error', 'warn']).default('error');
@@ -73,13 +74,6 @@ export type DataTest = (
   | { readonly type: 'freshness'; readonly column: string; readonly maxAgeMs: number; readonly where?: string }
 ) & { readonly name: string; readonly severity: 'error' | 'warn' };
 
-const DURATION_MS: Readonly<Record<string, number>> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-function durationMs(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(text) as RegExpExecArray;
-  return Number(match[1]) * (DURATION_MS[match[2] as string] as number);
-}
-
 export function parseDataTests(model: string, json: string): DataTest[] {
   let data: unknown;
   try {
@@ -133,7 +127,7 @@ export function parseDataTests(model: string, json: string): DataTest[] {
         });
         break;
       case 'freshness':
-        tests.push({ type: 'freshness', column: spec.column, maxAgeMs: durationMs(spec.max_age), name: spec.name ?? `freshness_${spec.column}`, severity: spec.severity, ...opt('where', spec.where) });
+        tests.push({ type: 'freshness', column: spec.column, maxAgeMs: parseDuration(spec.max_age), name: spec.name ?? `freshness_${spec.column}`, severity: spec.severity, ...opt('where', spec.where) });
         break;
     }
   }

@@ -5,7 +5,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { closeGcpClients, createGcpClients } from '../stores/clients.js';
 import { loadConfigOrExit } from '../core/config.js';
-import { generateEvents, makePopulation } from '../core/personas.js';
+import { generateEvents, makePopulation } from '../demo/personas.js';
 import { eventMessage, openTopic, publishAll } from './lib/publisher.js';
 
 function positiveInt(name: string) {

@@ -15,7 +15,7 @@ import { buildProfileApi } from '../api/server.js';
 import { createFirestoreProfileStore } from '../api/firestore-store.js';
 import { loadConfig, usesLocalStack, type Config } from '../core/config.js';
 import { createLogger, resolveLogFormat, type Logger } from '../core/logger.js';
-import { generateEvents, makePopulation } from '../core/personas.js';
+import { generateEvents, makePopulation } from '../demo/personas.js';
 import { INTERVAL_PERIOD_MS } from '../dags/dsl.js';
 import { dagRegistry } from '../dags/index.js';
 import { applyConfiguredSchedules, formatApplyResult } from '../schedules/apply.js';

@@ -12,7 +12,6 @@ import firestorePackage, {
   type Firestore,
   type Timestamp,
 } from '@google-cloud/firestore';
-import { asyncLocalStorage } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
@@ -49,6 +48,17 @@ export interface ProfileStoreDeps {
   config: { firestore: { profiles: string } };
   logger: Logger;
   bulk?: ProfileBulkOptions;
+  /**
+   * The Temporal activity the store is working for, if any (activities pass `currentActivity`): bulk
+   * writes heartbeat their progress to it and stop when it is cancelled.
+   */
+  activity?: () => ActivityScope | undefined;
+}
+
+/** What the store needs of an activity's context. */
+export interface ActivityScope {
+  heartbeat(details: unknown): void;
+  readonly cancellationSignal: AbortSignal;
 }
 
 export interface WriteProfileResult {
@@ -112,11 +122,6 @@ function toDocument(profile: Profile): DocumentData {
   return JSON.parse(JSON.stringify(normalizeProfile(profile))) as DocumentData;
 }
 
-function heartbeat(details: unknown): void {
-  // Outside a Temporal activity (scripts, tests) there is nobody to tell.
-  asyncLocalStorage.getStore()?.heartbeat(details);
-}
-
 function invalidProfile(problems: string[]): ApplicationFailure {
   return ApplicationFailure.nonRetryable(`invalid profile: ${problems.join('; ')}`, 'InvalidProfile', { problems });
 }
@@ -129,7 +134,8 @@ function parseStoredHeader(log: Logger, customerId: string, data: DocumentData |
   return null;
 }
 
-export function createProfileStore({ firestore, config, logger, bulk = {} }: ProfileStoreDeps) {
+export function createProfileStore({ firestore, config, logger, bulk = {}, activity }: ProfileStoreDeps) {
+  const heartbeat = (details: unknown) => activity?.()?.heartbeat(details);
   const collection = firestore.collection(config.firestore.profiles);
   const log = logger.child({ component: 'profiles', collection: config.firestore.profiles });
   const opts = { ...BULK_DEFAULTS, ...bulk };
@@ -227,7 +233,7 @@ export function createProfileStore({ firestore, config, logger, bulk = {} }: Pro
       durationMs: 0,
       invalidSamples: [],
     };
-    const cancelled = asyncLocalStorage.getStore()?.cancellationSignal;
+    const cancelled = activity?.()?.cancellationSignal;
     const writer = firestore.bulkWriter(opts.throttling === undefined ? undefined : { throttling: opts.throttling });
     writer.onWriteError((err) => {
       if (CONFLICT_CODES.has(err.code)) return false;

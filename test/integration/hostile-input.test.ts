@@ -21,7 +21,7 @@ import { createWarehouseActivities, type WarehouseActivities } from '../../activ
 import { isCustomerId } from '../../core/customer-id.js';
 import { DEFAULT_MAX_DEPTH, type ReasonCode } from '../../core/events.js';
 import { hourStartOf, type LakeRecord, type QuarantineRecord } from '../../core/lake.js';
-import { HOSTILE_STRINGS, makeHostileEvent } from '../../core/personas.js';
+import { HOSTILE_STRINGS, makeHostileEvent } from '../../demo/personas.js';
 import { wellFormed } from '../../core/realtime-features.js';
 import { qualifiedTable } from '../../elt/names.js';
 import { createTriggerListener, type TriggerListener } from '../../workers/trigger-listener.js';

@@ -5,7 +5,7 @@
 import type { Storage } from '@google-cloud/storage';
 import { REASON_CODES, type ReasonCode } from '../../core/events.js';
 import { decodeNdjsonGz, type LakeRecord, type QuarantineRecord } from '../../core/lake.js';
-import { generateEvents, makeMalformed, makePopulation } from '../../core/personas.js';
+import { generateEvents, makeMalformed, makePopulation } from '../../demo/personas.js';
 import { createRng } from '../../core/random.js';
 import { eventMessage, type OutgoingMessage } from '../../scripts/lib/publisher.js';
 

@@ -6,7 +6,7 @@
  */
 import type { BigQuery, TableField } from '@google-cloud/bigquery';
 import type { Storage } from '@google-cloud/storage';
-import { PERSONAS, PERSONA_BEHAVIOUR, generateEvents, makePopulation, type Persona } from '../../core/personas.js';
+import { PERSONAS, PERSONA_BEHAVIOUR, generateEvents, makePopulation, type Persona } from '../../demo/personas.js';
 import { createRng, deriveSeed } from '../../core/random.js';
 import type { Event } from '../../core/events.js';
 

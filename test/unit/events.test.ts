@@ -16,7 +16,7 @@ import {
   type ValidateOptions,
   type ValidationResult,
 } from '../../core/events.js';
-import { HOSTILE_STRINGS, makeHostileEvent, makeMalformed } from '../../core/personas.js';
+import { HOSTILE_STRINGS, makeHostileEvent, makeMalformed } from '../../demo/personas.js';
 
 const now = new Date('2026-11-26T10:00:00Z');
 const opts: ValidateOptions = { maxBytes: 1_048_576, maxFutureSkewMs: 5 * 60_000, now };

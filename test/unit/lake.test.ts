@@ -17,7 +17,7 @@ import {
   toLakeRecord,
   toQuarantineRecord,
 } from '../../core/lake.js';
-import { makeHostileEvent, makeMalformed } from '../../core/personas.js';
+import { makeHostileEvent, makeMalformed } from '../../demo/personas.js';
 
 // Partitions must be UTC whatever the host's zone: run this file in one with an offset.
 process.env.TZ = 'America/New_York';

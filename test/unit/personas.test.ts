@@ -9,7 +9,7 @@ import {
   makePopulation,
   type Customer,
   type Persona,
-} from '../../core/personas.js';
+} from '../../demo/personas.js';
 
 const from = new Date('2026-10-01T00:00:00Z');
 const to = new Date('2026-10-31T00:00:00Z');
