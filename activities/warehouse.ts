@@ -17,7 +17,7 @@ import { dataTestsQuery, evaluateDataTests, type DataTestOutcome } from '../elt/
 import { createTableAsSql, deleteInsertSql, dropTableSql, mergeSql, replaceContentsSql } from '../elt/materialize.js';
 import { qualifiedTable, quoteColumn, type WarehouseTarget } from '../elt/names.js';
 import { loadSqlProject } from '../elt/load-project.js';
-import { buildSqlProject, modelTable, parseSqlModel, renderModelSql, type SqlModel, type SqlProject } from '../elt/project.js';
+import { modelTable, renderModelSql, type SqlModel, type SqlProject } from '../elt/project.js';
 import { referencedParams, stripSqlComments } from '../elt/sql-text.js';
 import type { DataInterval, JsonValue } from '../core/dag-task.js';
 import { MS_PER_UNIT, parseInstant } from '../core/time.js';

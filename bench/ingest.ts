@@ -146,7 +146,7 @@ async function segflow(): Promise<{ secs: number; lost: number; duplicates: numb
   // last batch was acked, so polling slowly does not move the end). A stream that stalls
   // ends the run after `stallMs` without a new batch, and what is missing counts as lost.
   const stallMs = 30_000;
-  let end = 0;
+  let end: number;
   let lake: Awaited<ReturnType<typeof readLake>>;
   let ids: Set<string>;
   for (;;) {

@@ -11,6 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECT_ROOT } from '../core/config.js';
+import type * as stackLib from '../scripts/stack-lib.js';
 
 export const STACK_PORT_NAMES = [
   'STACK_TEMPORAL_PORT',
@@ -52,7 +53,7 @@ export async function pickPorts(base: number): Promise<ChaosPorts> {
   throw new Error(`no free block of 7 ports found from ${base}; pass --port-base with another value`);
 }
 
-type StackLib = typeof import('../scripts/stack-lib.js');
+type StackLib = typeof stackLib;
 
 export interface ChaosStack {
   dir: string;

@@ -9,7 +9,6 @@
  * own, some published twice, that move customers between segments.
  */
 import type { Topic } from '@google-cloud/pubsub';
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EventInput } from '../core/events.js';
 import { HOSTILE_STRINGS } from '../demo/personas.js';
@@ -173,7 +172,7 @@ export async function publishResilient(
         return;
       } catch (err) {
         lastError = err instanceof Error ? err.message : String(err);
-        if (Date.now() > deadline) throw new Error(`publish of message ${i} still failing at the deadline: ${lastError}`);
+        if (Date.now() > deadline) throw new Error(`publish of message ${i} still failing at the deadline: ${lastError}`, { cause: err });
         retries++;
         await sleep(Math.min(2_000, 100 * 2 ** Math.min(attempt, 5)));
       }

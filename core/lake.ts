@@ -250,7 +250,7 @@ export function decodeNdjsonGz(data: Buffer): unknown[] {
       return JSON.parse(line) as unknown;
     } catch (error) {
       const detail = error instanceof Error ? error.message : String(error);
-      throw new Error(`decodeNdjsonGz: expected JSON on line ${index + 1}, found text that does not parse (${detail})`);
+      throw new Error(`decodeNdjsonGz: expected JSON on line ${index + 1}, found text that does not parse (${detail})`, { cause: error });
     }
   });
 }

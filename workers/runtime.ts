@@ -75,6 +75,7 @@ export function installRuntime({ logger, metricsBindAddress }: RuntimeSettings):
       throw new Error(
         `the metrics address ${metricsBindAddress} is already in use (another segflow worker?); ` +
           'set SEGFLOW_METRICS_PORT to a free port, or 0 to turn metrics off',
+        { cause: err },
       );
     }
     throw err;

@@ -21,7 +21,7 @@ import { createWarehouseActivities, type WarehouseActivities } from '../../activ
 import { isCustomerId } from '../../core/customer-id.js';
 import { DEFAULT_MAX_DEPTH, type ReasonCode } from '../../core/events.js';
 import { hourStartOf, type LakeRecord, type QuarantineRecord } from '../../core/lake.js';
-import { HOSTILE_STRINGS, makeHostileEvent } from '../../demo/personas.js';
+import { makeHostileEvent } from '../../demo/personas.js';
 import { wellFormed } from '../../core/realtime-features.js';
 import { qualifiedTable } from '../../elt/names.js';
 import { createTriggerListener, type TriggerListener } from '../../workers/trigger-listener.js';
@@ -383,6 +383,7 @@ describe('hostile input end to end', () => {
       assert.match(reason.message, /^expected /, `${c.name}: the reason says what was expected`);
       // A reason quotes at most a short, escaped excerpt of the hostile value.
       assert.ok(reason.message.length < 400, `${c.name}: reason message of ${reason.message.length} characters`);
+      // eslint-disable-next-line no-control-regex -- the assertion is that no raw control character gets through
       assert.ok(!/[\u0000-\u001f\u202e\u2028]/.test(reason.message), `${c.name}: the reason has no raw control characters`);
     }
   });
@@ -481,7 +482,7 @@ describe('hostile input end to end', () => {
     assert.equal(listener.stats.failed, 0);
     // Visibility lags a little behind the workflow starts.
     const want = expected.map((c) => reclassifyWorkflowId(c)).sort();
-    let workflows: string[] = [];
+    let workflows: string[];
     for (const until = Date.now() + 10_000; ; ) {
       const seen = new Set<string>();
       for await (const wf of h.client.workflow.list({ query: `TaskQueue = '${h.config.temporal.taskQueue}' AND WorkflowType = '${RECLASSIFY_WORKFLOW}'` })) {

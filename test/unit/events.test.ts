@@ -187,6 +187,7 @@ describe('validateMessage: hostile input', () => {
       assert.deepEqual(reasons.map((r) => `${r.code}@${r.path ?? ''}`), ['invalid_value@customer_id'], JSON.stringify(hostile));
       const text = reasons[0]?.message ?? '';
       assert.ok(text.length < 300, `message too long: ${text.length}`);
+      // eslint-disable-next-line no-control-regex -- the assertion is that no raw control character gets through
       assert.doesNotMatch(text, /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e]/);
     }
   });

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, test } from 'node:test';
 import { loadSqlProject, SQL_MANIFEST_FILE } from '../../elt/load-project.js';
 import { topologicalOrder } from '../../core/dag-graph.js';
