@@ -1,7 +1,7 @@
 // @ts-check
 // One lint configuration for the whole tree: typescript-eslint's recommended rules, prettier for
 // the format (eslint-config-prettier turns off what prettier decides), and the import boundaries
-// of docs/architecture.md, so the layering is a rule the build checks.
+// of the README's layout, so the layering is a rule the build checks.
 import js from '@eslint/js';
 import boundaries from 'eslint-plugin-boundaries';
 import prettier from 'eslint-config-prettier';

@@ -35,7 +35,7 @@ Endpoints:
   GET /v1/customers/<id>/profile   Authorization: Bearer <one of SEGFLOW_API_TOKENS>
   GET /healthz                     no authentication; reports whether Firestore answers
 
-Other settings come from the environment (see the configuration table in README.md).`,
+Other settings come from the environment (see docs/configuration.md).`,
   )
   .showHelpAfterError()
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));

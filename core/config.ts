@@ -285,7 +285,7 @@ export class ConfigError extends Error {
     super(
       `Invalid segflow configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
         problems.map((p) => `  - ${p}`).join('\n') +
-        '\nFix these environment variables (see the configuration table in README.md) and start again.',
+        '\nFix these environment variables (see docs/configuration.md) and start again.',
     );
     this.name = 'ConfigError';
   }

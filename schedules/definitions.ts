@@ -3,7 +3,7 @@
  * continuous ingestion workflow that must always be running. `schedules/apply.ts` makes the
  * server match this file.
  *
- * Choices (see README "Schedules"):
+ * Choices (see docs/operations.md):
  * - hourly_pipeline fires a few minutes past each hour (SEGFLOW_HOURLY_MINUTE, default 5) and
  *   processes the previous arrival hour, so batches still in flight at the top of the hour land
  *   first. Overlap BUFFER_ONE: a slow hour never makes the next one skip, and a backlog never

@@ -23,7 +23,7 @@ const program = new Command('segment')
   )
   .option('--now', 'run for the day ending now (interval [now - 1 day, now), to the second)')
   .option('--interval-end <instant>', 'run for the day ending at this RFC 3339 instant instead (e.g. 2026-11-26T02:00:00Z)')
-  .addHelpText('after', '\nSettings: SEGFLOW_SEGMENT_* environment variables (see README, Segmentation). The model version is v<interval end>, e.g. v20261126T020000Z.')
+  .addHelpText('after', '\nSettings: SEGFLOW_SEGMENT_* environment variables (see docs/segmentation.md). The model version is v<interval end>, e.g. v20261126T020000Z.')
   .showHelpAfterError();
 program.parse();
 const opts = program.opts<{ now?: boolean; intervalEnd?: string }>();

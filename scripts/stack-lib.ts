@@ -364,7 +364,7 @@ async function startService(s: Service, log: Log): Promise<'started' | 'running'
       }
       throw new Error(
         `port ${p} for the ${s.name} service is already in use by a process the stack did not start. ` +
-          `Stop that process, or choose another port (see "Ports" in README.md).`,
+          `Stop that process, or choose another port (see docs/local-stack.md).`,
       );
     }
   }

@@ -333,7 +333,7 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
     .option('--max-in-flight <n>', 'Pub/Sub messages held at most', wholeNumber(1), LISTENER_DEFAULTS.maxInFlight)
     .option('--max-concurrent-signals <n>', 'signals in flight at most', wholeNumber(1), LISTENER_DEFAULTS.maxConcurrentSignals)
     .option('--max-events-per-signal <n>', "a customer's events coalesced into one signal at most", wholeNumber(1), LISTENER_DEFAULTS.maxEventsPerSignal)
-    .addHelpText('after', '\nOther settings come from the environment (see the configuration table in README.md).')
+    .addHelpText('after', '\nOther settings come from the environment (see docs/configuration.md).')
     .showHelpAfterError()
     .exitOverride(exitUsage);
   program.parse();
