@@ -3,11 +3,10 @@
  * (type and allowed values, default and `.describe()` text of every variable); with --check, writes
  * nothing and exits 1 if the committed page is stale.
  */
-import { Command } from 'commander';
-import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { envSchema } from '../core/config.js';
+import { runGeneratedFileCli } from './lib/generated-file.js';
 
 export const CONFIG_DOCS_PATH = fileURLToPath(new URL('../docs/configuration.md', import.meta.url));
 
@@ -118,24 +117,11 @@ export function renderConfigDocs(schema: z.ZodObject): string {
   return `${INTRO}\n| variable | type and allowed values | default | description |\n|---|---|---|---|\n${rows.join('\n')}\n`;
 }
 
-async function main(): Promise<void> {
-  const program = new Command('docs:config')
-    .description('Write docs/configuration.md from the environment schema in core/config.ts.')
-    .option('--check', 'write nothing; exit 1 if docs/configuration.md differs from the schema')
-    .showHelpAfterError();
-  program.parse();
-  const opts = program.opts<{ check?: boolean }>();
-  const fresh = renderConfigDocs(envSchema);
-  if (opts.check === true) {
-    const committed = await readFile(CONFIG_DOCS_PATH, 'utf8').catch(() => '');
-    if (committed !== fresh) {
-      console.error(`${CONFIG_DOCS_PATH} is stale: run \`npm run docs:config\` and commit the result`);
-      process.exitCode = 1;
-    }
-    return;
-  }
-  await writeFile(CONFIG_DOCS_PATH, fresh);
-  console.log(`wrote ${CONFIG_DOCS_PATH}`);
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await runGeneratedFileCli({
+    script: 'docs:config',
+    description: 'Write docs/configuration.md from the environment schema in core/config.ts.',
+    file: CONFIG_DOCS_PATH,
+    render: () => renderConfigDocs(envSchema),
+  });
 }
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();
