@@ -148,13 +148,14 @@ const REVIEWED: Readonly<Record<string, readonly string[]>> = {
   // `table` = qualifiedTable(...); `where` is a constant string.
   'activities/profile-sync.ts': ['table'],
   'activities/reclassify.ts': ['table', 'where'],
-  'activities/segmentation.ts': [
-    // qualifiedTable(project, marts, <literal>)
+  // qualifiedTable(project, marts, <literal>) in every task of activities/segmentation/.
+  'activities/segmentation/assign-all.ts': [
     "table('customer_segments')",
+    // assignmentSql output (see the test above)
+    'gen.sql',
+  ],
+  'activities/segmentation/extract.ts': [
     "table('customer_features')",
-    "table('segment_models')",
-    "table('segment_stability')",
-    "qualifiedTable(config.gcp.projectId, config.warehouse.marts, 'customer_segments')",
     // feature names: identifiers by FeatureSpecListSchema; filter: a constant with @salt or TRUE
     'select',
     'filter',
@@ -162,8 +163,12 @@ const REVIEWED: Readonly<Record<string, readonly string[]>> = {
     // integers computed from validated configuration (LIMIT takes no CAST(@param))
     'threshold',
     'settings.pageSize',
-    // assignmentSql output (see the test above)
-    'gen.sql',
+  ],
+  'activities/segmentation/promote.ts': ["table('segment_models')"],
+  'activities/segmentation/register.ts': ["table('segment_models')"],
+  'activities/segmentation/stability.ts': [
+    "table('customer_segments')",
+    "table('segment_stability')",
     // choose between a @param and NULL
     "step.previousVersion === null ? 'NULL' : '@prev'",
     "f ? 'CAST(@changed AS FLOAT64)' : 'NULL'",
