@@ -10,7 +10,7 @@ import { createIngestActivities, type IngestHooks } from './ingest.js';
 import { createProfileSyncActivities } from './profile-sync.js';
 import { createProfileStore } from '../stores/profiles.js';
 import { createReclassifyActivities } from './reclassify.js';
-import { createSegmentationActivities } from './segmentation.js';
+import { createSegmentationActivities } from './segmentation/index.js';
 import { createWarehouseActivities } from './warehouse.js';
 import { createWebhookActivities } from './webhooks.js';
 import { createSmokeActivities } from './smoke.js';

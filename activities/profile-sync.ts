@@ -15,7 +15,7 @@ import { qualifiedTable } from '../elt/names.js';
 import type { DagTaskInput } from '../core/dag-task.js';
 import type { BulkWriteSummary } from '../stores/profiles.js';
 import { heartbeat } from './heartbeat.js';
-import { loadCurrentModel } from './segmentation.js';
+import { loadCurrentModel } from '../stores/model-registry.js';
 import { NIGHTLY_SEGMENTATION_DAG } from '../core/dag-ids.js';
 
 export interface ProfileSyncDeps {

@@ -37,7 +37,7 @@ import { qualifiedTable } from '../elt/names.js';
 import { subscribersForChange } from '../core/webhook-config.js';
 import type { TriggerSignal } from '../core/realtime-features.js';
 import { createProfileStore, createProfileUpdater, type WriteProfileResult } from '../stores/profiles.js';
-import { CURRENT_MODEL_OBJECT, loadCurrentPointer, loadModelAt } from './segmentation.js';
+import { CURRENT_MODEL_OBJECT, loadCurrentPointer, loadModelAt } from '../stores/model-registry.js';
 import { currentActivity } from './heartbeat.js';
 
 export interface ReclassifyActivityDeps {

@@ -263,7 +263,7 @@ export interface Config {
     nightlyTimezone: string;
   };
   metrics: { port: number };
-  /** Nightly segmentation (dags/nightly_segmentation.ts); features as a JSON FeatureSpec list, default in activities/segmentation.ts. */
+  /** Nightly segmentation (dags/nightly-segmentation.ts); features as a JSON FeatureSpec list, default in core/segmentation/features.ts. */
   segmentation: {
     featuresJson?: string;
     kMin: number;

@@ -12,7 +12,7 @@ import { defineDag } from './dsl.js';
 import { NIGHTLY_SEGMENTATION_DAG } from '../core/dag-ids.js';
 
 
-/** Activity names (activities/segmentation.ts). */
+/** Activity names (activities/segmentation/). */
 export const SEGMENTATION_ACTIVITY = {
   extract: 'segmentationExtract',
   chooseK: 'segmentationChooseK',

@@ -5,7 +5,7 @@
  */
 import { Command } from 'commander';
 import { closeGcpClients, createGcpClients } from '../stores/clients.js';
-import { readSegmentationRun } from '../activities/segmentation.js';
+import { readSegmentationRun } from '../stores/model-registry.js';
 import { loadConfigOrExit } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
 import { workflowUiUrl } from '../core/temporal-connection.js';

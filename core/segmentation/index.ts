@@ -1,5 +1,6 @@
 /** The pure segmentation core: preparation, k-means, k selection, labels, assignment (TS and SQL), stability. */
 export * from './assign.js';
+export * from './features.js';
 export * from './job.js';
 export * from './kselect.js';
 export * from './labels.js';

@@ -9,19 +9,26 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { createGcpClients } from '../../stores/clients.js';
+import { createSegmentationActivities } from '../../activities/segmentation/index.js';
 import {
   CURRENT_MODEL_OBJECT,
   CUSTOMER_SEGMENTS_SCHEMA,
-  DEFAULT_SEGMENT_FEATURES,
-  createSegmentationActivities,
   loadCurrentModel,
   modelObjectName,
   readSegmentationRun,
   runObjectName,
-} from '../../activities/segmentation.js';
+} from '../../stores/model-registry.js';
 import type { Alert } from '../../core/alerts.js';
 import { createLogger } from '../../core/logger.js';
-import { adjustedRandIndex, assignCustomer, assignmentSql, parseSegmentModel, trainSegmentModel, type SegmentModel } from '../../core/segmentation/index.js';
+import {
+  DEFAULT_SEGMENT_FEATURES,
+  adjustedRandIndex,
+  assignCustomer,
+  assignmentSql,
+  parseSegmentModel,
+  trainSegmentModel,
+  type SegmentModel,
+} from '../../core/segmentation/index.js';
 import { NIGHTLY_SEGMENTATION_DAG } from '../../core/dag-ids.js';
 import { modelVersionFor } from '../../core/segmentation/model.js';
 import { dagRunWorkflowId } from '../../workflows/dag-messages.js';
@@ -106,6 +113,9 @@ test('nightly_segmentation recovers the demo personas, keeps segment ids across 
   assert.equal(run1.model.k_selection.chosen_k, pop.personas.length, JSON.stringify(run1.model.k_selection.candidates));
   const a1 = await assignments(v1);
   assert.equal(a1.size, pop.rows.length, 'every customer assigned in BigQuery');
+  const counted = new Map<number, number>();
+  for (const id of a1.values()) counted.set(id, (counted.get(id) ?? 0) + 1);
+  assert.deepEqual(new Map(run1.sizes.map((s) => [s.segment_id, s.customers])), counted, 'segment sizes read back from marts.customer_segments');
   const ari = adjustedRandIndex(pop.truth, pop.rows.map((r) => a1.get(r.customer_id)!));
   assert.ok(ari >= 0.9, `ARI against the personas ${ari}`);
   assert.deepEqual(run1.current, { version: v1, uri: `gs://${bucket}/${modelObjectName(v1)}` });

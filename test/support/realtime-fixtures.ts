@@ -16,7 +16,7 @@ import { temporalConnectionSettings } from '../../core/temporal-connection.js';
 import { createTemporalClient } from '../../workers/client.js';
 import { WORKFLOWS_PATH, workflowBundlerOptions } from '../../workers/worker.js';
 import { testConfig } from './stack.js';
-import { CURRENT_MODEL_OBJECT } from '../../activities/segmentation.js';
+import { CURRENT_MODEL_OBJECT } from '../../stores/model-registry.js';
 import { encodeEvent, type EventInput } from '../../core/events.js';
 import { parseSegmentModel, type SegmentModel } from '../../core/segmentation/model.js';
 
