@@ -203,7 +203,13 @@ describe('ingestion survives SIGKILL of the worker process', () => {
         return [...w.validIds].every((id) => ids.has(id)) && new Set(lake.quarantine.map((q) => q.message_id)).size >= w.malformed.length;
       };
       while (!(await complete()) && Date.now() < deadline) await sleep(2000);
-      const stats = await handle.query(ingestStatsQuery);
+      // The lake can be complete before the replacement worker polls; a query needs a worker.
+      let stats = await handle.query(ingestStatsQuery).catch(() => undefined);
+      while (stats === undefined && Date.now() < deadline) {
+        await sleep(1000);
+        stats = await handle.query(ingestStatsQuery).catch(() => undefined);
+      }
+      assert.ok(stats !== undefined, 'the replacement worker answers the stats query');
       await handle.terminate('test done');
       assert.ok(stats.pulled >= w.messages.length, `pulled ${stats.pulled} of ${w.messages.length}`);
       assertLakeMatches(w, await readLake(h.worker.clients.storage, config.lake.bucket));
