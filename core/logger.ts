@@ -161,14 +161,15 @@ export function readableFields(log: Record<string, unknown>): string {
 }
 
 /**
- * A line from one task's own logger (an activity, a DAG task) or from the Temporal worker's
- * internals. Below warn these stay out of the terminal unless LOG_LEVEL asks for debug: the
- * terminal tells the run-level story (DAG run started, succeeded), the file and the UI the rest.
+ * A line from one task's own logger (an activity, a DAG task), from the Temporal worker's
+ * internals, or one HTTP request's log (fastify's, with its reqId). Below warn these stay out of
+ * the terminal unless LOG_LEVEL asks for debug: the terminal tells the run-level story (DAG run
+ * started, succeeded), the file and the UI the rest.
  */
 export function isTaskDetail(log: Record<string, unknown>): boolean {
   const level = typeof log.level === 'string' ? (pino.levels.values[log.level] ?? 0) : Number(log.level);
   if (level >= pino.levels.values.warn!) return false;
-  return log.activity !== undefined || log.task !== undefined || log.sdkComponent === 'worker';
+  return log.activity !== undefined || log.task !== undefined || log.sdkComponent === 'worker' || log.reqId !== undefined;
 }
 
 /** One line per event: time, level, `[component]`, the message's first line and its scalar fields. */

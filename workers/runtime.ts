@@ -49,12 +49,18 @@ export class PinoTemporalLogger implements TemporalLogger {
   }
 }
 
-/** What makes two warnings the same: the message, the activity or workflow type, and the error's text. */
-function repeatCause(message: string, meta: LogMetadata | undefined): string {
+/** Run ids (and the event positions after them) that the SDK core puts in some warnings. */
+const RUN_ID = /\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?::\d+)*/gi;
+
+/**
+ * What makes two warnings the same: the message with run ids left out (a slow workflow task is
+ * one cause, whichever run it was), the activity or workflow type, and the error's text.
+ */
+export function repeatCause(message: string, meta: LogMetadata | undefined): string {
   const type = meta?.activityType ?? meta?.workflowType ?? '';
   const error = meta?.error;
   const text = error instanceof Error ? error.message : typeof error === 'string' ? error : '';
-  return `${String(type)}: ${message}: ${text}`;
+  return `${String(type)}: ${message.replace(RUN_ID, '<run>')}: ${text}`;
 }
 
 let installed = false;

@@ -70,12 +70,13 @@ describe('logs for a person at a terminal', () => {
       t.logger.child({ component: 'temporal', sdkComponent: 'worker' }).info('asset workflow-bundle.js 3 MiB\norphan modules 473 KiB');
       t.logger.child({ activity: 'runDataTests' }).warn('data test warning');
       t.logger.child({ component: 'temporal', sdkComponent: 'workflow', dagId: 'hourly_pipeline' }).info('DAG run succeeded');
+      t.logger.child({ component: 'profile-api', reqId: 'req-1' }).info({ responseTime: 75 }, 'request completed');
       t.logger.info('first line\nsecond line\nthird line');
       assert.equal(t.terminal.length, 3, t.terminal.join(''));
       assert.match(t.terminal[0] ?? '', /WARN.*data test warning/, 'warnings of a task still show');
       assert.match(t.terminal[1] ?? '', /\[temporal\] DAG run succeeded dagId=hourly_pipeline/);
       assert.match(t.terminal[2] ?? '', /first line \(2 more lines in the log file\)\n$/);
-      assert.equal((await t.file(6)).trimEnd().split('\n').length, 6, 'the file holds every line');
+      assert.equal((await t.file(7)).trimEnd().split('\n').length, 7, 'the file holds every line');
     } finally {
       t.cleanup();
     }

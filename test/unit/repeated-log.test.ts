@@ -100,3 +100,13 @@ describe('repeated warnings', () => {
     assert.equal(at('warn')[1]?.repeated, 1);
   });
 });
+
+it('Temporal warnings that differ only in the run id are one cause', async () => {
+  const { repeatCause } = await import('../../workers/runtime.js');
+  const slow = (run: string) => `[TMPRL1104] ${run}:14:1 Workflow task duration exceeded 5 seconds.`;
+  assert.equal(
+    repeatCause(slow('6865ffef-65db-4cfd-8806-0609a1c0896d'), {}),
+    repeatCause(slow('3f5a529d-e6d4-46d7-b3b0-65c5d09ed170'), {}),
+  );
+  assert.notEqual(repeatCause('Activity failed', { activityType: 'a' }), repeatCause('Activity failed', { activityType: 'b' }));
+});
