@@ -4,6 +4,7 @@
  * (TypeScript) assignment both read only this, which is what lets them agree.
  */
 import { z } from 'zod';
+import { CohesionSchema } from './cohesion.js';
 import { KSelectionSchema } from './kselect.js';
 import { SegmentSchema } from './labels.js';
 import { FeatureSpecListSchema, PreparationSchema } from './prepare.js';
@@ -30,6 +31,8 @@ export const SegmentModelSchema = z
       /** Mean silhouette on the silhouette sample. */
       silhouette: z.number().min(-1).max(1),
     }),
+    /** Cohesion and separation per segment and for the model (absent in older models). */
+    cohesion: CohesionSchema.optional(),
     training: z.object({
       sample_size: z.number().int().positive(),
       seed: z.number().int().nonnegative(),
@@ -55,6 +58,9 @@ export const SegmentModelSchema = z
     if (ids.size !== m.segments.length) ctx.addIssue({ code: 'custom', path: ['segments'], message: 'segment ids must be unique' });
     const labels = new Set(m.segments.map((s) => s.label));
     if (labels.size !== m.segments.length) ctx.addIssue({ code: 'custom', path: ['segments'], message: 'segment labels must be unique' });
+    if (m.cohesion && m.cohesion.segments.length !== m.centroids.length) {
+      ctx.addIssue({ code: 'custom', path: ['cohesion'], message: `${m.cohesion.segments.length} segment figures for ${m.centroids.length} centroids` });
+    }
     if (m.k_selection.chosen_k !== m.centroids.length) {
       ctx.addIssue({ code: 'custom', path: ['k_selection'], message: `chosen_k ${m.k_selection.chosen_k} but ${m.centroids.length} centroids` });
     }
