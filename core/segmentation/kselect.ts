@@ -82,7 +82,7 @@ export const KSELECT_DEFAULTS = {
   kMax: 12,
   minSegmentShare: 0.02,
   silhouetteSampleSize: 2000,
-  tolerance: 0.02,
+  tolerance: 0.01,
   stabilityResamples: 4,
   stabilitySampleSize: 1000,
   stabilityNInit: 2,

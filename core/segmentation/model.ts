@@ -31,7 +31,7 @@ export const SegmentModelSchema = z
       /** Mean silhouette on the silhouette sample. */
       silhouette: z.number().min(-1).max(1),
     }),
-    /** Cohesion and separation per segment and for the model (absent in older models). */
+    /** Cohesion and separation per segment (by centroid index) and for the model, as trained (absent in older models). */
     cohesion: CohesionSchema.optional(),
     training: z.object({
       sample_size: z.number().int().positive(),
@@ -58,9 +58,6 @@ export const SegmentModelSchema = z
     if (ids.size !== m.segments.length) ctx.addIssue({ code: 'custom', path: ['segments'], message: 'segment ids must be unique' });
     const labels = new Set(m.segments.map((s) => s.label));
     if (labels.size !== m.segments.length) ctx.addIssue({ code: 'custom', path: ['segments'], message: 'segment labels must be unique' });
-    if (m.cohesion && m.cohesion.segments.length !== m.centroids.length) {
-      ctx.addIssue({ code: 'custom', path: ['cohesion'], message: `${m.cohesion.segments.length} segment figures for ${m.centroids.length} centroids` });
-    }
     if (m.k_selection.chosen_k !== m.centroids.length) {
       ctx.addIssue({ code: 'custom', path: ['k_selection'], message: `chosen_k ${m.k_selection.chosen_k} but ${m.centroids.length} centroids` });
     }
