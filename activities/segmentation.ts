@@ -29,8 +29,10 @@ import {
   PreparationSchema,
   KSelectionSchema,
   assignmentSql,
+  checkCohesion,
   checkStability,
-  decidePromotion,
+  cohesionFigures,
+  decideRelease,
   defaultRestartRows,
   defaultSampleSize,
   deriveSeed,
@@ -45,7 +47,6 @@ import {
   type ContingencyCell,
   type FeatureRow,
   type FeatureSpec,
-  type PromotionDecision,
   type SegmentModel,
   type StabilityBreach,
   type StabilityFigures,
@@ -451,6 +452,11 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
           kMax: settings.kMax,
           minSegmentShare: settings.minSegmentShare,
           silhouetteSampleSize: settings.silhouetteSampleSize,
+          tolerance: settings.kTolerance,
+          stabilityResamples: settings.stabilityResamples,
+          stabilitySampleSize: settings.stabilitySampleSize,
+          minStability: settings.minKStability,
+          labelSegments: (centroids, sizes) => describeSegments(preparation, centroids, sizes).map((s) => s.label),
           nInit: settings.nInit,
         });
       } catch (err) {
@@ -505,6 +511,11 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
       const extract = await requireStep(version, 'extract', ExtractSchema, 'extract');
       const kstep = await requireStep(version, 'k_selection', KStepSchema, 'choose_k');
       const trained = await requireStep(version, 'trained', TrainedSchema, 'train');
+      const rows = extractRows(extract);
+      const cohesion = cohesionFigures(prepareMatrix(kstep.preparation, rows), rows.length, kstep.preparation.features.length, trained.centroids, {
+        seed: settings.seed,
+        silhouetteSampleSize: settings.silhouetteSampleSize,
+      });
       const candidate = parseSegmentModel({
         version,
         created_at: new Date().toISOString(),
@@ -517,6 +528,7 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
           inertia: trained.inertia,
           silhouette: kstep.selection.candidates.find((c) => c.k === trained.k)?.silhouette ?? 0,
         },
+        cohesion,
         training: {
           sample_size: extract.ids.length,
           seed: trained.seed,
@@ -557,6 +569,7 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
           chosen_k: model.k_selection.chosen_k,
           elbow_k: model.k_selection.elbow_k,
           chosen_by: model.k_selection.chosen_by,
+          cohesion: model.cohesion ? { davies_bouldin: model.cohesion.davies_bouldin, calinski_harabasz: model.cohesion.calinski_harabasz } : null,
           training: model.training,
         });
         await query(
@@ -596,15 +609,19 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
       if (done) return { ...(done as StabilityStep), reused: true };
       const candidate = await candidateModel(version);
       const current = await loadCurrentModel(storage, bucket);
+      const cohesionBreaches = candidate.cohesion ? checkCohesion(candidate.cohesion, candidate.segments.map((s) => s.label), settings.cohesion) : [];
       let step: StabilityStep;
+      let summary: string | null;
       if (current === null || current.version === version) {
+        const release = decideRelease(version, null, cohesionBreaches, [], settings.promotionPolicy);
+        summary = release.summary;
         step = {
           version,
           previousVersion: null,
           figures: null,
-          breaches: [],
-          decision: { promote: true, alert: false, reason: 'no current model to compare with' },
-          decisionName: 'promote',
+          breaches: release.breaches,
+          decision: release.decision,
+          decisionName: release.decisionName,
           alerted: false,
         };
       } else {
@@ -631,14 +648,15 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
         } else {
           breaches = [{ metric: 'segments', value: 1, threshold: 0, message: `the feature set changed since ${current.version}; segments cannot be matched` }];
         }
-        const decision: PromotionDecision = decidePromotion(breaches, settings.promotionPolicy);
+        const release = decideRelease(version, current.version, cohesionBreaches, breaches, settings.promotionPolicy);
+        summary = release.summary;
         step = {
           version,
           previousVersion: current.version,
           figures,
-          breaches,
-          decision,
-          decisionName: !decision.promote ? 'hold' : decision.alert ? 'promote_with_alert' : 'promote',
+          breaches: release.breaches,
+          decision: release.decision,
+          decisionName: release.decisionName,
           alerted: false,
         };
       }
@@ -665,7 +683,7 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
         const alert: Alert = {
           kind: 'data_anomaly',
           severity: 'warning',
-          summary: `Segments of ${version} moved beyond thresholds against ${step.previousVersion}: ${step.decisionName === 'hold' ? 'held, the current model keeps serving' : 'promoted with this alert'}`,
+          summary: summary ?? `Segments of ${version}: ${step.decisionName}`,
           message: step.breaches.map((b) => `- ${b.message}`).join('\n'),
           dedupKey: alertDedupKey('data_anomaly', NIGHTLY_SEGMENTATION_DAG, 'stability', version),
           occurredAt: new Date().toISOString(),
