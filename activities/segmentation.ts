@@ -164,7 +164,9 @@ export async function loadCurrentPointer(storage: Storage, bucket: string): Prom
   if (json === null) return null;
   const parsed = CurrentModelPointerSchema.safeParse(json);
   if (!parsed.success) {
-    throw new Error(`gs://${bucket}/${CURRENT_MODEL_OBJECT} is not {"version", "uri"}: ${parsed.error.message}. Promote a model again to rewrite it.`);
+    throw new Error(
+      `gs://${bucket}/${CURRENT_MODEL_OBJECT} is not {"version", "uri"}: ${parsed.error.message}. Promote a model again to rewrite it.`,
+    );
   }
   return parsed.data;
 }
@@ -292,7 +294,8 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
   const location = config.gcp.location;
   const settings = config.segmentation;
   const raiseAlert =
-    deps.raiseAlert ?? createAlertActivities({ logger, webhookUrls: config.alerts.webhookUrls, uiBaseUrl: config.temporal.uiUrl }).raiseAlert;
+    deps.raiseAlert ??
+    createAlertActivities({ logger, webhookUrls: config.alerts.webhookUrls, uiBaseUrl: config.temporal.uiUrl }).raiseAlert;
   // Checked at use, not only when the configuration was loaded: tests and tools build Config objects too.
   const table = (name: string) => qualifiedTable(project, marts, name);
 
@@ -384,7 +387,10 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
       const source = bigquery.dataset(marts).table('customer_features');
       const [exists] = await source.exists();
       if (!exists) {
-        throw ApplicationFailure.nonRetryable(`${marts}.customer_features does not exist; run the hourly_pipeline DAG first`, 'NoCustomerFeatures');
+        throw ApplicationFailure.nonRetryable(
+          `${marts}.customer_features does not exist; run the hourly_pipeline DAG first`,
+          'NoCustomerFeatures',
+        );
       }
       const [meta] = await source.getMetadata();
       const have = new Set(((meta as { schema?: { fields?: TableField[] } }).schema?.fields ?? []).map((f) => f.name));
@@ -397,7 +403,8 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
       }
       const [countRow] = await query(`SELECT COUNT(*) AS n FROM ${table('customer_features')}`);
       const population = Number(countRow?.n ?? 0);
-      if (population === 0) throw ApplicationFailure.nonRetryable(`${marts}.customer_features is empty; nothing to segment`, 'NoCustomerFeatures');
+      if (population === 0)
+        throw ApplicationFailure.nonRetryable(`${marts}.customer_features is empty; nothing to segment`, 'NoCustomerFeatures');
       // Unless configured, the sample grows with the population: 5% of it, 5,000 to 50,000 customers,
       // the size bench:segment measures against scikit-learn.
       const sampleSize = settings.sampleSize ?? defaultSampleSize(population);
@@ -470,7 +477,10 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
         fit: trainedRecord(fit, fit.runs.length),
       };
       await writeJson(storage, bucket, runObjectName(version, 'k_selection'), step);
-      log.info({ chosenK: selection.chosen_k, elbowK: selection.elbow_k, chosenBy: selection.chosen_by, candidates: selection.candidates }, 'k chosen');
+      log.info(
+        { chosenK: selection.chosen_k, elbowK: selection.elbow_k, chosenBy: selection.chosen_by, candidates: selection.candidates },
+        'k chosen',
+      );
       return { version, chosenK: selection.chosen_k, elbowK: selection.elbow_k, chosenBy: selection.chosen_by, reused: false };
     },
 
@@ -495,7 +505,10 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
       const fresh: Trained = trainedRecord(fit, fit.runs.length + kstep.fit.restarts);
       const best = fresh.inertia <= kstep.fit.inertia ? fresh : { ...kstep.fit, restarts: fresh.restarts };
       await writeJson(storage, bucket, runObjectName(version, 'trained'), best);
-      log.info({ k, inertia: best.inertia, restarts: best.restarts, restartsOnHelperThread: fit.restartsOnHelper, converged: best.converged }, 'model trained');
+      log.info(
+        { k, inertia: best.inertia, restarts: best.restarts, restartsOnHelperThread: fit.restartsOnHelper, converged: best.converged },
+        'model trained',
+      );
       return { version, k, inertia: best.inertia, reused: false };
     },
 
@@ -512,10 +525,16 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
       const kstep = await requireStep(version, 'k_selection', KStepSchema, 'choose_k');
       const trained = await requireStep(version, 'trained', TrainedSchema, 'train');
       const rows = extractRows(extract);
-      const cohesion = cohesionFigures(prepareMatrix(kstep.preparation, rows), rows.length, kstep.preparation.features.length, trained.centroids, {
-        seed: settings.seed,
-        silhouetteSampleSize: settings.silhouetteSampleSize,
-      });
+      const cohesion = cohesionFigures(
+        prepareMatrix(kstep.preparation, rows),
+        rows.length,
+        kstep.preparation.features.length,
+        trained.centroids,
+        {
+          seed: settings.seed,
+          silhouetteSampleSize: settings.silhouetteSampleSize,
+        },
+      );
       const candidate = parseSegmentModel({
         version,
         created_at: new Date().toISOString(),
@@ -541,7 +560,8 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
       let model = candidate;
       let label: z.infer<typeof LabelStepSchema> = { relabelledFrom: null, matches: [] };
       const sameFeatures =
-        current !== null && current.preparation.features.map((f) => f.name).join(',') === candidate.preparation.features.map((f) => f.name).join(',');
+        current !== null &&
+        current.preparation.features.map((f) => f.name).join(',') === candidate.preparation.features.map((f) => f.name).join(',');
       if (current && current.version !== version && sameFeatures) {
         const relabelled = relabelFromCurrent(current, candidate);
         model = relabelled.model;
@@ -551,7 +571,10 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
       }
       await writeJson(storage, bucket, runObjectName(version, 'labels'), label);
       await writeJson(storage, bucket, runObjectName(version, 'model'), model);
-      log.info({ segments: model.segments.map((s) => ({ id: s.id, label: s.label, share: s.share })), relabelledFrom: label.relabelledFrom }, 'segments labelled');
+      log.info(
+        { segments: model.segments.map((s) => ({ id: s.id, label: s.label, share: s.share })), relabelledFrom: label.relabelledFrom },
+        'segments labelled',
+      );
       return { version, k: model.centroids.length, labels: model.segments.map((s) => s.label), reused: false };
     },
 
@@ -569,7 +592,9 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
           chosen_k: model.k_selection.chosen_k,
           elbow_k: model.k_selection.elbow_k,
           chosen_by: model.k_selection.chosen_by,
-          cohesion: model.cohesion ? { davies_bouldin: model.cohesion.davies_bouldin, calinski_harabasz: model.cohesion.calinski_harabasz } : null,
+          cohesion: model.cohesion
+            ? { davies_bouldin: model.cohesion.davies_bouldin, calinski_harabasz: model.cohesion.calinski_harabasz }
+            : null,
           training: model.training,
         });
         await query(
@@ -609,7 +634,13 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
       if (done) return { ...(done as StabilityStep), reused: true };
       const candidate = await candidateModel(version);
       const current = await loadCurrentModel(storage, bucket);
-      const cohesionBreaches = candidate.cohesion ? checkCohesion(candidate.cohesion, candidate.segments.map((s) => s.label), settings.cohesion) : [];
+      const cohesionBreaches = candidate.cohesion
+        ? checkCohesion(
+            candidate.cohesion,
+            candidate.segments.map((s) => s.label),
+            settings.cohesion,
+          )
+        : [];
       let step: StabilityStep;
       let summary: string | null;
       if (current === null || current.version === version) {
@@ -625,7 +656,8 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
           alerted: false,
         };
       } else {
-        const sameFeatures = current.preparation.features.map((f) => f.name).join(',') === candidate.preparation.features.map((f) => f.name).join(',');
+        const sameFeatures =
+          current.preparation.features.map((f) => f.name).join(',') === candidate.preparation.features.map((f) => f.name).join(',');
         let figures: StabilityFigures | null = null;
         let breaches: StabilityBreach[];
         if (sameFeatures) {
@@ -646,7 +678,14 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
           figures = stabilityFigures(current, candidate, contingency);
           breaches = checkStability(figures, settings.thresholds);
         } else {
-          breaches = [{ metric: 'segments', value: 1, threshold: 0, message: `the feature set changed since ${current.version}; segments cannot be matched` }];
+          breaches = [
+            {
+              metric: 'segments',
+              value: 1,
+              threshold: 0,
+              message: `the feature set changed since ${current.version}; segments cannot be matched`,
+            },
+          ];
         }
         const release = decideRelease(version, current.version, cohesionBreaches, breaches, settings.promotionPolicy);
         summary = release.summary;
@@ -696,7 +735,10 @@ export function createSegmentationActivities(deps: SegmentationDeps) {
         step = { ...step, alerted: true };
       }
       await writeJson(storage, bucket, runObjectName(version, 'stability'), step);
-      log.info({ previous: step.previousVersion, decision: step.decisionName, breaches: step.breaches.length, figures: step.figures }, 'stability measured');
+      log.info(
+        { previous: step.previousVersion, decision: step.decisionName, breaches: step.breaches.length, figures: step.figures },
+        'stability measured',
+      );
       return { ...step, reused: false };
     },
 
@@ -733,7 +775,10 @@ export interface SegmentationRunSummary {
 }
 
 /** What a run of one version produced, read back from GCS and BigQuery (for `npm run segment` and tests). */
-export async function readSegmentationRun(deps: Pick<SegmentationDeps, 'bigquery' | 'storage' | 'config'>, version: string): Promise<SegmentationRunSummary> {
+export async function readSegmentationRun(
+  deps: Pick<SegmentationDeps, 'bigquery' | 'storage' | 'config'>,
+  version: string,
+): Promise<SegmentationRunSummary> {
   const { bigquery, storage, config } = deps;
   const bucket = config.lake.bucket;
   const modelJson = await readJson(storage, bucket, modelObjectName(version));

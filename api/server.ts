@@ -94,7 +94,9 @@ function problem(reply: FastifyReply, statusCode: number, error: string, message
 
 export function buildProfileApi(options: ProfileApiOptions) {
   if (options.tokens.length === 0 || options.tokens.some((t) => t.trim().length === 0)) {
-    throw new Error('profile API: expected at least one non-empty bearer token (SEGFLOW_API_TOKENS); without one every request would be refused');
+    throw new Error(
+      'profile API: expected at least one non-empty bearer token (SEGFLOW_API_TOKENS); without one every request would be refused',
+    );
   }
   // Hashing gives every comparison the same length, so timingSafeEqual works
   // and neither the token nor its length leaks through timing.
@@ -115,7 +117,12 @@ export function buildProfileApi(options: ProfileApiOptions) {
     // without echoing the URL back.
     frameworkErrors: (err, _request, reply) => {
       const status = (err as { statusCode?: number }).statusCode ?? 400;
-      return problem(reply, status, httpError(status), status === 400 ? 'the request URL is not valid (check its percent-encoding)' : err.message);
+      return problem(
+        reply,
+        status,
+        httpError(status),
+        status === 400 ? 'the request URL is not valid (check its percent-encoding)' : err.message,
+      );
     },
   });
 
@@ -190,32 +197,39 @@ export function buildProfileApi(options: ProfileApiOptions) {
 
     // preValidation, not onRequest: the rate limiter appends its onRequest hook to the
     // route's, and it must run first so token guessing is rate-limited too.
-    api.get<{ Params: { id: string } }>('/v1/customers/:id/profile', { preValidation: authenticate, schema: { response: { 200: PROFILE_RESPONSE_SCHEMA } } }, async (request, reply) => {
-      const id = request.params.id;
-      if (!isCustomerId(id)) {
-        return problem(reply, 400, 'Bad Request', `customer id: expected ${CUSTOMER_ID_RULE}`);
-      }
-      reply.header('cache-control', 'no-store');
-      const read = await reader.read(id);
-      switch (read.kind) {
-        case 'fresh':
-          return toResponse(read.profile, false);
-        case 'stale':
-          request.log.debug({ customerId: id, reason: read.reason, cachedAt: new Date(read.cachedAt).toISOString() }, 'served a cached profile');
-          return toResponse(read.profile, true);
-        case 'not_found':
-          return problem(reply, 404, 'Not Found', `no profile for customer ${id}`);
-        case 'unavailable':
-          request.log.warn({ customerId: id, reason: read.reason }, 'profile store unavailable and nothing cached');
-          reply.header('retry-after', '5');
-          return problem(
-            reply,
-            503,
-            'Service Unavailable',
-            `${read.reason}, and no cached profile exists for this customer; retry in a few seconds`,
-          );
-      }
-    });
+    api.get<{ Params: { id: string } }>(
+      '/v1/customers/:id/profile',
+      { preValidation: authenticate, schema: { response: { 200: PROFILE_RESPONSE_SCHEMA } } },
+      async (request, reply) => {
+        const id = request.params.id;
+        if (!isCustomerId(id)) {
+          return problem(reply, 400, 'Bad Request', `customer id: expected ${CUSTOMER_ID_RULE}`);
+        }
+        reply.header('cache-control', 'no-store');
+        const read = await reader.read(id);
+        switch (read.kind) {
+          case 'fresh':
+            return toResponse(read.profile, false);
+          case 'stale':
+            request.log.debug(
+              { customerId: id, reason: read.reason, cachedAt: new Date(read.cachedAt).toISOString() },
+              'served a cached profile',
+            );
+            return toResponse(read.profile, true);
+          case 'not_found':
+            return problem(reply, 404, 'Not Found', `no profile for customer ${id}`);
+          case 'unavailable':
+            request.log.warn({ customerId: id, reason: read.reason }, 'profile store unavailable and nothing cached');
+            reply.header('retry-after', '5');
+            return problem(
+              reply,
+              503,
+              'Service Unavailable',
+              `${read.reason}, and no cached profile exists for this customer; retry in a few seconds`,
+            );
+        }
+      },
+    );
   });
 
   return app;

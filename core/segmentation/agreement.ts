@@ -14,7 +14,9 @@ export interface ContingencyCell {
 /** Builds the contingency table from two aligned assignments (one entry per customer). */
 export function contingencyTable(current: ArrayLike<number>, candidate: ArrayLike<number>): ContingencyCell[] {
   if (current.length !== candidate.length) {
-    throw new Error(`contingencyTable: assignments differ in length (${current.length} vs ${candidate.length}); align them by customer first`);
+    throw new Error(
+      `contingencyTable: assignments differ in length (${current.length} vs ${candidate.length}); align them by customer first`,
+    );
   }
   const cells = new Map<string, ContingencyCell>();
   for (let i = 0; i < current.length; i++) {

@@ -50,7 +50,12 @@ export function checkCohesion(
       threshold: t.minSegmentSilhouette,
       message:
         `cohesion gate segment_silhouette: ${name(worst.index)} has mean silhouette ${worst.silhouette!.toFixed(3)}, below ${t.minSegmentSilhouette}` +
-        (weak.length > 1 ? ` (and ${weak.length - 1} more: ${weak.filter((s) => s !== worst).map((s) => name(s.index)).join(', ')})` : '') +
+        (weak.length > 1
+          ? ` (and ${weak.length - 1} more: ${weak
+              .filter((s) => s !== worst)
+              .map((s) => name(s.index))
+              .join(', ')})`
+          : '') +
         (worst.nearest_index !== null ? `; its rows sit nearer ${name(worst.nearest_index)}` : ''),
     });
   }
@@ -90,7 +95,10 @@ export function decideRelease(
       summary: `Segments of ${version} fail the cohesion gate (${gates}): held, the current model keeps serving`,
     };
   }
-  const decision = previousVersion === null && stabilityBreaches.length === 0 ? { promote: true, alert: false, reason: 'no current model to compare with' } : decidePromotion(stabilityBreaches, policy);
+  const decision =
+    previousVersion === null && stabilityBreaches.length === 0
+      ? { promote: true, alert: false, reason: 'no current model to compare with' }
+      : decidePromotion(stabilityBreaches, policy);
   const decisionName = !decision.promote ? 'hold' : decision.alert ? 'promote_with_alert' : 'promote';
   return {
     decision,

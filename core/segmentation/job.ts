@@ -140,7 +140,13 @@ export function runSegmentationJob(
       tolerance: TRAIN_DEFAULTS.tolerance,
       initialCentroids: trained.centroids,
     });
-    result = { centroids: flattenCentroids(refined.centroids, dim), labels: refined.labels, inertia: refined.inertia, sizes: refined.sizes, passes: refined.iterations };
+    result = {
+      centroids: flattenCentroids(refined.centroids, dim),
+      labels: refined.labels,
+      inertia: refined.inertia,
+      sizes: refined.sizes,
+      passes: refined.iterations,
+    };
   } else {
     // Half the rows go to the helper thread when the matrix is on a SharedArrayBuffer (see restart-thread.ts).
     const { labels, inertia, sizes, onHelper } =
@@ -228,7 +234,10 @@ export function trainSegmentModel(
     segments: describeSegments(preparation, fit.centroids, fit.sizes),
     k_selection: selection,
     metrics: { inertia: fit.inertia, silhouette: chosen?.silhouette ?? 0 },
-    cohesion: cohesionFigures(matrix, rows.length, dim, fit.centroids, { seed: settings.seed, silhouetteSampleSize: settings.silhouetteSampleSize }),
+    cohesion: cohesionFigures(matrix, rows.length, dim, fit.centroids, {
+      seed: settings.seed,
+      silhouetteSampleSize: settings.silhouetteSampleSize,
+    }),
     training: {
       sample_size: rows.length,
       seed: settings.seed,

@@ -235,7 +235,11 @@ export function selectK(matrix: Float64Array, nRows: number, dim: number, option
   }
   if (nRows < 2) throw new Error(`selectK: expected at least 2 rows, got ${nRows}`);
 
-  const silIdx = sampleIndices(nRows, options.silhouetteSampleSize ?? KSELECT_DEFAULTS.silhouetteSampleSize, deriveSeed(options.seed, 7919));
+  const silIdx = sampleIndices(
+    nRows,
+    options.silhouetteSampleSize ?? KSELECT_DEFAULTS.silhouetteSampleSize,
+    deriveSeed(options.seed, 7919),
+  );
   const silRows = takeRows(matrix, dim, silIdx);
   const pairwise = new PairwiseDistances(silRows, silIdx.length, dim);
   // One k alone is not compared with anything, so its stability is not worth the fits.
@@ -289,7 +293,14 @@ export function selectK(matrix: Float64Array, nRows: number, dim: number, option
       const repeated = repeatedLabels(options.labelSegments(fit.centroids, fit.sizes));
       if (repeated.length > 0) rejected = `labels would repeat (${repeated.join(', ')}): the segments cannot be told apart`;
     }
-    candidates.push({ k, inertia: fit.inertia, silhouette, min_share: smallest, stability, ...(rejected ? { rejected_reason: rejected } : {}) });
+    candidates.push({
+      k,
+      inertia: fit.inertia,
+      silhouette,
+      min_share: smallest,
+      stability,
+      ...(rejected ? { rejected_reason: rejected } : {}),
+    });
   }
 
   const elbow = elbowK(candidates.filter((c) => fits.has(c.k)));

@@ -129,9 +129,7 @@ export const StabilityFiguresSchema = z.object({
   adjusted_rand_index: z.number(),
   centroid_drift: z.array(z.object({ id: z.number().int(), distance: z.number().nonnegative() })),
   max_centroid_drift: z.number().nonnegative(),
-  size_shifts: z.array(
-    z.object({ id: z.number().int(), current_share: z.number(), candidate_share: z.number(), delta: z.number() }),
-  ),
+  size_shifts: z.array(z.object({ id: z.number().int(), current_share: z.number(), candidate_share: z.number(), delta: z.number() })),
   max_size_shift: z.number().nonnegative(),
   new_segment_ids: z.array(z.number().int()),
   retired_segment_ids: z.array(z.number().int()),
@@ -205,7 +203,10 @@ export interface StabilityBreach {
   message: string;
 }
 
-export function checkStability(figures: StabilityFigures, thresholdsInput: z.input<typeof StabilityThresholdsSchema> = {}): StabilityBreach[] {
+export function checkStability(
+  figures: StabilityFigures,
+  thresholdsInput: z.input<typeof StabilityThresholdsSchema> = {},
+): StabilityBreach[] {
   const t = parseOrThrow(StabilityThresholdsSchema, thresholdsInput, 'stability thresholds');
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
   const breaches: StabilityBreach[] = [];

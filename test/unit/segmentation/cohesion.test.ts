@@ -53,7 +53,12 @@ function cohesion(silhouette: number, segmentSilhouettes: (number | null)[]): Co
   };
 }
 
-const DRIFT: StabilityBreach = { metric: 'max_centroid_drift', value: 0.4, threshold: 0.25, message: 'segment 1 centroid moved 0.400; at most 0.25 is allowed' };
+const DRIFT: StabilityBreach = {
+  metric: 'max_centroid_drift',
+  value: 0.4,
+  threshold: 0.25,
+  message: 'segment 1 centroid moved 0.400; at most 0.25 is allowed',
+};
 
 test('a segment with negative mean silhouette holds the model whatever the policy, with one alert naming the gate and the figure', () => {
   const breaches = checkCohesion(cohesion(0.45, [0.6, -0.08, 0.3]), ['new', 'mainstream', 'at risk']);

@@ -61,7 +61,10 @@ test('the bootstrap tells a real group from a split of one: stable at the true k
 });
 
 test('repeated labels are the numbered ones beside their base label', () => {
-  assert.deepEqual(repeatedLabels(['low engagement', 'low engagement 2', 'mainstream', 'low engagement 3']), ['low engagement 2', 'low engagement 3']);
+  assert.deepEqual(repeatedLabels(['low engagement', 'low engagement 2', 'mainstream', 'low engagement 3']), [
+    'low engagement 2',
+    'low engagement 3',
+  ]);
   assert.deepEqual(repeatedLabels(['new', 'at risk', 'mainstream']), []);
   // A number alone is not a repeat: there must be the label it repeats.
   assert.deepEqual(repeatedLabels(['top 100', 'new']), []);
