@@ -294,6 +294,46 @@ export const envSchema = z.object({
     .max(20_000)
     .default(2000)
     .describe('Rows the silhouette of each candidate k is computed on.'),
+  SEGFLOW_SEGMENT_K_TOLERANCE: z.coerce
+    .number()
+    .min(0)
+    .max(1)
+    .default(0.01)
+    .describe('`choose_k` takes the smallest k whose mean silhouette is at most this below the best k that was not refused.'),
+  SEGFLOW_SEGMENT_STABILITY_RESAMPLES: z.coerce
+    .number()
+    .int()
+    .min(2)
+    .max(50)
+    .default(4)
+    .describe('Bootstrap resamples per candidate k; its stability is the mean adjusted Rand index over every pair of their fits.'),
+  SEGFLOW_SEGMENT_STABILITY_SAMPLE: z.coerce
+    .number()
+    .int()
+    .min(10)
+    .max(50_000)
+    .default(1000)
+    .describe('Training rows the bootstrap resamples of each candidate k are drawn from.'),
+  SEGFLOW_SEGMENT_MIN_K_STABILITY: z.coerce
+    .number()
+    .min(-1)
+    .max(1)
+    .default(0.8)
+    .describe('A k whose bootstrap stability is below this is refused when a smaller k reaches it (its extra segments do not reproduce).'),
+  SEGFLOW_SEGMENT_MIN_SEGMENT_SILHOUETTE: z.coerce
+    .number()
+    .min(-1)
+    .max(1)
+    .default(0)
+    .describe(
+      'Cohesion gate: a model with a segment whose mean silhouette is below this is held and alerted on, whatever the promotion policy.',
+    ),
+  SEGFLOW_SEGMENT_MIN_SILHOUETTE: z.coerce
+    .number()
+    .min(-1)
+    .max(1)
+    .default(0.2)
+    .describe('Cohesion gate: a model whose mean silhouette is below this is held and alerted on, whatever the promotion policy.'),
   SEGFLOW_SEGMENT_N_INIT: z.coerce
     .number()
     .int()
@@ -414,6 +454,13 @@ export interface Config {
     pageSize: number;
     minSegmentShare: number;
     silhouetteSampleSize: number;
+    /** choose_k: the smallest k within this of the best silhouette, bootstrap resamples and rows, the stability floor. */
+    kTolerance: number;
+    stabilityResamples: number;
+    stabilitySampleSize: number;
+    minKStability: number;
+    /** The cohesion gate (core/segmentation/cohesion-gate.ts). */
+    cohesion: { minSegmentSilhouette: number; minSilhouette: number };
     nInit: number;
     seed: number;
     thresholds: {
@@ -572,6 +619,11 @@ export function parseConfig(env: RawEnv): Config {
       pageSize: e.SEGFLOW_SEGMENT_PAGE_SIZE,
       minSegmentShare: e.SEGFLOW_SEGMENT_MIN_SEGMENT_SHARE,
       silhouetteSampleSize: e.SEGFLOW_SEGMENT_SILHOUETTE_SAMPLE,
+      kTolerance: e.SEGFLOW_SEGMENT_K_TOLERANCE,
+      stabilityResamples: e.SEGFLOW_SEGMENT_STABILITY_RESAMPLES,
+      stabilitySampleSize: e.SEGFLOW_SEGMENT_STABILITY_SAMPLE,
+      minKStability: e.SEGFLOW_SEGMENT_MIN_K_STABILITY,
+      cohesion: { minSegmentSilhouette: e.SEGFLOW_SEGMENT_MIN_SEGMENT_SILHOUETTE, minSilhouette: e.SEGFLOW_SEGMENT_MIN_SILHOUETTE },
       nInit: e.SEGFLOW_SEGMENT_N_INIT,
       seed: e.SEGFLOW_SEGMENT_SEED,
       thresholds: {

@@ -73,18 +73,41 @@ const clients = createGcpClients(config);
 const run = await readSegmentationRun({ ...clients, config }, version);
 if (run.model) {
   const sel = run.model.k_selection;
-  console.log(`\nchosen k = ${sel.chosen_k} (by ${sel.chosen_by}; elbow at ${sel.elbow_k ?? 'none'})`);
+  const rule = sel.rule
+    ? `; smallest k within ${sel.rule.tolerance} of the best silhouette, stability floor ${sel.rule.min_stability} over ${sel.rule.resamples} resamples of ${sel.rule.stability_rows} rows`
+    : '';
+  console.log(`\nchosen k = ${sel.chosen_k} (by ${sel.chosen_by}; elbow at ${sel.elbow_k ?? 'none'}${rule})`);
   printTable(
-    ['k', 'inertia', 'silhouette', 'smallest', 'note'],
+    ['k', 'inertia', 'silhouette', 'stability', 'smallest', 'chosen', 'refused'],
     sel.candidates.map((c) => [
       c.k,
       c.inertia.toFixed(2),
       c.silhouette.toFixed(3),
+      c.stability === null || c.stability === undefined ? '-' : c.stability.toFixed(3),
       `${(c.min_share * 100).toFixed(1)}%`,
-      c.rejected_reason ?? (c.k === sel.chosen_k ? 'chosen' : ''),
+      c.k === sel.chosen_k ? 'yes' : '',
+      c.rejected_reason ?? '',
     ]),
-    { indent: 2, align: ['right', 'right', 'right', 'right'] },
+    { indent: 2, align: ['right', 'right', 'right', 'right', 'right'] },
   );
+  const coh = run.model.cohesion;
+  if (coh) {
+    const fmt = (x: number | null, digits: number) => (x === null ? '-' : x.toFixed(digits));
+    console.log(
+      `\ncohesion and separation: silhouette ${coh.silhouette.toFixed(3)}, Davies-Bouldin ${fmt(coh.davies_bouldin, 3)} (lower is better), Calinski-Harabasz ${fmt(coh.calinski_harabasz, 1)} (higher is better)`,
+    );
+    printTable(
+      ['segment', 'silhouette', 'mean distance', 'nearest other', 'distance to it'],
+      coh.segments.map((g) => [
+        run.model!.segments[g.index]?.label ?? g.index,
+        fmt(g.silhouette, 3),
+        g.mean_distance.toFixed(3),
+        g.nearest_index === null ? '-' : (run.model!.segments[g.nearest_index]?.label ?? g.nearest_index),
+        fmt(g.nearest_centroid_distance, 3),
+      ]),
+      { indent: 2, align: ['left', 'right', 'right', 'left', 'right'] },
+    );
+  }
   console.log('\nsegments (every customer, assigned in BigQuery):');
   printTable(
     ['id', 'label', 'customers', 'share'],

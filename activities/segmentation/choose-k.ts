@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { DagTaskInput } from '../../core/dag-task.js';
-import { KSelectionError, fitPreparation, prepareMatrix, selectK } from '../../core/segmentation/index.js';
+import { KSelectionError, describeSegments, fitPreparation, prepareMatrix, selectK } from '../../core/segmentation/index.js';
 import { ExtractSchema, KStepSchema, type KStep } from '../../stores/model-registry.js';
 import { extractRows, trainedRecord, type SegmentationContext } from './context.js';
 import { heartbeat } from '../heartbeat.js';
@@ -26,6 +26,11 @@ export async function chooseK(ctx: SegmentationContext, input: DagTaskInput) {
       kMax: settings.kMax,
       minSegmentShare: settings.minSegmentShare,
       silhouetteSampleSize: settings.silhouetteSampleSize,
+      tolerance: settings.kTolerance,
+      stabilityResamples: settings.stabilityResamples,
+      stabilitySampleSize: settings.stabilitySampleSize,
+      minStability: settings.minKStability,
+      labelSegments: (centroids, sizes) => describeSegments(preparation, centroids, sizes).map((s) => s.label),
       nInit: settings.nInit,
     });
   } catch (err) {

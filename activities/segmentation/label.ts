@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import type { DagTaskInput } from '../../core/dag-task.js';
-import { describeSegments, parseSegmentModel, relabelFromCurrent } from '../../core/segmentation/index.js';
+import { cohesionFigures, describeSegments, parseSegmentModel, prepareMatrix, relabelFromCurrent } from '../../core/segmentation/index.js';
 import { ExtractSchema, KStepSchema, TrainedSchema, loadCurrentModel, type LabelStep } from '../../stores/model-registry.js';
-import { sameFeatures, type SegmentationContext } from './context.js';
+import { extractRows, sameFeatures, type SegmentationContext } from './context.js';
 
 /** Labels the segments and carries ids and labels over from the current model (Hungarian matching). */
 export async function label(ctx: SegmentationContext, input: DagTaskInput) {
@@ -16,6 +16,17 @@ export async function label(ctx: SegmentationContext, input: DagTaskInput) {
   const extract = await ctx.requireStep(version, 'extract', ExtractSchema, 'extract');
   const kstep = await ctx.requireStep(version, 'k_selection', KStepSchema, 'choose_k');
   const trained = await ctx.requireStep(version, 'trained', TrainedSchema, 'train');
+  const rows = extractRows(extract);
+  const cohesion = cohesionFigures(
+    prepareMatrix(kstep.preparation, rows),
+    rows.length,
+    kstep.preparation.features.length,
+    trained.centroids,
+    {
+      seed: ctx.settings.seed,
+      silhouetteSampleSize: ctx.settings.silhouetteSampleSize,
+    },
+  );
   const candidate = parseSegmentModel({
     version,
     created_at: new Date().toISOString(),
@@ -28,6 +39,7 @@ export async function label(ctx: SegmentationContext, input: DagTaskInput) {
       inertia: trained.inertia,
       silhouette: kstep.selection.candidates.find((c) => c.k === trained.k)?.silhouette ?? 0,
     },
+    cohesion,
     training: {
       sample_size: extract.ids.length,
       seed: trained.seed,

@@ -16,6 +16,9 @@ export async function register(ctx: SegmentationContext, input: DagTaskInput) {
       chosen_k: model.k_selection.chosen_k,
       elbow_k: model.k_selection.elbow_k,
       chosen_by: model.k_selection.chosen_by,
+      cohesion: model.cohesion
+        ? { davies_bouldin: model.cohesion.davies_bouldin, calinski_harabasz: model.cohesion.calinski_harabasz }
+        : null,
       training: model.training,
     });
     await query(

@@ -2,11 +2,11 @@ import { alertDedupKey, type Alert } from '../../core/alerts.js';
 import { NIGHTLY_SEGMENTATION_DAG } from '../../core/dag-ids.js';
 import type { DagTaskInput } from '../../core/dag-task.js';
 import {
+  checkCohesion,
   checkStability,
-  decidePromotion,
+  decideRelease,
   stabilityFigures,
   type ContingencyCell,
-  type PromotionDecision,
   type StabilityBreach,
   type StabilityFigures,
 } from '../../core/segmentation/index.js';
@@ -22,15 +22,25 @@ export async function stability(ctx: SegmentationContext, input: DagTaskInput) {
   if (done) return { ...(done as StabilityStep), reused: true };
   const candidate = await ctx.candidateModel(version);
   const current = await loadCurrentModel(ctx.storage, ctx.bucket);
+  const cohesionBreaches = candidate.cohesion
+    ? checkCohesion(
+        candidate.cohesion,
+        candidate.segments.map((s) => s.label),
+        settings.cohesion,
+      )
+    : [];
   let step: StabilityStep;
+  let summary: string | null;
   if (current === null || current.version === version) {
+    const release = decideRelease(version, null, cohesionBreaches, [], settings.promotionPolicy);
+    summary = release.summary;
     step = {
       version,
       previousVersion: null,
       figures: null,
-      breaches: [],
-      decision: { promote: true, alert: false, reason: 'no current model to compare with' },
-      decisionName: 'promote',
+      breaches: release.breaches,
+      decision: release.decision,
+      decisionName: release.decisionName,
       alerted: false,
     };
   } else {
@@ -63,14 +73,15 @@ export async function stability(ctx: SegmentationContext, input: DagTaskInput) {
         },
       ];
     }
-    const decision: PromotionDecision = decidePromotion(breaches, settings.promotionPolicy);
+    const release = decideRelease(version, current.version, cohesionBreaches, breaches, settings.promotionPolicy);
+    summary = release.summary;
     step = {
       version,
       previousVersion: current.version,
       figures,
-      breaches,
-      decision,
-      decisionName: !decision.promote ? 'hold' : decision.alert ? 'promote_with_alert' : 'promote',
+      breaches: release.breaches,
+      decision: release.decision,
+      decisionName: release.decisionName,
       alerted: false,
     };
   }
@@ -97,7 +108,7 @@ export async function stability(ctx: SegmentationContext, input: DagTaskInput) {
     const alert: Alert = {
       kind: 'data_anomaly',
       severity: 'warning',
-      summary: `Segments of ${version} moved beyond thresholds against ${step.previousVersion}: ${step.decisionName === 'hold' ? 'held, the current model keeps serving' : 'promoted with this alert'}`,
+      summary: summary ?? `Segments of ${version}: ${step.decisionName}`,
       message: step.breaches.map((b) => `- ${b.message}`).join('\n'),
       dedupKey: alertDedupKey('data_anomaly', NIGHTLY_SEGMENTATION_DAG, 'stability', version),
       occurredAt: new Date().toISOString(),

@@ -1,6 +1,10 @@
 /** The pure segmentation core: preparation, k-means, k selection, labels, assignment (TS and SQL), stability. */
+export * from './agreement.js';
 export * from './assign.js';
 export * from './features.js';
+export * from './bootstrap.js';
+export * from './cohesion.js';
+export * from './cohesion-gate.js';
 export * from './job.js';
 export * from './kselect.js';
 export * from './labels.js';

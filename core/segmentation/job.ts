@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { assignAll, checkMatrix, flattenCentroids, unflattenCentroids } from './assign.js';
 import { KSELECT_DEFAULTS, selectK } from './kselect.js';
+import { cohesionFigures } from './cohesion.js';
 import { describeSegments } from './labels.js';
 import { parseSegmentModel } from './model.js';
 import type { SegmentModel } from './model.js';
@@ -181,7 +182,10 @@ export const SegmentationSettingsSchema = z.object({
   maxK: z.number().int().min(1).optional(),
   minSegmentShare: z.number().min(0).max(1).default(KSELECT_DEFAULTS.minSegmentShare),
   silhouetteSampleSize: z.number().int().min(2).default(KSELECT_DEFAULTS.silhouetteSampleSize),
-  tieTolerance: z.number().min(0).default(KSELECT_DEFAULTS.tieTolerance),
+  tolerance: z.number().min(0).default(KSELECT_DEFAULTS.tolerance),
+  stabilityResamples: z.number().int().min(2).default(KSELECT_DEFAULTS.stabilityResamples),
+  stabilitySampleSize: z.number().int().min(2).default(KSELECT_DEFAULTS.stabilitySampleSize),
+  minStability: z.number().min(-1).max(1).default(KSELECT_DEFAULTS.minStability),
   nInit: z.number().int().min(1).default(TRAIN_DEFAULTS.nInit),
   maxIterations: z.number().int().min(1).default(TRAIN_DEFAULTS.maxIterations),
   seed: z.number().int().nonnegative().default(20261126),
@@ -211,7 +215,11 @@ export function trainSegmentModel(
     ...(settings.maxK !== undefined ? { maxK: settings.maxK } : {}),
     minSegmentShare: settings.minSegmentShare,
     silhouetteSampleSize: settings.silhouetteSampleSize,
-    tieTolerance: settings.tieTolerance,
+    tolerance: settings.tolerance,
+    stabilityResamples: settings.stabilityResamples,
+    stabilitySampleSize: settings.stabilitySampleSize,
+    minStability: settings.minStability,
+    labelSegments: (centroids, sizes) => describeSegments(preparation, centroids, sizes).map((s) => s.label),
     nInit: settings.nInit,
     maxIterations: settings.maxIterations,
   });
@@ -226,6 +234,10 @@ export function trainSegmentModel(
     segments: describeSegments(preparation, fit.centroids, fit.sizes),
     k_selection: selection,
     metrics: { inertia: fit.inertia, silhouette: chosen?.silhouette ?? 0 },
+    cohesion: cohesionFigures(matrix, rows.length, dim, fit.centroids, {
+      seed: settings.seed,
+      silhouetteSampleSize: settings.silhouetteSampleSize,
+    }),
     training: {
       sample_size: rows.length,
       seed: settings.seed,

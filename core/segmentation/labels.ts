@@ -101,11 +101,28 @@ function featureZScores(prep: Preparation, centroids: readonly (readonly number[
   });
 }
 
+/** A label already taken gets a number ("low engagement 2"): the labeller could not tell the segments apart. */
+function numbered(wanted: string, n: number): string {
+  return `${wanted} ${n}`;
+}
+
 function uniqueLabel(wanted: string, taken: Set<string>): string {
   let label = wanted;
-  for (let n = 2; taken.has(label); n++) label = `${wanted} ${n}`;
+  for (let n = 2; taken.has(label); n++) label = numbered(wanted, n);
   taken.add(label);
   return label;
+}
+
+/**
+ * The labels of `labels` that repeat another one with a number ("low engagement 2" beside
+ * "low engagement"): segments a marketer cannot tell apart, so choose_k refuses their k.
+ */
+export function repeatedLabels(labels: readonly string[]): string[] {
+  const all = new Set(labels);
+  return labels.filter((label) => {
+    const m = /^(.+) (\d+)$/.exec(label);
+    return m !== null && Number(m[2]) >= 2 && all.has(m[1]!) && numbered(m[1]!, Number(m[2])) === label;
+  });
 }
 
 /**

@@ -4,6 +4,7 @@
  * (TypeScript) assignment both read only this, which is what lets them agree.
  */
 import { z } from 'zod';
+import { CohesionSchema } from './cohesion.js';
 import { KSelectionSchema } from './kselect.js';
 import { SegmentSchema } from './labels.js';
 import { FeatureSpecListSchema, PreparationSchema } from './prepare.js';
@@ -30,6 +31,8 @@ export const SegmentModelSchema = z
       /** Mean silhouette on the silhouette sample. */
       silhouette: z.number().min(-1).max(1),
     }),
+    /** Cohesion and separation per segment (by centroid index) and for the model, as trained (absent in older models). */
+    cohesion: CohesionSchema.optional(),
     training: z.object({
       sample_size: z.number().int().positive(),
       seed: z.number().int().nonnegative(),

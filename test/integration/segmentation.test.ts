@@ -363,3 +363,64 @@ test('stability figures are exact on a hand-built case, and breaches raise the a
   assert.equal(promoted.promoted, false);
   assert.equal((await loadCurrentModel(clients.storage, bucket))?.version, cur, 'the held model does not replace the current one');
 });
+
+test('a model that fails a cohesion gate is held, with exactly one alert naming the gate and the figure', async () => {
+  // Its own bucket: no current model there, so only the gate decides (the first model is gated too).
+  const cohBucket = `${bucket}-coh`;
+  const config = testConfig('segcoh', { SEGFLOW_DATASET_MARTS: dataset, SEGFLOW_LAKE_BUCKET: cohBucket });
+  assert.equal(config.segmentation.promotionPolicy, 'promote_with_alert');
+  const clients = createGcpClients(config);
+  const alerts: Alert[] = [];
+  const acts = createSegmentationActivities({
+    ...clients,
+    config,
+    logger: createLogger({ level: 'silent', name: 'segcoh' }),
+    raiseAlert: async (a) => void alerts.push(a),
+  });
+  const interval = { start: '2026-12-03T00:00:00Z', end: '2026-12-04T00:00:00Z' };
+  const version = modelVersionFor(interval.end);
+  const segment = (index: number, silhouette: number) => ({
+    index,
+    silhouette,
+    mean_distance: 0.1,
+    nearest_centroid_distance: 0.2,
+    nearest_index: 1 - index,
+  });
+  const model = parseSegmentModel({
+    version,
+    created_at: '2026-12-04T00:00:00Z',
+    features: [{ name: 'x', weight: 1 }],
+    preparation: { features: [{ name: 'x', weight: 1, log: false, fill: 5, min: 0, max: 10, missing_share: 0 }], training_rows: 10 },
+    centroids: [[0.4], [0.6]],
+    segments: [0, 1].map((i) => ({ id: i, label: ['low', 'high'][i]!, size: 5, share: 0.5, centroid: { x: 4 + 2 * i }, traits: [] })),
+    k_selection: { chosen_k: 2, elbow_k: null, chosen_by: 'fixed', candidates: [{ k: 2, inertia: 0, silhouette: 0.3, min_share: 0.5 }] },
+    metrics: { inertia: 0, silhouette: 0.3 },
+    cohesion: {
+      silhouette: 0.3,
+      davies_bouldin: 1,
+      calinski_harabasz: 10,
+      silhouette_rows: 10,
+      rows: 10,
+      segments: [segment(0, 0.65), segment(1, -0.05)],
+    },
+    training: { sample_size: 10, seed: 1, n_init: 1, iterations: 1, converged: true },
+  });
+  const bkt = clients.storage.bucket(cohBucket);
+  if (!(await bkt.exists())[0]) await clients.storage.createBucket(cohBucket);
+  await bkt.file(runObjectName(version, 'model')).save(JSON.stringify(model));
+  const result = await acts.segmentationStability({ dagId: NIGHTLY_SEGMENTATION_DAG, taskId: 'stability', interval });
+  assert.equal(result.decisionName, 'hold');
+  assert.deepEqual(
+    result.breaches.map((b) => b.metric),
+    ['segment_silhouette'],
+  );
+  assert.equal(alerts.length, 1);
+  assert.match(alerts[0]!.summary, /cohesion gate \(segment_silhouette\): held/);
+  assert.match(alerts[0]!.message, /segment 1 "high" has mean silhouette -0\.050, below 0/);
+  const promoted = await acts.segmentationPromote({ dagId: NIGHTLY_SEGMENTATION_DAG, taskId: 'promote', interval });
+  assert.equal(promoted.promoted, false);
+  assert.equal(await loadCurrentModel(clients.storage, cohBucket), null, 'the held model does not become current');
+  // A rerun of the task reuses its result and raises no second alert.
+  await acts.segmentationStability({ dagId: NIGHTLY_SEGMENTATION_DAG, taskId: 'stability', interval });
+  assert.equal(alerts.length, 1);
+});
