@@ -319,7 +319,8 @@ export async function listRegisteredModels(deps: WarehouseDeps, limit = 100): Pr
     (await queryMarts<Record<string, unknown>>(
       deps,
       'SELECT version, created_at, uri, k, is_current, metrics, promoted_at FROM segment_models ORDER BY created_at DESC, version DESC LIMIT @n',
-      { n: limit },
+      // As a string: the BigQuery emulator refuses a JSON number as a query parameter value.
+      { n: String(limit) },
       { n: 'INT64' },
     )) ?? [];
   return rows.map((r) => ({
