@@ -204,7 +204,8 @@ export function buildProfileApi(options: ProfileApiOptions) {
   app.register(async (api) => {
     // 200 even when the store is down: this process still serves cached
     // profiles, so an orchestrator must neither restart nor drain it.
-    api.get('/healthz', async (request, reply) => {
+    const healthSchema = { summary: 'Liveness, and whether the profile store answers (no token)', tags: ['health'] };
+    api.get('/healthz', { schema: healthSchema }, async (request, reply) => {
       const health = await probeStore();
       const store = health === undefined ? 'unknown' : health.reachable ? 'reachable' : 'unreachable';
       // The error stays in the log: this route is public and the message names internal hosts.

@@ -5,12 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { EXPLORER_PATH } from '../../api/server.js';
+import { DOCS_PATH, EXPLORER_PATH } from '../../api/server.js';
 import { PROJECT_ROOT } from '../../core/config.js';
 import { loadModelVersion } from '../../stores/model-registry.js';
 import { CHROMIUM_PATH, STACK_DIR, freePort, httpOk } from '../../scripts/stack-lib.js';
@@ -47,6 +47,7 @@ interface ExplorerWindow {
 }
 
 before(async () => {
+  assert.ok(existsSync(CHROMIUM_PATH), `${CHROMIUM_PATH} is missing: \`npm run stack:install\` installs Debian's chromium (as root)`);
   // A minimum segment share above what the larger k leave their smallest segment, so the k chart has refused k to mark.
   stack = await startSegmentedStack('explorer', { customers: 300, nights: 2, env: { SEGFLOW_SEGMENT_MIN_SEGMENT_SHARE: '0.12' } });
   const port = process.env.SEGFLOW_API_PORT ? stack.harness.config.api.port : await freePort();
@@ -202,6 +203,16 @@ describe('segment explorer', () => {
     await page.click('#sign-out');
     await page.waitForSelector('body[data-state=signed-out]');
     await assertNoData(page);
+    await page.close();
+  });
+
+  it('the interactive API docs page renders every route offline', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${base}${DOCS_PATH}`);
+    await page.waitForSelector('.swagger-ui .opblock-summary-path', { timeout: 30_000 });
+    const paths = await page.$$eval('.swagger-ui .opblock-summary-path', (els) => els.map((e) => e.getAttribute('data-path')));
+    for (const route of ['/v1/models', '/v1/models/{version}', '/v1/segments', '/v1/customers/{id}/profile']) assert.ok(paths.includes(route), `${route} in ${paths}`);
+    await screenshot(page, '5-api-docs', 'the interactive OpenAPI page at /docs listing every route');
     await page.close();
   });
 });

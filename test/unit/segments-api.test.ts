@@ -81,3 +81,20 @@ describe('segments API', () => {
     assert.equal((await app.inject({ url: '/v1/models' })).statusCode, 401);
   });
 });
+
+describe('explorer page', () => {
+  it('serves the page and the three charting libraries, and nothing else from node_modules', async () => {
+    const redirect = await app.inject({ url: '/explorer' });
+    assert.deepEqual([redirect.statusCode, redirect.headers.location], [302, '/explorer/']);
+    const page = await app.inject({ url: '/explorer/' });
+    assert.equal(page.statusCode, 200);
+    assert.match(page.body, /vendor\/vega-embed\/build\/vega-embed\.min\.js/);
+    for (const lib of ['vega/build/vega.min.js', 'vega-lite/build/vega-lite.min.js', 'vega-embed/build/vega-embed.min.js']) {
+      assert.equal((await app.inject({ url: `/explorer/vendor/${lib}` })).statusCode, 200, lib);
+    }
+    for (const url of ['/explorer/vendor/vega/package.json', '/explorer/vendor/fastify/package.json', '/explorer/vendor/..%2F..%2Fpackage.json', '/explorer/..%2Fserver.ts']) {
+      const res = await app.inject({ url });
+      assert.ok(res.statusCode >= 400 && res.statusCode < 500, `${url} -> ${res.statusCode}`);
+    }
+  });
+});
