@@ -36,7 +36,7 @@ Endpoints:
   GET /v1/customers/<id>/profile   Authorization: Bearer <one of SEGFLOW_API_TOKENS>
   GET /v1/models, /v1/models/<version>, /v1/segments[?version=<v>]   the same token
   GET /healthz                     no authentication; reports whether Firestore answers
-  GET ${EXPLORER_PATH}/                    the segment explorer (asks for the token in the page)
+  GET ${EXPLORER_PATH}/                   the segment explorer (asks for the token in the page)
   GET ${DOCS_PATH}, ${DOCS_PATH}/json            the OpenAPI document, interactive and as JSON
 
 Other settings come from the environment (see docs/configuration.md).`,
