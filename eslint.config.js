@@ -49,7 +49,11 @@ export default tseslint.config(
       'import/resolver': { typescript: { project: './tsconfig.json' } },
       'boundaries/elements': [
         // Top-level folders only (partialMatch: false), so test/workflows/ is test code, not workflow code.
-        ...['core', 'elt', 'stores', 'dags', 'workflows', 'activities', 'api', 'demo', 'bench', 'test'].map((type) => ({ type, pattern: type, partialMatch: false })),
+        ...['core', 'elt', 'stores', 'dags', 'workflows', 'activities', 'api', 'demo', 'bench', 'test'].map((type) => ({
+          type,
+          pattern: type,
+          partialMatch: false,
+        })),
         { type: 'process', pattern: '{workers,schedules,scripts,chaos}', partialMatch: false },
       ],
     },

@@ -45,11 +45,7 @@ export interface AlertChannelsConfig {
 }
 
 /** Deps for createAlertActivities from the one place alert channels are configured. */
-export function alertDepsFromConfig(
-  alerts: AlertChannelsConfig,
-  logger: AlertLogger,
-  uiBaseUrl?: string,
-): AlertActivityDeps {
+export function alertDepsFromConfig(alerts: AlertChannelsConfig, logger: AlertLogger, uiBaseUrl?: string): AlertActivityDeps {
   return {
     logger,
     webhookUrls: alerts.webhookUrls,
@@ -130,7 +126,8 @@ export function createAlertActivities(deps: AlertActivityDeps) {
     /** Logs and delivers an alert. Never throws: delivery problems are logged and reported. */
     async raiseAlert(alert: Alert): Promise<AlertDeliveryReport> {
       const complete = withUiLink(alert, deps.uiBaseUrl);
-      const level = complete.severity === 'critical' || complete.severity === 'error' ? 'error' : complete.severity === 'warning' ? 'warn' : 'info';
+      const level =
+        complete.severity === 'critical' || complete.severity === 'error' ? 'error' : complete.severity === 'warning' ? 'warn' : 'info';
       deps.logger[level]({ alert: complete }, `alert: ${complete.summary}`);
 
       const deliveries = await Promise.all(
@@ -211,7 +208,10 @@ export function slackBody(alert: Alert): { text: string; blocks: unknown[] } {
       elements: alert.links.slice(0, 5).map((l) => ({ type: 'button', text: { type: 'plain_text', text: l.label }, url: l.url })),
     });
   }
-  blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `dedup key \`${slackEscape(alert.dedupKey)}\` · ${alert.occurredAt}` }] });
+  blocks.push({
+    type: 'context',
+    elements: [{ type: 'mrkdwn', text: `dedup key \`${slackEscape(alert.dedupKey)}\` · ${alert.occurredAt}` }],
+  });
   return { text: `[${alert.severity}] ${alert.summary}`, blocks };
 }
 

@@ -30,7 +30,10 @@ export async function whileHeartbeating<T>(work: () => Promise<T>, stage?: strin
   const ctx = asyncLocalStorage.getStore();
   if (ctx === undefined) return work();
   const started = Date.now();
-  const timer = setInterval(() => ctx.heartbeat(stage === undefined ? undefined : { stage, elapsedMs: Date.now() - started }), HEARTBEAT_EVERY_MS);
+  const timer = setInterval(
+    () => ctx.heartbeat(stage === undefined ? undefined : { stage, elapsedMs: Date.now() - started }),
+    HEARTBEAT_EVERY_MS,
+  );
   try {
     return await work();
   } finally {

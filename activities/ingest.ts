@@ -160,7 +160,15 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
       const done = buffer.use();
       try {
         const deadline = Date.now() + runForMs;
-        const total: IngestBatchResult = { pulled: 0, written: 0, quarantined: 0, objects: [], objectCount: 0, batches: 0, finishedAt: new Date().toISOString() };
+        const total: IngestBatchResult = {
+          pulled: 0,
+          written: 0,
+          quarantined: 0,
+          objects: [],
+          objectCount: 0,
+          batches: 0,
+          finishedAt: new Date().toISOString(),
+        };
         const inFlight = new Set<Promise<void>>();
         let failure: unknown;
 
@@ -250,15 +258,28 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
       for (const group of groupByArrivalHour(entries, (v) => v.msg.publishTime)) {
         const lines = group.items.map((v) => ({ id: v.msg.messageId, line: ndjsonLine(v.record) }));
         // A batch bigger than an object may be is split; each part is named after its own ids.
-        const parts = splitBySize(lines, (l) => l.id, (l) => Buffer.byteLength(l.line), config.lake.objectMaxBytes);
+        const parts = splitBySize(
+          lines,
+          (l) => l.id,
+          (l) => Buffer.byteLength(l.line),
+          config.lake.objectMaxBytes,
+        );
         for (const part of parts) {
-          const name = nameOf(group.hourStart, part.items.map((l) => l.id));
+          const name = nameOf(
+            group.hourStart,
+            part.items.map((l) => l.id),
+          );
           if (part.oversized) {
             const msg = 'one record exceeds the lake object size limit; written alone';
             repeated.log('warn', 'oversized record', { object: name, bytes: part.bytes, limit: config.lake.objectMaxBytes }, msg, log);
           }
           objects.push(name);
-          writes.push(writeObject(name, part.items.map((l) => l.line)));
+          writes.push(
+            writeObject(
+              name,
+              part.items.map((l) => l.line),
+            ),
+          );
         }
       }
     }
@@ -270,7 +291,14 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
     for (const m of messages) m.handle.ack();
     const oldest = messages.reduce((min, m) => (m.publishTime < min ? m.publishTime : min), messages[0]!.publishTime);
     const reasons = invalid.length > 0 ? summarizeReasons(invalid.map((i) => i.record)) : undefined;
-    if (reasons) repeated.log('warn', `quarantined: ${Object.keys(reasons).sort().join(', ')}`, { quarantined: invalid.length, reasons }, 'messages quarantined', log);
+    if (reasons)
+      repeated.log(
+        'warn',
+        `quarantined: ${Object.keys(reasons).sort().join(', ')}`,
+        { quarantined: invalid.length, reasons },
+        'messages quarantined',
+        log,
+      );
     log.debug({ pulled: messages.length, written: valid.length, quarantined: invalid.length, objects: objects.length }, 'batch ingested');
     return {
       pulled: messages.length,

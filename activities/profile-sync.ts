@@ -113,9 +113,7 @@ export function createProfileSyncActivities({ bigquery, storage, config, logger,
       }
       // Hourly runs recompute only the customers their interval touched (features_as_of marks them).
       const everyone = input.dagId === NIGHTLY_SEGMENTATION_DAG;
-      const query = everyone
-        ? `SELECT * FROM ${table}`
-        : `SELECT * FROM ${table} WHERE features_as_of = @interval_end`;
+      const query = everyone ? `SELECT * FROM ${table}` : `SELECT * FROM ${table} WHERE features_as_of = @interval_end`;
       const params = everyone ? {} : { interval_end: new Date(input.interval.end) };
       const now = new Date();
       const profiles = (async function* () {

@@ -82,12 +82,15 @@ export class SubscriptionBuffer {
       this.wake();
     });
     const idleReleaseMs = opts.idleReleaseMs ?? 30_000;
-    this.idleTimer = setInterval(() => {
-      if (this.takers === 0 && !this.broken && Date.now() - this.lastTakeEnd >= idleReleaseMs) {
-        this.broken = true;
-        void this.close().catch(() => undefined);
-      }
-    }, Math.max(10, Math.min(5_000, idleReleaseMs / 2)));
+    this.idleTimer = setInterval(
+      () => {
+        if (this.takers === 0 && !this.broken && Date.now() - this.lastTakeEnd >= idleReleaseMs) {
+          this.broken = true;
+          void this.close().catch(() => undefined);
+        }
+      },
+      Math.max(10, Math.min(5_000, idleReleaseMs / 2)),
+    );
     this.idleTimer.unref();
   }
 

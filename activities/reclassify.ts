@@ -213,7 +213,10 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
     const timeout = new Promise<RfmScoreBounds>((resolve) =>
       setTimeout(() => {
         if (!bounds) {
-          log.warn({ waitedMs: boundsWait, using: DEFAULT_RFM_SCORE_BOUNDS.source }, 'RFM score bounds not loaded yet; using the defaults until they are');
+          log.warn(
+            { waitedMs: boundsWait, using: DEFAULT_RFM_SCORE_BOUNDS.source },
+            'RFM score bounds not loaded yet; using the defaults until they are',
+          );
           bounds = { value: DEFAULT_RFM_SCORE_BOUNDS, loadedAt: 0 };
         }
         resolve(bounds.value);
@@ -229,7 +232,12 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
     if (parsed.success) return parsed.data;
     // The write path overwrites an unreadable document; better a profile from the event than none.
     const problems = profileProblems(parsed.error);
-    repeated.log('warn', `unreadable profile: ${problems.join('; ')}`, { customerId, problems }, 'stored profile is unreadable; reclassifying from the events alone');
+    repeated.log(
+      'warn',
+      `unreadable profile: ${problems.join('; ')}`,
+      { customerId, problems },
+      'stored profile is unreadable; reclassifying from the events alone',
+    );
     return null;
   }
 
@@ -243,7 +251,12 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
   ): { profile: Profile; margin: number | null } {
     const asOf = now().toISOString();
     const base: FeatureState = stored
-      ? { features: stored.features, rfm: stored.rfm, demographics: stored.demographics, asOf: stored.source_event_time ?? stored.updated_at }
+      ? {
+          features: stored.features,
+          rfm: stored.rfm,
+          demographics: stored.demographics,
+          asOf: stored.source_event_time ?? stored.updated_at,
+        }
       : emptyFeatureState(asOf);
     const next = applyTriggerEvents(base, events, { asOf, bounds: rfmBounds });
     const assignment = assignCustomer(segmentModel, next.features);
@@ -279,7 +292,8 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
   const updateProfile = createProfileUpdater({ firestore, config, logger });
 
   async function reclassifyCustomerEvents({ customerId, events: signals }: ReclassifyEventsInput): Promise<ReclassifyEventsResult> {
-    if (signals.length === 0) throw ApplicationFailure.nonRetryable('reclassifyCustomerEvents: expected at least one event, got none', 'NoEvents');
+    if (signals.length === 0)
+      throw ApplicationFailure.nonRetryable('reclassifyCustomerEvents: expected at least one event, got none', 'NoEvents');
     const events = signals.map((s) => s.event);
     const t0 = Date.now();
     // Both cached in this process: no round trip on a warm worker.
@@ -296,7 +310,10 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
         return r.profile;
       },
       // Local activities run in the workflow's context: the run id tells its own earlier writes apart.
-      { eventIds: events.map((e) => e.event_id), writer: asyncLocalStorage.getStore()?.info.workflowExecution?.runId ?? 'outside-a-workflow' },
+      {
+        eventIds: events.map((e) => e.event_id),
+        writer: asyncLocalStorage.getStore()?.info.workflowExecution?.runId ?? 'outside-a-workflow',
+      },
     );
     const written = now();
     const latencies = latenciesAt(
@@ -305,7 +322,9 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
     );
     const segment = { id: result.profile.segment_id, label: result.profile.segment_label };
     const subscriberIds =
-      result.written && result.segmentChanged ? subscribersForChange(config.webhooks, result.previousSegment, segment).map((s) => s.id) : [];
+      result.written && result.segmentChanged
+        ? subscribersForChange(config.webhooks, result.previousSegment, segment).map((s) => s.id)
+        : [];
     log.info(
       {
         activity: 'reclassifyCustomerEvents',
@@ -341,7 +360,8 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
   }
 
   async function prepareReclassification({ customerId, events }: PrepareReclassificationInput): Promise<PreparedReclassification> {
-    if (events.length === 0) throw ApplicationFailure.nonRetryable('prepareReclassification: expected at least one event, got none', 'NoEvents');
+    if (events.length === 0)
+      throw ApplicationFailure.nonRetryable('prepareReclassification: expected at least one event, got none', 'NoEvents');
     const [stored, segmentModel, rfmBounds] = await Promise.all([storedProfile(customerId), currentModel(), scoreBounds()]);
     const { profile, margin } = reclassified(customerId, stored, events, segmentModel, rfmBounds);
     return {

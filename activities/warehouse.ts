@@ -23,13 +23,17 @@ import type { DataInterval, JsonValue } from '../core/dag-task.js';
 import { MS_PER_UNIT, parseInstant } from '../core/time.js';
 import { whileHeartbeating } from './heartbeat.js';
 
-
 const STAGING_TABLE_TTL_HOURS = 24;
 
 /** raw.events: the lake record, plus the lake partition it was loaded from and when. */
 export const RAW_EVENTS_TABLE_SCHEMA: readonly TableField[] = [
   ...RAW_EVENTS_BQ_SCHEMA.map((f) => ({ ...f })),
-  { name: '_arrival_hour', type: 'TIMESTAMP', mode: 'REQUIRED', description: 'Start of the lake partition (arrival hour) the row was loaded from' },
+  {
+    name: '_arrival_hour',
+    type: 'TIMESTAMP',
+    mode: 'REQUIRED',
+    description: 'Start of the lake partition (arrival hour) the row was loaded from',
+  },
   { name: '_loaded_at', type: 'TIMESTAMP', mode: 'REQUIRED', description: 'When the load ran' },
 ];
 const RAW_EVENTS_TABLE = 'events';
@@ -120,7 +124,8 @@ export function createWarehouseActivities({ bigquery, storage, config, logger, p
   async function runQuery(sql: string, values: Readonly<Record<string, ParamValue>> = {}): Promise<Record<string, unknown>[]> {
     const names = referencedParams(sql);
     const missing = names.filter((n) => !(n in values));
-    if (missing.length > 0) throw new Error(`query uses @${missing.join(', @')} but no value was given for ${missing.length === 1 ? 'it' : 'them'}`);
+    if (missing.length > 0)
+      throw new Error(`query uses @${missing.join(', @')} but no value was given for ${missing.length === 1 ? 'it' : 'them'}`);
     const params: Record<string, ParamValue> = {};
     const types: Record<string, string | string[]> = {};
     for (const name of names) {
@@ -492,7 +497,13 @@ function schemaChange(existing: readonly TableField[], next: readonly TableField
 
 function normalizeType(type: string): string {
   const upper = type.toUpperCase();
-  const aliases: Record<string, string> = { INTEGER: 'INT64', FLOAT: 'FLOAT64', BOOLEAN: 'BOOL', DECIMAL: 'NUMERIC', BIGDECIMAL: 'BIGNUMERIC' };
+  const aliases: Record<string, string> = {
+    INTEGER: 'INT64',
+    FLOAT: 'FLOAT64',
+    BOOLEAN: 'BOOL',
+    DECIMAL: 'NUMERIC',
+    BIGDECIMAL: 'BIGNUMERIC',
+  };
   return aliases[upper] ?? upper;
 }
 

@@ -155,7 +155,8 @@ export class CachedProfileReader {
   private settle(customerId: string, profile: Profile | null, startedAt: number, onlyIfCached: boolean): void {
     const current = this.cache.get(customerId);
     if (current === undefined ? onlyIfCached : current.readStartedAt > startedAt) return;
-    if (profile === null) this.cache.delete(customerId); // erased customers must not live on in the cache
+    if (profile === null)
+      this.cache.delete(customerId); // erased customers must not live on in the cache
     else this.cache.set(customerId, { profile, readStartedAt: startedAt, cachedAt: Date.now() });
   }
 
@@ -275,27 +276,25 @@ export class CachedProfileReader {
     const startedAt = Date.now();
     const settled = Promise.resolve()
       .then(() => getProfiles(ids))
-      .then(
-        (answers) => {
-          if (answers.length !== ids.length) throw new Error(`a batched read of ${ids.length} profiles returned ${answers.length} answers`);
-          const results = new Map<string, Settled>();
-          answers.forEach((answer, i) => {
-            const id = ids[i]!;
-            if ('profile' in answer) {
-              // Revalidation only: a customer evicted meanwhile is not brought back.
-              this.settle(id, answer.profile, startedAt, true);
-              this.unreadable.delete(id);
-              results.set(id, { ok: true, value: answer.profile });
-            } else {
-              // Only this customer's document is bad: its copy is served as stale, the others stay fresh.
-              results.set(id, { ok: false, reason: `the profile store could not read this customer: ${answer.error}` });
-              this.warnUnreadable(id, answer.error);
-            }
-          });
-          this.markStore(true);
-          return results;
-        },
-      )
+      .then((answers) => {
+        if (answers.length !== ids.length) throw new Error(`a batched read of ${ids.length} profiles returned ${answers.length} answers`);
+        const results = new Map<string, Settled>();
+        answers.forEach((answer, i) => {
+          const id = ids[i]!;
+          if ('profile' in answer) {
+            // Revalidation only: a customer evicted meanwhile is not brought back.
+            this.settle(id, answer.profile, startedAt, true);
+            this.unreadable.delete(id);
+            results.set(id, { ok: true, value: answer.profile });
+          } else {
+            // Only this customer's document is bad: its copy is served as stale, the others stay fresh.
+            results.set(id, { ok: false, reason: `the profile store could not read this customer: ${answer.error}` });
+            this.warnUnreadable(id, answer.error);
+          }
+        });
+        this.markStore(true);
+        return results;
+      })
       .catch((err: unknown): Settled => {
         this.markStore(false, err);
         return { ok: false, reason: `the profile store failed after ${Date.now() - startedAt} ms: ${errorMessage(err)}` };
@@ -320,7 +319,10 @@ export class CachedProfileReader {
     if (this.unreadable.has(customerId)) return;
     if (this.unreadable.size >= 10_000) this.unreadable.clear(); // bounded; at worst some are named again
     this.unreadable.add(customerId);
-    this.logger.warn({ customerId, error: error.length > 300 ? `${error.slice(0, 300)}...` : error }, 'stored profile cannot be read; serving the cached copy as stale');
+    this.logger.warn(
+      { customerId, error: error.length > 300 ? `${error.slice(0, 300)}...` : error },
+      'stored profile cannot be read; serving the cached copy as stale',
+    );
   }
 
   /** Logs the transitions only, so an outage is two lines rather than one per request. */

@@ -13,7 +13,8 @@ import { createRegistrySegmentsSource } from './segments-store.js';
 /** A whole number from `min` on (api/ may not import scripts/lib/cli.ts, whose twin this is). */
 const wholeNumber = (min: number) => (value: string) => {
   const n = Number(value);
-  if (value.trim() === '' || !Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected a whole number >= ${min}, found ${JSON.stringify(value)}`);
+  if (value.trim() === '' || !Number.isInteger(n) || n < min)
+    throw new InvalidArgumentError(`expected a whole number >= ${min}, found ${JSON.stringify(value)}`);
   return n;
 };
 
@@ -24,8 +25,16 @@ const program = new Command('npm run api')
   )
   .option('--host <addr>', 'listen address (default 127.0.0.1 locally, 0.0.0.0 in production)')
   .option('--port <n>', 'listen port (default SEGFLOW_API_PORT, 8080)', wholeNumber(0))
-  .option('--latency-budget-ms <n>', `wait this long for Firestore before serving a cached profile (default ${CACHE_DEFAULTS.latencyBudgetMs})`, wholeNumber(1))
-  .option('--uncached-timeout-ms <n>', `wait this long for Firestore when nothing is cached, then 503 (default ${CACHE_DEFAULTS.uncachedTimeoutMs})`, wholeNumber(1))
+  .option(
+    '--latency-budget-ms <n>',
+    `wait this long for Firestore before serving a cached profile (default ${CACHE_DEFAULTS.latencyBudgetMs})`,
+    wholeNumber(1),
+  )
+  .option(
+    '--uncached-timeout-ms <n>',
+    `wait this long for Firestore when nothing is cached, then 503 (default ${CACHE_DEFAULTS.uncachedTimeoutMs})`,
+    wholeNumber(1),
+  )
   .option('--cache-max-entries <n>', `customers kept in the cache (default ${CACHE_DEFAULTS.maxEntries})`, wholeNumber(1))
   .option('--rate-limit <n>', `requests per client IP per minute, 0 for none (default ${API_DEFAULTS.rateLimit.max})`, wholeNumber(0))
   .option('--trust-proxy', 'take client IPs from X-Forwarded-For (only behind a load balancer)')
@@ -80,14 +89,25 @@ const app = buildProfileApi({
 // Open the Firestore channel before the first request, which would otherwise pay
 // for it and miss its latency budget. A failure is not fatal: reads recover on their own.
 try {
-  await Promise.race([store.ping?.(), new Promise((_, reject) => setTimeout(() => reject(new Error('no answer within 5 s')), 5_000).unref())]);
+  await Promise.race([
+    store.ping?.(),
+    new Promise((_, reject) => setTimeout(() => reject(new Error('no answer within 5 s')), 5_000).unref()),
+  ]);
 } catch (err) {
-  logger.warn({ error: err instanceof Error ? err.message : String(err) }, 'Firestore did not answer at startup; serving will start anyway');
+  logger.warn(
+    { error: err instanceof Error ? err.message : String(err) },
+    'Firestore did not answer at startup; serving will start anyway',
+  );
 }
 
 await app.listen({ host, port });
 logger.info(
-  { collection: config.firestore.profiles, tokenCount: config.api.tokens.length, explorer: `http://${host}:${port}${EXPLORER_PATH}/`, docs: `http://${host}:${port}${DOCS_PATH}` },
+  {
+    collection: config.firestore.profiles,
+    tokenCount: config.api.tokens.length,
+    explorer: `http://${host}:${port}${EXPLORER_PATH}/`,
+    docs: `http://${host}:${port}${DOCS_PATH}`,
+  },
   'profile API ready',
 );
 

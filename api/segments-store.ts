@@ -12,7 +12,11 @@ import type { SegmentsSource } from './segments.js';
 /** Artifacts never change once written, so a few are kept in memory; current.json is read on every request. */
 const CACHED_ARTIFACTS = 16;
 
-export function createRegistrySegmentsSource(deps: { bigquery: BigQuery; storage: Storage; config: Pick<Config, 'gcp' | 'warehouse' | 'lake'> }): SegmentsSource {
+export function createRegistrySegmentsSource(deps: {
+  bigquery: BigQuery;
+  storage: Storage;
+  config: Pick<Config, 'gcp' | 'warehouse' | 'lake'>;
+}): SegmentsSource {
   const bucket = deps.config.lake.bucket;
   const artifacts = new Map<string, SegmentModel>();
   return {

@@ -23,7 +23,12 @@ const nullableNumber = { type: ['number', 'null'] } as const;
 const nullableString = { type: ['string', 'null'] } as const;
 const numberMap = { type: 'object', additionalProperties: { type: 'number' } } as const;
 
-const VERSION_SCHEMA = { type: 'string', maxLength: 128, pattern: MODEL_VERSION.source, description: 'a model version such as v20261126T000000Z' } as const;
+const VERSION_SCHEMA = {
+  type: 'string',
+  maxLength: 128,
+  pattern: MODEL_VERSION.source,
+  description: 'a model version such as v20261126T000000Z',
+} as const;
 
 const METRICS_SCHEMA = {
   type: 'object',
@@ -138,10 +143,14 @@ const SEGMENTS_SCHEMA = {
     size_source: {
       type: 'string',
       enum: ['customer_segments', 'training_sample'],
-      description: 'customer_segments: counted in marts.customer_segments; training_sample: the model artifact, when the warehouse has no assignment of this version',
+      description:
+        'customer_segments: counted in marts.customer_segments; training_sample: the model artifact, when the warehouse has no assignment of this version',
     },
     customers: { type: 'integer', description: 'sum of the sizes' },
-    features: { type: 'array', items: { type: 'object', required: ['name', 'population'], properties: { name: { type: 'string' }, population: { type: 'number' } } } },
+    features: {
+      type: 'array',
+      items: { type: 'object', required: ['name', 'population'], properties: { name: { type: 'string' }, population: { type: 'number' } } },
+    },
     segments: { type: 'array', items: SEGMENT_SCHEMA },
   },
 } as const;
@@ -191,7 +200,12 @@ export function registerSegmentRoutes(
     '/v1/models',
     {
       preValidation: authenticate,
-      schema: { summary: 'Registered model versions, newest first', tags: ['segments'], security, response: { 200: MODEL_LIST_SCHEMA, ...errors } },
+      schema: {
+        summary: 'Registered model versions, newest first',
+        tags: ['segments'],
+        security,
+        response: { 200: MODEL_LIST_SCHEMA, ...errors },
+      },
     },
     async (_request, reply) => {
       const [models, current] = await Promise.all([source.listModels(), source.currentVersion()]);
@@ -246,7 +260,10 @@ export function registerSegmentRoutes(
           fill: f.fill,
           missing_share: f.missing_share,
         })),
-        k_selection: { ...model.k_selection, candidates: model.k_selection.candidates.map((c) => ({ ...c, rejected_reason: c.rejected_reason ?? null })) },
+        k_selection: {
+          ...model.k_selection,
+          candidates: model.k_selection.candidates.map((c) => ({ ...c, rejected_reason: c.rejected_reason ?? null })),
+        },
         training: model.training,
         segments: model.segments,
       };
@@ -268,7 +285,8 @@ export function registerSegmentRoutes(
     async (request, reply) => {
       const current = await source.currentVersion();
       const version = request.query.version ?? current;
-      if (version === null) return problem(reply, 404, 'Not Found', 'no model has been promoted yet; the nightly segmentation promotes the first one');
+      if (version === null)
+        return problem(reply, 404, 'Not Found', 'no model has been promoted yet; the nightly segmentation promotes the first one');
       const model = await modelOr404(reply, version);
       if (model === null) return reply;
       const counted = await source.sizes(version);

@@ -47,7 +47,11 @@ export const DOCS_PATH = '/docs';
 export const EXPLORER_PATH = '/explorer';
 const EXPLORER_DIR = fileURLToPath(new URL('./explorer/', import.meta.url));
 /** The only files the explorer page loads from node_modules (served as /explorer/vendor/<path>). */
-const EXPLORER_VENDOR_FILES = new Set(['/vega/build/vega.min.js', '/vega-lite/build/vega-lite.min.js', '/vega-embed/build/vega-embed.min.js']);
+const EXPLORER_VENDOR_FILES = new Set([
+  '/vega/build/vega.min.js',
+  '/vega-lite/build/vega-lite.min.js',
+  '/vega-embed/build/vega-embed.min.js',
+]);
 
 export const API_DEFAULTS = {
   rateLimit: { max: 1_200, timeWindowMs: 60_000 },
@@ -109,7 +113,9 @@ function digest(value: string): Buffer {
 
 export function buildProfileApi(options: ProfileApiOptions) {
   if (options.tokens.length === 0 || options.tokens.some((t) => t.trim().length === 0)) {
-    throw new Error('profile API: expected at least one non-empty bearer token (SEGFLOW_API_TOKENS); without one every request would be refused');
+    throw new Error(
+      'profile API: expected at least one non-empty bearer token (SEGFLOW_API_TOKENS); without one every request would be refused',
+    );
   }
   // Hashing gives every comparison the same length, so timingSafeEqual works
   // and neither the token nor its length leaks through timing.
@@ -130,7 +136,12 @@ export function buildProfileApi(options: ProfileApiOptions) {
     // without echoing the URL back.
     frameworkErrors: (err, _request, reply) => {
       const status = (err as { statusCode?: number }).statusCode ?? 400;
-      return problem(reply, status, httpError(status), status === 400 ? 'the request URL is not valid (check its percent-encoding)' : err.message);
+      return problem(
+        reply,
+        status,
+        httpError(status),
+        status === 400 ? 'the request URL is not valid (check its percent-encoding)' : err.message,
+      );
     },
   });
 
@@ -221,34 +232,48 @@ export function buildProfileApi(options: ProfileApiOptions) {
       tags: ['profiles'],
       security: [{ bearerAuth: [] }],
       params: { type: 'object', properties: { id: { type: 'string', description: CUSTOMER_ID_RULE } } },
-      response: { 200: PROFILE_RESPONSE_SCHEMA, 400: PROBLEM_SCHEMA, 401: PROBLEM_SCHEMA, 404: PROBLEM_SCHEMA, 429: PROBLEM_SCHEMA, 503: PROBLEM_SCHEMA },
+      response: {
+        200: PROFILE_RESPONSE_SCHEMA,
+        400: PROBLEM_SCHEMA,
+        401: PROBLEM_SCHEMA,
+        404: PROBLEM_SCHEMA,
+        429: PROBLEM_SCHEMA,
+        503: PROBLEM_SCHEMA,
+      },
     };
-    api.get<{ Params: { id: string } }>('/v1/customers/:id/profile', { preValidation: authenticate, schema: profileSchema }, async (request, reply) => {
-      const id = request.params.id;
-      if (!isCustomerId(id)) {
-        return problem(reply, 400, 'Bad Request', `customer id: expected ${CUSTOMER_ID_RULE}`);
-      }
-      reply.header('cache-control', 'no-store');
-      const read = await reader.read(id);
-      switch (read.kind) {
-        case 'fresh':
-          return toResponse(read.profile, false);
-        case 'stale':
-          request.log.debug({ customerId: id, reason: read.reason, cachedAt: new Date(read.cachedAt).toISOString() }, 'served a cached profile');
-          return toResponse(read.profile, true);
-        case 'not_found':
-          return problem(reply, 404, 'Not Found', `no profile for customer ${id}`);
-        case 'unavailable':
-          request.log.warn({ customerId: id, reason: read.reason }, 'profile store unavailable and nothing cached');
-          reply.header('retry-after', '5');
-          return problem(
-            reply,
-            503,
-            'Service Unavailable',
-            `${read.reason}, and no cached profile exists for this customer; retry in a few seconds`,
-          );
-      }
-    });
+    api.get<{ Params: { id: string } }>(
+      '/v1/customers/:id/profile',
+      { preValidation: authenticate, schema: profileSchema },
+      async (request, reply) => {
+        const id = request.params.id;
+        if (!isCustomerId(id)) {
+          return problem(reply, 400, 'Bad Request', `customer id: expected ${CUSTOMER_ID_RULE}`);
+        }
+        reply.header('cache-control', 'no-store');
+        const read = await reader.read(id);
+        switch (read.kind) {
+          case 'fresh':
+            return toResponse(read.profile, false);
+          case 'stale':
+            request.log.debug(
+              { customerId: id, reason: read.reason, cachedAt: new Date(read.cachedAt).toISOString() },
+              'served a cached profile',
+            );
+            return toResponse(read.profile, true);
+          case 'not_found':
+            return problem(reply, 404, 'Not Found', `no profile for customer ${id}`);
+          case 'unavailable':
+            request.log.warn({ customerId: id, reason: read.reason }, 'profile store unavailable and nothing cached');
+            reply.header('retry-after', '5');
+            return problem(
+              reply,
+              503,
+              'Service Unavailable',
+              `${read.reason}, and no cached profile exists for this customer; retry in a few seconds`,
+            );
+        }
+      },
+    );
 
     if (options.segments !== undefined) registerSegmentRoutes(api, { source: options.segments, authenticate });
   });

@@ -35,7 +35,10 @@ type Mode = (typeof MODES)[number];
 
 function listOf<T extends string>(allowed: readonly T[], name: string) {
   return (value: string): T[] => {
-    const items = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    const items = value
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
     const bad = items.filter((s) => !(allowed as readonly string[]).includes(s));
     if (items.length === 0 || bad.length > 0) {
       throw new InvalidArgumentError(`${name} must be a comma-separated subset of ${allowed.join(',')}, found "${value}"`);
@@ -76,14 +79,14 @@ let current: { dagId: string; workMs: Map<string, number>; executions: Map<strin
 
 const worker = await startWorker(config, logger, {
   harnessDags: benchHarnessDags({
-      onTaskWork(dagId, taskId, workMs) {
-        if (current === undefined || current.dagId !== dagId) {
-          if (current !== undefined) current.strays++;
-          return;
-        }
-        current.workMs.set(taskId, workMs);
-        current.executions.set(taskId, (current.executions.get(taskId) ?? 0) + 1);
-      },
+    onTaskWork(dagId, taskId, workMs) {
+      if (current === undefined || current.dagId !== dagId) {
+        if (current !== undefined) current.strays++;
+        return;
+      }
+      current.workMs.set(taskId, workMs);
+      current.executions.set(taskId, (current.executions.get(taskId) ?? 0) + 1);
+    },
   }),
 });
 const client = await createTemporalClient(config);
@@ -124,7 +127,10 @@ async function runOnce(dag: DagDefinition, tasks: number): Promise<Measurement> 
   if (notDone.length > 0 || ranWrong.length > 0 || run.strays > 0 || run.executions.size !== tasks) {
     throw new Error(
       `${dag.id}: expected each of ${tasks} tasks to run exactly once and succeed; found ${notDone.length} not ` +
-        `succeeded (${notDone.slice(0, 3).map((t) => `${t.taskId}=${t.state}`).join(', ')}), ${ranWrong.length} run ` +
+        `succeeded (${notDone
+          .slice(0, 3)
+          .map((t) => `${t.taskId}=${t.state}`)
+          .join(', ')}), ${ranWrong.length} run ` +
         `other than once, ${run.executions.size} executed, ${run.strays} from another DAG.`,
     );
   }
@@ -185,7 +191,15 @@ const airflowMs = AIRFLOW_SECONDS * 1000 * scale;
 const targetMs = TARGET_SECONDS * 1000 * scale;
 console.log('');
 printTable(
-  ['shape', 'activities', 'wall (s)', 'work: critical / sum (ms)', 'overhead/task (ms)', `vs Airflow ${(airflowMs / 1000).toFixed(1)} s`, `vs target ${(targetMs / 1000).toFixed(1)} s`],
+  [
+    'shape',
+    'activities',
+    'wall (s)',
+    'work: critical / sum (ms)',
+    'overhead/task (ms)',
+    `vs Airflow ${(airflowMs / 1000).toFixed(1)} s`,
+    `vs target ${(targetMs / 1000).toFixed(1)} s`,
+  ],
   results.map(({ shape, mode, m }) => {
     const verdict = (ref: number): string => `${(m.wallMs / ref).toFixed(2)}x ${m.wallMs <= ref ? 'ok' : 'OVER'}`;
     return [
@@ -208,6 +222,9 @@ for (const [shape, modes] of byShape) {
   }
 }
 console.log(
-  `ratios are wall time / reference (below 1.00 is faster). load average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+  `ratios are wall time / reference (below 1.00 is faster). load average at end: ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
 );
 process.exit(0);

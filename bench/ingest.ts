@@ -66,9 +66,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Start the publisher process; resolves with a function that starts publishing and returns when it is done. */
 async function publisher(topic: string): Promise<() => Promise<void>> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./publish-child.ts', import.meta.url)), topic, String(n), String(SEED)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(new URL('./publish-child.ts', import.meta.url)), topic, String(n), String(SEED)],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   const lines = createInterface({ input: child.stdout! });
   const it = lines[Symbol.asyncIterator]();
   const first = await it.next();
@@ -120,7 +124,11 @@ async function segflow(): Promise<{ secs: number; lost: number; duplicates: numb
     maxWaitMs: config.ingest.maxWaitMs,
     concurrency: config.ingest.concurrency,
   };
-  const handle = await client.workflow.start('ingestEvents', { taskQueue: config.temporal.taskQueue, workflowId: `ingest/${config.pubsub.lakeSubscription}`, args: [input] });
+  const handle = await client.workflow.start('ingestEvents', {
+    taskQueue: config.temporal.taskQueue,
+    workflowId: `ingest/${config.pubsub.lakeSubscription}`,
+    args: [input],
+  });
   // Running means its batch activities are pulling (so the stream is open), as in steady state.
   for (;;) {
     const { raw } = await handle.describe();
@@ -132,7 +140,11 @@ async function segflow(): Promise<{ secs: number; lost: number; duplicates: numb
   const publishing = publish();
   const expected = new Set<string>();
   const now = new Date();
-  for (const e of generateEvents(makePopulation(Math.ceil(n / 20), SEED), { from: new Date(now.getTime() - 30 * 86_400_000), to: now, seed: SEED })) {
+  for (const e of generateEvents(makePopulation(Math.ceil(n / 20), SEED), {
+    from: new Date(now.getTime() - 30 * 86_400_000),
+    to: now,
+    seed: SEED,
+  })) {
     expected.add(e.event_id.toLowerCase());
     if (expected.size === n) break;
   }
@@ -175,7 +187,10 @@ async function segflow(): Promise<{ secs: number; lost: number; duplicates: numb
 }
 
 // The machine may be shared: the load next to the figures says how far to trust them.
-const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 const loadBefore = load();
 const rawSecs = await baseline();
 const seg = await segflow();

@@ -13,7 +13,7 @@ import { exitUsage, wholeNumber } from '../scripts/lib/cli.js';
 import { eventMessage, openTopic, publishAll, type OutgoingMessage } from '../scripts/lib/publisher.js';
 
 const program = new Command('publish-child')
-  .description("bench:ingest's publisher: generates the events, prints \"ready\", publishes them when a line \"go\" arrives on stdin.")
+  .description('bench:ingest\'s publisher: generates the events, prints "ready", publishes them when a line "go" arrives on stdin.')
   .argument('<topic>', 'Pub/Sub topic to publish to')
   .argument('<events>', 'how many events', wholeNumber(1))
   .argument('<seed>', 'seed of the generated population and events', wholeNumber(0))
@@ -25,7 +25,11 @@ const clients = createGcpClients(loadConfig());
 const topic = await openTopic(clients.pubsub, topicName);
 const now = new Date();
 const messages: OutgoingMessage[] = [];
-for (const e of generateEvents(makePopulation(Math.ceil(n / 20), seed), { from: new Date(now.getTime() - 30 * 86_400_000), to: now, seed })) {
+for (const e of generateEvents(makePopulation(Math.ceil(n / 20), seed), {
+  from: new Date(now.getTime() - 30 * 86_400_000),
+  to: now,
+  seed,
+})) {
   messages.push(eventMessage(e));
   if (messages.length === n) break;
 }

@@ -57,7 +57,12 @@ const program = new Command('bench:realtime')
     20,
   )
   .option('--mixed', 'also run the API load during the event phase and report it separately', false)
-  .addOption(new Option('--only <part>', 'run one part: api (API under load and the Firestore baseline) or events (event -> visible)').choices(['api', 'events']))
+  .addOption(
+    new Option('--only <part>', 'run one part: api (API under load and the Firestore baseline) or events (event -> visible)').choices([
+      'api',
+      'events',
+    ]),
+  )
   .option(
     '--max-concurrent-signals <n>',
     `the trigger listener's signals in flight at most`,
@@ -104,10 +109,24 @@ const env: Record<string, string> = {
 const config = loadConfigOrExit({ ...process.env, ...env });
 
 const fmt = (ms: number) => (Number.isFinite(ms) ? `${ms.toFixed(1)} ms` : 'n/a');
-const load = () => `load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
-const latencyRow = (name: string, s: LatencySummary, note = ''): Cell[] => [name, fmt(s.p50), fmt(s.p95), fmt(s.p99), fmt(s.max), s.n, note];
+const load = () =>
+  `load ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`;
+const latencyRow = (name: string, s: LatencySummary, note = ''): Cell[] => [
+  name,
+  fmt(s.p50),
+  fmt(s.p95),
+  fmt(s.p99),
+  fmt(s.max),
+  s.n,
+  note,
+];
 const printLatencies = (rows: readonly Cell[][]) =>
-  printTable(['path', 'p50', 'p95', 'p99', 'max', 'n', ''], rows, { indent: 2, align: ['left', 'right', 'right', 'right', 'right', 'right'] });
+  printTable(['path', 'p50', 'p95', 'p99', 'max', 'n', ''], rows, {
+    indent: 2,
+    align: ['left', 'right', 'right', 'right', 'right', 'right'],
+  });
 
 /** Runs `task` `rps` times a second for `seconds`, on schedule; returns per-call latencies and the achieved rate. */
 async function openLoop(rps: number, seconds: number, task: (i: number) => Promise<void>) {
@@ -147,7 +166,13 @@ interface Child {
 }
 
 /** A child process on its normal entry point; output goes to <logDir>/<name>.log, stdout lines are also kept. */
-function startChild(name: string, entry: string, args: string[], extraEnv: Record<string, string> = {}, onLine?: (line: string) => void): Child {
+function startChild(
+  name: string,
+  entry: string,
+  args: string[],
+  extraEnv: Record<string, string> = {},
+  onLine?: (line: string) => void,
+): Child {
   const out = createWriteStream(path.join(logDir, `${name}.log`));
   const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry), ...args], {
     cwd: ROOT,
@@ -177,7 +202,8 @@ async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs: n
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const dead = children.find((c) => c.proc.exitCode !== null);
-    if (dead) throw new Error(`${dead.name} exited with code ${dead.proc.exitCode} while waiting for ${what}; see ${logDir}/${dead.name}.log`);
+    if (dead)
+      throw new Error(`${dead.name} exited with code ${dead.proc.exitCode} while waiting for ${what}; see ${logDir}/${dead.name}.log`);
     if (await probe().catch(() => false)) return;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; see the logs in ${logDir}`);
     await new Promise((r) => setTimeout(r, 200));
@@ -239,10 +265,7 @@ async function workerBreakdown(client: Client, ids: string[]) {
   let signals = 0;
   for (const customerId of ids) {
     const handle = client.workflow.getHandle(reclassifyWorkflowId(customerId, config.schedules.prefix));
-    const [history, state] = await Promise.all([
-      handle.fetchHistory(),
-      handle.query(reclassifyStateQuery).catch(() => undefined),
-    ]);
+    const [history, state] = await Promise.all([handle.fetchHistory(), handle.query(reclassifyStateQuery).catch(() => undefined)]);
     if (state) {
       events += state.totals.events;
       steps += state.totals.steps;
@@ -273,7 +296,17 @@ async function workerBreakdown(client: Client, ids: string[]) {
       else if (e.markerRecordedEventAttributes) markers += 1;
     }
   }
-  return { signalToStart: summarize(signalToStart), taskRun: summarize(taskRun), events, steps, historyEvents, workflowTasks, timers, markers, signals };
+  return {
+    signalToStart: summarize(signalToStart),
+    taskRun: summarize(taskRun),
+    events,
+    steps,
+    historyEvents,
+    workflowTasks,
+    timers,
+    markers,
+    signals,
+  };
 }
 
 /** A step the worker logged ("customer reclassified"): whose profile, its purchase count and commit time. */
@@ -289,7 +322,11 @@ class StepNotices {
   emit(line: string): void {
     if (this.listeners.size === 0 || !line.includes('"customer reclassified"')) return;
     try {
-      const { customerId, frequency, committedAt } = JSON.parse(line) as { customerId?: unknown; frequency?: unknown; committedAt?: unknown };
+      const { customerId, frequency, committedAt } = JSON.parse(line) as {
+        customerId?: unknown;
+        frequency?: unknown;
+        committedAt?: unknown;
+      };
       if (typeof customerId !== 'string' || typeof frequency !== 'number' || typeof committedAt !== 'string') return;
       const notice = { customerId, frequency, committedAt: Date.parse(committedAt) };
       for (const l of this.listeners) l(notice);
@@ -353,15 +390,19 @@ async function main(): Promise<void> {
     // node:http rather than fetch: the client's own overhead is part of every figure, so keep it small.
     const get = (customerId: string) =>
       new Promise<{ segment_label: string; rfm: { frequency: number } }>((resolve, reject) => {
-        const req = request(`${base}/v1/customers/${customerId}/profile`, { agent, headers: { authorization: `Bearer ${TOKEN}` } }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}`));
-            else resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as { segment_label: string; rfm: { frequency: number } });
-          });
-          res.on('error', reject);
-        });
+        const req = request(
+          `${base}/v1/customers/${customerId}/profile`,
+          { agent, headers: { authorization: `Bearer ${TOKEN}` } },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => {
+              if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}`));
+              else resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as { segment_label: string; rfm: { frequency: number } });
+            });
+            res.on('error', reject);
+          },
+        );
         req.on('error', reject);
         req.end();
       });
@@ -413,7 +454,9 @@ async function main(): Promise<void> {
       };
     };
     const printCpu = (phase: string, r: ReturnType<ReturnType<typeof startCpu>['stop']>, units: number, unit: string) => {
-      console.log(`  CPU used during ${phase} (${r.wall.toFixed(1)} s wall; the machine has 2 cores; * = shared with other users of the stack)`);
+      console.log(
+        `  CPU used during ${phase} (${r.wall.toFixed(1)} s wall; the machine has 2 cores; * = shared with other users of the stack)`,
+      );
       const ofACore = (seconds: number) => `${((seconds / r.wall) * 100).toFixed(0)}%`;
       let total = 0;
       const rows: Cell[][] = r.used.map(({ name, seconds }) => {
@@ -452,7 +495,10 @@ async function main(): Promise<void> {
       target ? `target p99 < 10 ms: ${r.p99 < 10 ? 'met' : 'NOT met'}` : '',
     ];
     const printApi = (rows: readonly Cell[][]) =>
-      printTable(['request', 'p50', 'p99', 'max', 'rate', 'errors', ''], rows, { indent: 2, align: ['left', 'right', 'right', 'right', 'right', 'right'] });
+      printTable(['request', 'p50', 'p99', 'max', 'rate', 'errors', ''], rows, {
+        indent: 2,
+        align: ['left', 'right', 'right', 'right', 'right', 'right'],
+      });
     if (opts.only !== 'events') {
       await warmUp(apiLoad);
       const loadBeforeApi = load();
@@ -463,7 +509,9 @@ async function main(): Promise<void> {
       await warmUp(firestoreLoad);
       const fsRun = await firestoreLoad();
       const loadAfterFs = load();
-      console.log(`\nprofile API (own process) under load (target ${opts.apiRps} req/s), beside a bare Firestore read on the same schedule`);
+      console.log(
+        `\nprofile API (own process) under load (target ${opts.apiRps} req/s), beside a bare Firestore read on the same schedule`,
+      );
       printApi([apiRow('API GET /v1/customers/:id/profile', apiRun, true), apiRow('Firestore doc.get() (baseline)', fsRun, false)]);
       console.log(`    ${loadBeforeApi} before and ${loadAfterApi} after the API run, ${loadAfterFs} after the Firestore run`);
       console.log(`  API / Firestore p50 ratio ${(apiRun.p50 / fsRun.p50).toFixed(2)}, p99 ratio ${(apiRun.p99 / fsRun.p99).toFixed(2)}`);
@@ -500,7 +548,10 @@ async function main(): Promise<void> {
         frequency.set(customerId, f);
       }
       const list = waiters.get(customerId) ?? [];
-      waiters.set(customerId, list.filter((w) => (w.k <= f ? (w.resolve(), false) : true)));
+      waiters.set(
+        customerId,
+        list.filter((w) => (w.k <= f ? (w.resolve(), false) : true)),
+      );
     });
     const reached = (customerId: string, k: number, timeoutMs: number) =>
       new Promise<boolean>((resolve) => {
@@ -570,7 +621,14 @@ async function main(): Promise<void> {
     const stopped = listenerChild.lines
       .map((l) => {
         try {
-          return JSON.parse(l) as { msg?: string; signals?: number; signalled?: number; coalesced?: number; failed?: number; publishToSignalMs?: LatencySummary };
+          return JSON.parse(l) as {
+            msg?: string;
+            signals?: number;
+            signalled?: number;
+            coalesced?: number;
+            failed?: number;
+            publishToSignalMs?: LatencySummary;
+          };
         } catch {
           return undefined;
         }
@@ -579,7 +637,9 @@ async function main(): Promise<void> {
 
     const ev = summarize(visible);
     console.log(`\nevent -> reclassified profile visible through the API (API, worker, listener in their own processes)`);
-    console.log(`  ${events} events at ${p1.rps.toFixed(1)}/s achieved; visible ${ev.n}, timed out ${timedOut}, publish errors ${p1.errors}`);
+    console.log(
+      `  ${events} events at ${p1.rps.toFixed(1)}/s achieved; visible ${ev.n}, timed out ${timedOut}, publish errors ${p1.errors}`,
+    );
     printLatencies([
       latencyRow('all events', ev, `target p99 < 1000 ms: ${ev.p99 < 1000 ? 'met' : 'NOT met'}`),
       latencyRow('segment changes (Occasional -> VIP)', summarize(visibleChanges)),
@@ -631,8 +691,14 @@ async function main(): Promise<void> {
     }
     await Promise.allSettled(running.map((wid) => client.workflow.getHandle(wid).terminate('bench finished')));
     await Promise.all(children.map((c) => stopChild(c)));
-    await pubsub.subscription(config.pubsub.triggerSubscription).delete().catch(() => undefined);
-    await pubsub.topic(config.pubsub.topic).delete().catch(() => undefined);
+    await pubsub
+      .subscription(config.pubsub.triggerSubscription)
+      .delete()
+      .catch(() => undefined);
+    await pubsub
+      .topic(config.pubsub.topic)
+      .delete()
+      .catch(() => undefined);
     await firestore.recursiveDelete(collection).catch(() => undefined);
     await storage
       .bucket(config.lake.bucket)

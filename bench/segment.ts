@@ -45,10 +45,17 @@ const program = new Command('bench:segment')
   .option('--sample <n>', 'segflow training sample size (default: 5% of the rows, 5,000 to 50,000)', wholeNumber(1))
   .option('--n-init <n>', 'segflow k-means++ restarts', wholeNumber(1), JOB_DEFAULTS.nInit)
   .option('--restart-rows <n>', 'rows of the sample the restarts run on (default: a tenth of the sample, 500 to 2,000)', wholeNumber(1))
-  .option('--single-thread', 'run all of segflow on the calling thread (by default half the restarts and half the assignment pass go to a helper thread)')
+  .option(
+    '--single-thread',
+    'run all of segflow on the calling thread (by default half the restarts and half the assignment pass go to a helper thread)',
+  )
   .option('--repeat <n>', 'timed fits per side, size and seed; the ratio compares medians', wholeNumber(1), 3)
   .option('--reference', 'also fit KMeans(n_init=10), untimed, as a reference inertia for each dataset')
-  .option('--sklearn-threads <n>', "OpenMP threads for scikit-learn (default: its own choice, every core); segflow uses two at most (--single-thread: one)", wholeNumber(1))
+  .option(
+    '--sklearn-threads <n>',
+    'OpenMP threads for scikit-learn (default: its own choice, every core); segflow uses two at most (--single-thread: one)',
+    wholeNumber(1),
+  )
   .showHelpAfterError();
 program.parse();
 const opts = program.opts<{
@@ -152,7 +159,9 @@ console.log(
   runSegmentationJob(makeData(warmRows, 0x5eed), warmRows, dim, { k, seed: 0x5eed, nInit: opts.nInit, parallel: !opts.singleThread });
   console.log(`segflow warm-up (untimed, other data, ${warmRows} rows): ${(performance.now() - t0).toFixed(0)} ms`);
 }
-console.log(`times: median of ${opts.repeat} timed fit${opts.repeat === 1 ? '' : 's'} per side on the same data (every time is listed as each run ends; the table follows)`);
+console.log(
+  `times: median of ${opts.repeat} timed fit${opts.repeat === 1 ? '' : 's'} per side on the same data (every time is listed as each run ends; the table follows)`,
+);
 const runs: Run[] = [];
 for (const n of opts.sizes) {
   for (const seed of opts.seeds) {
@@ -186,7 +195,10 @@ for (const n of opts.sizes) {
         ...(opts.restartRows !== undefined ? { restartRows: opts.restartRows } : {}),
       });
       segTimes.push((performance.now() - t0) / 1000);
-      if (job && again.inertia !== job.inertia) throw new Error(`segflow gave inertia ${again.inertia} on repeat ${i + 1}, ${job.inertia} before: the same seed must give the same model`);
+      if (job && again.inertia !== job.inertia)
+        throw new Error(
+          `segflow gave inertia ${again.inertia} on repeat ${i + 1}, ${job.inertia} before: the same seed must give the same model`,
+        );
       job ??= again;
     }
     if (!job) throw new Error('no segflow run');
@@ -198,7 +210,15 @@ for (const n of opts.sizes) {
     if (Math.abs(skInertia - sk.inertia) > 1e-9 * sk.inertia || Math.abs(segInertia - job.inertia) > 1e-9 * segInertia) {
       throw new Error(`inertia cross-check failed: numpy ${sk.inertia} vs ${skInertia}, job ${job.inertia} vs ${segInertia}`);
     }
-    const run: Run = { n, seed, skS, skInertia, segS, segInertia, ...(sk.reference_inertia !== undefined ? { refInertia: sk.reference_inertia } : {}) };
+    const run: Run = {
+      n,
+      seed,
+      skS,
+      skInertia,
+      segS,
+      segInertia,
+      ...(sk.reference_inertia !== undefined ? { refInertia: sk.reference_inertia } : {}),
+    };
     runs.push(run);
     console.log(
       `rows ${n}, seed ${seed}: segflow (first of the timed runs): sample of ${job.sampleSize} rows ${job.timingsMs.sample.toFixed(1)} ms, train ${job.timingsMs.train.toFixed(1)} ms ` +
@@ -232,7 +252,9 @@ printTable(
       r.skInertia.toFixed(1),
       r.segInertia.toFixed(1),
       inertiaVerdict(r.segInertia, r.skInertia),
-      ...(ref !== undefined ? [`${ref.toFixed(1)} (sklearn ${signedPct((r.skInertia - ref) / ref)}, segflow ${signedPct((r.segInertia - ref) / ref)})`] : []),
+      ...(ref !== undefined
+        ? [`${ref.toFixed(1)} (sklearn ${signedPct((r.skInertia - ref) / ref)}, segflow ${signedPct((r.segInertia - ref) / ref)})`]
+        : []),
     ];
   }),
   { align: ['left', 'right', 'right', 'right', 'right', 'right', 'right'] },
@@ -245,10 +267,18 @@ printTable(
     const rs = runs.filter((r) => r.n === n);
     return [
       n,
-      range(rs.map((r) => r.segS / r.skS), (x) => `${x.toFixed(2)}x`),
-      range(rs.map((r) => (r.segInertia - r.skInertia) / r.skInertia), signedPct),
+      range(
+        rs.map((r) => r.segS / r.skS),
+        (x) => `${x.toFixed(2)}x`,
+      ),
+      range(
+        rs.map((r) => (r.segInertia - r.skInertia) / r.skInertia),
+        signedPct,
+      ),
       `${rs.filter(meets).length}/${rs.length} runs`,
     ];
   }),
 );
-console.log('target per run: segflow time <= 1.0x sklearn, and segflow inertia at most 2% above sklearn (lower is better and counts as met)');
+console.log(
+  'target per run: segflow time <= 1.0x sklearn, and segflow inertia at most 2% above sklearn (lower is better and counts as met)',
+);

@@ -18,7 +18,12 @@ export interface Violation {
 
 function sample<T>(items: Iterable<T>, n = 5): string {
   const all = [...items];
-  return all.slice(0, n).map((x) => JSON.stringify(x)).join(', ') + (all.length > n ? `, ... (${all.length} in all)` : '');
+  return (
+    all
+      .slice(0, n)
+      .map((x) => JSON.stringify(x))
+      .join(', ') + (all.length > n ? `, ... (${all.length} in all)` : '')
+  );
 }
 
 // ---------------------------------------------------------------- lake and warehouse
@@ -52,11 +57,26 @@ export function checkStaging(
     const stored = observed.hostileProperties.get(h.eventId);
     return stored === undefined || !isDeepStrictEqual(JSON.parse(stored), JSON.parse(JSON.stringify(h.properties)));
   });
-  if (lost.length > 0) violations.push({ invariant: 'staging_exact', message: `${lost.length} valid events are missing from staging.events: ${sample(lost)}` });
-  if (unexpected.length > 0) violations.push({ invariant: 'staging_exact', message: `${unexpected.length} event ids in staging.events were never published as valid events: ${sample(unexpected)}` });
-  if (duplicatedInStaging !== 0) violations.push({ invariant: 'staging_exact', message: `staging.events holds ${observed.stagedRows} rows for ${staged.size} event ids` });
+  if (lost.length > 0)
+    violations.push({
+      invariant: 'staging_exact',
+      message: `${lost.length} valid events are missing from staging.events: ${sample(lost)}`,
+    });
+  if (unexpected.length > 0)
+    violations.push({
+      invariant: 'staging_exact',
+      message: `${unexpected.length} event ids in staging.events were never published as valid events: ${sample(unexpected)}`,
+    });
+  if (duplicatedInStaging !== 0)
+    violations.push({
+      invariant: 'staging_exact',
+      message: `staging.events holds ${observed.stagedRows} rows for ${staged.size} event ids`,
+    });
   if (altered.length > 0) {
-    violations.push({ invariant: 'staging_exact', message: `${altered.length} events with hostile strings were not stored verbatim: ${sample(altered.map((a) => a.eventId))}` });
+    violations.push({
+      invariant: 'staging_exact',
+      message: `${altered.length} events with hostile strings were not stored verbatim: ${sample(altered.map((a) => a.eventId))}`,
+    });
   }
   return {
     figures: {
@@ -84,7 +104,10 @@ export interface QuarantineFigures {
   accepted: number;
 }
 
-export function checkQuarantine(w: ChaosWorkload, lake: { raw: readonly LakeRecord[]; quarantine: readonly QuarantineRecord[] }): { figures: QuarantineFigures; violations: Violation[] } {
+export function checkQuarantine(
+  w: ChaosWorkload,
+  lake: { raw: readonly LakeRecord[]; quarantine: readonly QuarantineRecord[] },
+): { figures: QuarantineFigures; violations: Violation[] } {
   const violations: Violation[] = [];
   const byIndex = new Map<string, QuarantineRecord[]>();
   const unexpected: string[] = [];
@@ -121,12 +144,27 @@ export function checkQuarantine(w: ChaosWorkload, lake: { raw: readonly LakeReco
   const extraIndexes = [...byIndex.keys()].filter((k) => !w.malformed.some((m) => String(m.index) === k));
   // A malformed message never has a valid event id, so any raw record outside validIds is one that got in.
   const accepted = lake.raw.filter((r) => !w.validIds.has(r.event_id)).map((r) => r.event_id);
-  if (missing.length > 0) violations.push({ invariant: 'quarantine_exact', message: `${missing.length} malformed messages are not in the quarantine: indexes ${sample(missing)}` });
-  if (wrongReason.length > 0) violations.push({ invariant: 'quarantine_exact', message: `${wrongReason.length} quarantine records lack the expected reason: ${sample(wrongReason)}` });
+  if (missing.length > 0)
+    violations.push({
+      invariant: 'quarantine_exact',
+      message: `${missing.length} malformed messages are not in the quarantine: indexes ${sample(missing)}`,
+    });
+  if (wrongReason.length > 0)
+    violations.push({
+      invariant: 'quarantine_exact',
+      message: `${wrongReason.length} quarantine records lack the expected reason: ${sample(wrongReason)}`,
+    });
   if (unexpected.length + extraIndexes.length > 0) {
-    violations.push({ invariant: 'quarantine_exact', message: `${unexpected.length + extraIndexes.length} quarantine records are not malformed messages of the workload: ${sample([...unexpected, ...extraIndexes])}` });
+    violations.push({
+      invariant: 'quarantine_exact',
+      message: `${unexpected.length + extraIndexes.length} quarantine records are not malformed messages of the workload: ${sample([...unexpected, ...extraIndexes])}`,
+    });
   }
-  if (accepted.length > 0) violations.push({ invariant: 'quarantine_exact', message: `${accepted.length} lake records are not valid events of the workload: ${sample(accepted)}` });
+  if (accepted.length > 0)
+    violations.push({
+      invariant: 'quarantine_exact',
+      message: `${accepted.length} lake records are not valid events of the workload: ${sample(accepted)}`,
+    });
   return {
     figures: {
       records: lake.quarantine.length,
@@ -161,28 +199,46 @@ export interface DagFigures {
   intervalsDone: number;
 }
 
-export function checkDagRuns(intervals: readonly string[], runs: readonly DagRunRecord[], alerts: readonly Alert[]): { figures: DagFigures; violations: Violation[] } {
+export function checkDagRuns(
+  intervals: readonly string[],
+  runs: readonly DagRunRecord[],
+  alerts: readonly Alert[],
+): { figures: DagFigures; violations: Violation[] } {
   const violations: Violation[] = [];
   const dagAlerts = alerts.filter((a) => a.kind === 'dag_run_failed');
   let intervalsDone = 0;
   for (const start of intervals) {
     const mine = runs.filter((r) => r.intervalStart === start);
-    if (mine.length === 0) violations.push({ invariant: 'dag_runs_alerted', message: `no DAG run found for the interval starting ${start}` });
+    if (mine.length === 0)
+      violations.push({ invariant: 'dag_runs_alerted', message: `no DAG run found for the interval starting ${start}` });
     if (mine.some((r) => r.status === 'COMPLETED')) intervalsDone++;
     for (const r of mine) {
       const forRun = dagAlerts.filter((a) => a.workflow?.runId === r.runId);
       if (r.status === 'COMPLETED' && forRun.length > 0) {
-        violations.push({ invariant: 'dag_runs_alerted', message: `run ${r.workflowId} (${r.runId}) succeeded but raised ${forRun.length} alert(s)` });
+        violations.push({
+          invariant: 'dag_runs_alerted',
+          message: `run ${r.workflowId} (${r.runId}) succeeded but raised ${forRun.length} alert(s)`,
+        });
       } else if (r.status === 'FAILED' && forRun.length !== 1) {
-        violations.push({ invariant: 'dag_runs_alerted', message: `run ${r.workflowId} (${r.runId}) failed with ${forRun.length} alerts; expected exactly one` });
+        violations.push({
+          invariant: 'dag_runs_alerted',
+          message: `run ${r.workflowId} (${r.runId}) failed with ${forRun.length} alerts; expected exactly one`,
+        });
       } else if (r.status !== 'COMPLETED' && r.status !== 'FAILED') {
-        violations.push({ invariant: 'dag_runs_alerted', message: `run ${r.workflowId} (${r.runId}) ended ${r.status}; expected succeeded, or failed with one alert` });
+        violations.push({
+          invariant: 'dag_runs_alerted',
+          message: `run ${r.workflowId} (${r.runId}) ended ${r.status}; expected succeeded, or failed with one alert`,
+        });
       }
     }
   }
   const known = new Set(runs.map((r) => r.runId));
   const stray = dagAlerts.filter((a) => !known.has(a.workflow?.runId ?? ''));
-  if (stray.length > 0) violations.push({ invariant: 'dag_runs_alerted', message: `${stray.length} DAG alerts name no run of the covered intervals: ${sample(stray.map((a) => a.dedupKey))}` });
+  if (stray.length > 0)
+    violations.push({
+      invariant: 'dag_runs_alerted',
+      message: `${stray.length} DAG alerts name no run of the covered intervals: ${sample(stray.map((a) => a.dedupKey))}`,
+    });
   return {
     figures: {
       intervals: intervals.length,
@@ -205,7 +261,11 @@ export interface ProfileFigures {
 }
 
 /** Every stored profile carries the segment a fresh assignment of its own features gives, with the current model. */
-export function checkProfiles(model: SegmentModel, profiles: readonly Profile[], invariant = 'profiles_match_batch'): { figures: ProfileFigures; violations: Violation[] } {
+export function checkProfiles(
+  model: SegmentModel,
+  profiles: readonly Profile[],
+  invariant = 'profiles_match_batch',
+): { figures: ProfileFigures; violations: Violation[] } {
   const mismatched: string[] = [];
   const otherModel: string[] = [];
   for (const p of profiles) {
@@ -214,11 +274,20 @@ export function checkProfiles(model: SegmentModel, profiles: readonly Profile[],
       continue;
     }
     const a = assignCustomer(model, p.features);
-    if (a.segmentId !== p.segment_id || a.label !== p.segment_label) mismatched.push(`${p.customer_id}: stored ${p.segment_id}, fresh ${a.segmentId}`);
+    if (a.segmentId !== p.segment_id || a.label !== p.segment_label)
+      mismatched.push(`${p.customer_id}: stored ${p.segment_id}, fresh ${a.segmentId}`);
   }
   const violations: Violation[] = [];
-  if (mismatched.length > 0) violations.push({ invariant, message: `${mismatched.length} profiles disagree with a fresh assignment of their features: ${sample(mismatched)}` });
-  if (otherModel.length > 0) violations.push({ invariant, message: `${otherModel.length} profiles name another model than ${model.version}: ${sample(otherModel)}` });
+  if (mismatched.length > 0)
+    violations.push({
+      invariant,
+      message: `${mismatched.length} profiles disagree with a fresh assignment of their features: ${sample(mismatched)}`,
+    });
+  if (otherModel.length > 0)
+    violations.push({
+      invariant,
+      message: `${otherModel.length} profiles name another model than ${model.version}: ${sample(otherModel)}`,
+    });
   return { figures: { checked: profiles.length, mismatched: mismatched.length, otherModel: otherModel.length }, violations };
 }
 
@@ -287,15 +356,31 @@ export function checkWebhooks(
       balance.get('none') === -1 &&
       [...balance.entries()].every(([k, v]) => k === 'none' || v === (k === String(finalSegment) ? 1 : 0)) &&
       (balance.get(String(finalSegment)) ?? 0) === 1;
-    if (!ok) broken.push(`${customerId}: ${edges.map((e) => `${e.oldSegment?.id ?? 'none'}->${e.newSegment.id}`).join(',') || 'no delivery'}, stored ${finalSegment}`);
+    if (!ok)
+      broken.push(
+        `${customerId}: ${edges.map((e) => `${e.oldSegment?.id ?? 'none'}->${e.newSegment.id}`).join(',') || 'no delivery'}, stored ${finalSegment}`,
+      );
   }
   if (byId.size !== recorded.segmentChanges) {
-    violations.push({ invariant: 'webhooks_exact', message: `${byId.size} distinct deliveries received for ${recorded.segmentChanges} segment changes recorded by the workflows` });
+    violations.push({
+      invariant: 'webhooks_exact',
+      message: `${byId.size} distinct deliveries received for ${recorded.segmentChanges} segment changes recorded by the workflows`,
+    });
   }
-  if (broken.length > 0) violations.push({ invariant: 'webhooks_exact', message: `${broken.length} customers' deliveries do not lead to their stored segment (lost or extra deliveries): ${sample(broken)}` });
-  if (altered.length > 0) violations.push({ invariant: 'webhooks_exact', message: `${altered.length} delivery ids arrived with different bodies: ${sample(altered)}` });
-  if (badSignatures > 0) violations.push({ invariant: 'webhooks_exact', message: `${badSignatures} deliveries failed signature verification` });
-  if (recorded.webhooksFailed > 0) violations.push({ invariant: 'webhooks_exact', message: `${recorded.webhooksFailed} deliveries gave up after their last attempt` });
+  if (broken.length > 0)
+    violations.push({
+      invariant: 'webhooks_exact',
+      message: `${broken.length} customers' deliveries do not lead to their stored segment (lost or extra deliveries): ${sample(broken)}`,
+    });
+  if (altered.length > 0)
+    violations.push({
+      invariant: 'webhooks_exact',
+      message: `${altered.length} delivery ids arrived with different bodies: ${sample(altered)}`,
+    });
+  if (badSignatures > 0)
+    violations.push({ invariant: 'webhooks_exact', message: `${badSignatures} deliveries failed signature verification` });
+  if (recorded.webhooksFailed > 0)
+    violations.push({ invariant: 'webhooks_exact', message: `${recorded.webhooksFailed} deliveries gave up after their last attempt` });
   return {
     figures: {
       received: receipts.length,

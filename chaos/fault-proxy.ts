@@ -71,7 +71,15 @@ export class FaultProxy {
     const all: readonly FaultKind[] = opts.mode === 'http' ? HTTP_FAULT_KINDS : TCP_FAULT_KINDS;
     this.kinds = all.filter((k) => (opts.weights?.[k] ?? 1) > 0);
     this.weights = this.kinds.map((k) => opts.weights?.[k] ?? 1);
-    this.stats = { name: opts.name, mode: opts.mode, seen: 0, forwarded: 0, faults: Object.fromEntries(all.map((k) => [k, 0])), upstreamErrors: 0, blocked: 0 };
+    this.stats = {
+      name: opts.name,
+      mode: opts.mode,
+      seen: 0,
+      forwarded: 0,
+      faults: Object.fromEntries(all.map((k) => [k, 0])),
+      upstreamErrors: 0,
+      blocked: 0,
+    };
   }
 
   /** `127.0.0.1:<port>` once started. */
@@ -176,7 +184,9 @@ export class FaultProxy {
       this.count(fault);
       req.resume();
       req.on('end', () => {
-        const body = JSON.stringify({ error: { code: 503, message: `injected by the chaos fault proxy (${this.opts.name})`, status: 'UNAVAILABLE' } });
+        const body = JSON.stringify({
+          error: { code: 503, message: `injected by the chaos fault proxy (${this.opts.name})`, status: 'UNAVAILABLE' },
+        });
         res.writeHead(503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
       });
       return;

@@ -40,7 +40,16 @@ import { createTriggerListener, type TriggerListener } from '../workers/trigger-
 import { ingestStatsQuery, type IngestCounters } from '../workflows/ingest-messages.js';
 import type { IngestEventsInput } from '../workflows/ingest-events.js';
 import type { ReclassifyResult } from '../workflows/reclassify-messages.js';
-import { checkDagRuns, checkProfiles, checkQuarantine, checkStaging, checkWebhooks, type DagRunRecord, type Violation, type WebhookReceipt } from './checks.js';
+import {
+  checkDagRuns,
+  checkProfiles,
+  checkQuarantine,
+  checkStaging,
+  checkWebhooks,
+  type DagRunRecord,
+  type Violation,
+  type WebhookReceipt,
+} from './checks.js';
 import { FaultProxy, type FaultProxyStats } from './fault-proxy.js';
 import { openChaosStack, pickPorts, WorkerPool, type ChaosStack } from './stack.js';
 import { buildChaosWorkload, publishResilient, type ChaosWorkload } from './workload.js';
@@ -57,7 +66,8 @@ const int = (name: string) => (v: string) => {
 };
 const share = (v: string) => {
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError(`expected a share between 0 and 1 (0.1 is 10%), found ${JSON.stringify(v)}`);
+  if (!Number.isFinite(n) || n < 0 || n > 1)
+    throw new InvalidArgumentError(`expected a share between 0 and 1 (0.1 is 10%), found ${JSON.stringify(v)}`);
   return n;
 };
 
@@ -76,7 +86,10 @@ const program = new Command('test:chaos')
   .option('--workers <n>', 'worker processes kept running', int('--workers'), 2)
   .option('--realtime-customers <n>', 'customers of the real-time purchase stream', int('--realtime-customers'), 200)
   .option('--pubsub-outage <seconds>', 'how long the Pub/Sub emulator stays down', int('--pubsub-outage'), 20)
-  .option('--short', `the CI form: ${SHORT.events} events, ${SHORT.kills} kills, ${SHORT.workers} worker, ${SHORT.realtimeCustomers} real-time customers (explicit options still win)`)
+  .option(
+    '--short',
+    `the CI form: ${SHORT.events} events, ${SHORT.kills} kills, ${SHORT.workers} worker, ${SHORT.realtimeCustomers} real-time customers (explicit options still win)`,
+  )
   .option('--port-base <n>', 'first port to try for the chaos stack (7 ports in a row)', int('--port-base'), 27300)
   .option('--stack-dir <dir>', 'directory of the chaos stack (wiped at start)')
   .option('--json <file>', 'also write the summary as JSON to this file')
@@ -154,11 +167,16 @@ async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs: n
 /** Lake contents, read incrementally: objects are named after their content, so one read per name is enough. */
 class LakeReader {
   private readonly seen = new Map<string, { raw: LakeRecord[]; quarantine: QuarantineRecord[] }>();
-  constructor(private readonly clients: GcpClients, private readonly bucket: string) {}
+  constructor(
+    private readonly clients: GcpClients,
+    private readonly bucket: string,
+  ) {}
 
   async read(): Promise<{ raw: LakeRecord[]; quarantine: QuarantineRecord[]; keys: Set<string>; hours: Set<string> }> {
     const [files] = await this.clients.storage.bucket(this.bucket).getFiles({ prefix: '', autoPaginate: true });
-    const lakeFiles = files.filter((f) => (f.name.startsWith('raw/events/v1/') || f.name.startsWith('quarantine/events/v1/')) && f.name.endsWith('.ndjson.gz'));
+    const lakeFiles = files.filter(
+      (f) => (f.name.startsWith('raw/events/v1/') || f.name.startsWith('quarantine/events/v1/')) && f.name.endsWith('.ndjson.gz'),
+    );
     const fresh = lakeFiles.filter((f) => !this.seen.has(f.name));
     for (let i = 0; i < fresh.length; i += 16) {
       await Promise.all(
@@ -167,7 +185,9 @@ class LakeReader {
           const records = decodeNdjsonGz(buf);
           this.seen.set(
             f.name,
-            f.name.startsWith('raw/') ? { raw: records as LakeRecord[], quarantine: [] } : { raw: [], quarantine: records as QuarantineRecord[] },
+            f.name.startsWith('raw/')
+              ? { raw: records as LakeRecord[], quarantine: [] }
+              : { raw: [], quarantine: records as QuarantineRecord[] },
           );
         }),
       );
@@ -226,7 +246,12 @@ async function startReceiver(): Promise<Receiver> {
         if (req.url === '/alerts') {
           alerts.push(JSON.parse(body.toString('utf8')) as Alert);
         } else if (req.url === '/hooks/crm') {
-          const parsed = JSON.parse(body.toString('utf8')) as { delivery_id: string; customer_id: string; old_segment: WebhookReceipt['oldSegment']; new_segment: WebhookReceipt['newSegment'] };
+          const parsed = JSON.parse(body.toString('utf8')) as {
+            delivery_id: string;
+            customer_id: string;
+            old_segment: WebhookReceipt['oldSegment'];
+            new_segment: WebhookReceipt['newSegment'];
+          };
           const header = req.headers['segflow-signature'];
           webhooks.push({
             deliveryId: parsed.delivery_id,
@@ -267,8 +292,21 @@ interface Summary {
   durationS: number;
   stagesS: Record<string, number>;
   faults: { byKind: Record<string, number>; byProxy: FaultProxyStats[] };
-  disruptions: { workerKills: number; workerUnexpectedExits: number; temporalRestarts: number; pubsubOutages: number; publishRetries: number };
-  events: { messagesPublished: number; validDistinct: number; duplicatePublishes: number; malformed: number; hostile: number; realtimePurchases: number };
+  disruptions: {
+    workerKills: number;
+    workerUnexpectedExits: number;
+    temporalRestarts: number;
+    pubsubOutages: number;
+    publishRetries: number;
+  };
+  events: {
+    messagesPublished: number;
+    validDistinct: number;
+    duplicatePublishes: number;
+    malformed: number;
+    hostile: number;
+    realtimePurchases: number;
+  };
   ingest?: IngestCounters;
   warehouse?: ReturnType<typeof checkStaging>['figures'];
   quarantine?: ReturnType<typeof checkQuarantine>['figures'];
@@ -325,11 +363,39 @@ async function main(): Promise<number> {
 
     // ---- fault proxies and receivers
     const slowMs = [200, 2500] as const;
-    const gcs = new FaultProxy({ name: 'gcs', mode: 'http', target: { host: '127.0.0.1', port: ports.gcs }, faultRate: o.faultRate, slowMs, seed: o.seed + 1 });
-    const bq = new FaultProxy({ name: 'bigquery', mode: 'http', target: { host: '127.0.0.1', port: ports.bigquery }, faultRate: o.faultRate, slowMs, seed: o.seed + 2 });
-    const fs = new FaultProxy({ name: 'firestore', mode: 'tcp', target: { host: '127.0.0.1', port: ports.firestore }, faultRate: o.faultRate, slowMs: [100, 1500], tickMs: 1000, seed: o.seed + 3 });
+    const gcs = new FaultProxy({
+      name: 'gcs',
+      mode: 'http',
+      target: { host: '127.0.0.1', port: ports.gcs },
+      faultRate: o.faultRate,
+      slowMs,
+      seed: o.seed + 1,
+    });
+    const bq = new FaultProxy({
+      name: 'bigquery',
+      mode: 'http',
+      target: { host: '127.0.0.1', port: ports.bigquery },
+      faultRate: o.faultRate,
+      slowMs,
+      seed: o.seed + 2,
+    });
+    const fs = new FaultProxy({
+      name: 'firestore',
+      mode: 'tcp',
+      target: { host: '127.0.0.1', port: ports.firestore },
+      faultRate: o.faultRate,
+      slowMs: [100, 1500],
+      tickMs: 1000,
+      seed: o.seed + 3,
+    });
     // No faults: the producers' way to Pub/Sub, closed while the emulator is down or has not got its topic back.
-    const ps = new FaultProxy({ name: 'pubsub-producers', mode: 'tcp', target: { host: '127.0.0.1', port: ports.pubsub }, faultRate: 0, seed: o.seed + 4 });
+    const ps = new FaultProxy({
+      name: 'pubsub-producers',
+      mode: 'tcp',
+      target: { host: '127.0.0.1', port: ports.pubsub },
+      faultRate: 0,
+      seed: o.seed + 4,
+    });
     for (const p of [gcs, bq, fs, ps]) {
       await p.start();
       proxies.push(p);
@@ -365,7 +431,12 @@ async function main(): Promise<number> {
       LOG_LEVEL: 'warn',
     };
     // What segflow's processes get: every emulator behind its fault proxy, through the normal settings.
-    const segflowEnv = { ...common, FIRESTORE_EMULATOR_HOST: fs.hostPort, SEGFLOW_GCS_ENDPOINT: gcs.url, SEGFLOW_BIGQUERY_ENDPOINT: bq.url };
+    const segflowEnv = {
+      ...common,
+      FIRESTORE_EMULATOR_HOST: fs.hostPort,
+      SEGFLOW_GCS_ENDPOINT: gcs.url,
+      SEGFLOW_BIGQUERY_ENDPOINT: bq.url,
+    };
     // What the runner itself uses to set up and to check: the emulators directly.
     const directEnv = {
       ...common,
@@ -382,7 +453,12 @@ async function main(): Promise<number> {
     const ctx: OpsContext = { client, config: directConfig };
 
     // ---- workload
-    const w: ChaosWorkload = buildChaosWorkload({ events: o.events, seed: o.seed, maxBytes: directConfig.ingest.maxEventBytes, realtimeCustomers: o.realtimeCustomers });
+    const w: ChaosWorkload = buildChaosWorkload({
+      events: o.events,
+      seed: o.seed,
+      maxBytes: directConfig.ingest.maxEventBytes,
+      realtimeCustomers: o.realtimeCustomers,
+    });
     summary.events = {
       messagesPublished: w.bulk.length + w.realtime.length,
       validDistinct: w.validIds.size,
@@ -391,14 +467,17 @@ async function main(): Promise<number> {
       hostile: w.hostile.length,
       realtimePurchases: w.realtime.length,
     };
-    log(`workload: ${w.bulk.length} bulk messages (${w.malformed.length} malformed, ${w.hostile.length} hostile), ${w.realtime.length} real-time purchases, ${w.validIds.size} distinct valid events`);
+    log(
+      `workload: ${w.bulk.length} bulk messages (${w.malformed.length} malformed, ${w.hostile.length} hostile), ${w.realtime.length} real-time purchases, ${w.validIds.size} distinct valid events`,
+    );
 
     // ---- resources (Pub/Sub topic and lake subscription first, so nothing published is lost), warehouse, model
     const ensurePubsub = async () => {
       const [topic] = await direct!.pubsub.topic(names.SEGFLOW_EVENTS_TOPIC).get({ autoCreate: true });
       const sub = direct!.pubsub.subscription(names.SEGFLOW_LAKE_SUBSCRIPTION);
       const [exists] = await sub.exists();
-      if (!exists) await topic.createSubscription(names.SEGFLOW_LAKE_SUBSCRIPTION, { ackDeadlineSeconds: directConfig.ingest.ackDeadlineS });
+      if (!exists)
+        await topic.createSubscription(names.SEGFLOW_LAKE_SUBSCRIPTION, { ackDeadlineSeconds: directConfig.ingest.ackDeadlineS });
     };
     await ensurePubsub();
     const [bucketExists] = await direct.storage.bucket(names.SEGFLOW_LAKE_BUCKET).exists();
@@ -449,7 +528,11 @@ async function main(): Promise<number> {
       ],
     });
     const lake = new LakeReader(direct, names.SEGFLOW_LAKE_BUCKET);
-    const stats = async (): Promise<IngestCounters | undefined> => client!.workflow.getHandle(ingestId).query(ingestStatsQuery).catch(() => undefined);
+    const stats = async (): Promise<IngestCounters | undefined> =>
+      client!.workflow
+        .getHandle(ingestId)
+        .query(ingestStatsQuery)
+        .catch(() => undefined);
     const killAt = Array.from({ length: killsIn('ingest') }, () => 0.15 + rng.next() * 0.6).sort();
     const restartAt = 0.35 + rng.next() * 0.3;
     let restarted = false;
@@ -555,14 +638,16 @@ async function main(): Promise<number> {
         const st = listener!.stats;
         if (st.signalled + st.ignored + st.invalid < w.realtime.length) return false;
         let running = 0;
-        for await (const _ of client!.workflow.list({ query: `WorkflowType = 'reclassifyCustomer' AND ExecutionStatus = 'Running'` })) running++;
+        for await (const _ of client!.workflow.list({ query: `WorkflowType = 'reclassifyCustomer' AND ExecutionStatus = 'Running'` }))
+          running++;
         if (running > 0) return false;
         return inLake(rtIds, (await lake.read()).keys);
       },
       300_000,
       3000,
     );
-    if (!realtimeDone) fail('stages_completed', 'the real-time path did not settle within 300 s (listener behind or reclassify workflows still running)');
+    if (!realtimeDone)
+      fail('stages_completed', 'the real-time path did not settle within 300 s (listener behind or reclassify workflows still running)');
     await listener.stop();
     listener = undefined;
     lap('realtime');
@@ -583,7 +668,8 @@ async function main(): Promise<number> {
       purchasesOf.set(e.customer_id, (purchasesOf.get(e.customer_id) ?? new Set()).add(e.event_id));
     }
     const frequencyMismatches = rtProfiles.filter((p) => p.rfm.frequency !== (purchasesOf.get(p.customer_id)?.size ?? 0));
-    if (rtProfiles.length !== w.realtimeCustomers.length) fail('profiles_match_batch', `${w.realtimeCustomers.length - rtProfiles.length} real-time customers have no profile`);
+    if (rtProfiles.length !== w.realtimeCustomers.length)
+      fail('profiles_match_batch', `${w.realtimeCustomers.length - rtProfiles.length} real-time customers have no profile`);
     summary.realtimeProfiles = { ...rtCheck.figures, frequencyMismatches: frequencyMismatches.length };
     if (frequencyMismatches.length > 0) {
       fail(
@@ -596,7 +682,11 @@ async function main(): Promise<number> {
       );
     }
     for (const v of rtCheck.violations) fail(v.invariant, `real-time snapshot: ${v.message}`);
-    const webhooks = checkWebhooks(receiver.webhooks, { segmentChanges: changes, webhooksFailed: given }, new Map(rtProfiles.map((p) => [p.customer_id, p.segment_id])));
+    const webhooks = checkWebhooks(
+      receiver.webhooks,
+      { segmentChanges: changes, webhooksFailed: given },
+      new Map(rtProfiles.map((p) => [p.customer_id, p.segment_id])),
+    );
     summary.webhooks = webhooks.figures;
     for (const v of webhooks.violations) fail(v.invariant, v.message);
 
@@ -612,10 +702,13 @@ async function main(): Promise<number> {
       const end = formatInstant(Date.parse(start) + MS_PER_UNIT.h);
       const started = await startDagRun(ctx, HOURLY_PIPELINE_DAG, { start, end });
       const timers = i === 0 ? Array.from({ length: dagKills }, () => setTimeout(() => kill('dag'), rng.int(3_000, 20_000))) : [];
-      const status = await client.workflow.getHandle(started.workflowId, started.runId).result().then(
-        () => 'COMPLETED',
-        () => 'FAILED',
-      );
+      const status = await client.workflow
+        .getHandle(started.workflowId, started.runId)
+        .result()
+        .then(
+          () => 'COMPLETED',
+          () => 'FAILED',
+        );
       timers.forEach(clearTimeout);
       runs.push({ ...started, intervalStart: start, status });
       log(`  ${started.workflowId}: ${status}`);
@@ -628,10 +721,13 @@ async function main(): Promise<number> {
       if (last?.status !== 'FAILED') continue;
       await sleep(2000);
       const rerun = await rerunFailed(ctx, HOURLY_PIPELINE_DAG, start);
-      const status = await client.workflow.getHandle(rerun.workflowId, rerun.runId).result().then(
-        () => 'COMPLETED',
-        () => 'FAILED',
-      );
+      const status = await client.workflow
+        .getHandle(rerun.workflowId, rerun.runId)
+        .result()
+        .then(
+          () => 'COMPLETED',
+          () => 'FAILED',
+        );
       runs.push({ workflowId: rerun.workflowId, runId: rerun.runId, intervalStart: start, status, rerunOf: last.runId });
       log(`  rerun ${rerun.workflowId}: ${status}`);
     }
@@ -653,7 +749,9 @@ async function main(): Promise<number> {
       return rows as T[];
     };
     const project = directConfig.gcp.projectId;
-    const rawRows = Number((await bqq<{ n: number }>(`SELECT COUNT(*) AS n FROM \`${project}.${names.SEGFLOW_DATASET_RAW}.events\``))[0]?.n ?? 0);
+    const rawRows = Number(
+      (await bqq<{ n: number }>(`SELECT COUNT(*) AS n FROM \`${project}.${names.SEGFLOW_DATASET_RAW}.events\``))[0]?.n ?? 0,
+    );
     // One row per leading character with the ids joined, from one scan: paging 100,000 rows out
     // of the emulator takes minutes.
     const staged: Array<{ event_id: string }> = [];
@@ -699,7 +797,10 @@ async function main(): Promise<number> {
     await receiver?.close();
     for (const p of proxies) await p.close();
     if (stack && !o.keepStack) await stack.down().catch((err: unknown) => log(`could not stop the chaos stack: ${String(err)}`));
-    else if (stack) log(`chaos stack left running in ${stack.dir} (Temporal UI http://127.0.0.1:${stack.ports.temporalUi}); stop it with SEGFLOW_STACK_DIR=${stack.dir} STACK_*_PORT=... npm run stack:down`);
+    else if (stack)
+      log(
+        `chaos stack left running in ${stack.dir} (Temporal UI http://127.0.0.1:${stack.ports.temporalUi}); stop it with SEGFLOW_STACK_DIR=${stack.dir} STACK_*_PORT=... npm run stack:down`,
+      );
   }
 
   const byProxy = proxies.map((p) => p.snapshot());
@@ -713,7 +814,14 @@ async function main(): Promise<number> {
     stagesS: stages,
     faults: { byKind, byProxy },
     disruptions,
-    events: summary.events ?? { messagesPublished: 0, validDistinct: 0, duplicatePublishes: 0, malformed: 0, hostile: 0, realtimePurchases: 0 },
+    events: summary.events ?? {
+      messagesPublished: 0,
+      validDistinct: 0,
+      duplicatePublishes: 0,
+      malformed: 0,
+      hostile: 0,
+      realtimePurchases: 0,
+    },
     alerts: receiver?.alerts.length ?? 0,
     ...summary,
   };
@@ -768,7 +876,11 @@ function printSummary(s: Summary): void {
   add('run time (s)', s.durationS);
   console.log('\nchaos run summary');
   printTable([], rows, { indent: 2 });
-  console.log(`  stages (s): ${Object.entries(s.stagesS).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log(
+    `  stages (s): ${Object.entries(s.stagesS)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  );
   if (s.ok) console.log('\nevery invariant holds');
   else {
     console.log(`\n${s.violations.length} violation(s):`);

@@ -46,7 +46,15 @@ export async function pickPorts(base: number): Promise<ChaosPorts> {
   for (let b = base; b < base + 20 * 25; b += 20) {
     const ports = Array.from({ length: 7 }, (_, i) => b + i);
     if ((await Promise.all(ports.map(portFree))).every(Boolean)) {
-      const [temporal, temporalUi, pubsub, firestore, gcs, bigquery, bigqueryGrpc] = ports as [number, number, number, number, number, number, number];
+      const [temporal, temporalUi, pubsub, firestore, gcs, bigquery, bigqueryGrpc] = ports as [
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+      ];
       return { temporal, temporalUi, pubsub, firestore, gcs, bigquery, bigqueryGrpc };
     }
   }
@@ -68,7 +76,12 @@ export interface ChaosStack {
  * Starts the isolated stack. scripts/stack-lib.ts reads its directories and ports from
  * the environment when first imported, so they are set before the import.
  */
-export async function openChaosStack(opts: { dir: string; ports: ChaosPorts; log: (line: string) => void; fresh: boolean }): Promise<ChaosStack> {
+export async function openChaosStack(opts: {
+  dir: string;
+  ports: ChaosPorts;
+  log: (line: string) => void;
+  fresh: boolean;
+}): Promise<ChaosStack> {
   const mainBin = path.join(PROJECT_ROOT, '.stack', 'bin');
   if (!existsSync(path.join(mainBin, 'temporal'))) {
     throw new Error(`stack binaries not found in ${mainBin}; run \`npm run stack:install\` first`);
@@ -89,7 +102,9 @@ export async function openChaosStack(opts: { dir: string; ports: ChaosPorts; log
   });
   const lib = await import('../scripts/stack-lib.js');
   if (lib.STACK_DIR !== opts.dir || lib.PORTS.temporal !== p.temporal) {
-    throw new Error('scripts/stack-lib.ts was imported before the chaos stack settings; the chaos runner must import it only through chaos/stack.ts');
+    throw new Error(
+      'scripts/stack-lib.ts was imported before the chaos stack settings; the chaos runner must import it only through chaos/stack.ts',
+    );
   }
   const stack: ChaosStack = {
     dir: opts.dir,
@@ -157,12 +172,17 @@ export class WorkerPool {
       if (this.stopping) return;
       if (!expected) {
         this.stats.unexpectedExits++;
-        this.opts.log(`worker ${pid} exited on its own (code ${code}, signal ${signal}); see ${this.opts.logDir}/worker-${n}.log; starting a replacement`);
+        this.opts.log(
+          `worker ${pid} exited on its own (code ${code}, signal ${signal}); see ${this.opts.logDir}/worker-${n}.log; starting a replacement`,
+        );
       }
       // Replacements come up after a short pause, as a supervisor would bring them.
-      setTimeout(() => {
-        if (!this.stopping) this.start();
-      }, expected ? 1_000 : 2_000).unref();
+      setTimeout(
+        () => {
+          if (!this.stopping) this.start();
+        },
+        expected ? 1_000 : 2_000,
+      ).unref();
     });
   }
 
@@ -185,7 +205,9 @@ export class WorkerPool {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    const exits = [...this.children.values()].map((c) => new Promise<void>((resolve) => (c.exitCode !== null ? resolve() : c.once('exit', () => resolve()))));
+    const exits = [...this.children.values()].map(
+      (c) => new Promise<void>((resolve) => (c.exitCode !== null ? resolve() : c.once('exit', () => resolve()))),
+    );
     for (const c of this.children.values()) c.kill('SIGTERM');
     const timeout = sleep(15_000).then(() => {
       for (const c of this.children.values()) c.kill('SIGKILL');

@@ -38,13 +38,27 @@ export interface ChaosWorkload {
   realtimeCustomers: string[];
 }
 
-export function buildChaosWorkload(opts: { events: number; seed: number; maxBytes: number; realtimeCustomers: number; now?: Date }): ChaosWorkload {
+export function buildChaosWorkload(opts: {
+  events: number;
+  seed: number;
+  maxBytes: number;
+  realtimeCustomers: number;
+  now?: Date;
+}): ChaosWorkload {
   const now = opts.now ?? new Date();
   const rng = createRng(opts.seed ^ 0x5eed);
   const nHostile = Math.max(10, Math.round(opts.events * 0.01));
   const nRealtime = opts.realtimeCustomers * 3;
   const nPersona = Math.max(100, opts.events - nHostile - nRealtime);
-  const base = buildWorkload({ events: nPersona, malformedShare: 0.03, duplicateShare: 0.02, days: 30, seed: opts.seed, maxBytes: opts.maxBytes, now });
+  const base = buildWorkload({
+    events: nPersona,
+    malformedShare: 0.03,
+    duplicateShare: 0.02,
+    days: 30,
+    seed: opts.seed,
+    maxBytes: opts.maxBytes,
+    now,
+  });
 
   const hostile: ChaosWorkload['hostile'] = [];
   const hostileMessages: OutgoingMessage[] = [];
@@ -75,7 +89,10 @@ export function buildChaosWorkload(opts: { events: number; seed: number; maxByte
         type: 'purchase',
         ts: new Date(now.getTime() - rng.int(1_000, 600_000)).toISOString(),
         properties: {
-          order_id: k === 0 && rng.chance(0.2) ? `${SMALL_HOSTILE[rng.int(0, SMALL_HOSTILE.length - 1)]!.slice(0, 100)}#${customerId}` : `o-${rng.hex(12)}`,
+          order_id:
+            k === 0 && rng.chance(0.2)
+              ? `${SMALL_HOSTILE[rng.int(0, SMALL_HOSTILE.length - 1)]!.slice(0, 100)}#${customerId}`
+              : `o-${rng.hex(12)}`,
           amount,
           currency: 'USD',
         },
@@ -109,12 +126,23 @@ function randomUuid(rng: Rng): string {
 function hostileEvent(rng: Rng, i: number, now: Date): EventInput {
   const s = (k: number) => SMALL_HOSTILE[(i + k) % SMALL_HOSTILE.length]!;
   const ts = new Date(now.getTime() - rng.int(60_000, 20 * 86_400_000)).toISOString();
-  const free = { note: s(1), nested: { level1: { level2: { value: s(2), list: [s(3), { k: s(4) }] } } }, [`weird key ${s(5).slice(0, 20)}`]: s(6) };
+  const free = {
+    note: s(1),
+    nested: { level1: { level2: { value: s(2), list: [s(3), { k: s(4) }] } } },
+    [`weird key ${s(5).slice(0, 20)}`]: s(6),
+  };
   const customer_id = `hostile-${i % 25}`;
   const extra = { x_note: s(7) };
   switch (i % 3) {
     case 0:
-      return { event_id: rng.uuid(), customer_id, type: 'click', ts, properties: { url: 'https://shop.example/search?q=%27%3B%20DROP%20TABLE', element: s(0).slice(0, 256), ...free }, ...extra };
+      return {
+        event_id: rng.uuid(),
+        customer_id,
+        type: 'click',
+        ts,
+        properties: { url: 'https://shop.example/search?q=%27%3B%20DROP%20TABLE', element: s(0).slice(0, 256), ...free },
+        ...extra,
+      };
     case 1:
       return {
         event_id: rng.uuid(),
@@ -125,7 +153,14 @@ function hostileEvent(rng: Rng, i: number, now: Date): EventInput {
         ...extra,
       };
     default:
-      return { event_id: rng.uuid(), customer_id, type: 'page_view', ts, properties: { url: `https://shop.example/p/${i}?ref=%7B%7B%20x%20%7D%7D`, duration_ms: 1000 + i, ...free }, ...extra };
+      return {
+        event_id: rng.uuid(),
+        customer_id,
+        type: 'page_view',
+        ts,
+        properties: { url: `https://shop.example/p/${i}?ref=%7B%7B%20x%20%7D%7D`, duration_ms: 1000 + i, ...free },
+        ...extra,
+      };
   }
 }
 
@@ -185,7 +220,9 @@ export async function publishResilient(
   await topic.flush().catch(() => undefined);
   const failed = results.filter((r) => r.status === 'rejected');
   if (failed.length > 0) {
-    throw new Error(`${messages.length - done} of ${messages.length} messages could not be published before the deadline; last error: ${lastError}`);
+    throw new Error(
+      `${messages.length - done} of ${messages.length} messages could not be published before the deadline; last error: ${lastError}`,
+    );
   }
   return { ids, retries, maxRetryMs };
 }

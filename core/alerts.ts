@@ -71,9 +71,7 @@ export interface DagRunFailedAlertParams {
 export function dagRunFailedAlert(params: DagRunFailedAlertParams): Alert {
   const { dagId, interval, failedTasks, workflow } = params;
   const taskIds = failedTasks.map((t) => t.taskId);
-  const lines = failedTasks.map(
-    (t) => `- ${t.taskId} failed after ${t.attempts} attempt${t.attempts === 1 ? '' : 's'}: ${t.error}`,
-  );
+  const lines = failedTasks.map((t) => `- ${t.taskId} failed after ${t.attempts} attempt${t.attempts === 1 ? '' : 's'}: ${t.error}`);
   if (params.rerunOf !== undefined) lines.push(`This run repeats run ${params.rerunOf}.`);
   return {
     kind: 'dag_run_failed',

@@ -15,19 +15,13 @@ import { WebhookConfigError, parseWebhookSubscribers, type WebhookSubscriber } f
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 
-const hostPort = z
-  .string()
-  .regex(/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, 'expected host:port, for example 127.0.0.1:7233');
+const hostPort = z.string().regex(/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, 'expected host:port, for example 127.0.0.1:7233');
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' });
 
-const identifier = z
-  .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,1023}$/, 'expected a BigQuery identifier (letters, digits, underscores)');
+const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,1023}$/, 'expected a BigQuery identifier (letters, digits, underscores)');
 
 const bucketName = z
   .string()
@@ -43,7 +37,9 @@ const optionalString = z
 
 /** Environment variables as they are read; transforms turn them into the typed config. */
 export const envSchema = z.object({
-  SEGFLOW_ENV: z.enum(['local', 'production']).default('local')
+  SEGFLOW_ENV: z
+    .enum(['local', 'production'])
+    .default('local')
     .describe(
       '`local`: services on loopback, with the local defaults below. `production`: real Google Cloud with Application Default Credentials; no emulator defaults, `SEGFLOW_API_TOKENS` required, webhook URLs must be https.',
     ),
@@ -58,7 +54,8 @@ export const envSchema = z.object({
   TEMPORAL_ADDRESS: hostPort.default('127.0.0.1:7233').describe('Temporal frontend, `host:port`.'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default').describe('Temporal namespace.'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('segflow').describe('Task queue the workers poll and DAG runs are started on.'),
-  TEMPORAL_UI_URL: httpUrl.default('http://127.0.0.1:8233')
+  TEMPORAL_UI_URL: httpUrl
+    .default('http://127.0.0.1:8233')
     .describe('Base URL of the Temporal Web UI, for the links in alerts, logs and the `npm start` banner.'),
   TEMPORAL_API_KEY: optionalString.describe('Temporal Cloud API key; turns TLS on.'),
   TEMPORAL_TLS: bool.default(false).describe('TLS to Temporal without client certificates.'),
@@ -66,83 +63,174 @@ export const envSchema = z.object({
   TEMPORAL_TLS_KEY_PATH: optionalString.describe('mTLS client key file; set together with `TEMPORAL_TLS_CERT_PATH`, or neither.'),
   TEMPORAL_TLS_SERVER_NAME: optionalString.describe('TLS server name override.'),
 
-  GCP_PROJECT: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'expected a GCP project id').default('segflow-local')
+  GCP_PROJECT: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'expected a GCP project id')
+    .default('segflow-local')
     .describe('Google Cloud project id.'),
   GCP_LOCATION: z.string().min(1).default('US').describe('BigQuery location.'),
-  PUBSUB_EMULATOR_HOST: optionalString.pipe(hostPort.optional())
+  PUBSUB_EMULATOR_HOST: optionalString
+    .pipe(hostPort.optional())
     .describe('Pub/Sub emulator, `host:port`. Unset: `127.0.0.1:8085` when `SEGFLOW_ENV=local`, real Pub/Sub in production.'),
-  FIRESTORE_EMULATOR_HOST: optionalString.pipe(hostPort.optional())
+  FIRESTORE_EMULATOR_HOST: optionalString
+    .pipe(hostPort.optional())
     .describe('Firestore emulator, `host:port`. Unset: `127.0.0.1:8086` when `SEGFLOW_ENV=local`, real Firestore in production.'),
-  SEGFLOW_GCS_ENDPOINT: optionalString.pipe(httpUrl.optional())
+  SEGFLOW_GCS_ENDPOINT: optionalString
+    .pipe(httpUrl.optional())
     .describe(
       'GCS emulator endpoint, passed to the client as `apiEndpoint`. Unset: `http://127.0.0.1:4443` when `SEGFLOW_ENV=local`, real GCS in production. Do not set `STORAGE_EMULATOR_HOST` for segflow: the client then builds wrong URLs.',
     ),
-  SEGFLOW_BIGQUERY_ENDPOINT: optionalString.pipe(httpUrl.optional())
+  SEGFLOW_BIGQUERY_ENDPOINT: optionalString
+    .pipe(httpUrl.optional())
     .describe(
       'BigQuery emulator endpoint, passed to the client as `apiEndpoint`. Unset: `http://127.0.0.1:9050` when `SEGFLOW_ENV=local`, real BigQuery in production. Do not set `BIGQUERY_EMULATOR_HOST` for segflow.',
     ),
 
   SEGFLOW_EVENTS_TOPIC: z.string().min(1).default('customer-events').describe('Pub/Sub topic producers publish customer events to.'),
-  SEGFLOW_LAKE_SUBSCRIPTION: z.string().min(1).default('events-lake')
+  SEGFLOW_LAKE_SUBSCRIPTION: z
+    .string()
+    .min(1)
+    .default('events-lake')
     .describe('Subscription the lake ingestion reads (workflow `ingest/<subscription>`).'),
-  SEGFLOW_TRIGGER_SUBSCRIPTION: z.string().min(1).default('events-triggers')
+  SEGFLOW_TRIGGER_SUBSCRIPTION: z
+    .string()
+    .min(1)
+    .default('events-triggers')
     .describe('Subscription of key events (purchase, profile_update) for real-time reclassification.'),
   SEGFLOW_LAKE_BUCKET: bucketName.default('segflow-lake').describe('GCS bucket of the lake, the quarantine and the model artifacts.'),
   SEGFLOW_DATASET_RAW: identifier.default('raw').describe('BigQuery dataset of the loaded lake events (`raw.events`).'),
   SEGFLOW_DATASET_STAGING: identifier.default('staging').describe('BigQuery dataset of the staging models (`staging.events`).'),
   SEGFLOW_DATASET_MARTS: identifier.default('marts').describe('BigQuery dataset of facts, features, segments and models.'),
-  SEGFLOW_FIRESTORE_PROFILES: z.string().min(1).default('customer_profiles')
+  SEGFLOW_FIRESTORE_PROFILES: z
+    .string()
+    .min(1)
+    .default('customer_profiles')
     .describe('Firestore collection of the online customer profiles.'),
 
   SEGFLOW_INGEST_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(1000).describe('Messages per ingestion batch, at most.'),
-  SEGFLOW_INGEST_MAX_WAIT_MS: z.coerce.number().int().min(100).max(60_000).default(2000)
+  SEGFLOW_INGEST_MAX_WAIT_MS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(60_000)
+    .default(2000)
     .describe('Longest a batch waits to fill, in milliseconds.'),
-  SEGFLOW_INGEST_ACK_DEADLINE_S: z.coerce.number().int().min(10).max(600).default(60)
+  SEGFLOW_INGEST_ACK_DEADLINE_S: z.coerce
+    .number()
+    .int()
+    .min(10)
+    .max(600)
+    .default(60)
     .describe(
       'Ack deadline (seconds) of the lake subscription when segflow creates it; a worker holds its leases this long and renews them while it lives.',
     ),
   SEGFLOW_INGEST_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(2).describe('Ingestion batch activities in flight.'),
-  SEGFLOW_INGEST_RUN_FOR_MS: z.coerce.number().int().min(0).max(120_000).default(10_000)
+  SEGFLOW_INGEST_RUN_FOR_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(120_000)
+    .default(10_000)
     .describe('How long one batch activity keeps taking batches while messages flow, in milliseconds; `0`: one batch per activity.'),
-  SEGFLOW_INGEST_WRITES_IN_FLIGHT: z.coerce.number().int().min(1).max(16).default(2)
+  SEGFLOW_INGEST_WRITES_IN_FLIGHT: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(16)
+    .default(2)
     .describe('Batches one activity validates and writes at once while it pulls the next.'),
-  SEGFLOW_INGEST_BATCH_MAX_BYTES: z.coerce.number().int().min(1024).max(1_073_741_824).default(16_777_216)
+  SEGFLOW_INGEST_BATCH_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(1_073_741_824)
+    .default(16_777_216)
     .describe(
       'Message data one batch takes at most, in bytes; the rest waits for the next batch. Flow control holds at most this x concurrency x (writes in flight + 2) per worker.',
     ),
-  SEGFLOW_LAKE_OBJECT_MAX_BYTES: z.coerce.number().int().min(1024).max(4_294_967_296).default(33_554_432)
+  SEGFLOW_LAKE_OBJECT_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(4_294_967_296)
+    .default(33_554_432)
     .describe('Uncompressed NDJSON bytes per lake object; a batch over it is split into several objects.'),
-  SEGFLOW_INGEST_ALERT_LAG_S: z.coerce.number().min(0).default(900)
+  SEGFLOW_INGEST_ALERT_LAG_S: z.coerce
+    .number()
+    .min(0)
+    .default(900)
     .describe('Ingestion lag (seconds) that raises an `ingestion_lag` alert; `0` turns it off.'),
-  SEGFLOW_INGEST_ALERT_QUARANTINE_SHARE: z.coerce.number().min(0).max(1).default(0.05)
+  SEGFLOW_INGEST_ALERT_QUARANTINE_SHARE: z.coerce
+    .number()
+    .min(0)
+    .max(1)
+    .default(0.05)
     .describe('Share of messages quarantined over the window that raises a quarantine-rate alert; `1` turns it off.'),
-  SEGFLOW_INGEST_ALERT_WINDOW_S: z.coerce.number().int().min(1).max(86_400).default(300)
+  SEGFLOW_INGEST_ALERT_WINDOW_S: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(86_400)
+    .default(300)
     .describe('Window of the quarantine rate, in seconds.'),
-  SEGFLOW_INGEST_ALERT_MIN_MESSAGES: z.coerce.number().int().min(1).default(100)
+  SEGFLOW_INGEST_ALERT_MIN_MESSAGES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(100)
     .describe('A window with fewer messages than this is not judged.'),
-  SEGFLOW_EVENT_MAX_BYTES: z.coerce.number().int().min(256).max(10_000_000).default(65_536)
+  SEGFLOW_EVENT_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(256)
+    .max(10_000_000)
+    .default(65_536)
     .describe('Larger messages are quarantined verbatim (`too_large`).'),
-  SEGFLOW_EVENT_MAX_FUTURE_SKEW_S: z.coerce.number().int().min(0).default(300)
+  SEGFLOW_EVENT_MAX_FUTURE_SKEW_S: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(300)
     .describe('Events timed further than this many seconds in the future are quarantined (`future_timestamp`).'),
 
-  SEGFLOW_WEBHOOKS: optionalString
-    .describe('Segment-change webhook subscribers: a JSON array of `{id, url, secret, filter?, timeout_ms?}` (docs/realtime.md).'),
-  SEGFLOW_RECLASSIFY_IDLE_MINUTES: z.coerce.number().positive().max(1440).default(10)
+  SEGFLOW_WEBHOOKS: optionalString.describe(
+    'Segment-change webhook subscribers: a JSON array of `{id, url, secret, filter?, timeout_ms?}` (docs/realtime.md).',
+  ),
+  SEGFLOW_RECLASSIFY_IDLE_MINUTES: z.coerce
+    .number()
+    .positive()
+    .max(1440)
+    .default(10)
     .describe('A customer reclassification workflow ends after this many minutes without events.'),
-  SEGFLOW_ALERT_WEBHOOK_URLS: optionalString
-    .describe('Comma-separated http(s) URLs that get every alert as JSON (with a Slack-compatible `text` field).'),
-  SEGFLOW_ALERT_SLACK_WEBHOOK_URL: optionalString.pipe(httpUrl.optional())
+  SEGFLOW_ALERT_WEBHOOK_URLS: optionalString.describe(
+    'Comma-separated http(s) URLs that get every alert as JSON (with a Slack-compatible `text` field).',
+  ),
+  SEGFLOW_ALERT_SLACK_WEBHOOK_URL: optionalString
+    .pipe(httpUrl.optional())
     .describe('Slack incoming webhook that gets every alert as a formatted message.'),
   SEGFLOW_ALERT_PAGERDUTY_ROUTING_KEY: optionalString.describe('PagerDuty Events v2 routing key; set it to page.'),
   SEGFLOW_ALERT_PAGERDUTY_URL: httpUrl.default('https://events.pagerduty.com/v2/enqueue').describe('PagerDuty Events v2 enqueue endpoint.'),
-  SEGFLOW_ALERT_PAGERDUTY_MIN_SEVERITY: z.enum(['critical', 'error', 'warning', 'info']).default('error')
+  SEGFLOW_ALERT_PAGERDUTY_MIN_SEVERITY: z
+    .enum(['critical', 'error', 'warning', 'info'])
+    .default('error')
     .describe('Alerts below this severity do not page.'),
 
-  SEGFLOW_SCHEDULE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]*$/, 'expected letters, digits, _ . - (or empty)').default('')
+  SEGFLOW_SCHEDULE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]*$/, 'expected letters, digits, _ . - (or empty)')
+    .default('')
     .describe('Prefix of schedule ids and run workflow ids, so several deployments (or test runs) share one namespace.'),
-  SEGFLOW_HOURLY_MINUTE: z.coerce.number().int().min(0).max(59).default(5)
+  SEGFLOW_HOURLY_MINUTE: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(59)
+    .default(5)
     .describe('Minute past each hour at which `hourly_pipeline` runs for the previous hour.'),
-  SEGFLOW_NIGHTLY_TIME: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM (24h), for example 02:00').default('02:00')
+  SEGFLOW_NIGHTLY_TIME: z
+    .string()
+    .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM (24h), for example 02:00')
+    .default('02:00')
     .describe('Time of day (`HH:MM`, 24 h) at which `nightly_segmentation` runs for the previous day.'),
   SEGFLOW_NIGHTLY_TIMEZONE: z
     .string()
@@ -158,43 +246,96 @@ export const envSchema = z.object({
     .describe('IANA time zone of `SEGFLOW_NIGHTLY_TIME`, for example `Europe/Berlin`.'),
 
   SEGFLOW_API_PORT: z.coerce.number().int().min(0).max(65535).default(8080).describe('Profile API port.'),
-  SEGFLOW_API_TOKENS: optionalString
-    .describe(
-      'Comma-separated bearer tokens of the profile API, at least 12 characters each. Unset: `local-dev-token` when `SEGFLOW_ENV=local`; required in production.',
-    ),
-  SEGFLOW_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464)
+  SEGFLOW_API_TOKENS: optionalString.describe(
+    'Comma-separated bearer tokens of the profile API, at least 12 characters each. Unset: `local-dev-token` when `SEGFLOW_ENV=local`; required in production.',
+  ),
+  SEGFLOW_METRICS_PORT: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(65535)
+    .default(9464)
     .describe('Prometheus metrics: the Temporal SDK metrics on this port, segflow metrics on the next one; `0` turns both off.'),
 
-  SEGFLOW_SEGMENT_FEATURES: optionalString
-    .describe(
-      'Features the segmentation clusters on: a JSON array of `{name, weight, log?, role?}` over `marts.customer_features` columns. Unset: the built-in list (docs/segmentation.md).',
-    ),
-  SEGFLOW_SEGMENT_K_MIN: z.coerce.number().int().min(1).max(100).default(2)
+  SEGFLOW_SEGMENT_FEATURES: optionalString.describe(
+    'Features the segmentation clusters on: a JSON array of `{name, weight, log?, role?}` over `marts.customer_features` columns. Unset: the built-in list (docs/segmentation.md).',
+  ),
+  SEGFLOW_SEGMENT_K_MIN: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .default(2)
     .describe('Fewest segments `choose_k` tries; at most `SEGFLOW_SEGMENT_K_MAX`.'),
   SEGFLOW_SEGMENT_K_MAX: z.coerce.number().int().min(1).max(100).default(12).describe('Most segments `choose_k` tries.'),
-  SEGFLOW_SEGMENT_SAMPLE_SIZE: z.coerce.number().int().min(10).optional()
+  SEGFLOW_SEGMENT_SAMPLE_SIZE: z.coerce
+    .number()
+    .int()
+    .min(10)
+    .optional()
     .describe('Customers in the training sample. Unset: 5% of the customers, 5,000 to 50,000.'),
-  SEGFLOW_SEGMENT_PAGE_SIZE: z.coerce.number().int().min(100).max(100_000).default(10_000)
+  SEGFLOW_SEGMENT_PAGE_SIZE: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(100_000)
+    .default(10_000)
     .describe('Rows per page when `extract` reads every customer.'),
-  SEGFLOW_SEGMENT_MIN_SEGMENT_SHARE: z.coerce.number().min(0).max(1).default(0.02)
+  SEGFLOW_SEGMENT_MIN_SEGMENT_SHARE: z.coerce
+    .number()
+    .min(0)
+    .max(1)
+    .default(0.02)
     .describe('A k whose smallest segment holds less than this share of the customers is not chosen.'),
-  SEGFLOW_SEGMENT_SILHOUETTE_SAMPLE: z.coerce.number().int().min(10).max(20_000).default(2000)
+  SEGFLOW_SEGMENT_SILHOUETTE_SAMPLE: z.coerce
+    .number()
+    .int()
+    .min(10)
+    .max(20_000)
+    .default(2000)
     .describe('Rows the silhouette of each candidate k is computed on.'),
-  SEGFLOW_SEGMENT_N_INIT: z.coerce.number().int().min(1).max(50).default(4)
+  SEGFLOW_SEGMENT_N_INIT: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(50)
+    .default(4)
     .describe('k-means++ restarts per candidate k in `choose_k`, and as many again in `train`.'),
-  SEGFLOW_SEGMENT_SEED: z.coerce.number().int().min(0).default(20261126)
+  SEGFLOW_SEGMENT_SEED: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(20261126)
     .describe('Seed of sampling and training: the same seed and data give the same model.'),
-  SEGFLOW_SEGMENT_MAX_CHANGED_SHARE: z.coerce.number().min(0).max(1).default(0.15)
+  SEGFLOW_SEGMENT_MAX_CHANGED_SHARE: z.coerce
+    .number()
+    .min(0)
+    .max(1)
+    .default(0.15)
     .describe('Stability: most customers allowed to change segment against the current model, as a share.'),
-  SEGFLOW_SEGMENT_MIN_ARI: z.coerce.number().min(-1).max(1).default(0.7)
+  SEGFLOW_SEGMENT_MIN_ARI: z.coerce
+    .number()
+    .min(-1)
+    .max(1)
+    .default(0.7)
     .describe('Stability: least adjusted Rand index allowed between the current and the new assignment.'),
-  SEGFLOW_SEGMENT_MAX_CENTROID_DRIFT: z.coerce.number().min(0).default(0.25)
+  SEGFLOW_SEGMENT_MAX_CENTROID_DRIFT: z.coerce
+    .number()
+    .min(0)
+    .default(0.25)
     .describe('Stability: largest move of a matched centroid allowed, in the scaled feature space.'),
-  SEGFLOW_SEGMENT_MAX_SIZE_SHIFT: z.coerce.number().min(0).max(1).default(0.05)
+  SEGFLOW_SEGMENT_MAX_SIZE_SHIFT: z.coerce
+    .number()
+    .min(0)
+    .max(1)
+    .default(0.05)
     .describe('Stability: largest change of one segment share allowed, absolute (0.05 = 5 points).'),
-  SEGFLOW_SEGMENT_ALLOW_SEGMENT_CHANGES: bool.default(false)
+  SEGFLOW_SEGMENT_ALLOW_SEGMENT_CHANGES: bool
+    .default(false)
     .describe('Stability: whether segments may appear or disappear without counting as a breach.'),
-  SEGFLOW_SEGMENT_PROMOTION_POLICY: z.enum(['promote_with_alert', 'hold']).default('promote_with_alert')
+  SEGFLOW_SEGMENT_PROMOTION_POLICY: z
+    .enum(['promote_with_alert', 'hold'])
+    .default('promote_with_alert')
     .describe(
       'What happens to a new model beyond a stability threshold: `promote_with_alert` makes it current and alerts; `hold` alerts and keeps the current model serving.',
     ),
@@ -275,7 +416,13 @@ export interface Config {
     silhouetteSampleSize: number;
     nInit: number;
     seed: number;
-    thresholds: { maxChangedShare: number; minAdjustedRandIndex: number; maxCentroidDrift: number; maxSizeShift: number; allowSegmentChanges: boolean };
+    thresholds: {
+      maxChangedShare: number;
+      minAdjustedRandIndex: number;
+      maxCentroidDrift: number;
+      maxSizeShift: number;
+      allowSegmentChanges: boolean;
+    };
     promotionPolicy: 'promote_with_alert' | 'hold';
   };
 }
@@ -341,7 +488,9 @@ export function parseConfig(env: RawEnv): Config {
     if (!/^https?:\/\/[^\s]+$/.test(u)) problems.push('SEGFLOW_ALERT_WEBHOOK_URLS: expected comma-separated http(s) URLs');
   }
   if (e.SEGFLOW_SEGMENT_K_MIN > e.SEGFLOW_SEGMENT_K_MAX) {
-    problems.push(`SEGFLOW_SEGMENT_K_MIN and SEGFLOW_SEGMENT_K_MAX: expected K_MIN <= K_MAX, found ${e.SEGFLOW_SEGMENT_K_MIN} > ${e.SEGFLOW_SEGMENT_K_MAX}`);
+    problems.push(
+      `SEGFLOW_SEGMENT_K_MIN and SEGFLOW_SEGMENT_K_MAX: expected K_MIN <= K_MAX, found ${e.SEGFLOW_SEGMENT_K_MIN} > ${e.SEGFLOW_SEGMENT_K_MAX}`,
+    );
   }
   if (e.SEGFLOW_SEGMENT_FEATURES !== undefined) {
     try {
@@ -476,8 +625,11 @@ export function usesLocalStack(config: Config): boolean {
   return (
     config.env === 'local' &&
     loopback.test(config.temporal.address) &&
-    [config.gcp.pubsubEmulatorHost, config.gcp.firestoreEmulatorHost, hostOf(config.gcp.gcsEndpoint), hostOf(config.gcp.bigqueryEndpoint)].every(
-      (h) => h !== undefined && loopback.test(h),
-    )
+    [
+      config.gcp.pubsubEmulatorHost,
+      config.gcp.firestoreEmulatorHost,
+      hostOf(config.gcp.gcsEndpoint),
+      hostOf(config.gcp.bigqueryEndpoint),
+    ].every((h) => h !== undefined && loopback.test(h))
   );
 }

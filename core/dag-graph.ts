@@ -65,9 +65,7 @@ export function findUnknownActivities(
   registeredActivities: Iterable<string>,
 ): DagProblem[] {
   const registered = new Set(registeredActivities);
-  return tasks
-    .filter((t) => !registered.has(t.activity))
-    .map((t) => ({ kind: 'unknown_activity', taskId: t.id, activity: t.activity }));
+  return tasks.filter((t) => !registered.has(t.activity)).map((t) => ({ kind: 'unknown_activity', taskId: t.id, activity: t.activity }));
 }
 
 /**

@@ -49,10 +49,11 @@ export const COUNTRY_CODES = (
 
 // Every format check carries the "expected ..." phrase that ends up in a Reason.
 const id = (what: string) =>
-  z.string().min(1, { error: `a non-empty ${what}` }).max(128, { error: `a ${what} of at most 128 characters` });
-const httpUrl = z
-  .url({ protocol: /^https?$/, error: 'an absolute http(s) URL' })
-  .max(2048, { error: 'a URL of at most 2048 characters' });
+  z
+    .string()
+    .min(1, { error: `a non-empty ${what}` })
+    .max(128, { error: `a ${what} of at most 128 characters` });
+const httpUrl = z.url({ protocol: /^https?$/, error: 'an absolute http(s) URL' }).max(2048, { error: 'a URL of at most 2048 characters' });
 const durationMs = z.number().int({ error: 'a whole number of milliseconds' }).min(0, { error: 'a duration >= 0 ms' });
 const money = z.number().min(0, { error: 'an amount >= 0' });
 const text = (max: number) => z.string().max(max, { error: `at most ${max} characters` });
@@ -438,9 +439,7 @@ export function encodeEvent(event: EventInput): EncodedEvent {
   if (!checked.success) {
     const reasons = checked.error.issues.map(toReason);
     throw new Error(
-      `encodeEvent: the event does not satisfy the v1 contract: ${reasons
-        .map((r) => `${r.path ?? '(event)'}: ${r.message}`)
-        .join('; ')}`,
+      `encodeEvent: the event does not satisfy the v1 contract: ${reasons.map((r) => `${r.path ?? '(event)'}: ${r.message}`).join('; ')}`,
     );
   }
   const parsed = checked.data;

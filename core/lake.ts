@@ -123,9 +123,7 @@ export function groupByArrivalHour<T>(items: readonly T[], arrivalOf: (item: T) 
     if (group) group.push(item);
     else groups.set(start, [item]);
   }
-  return [...groups.entries()]
-    .sort(([a], [b]) => a - b)
-    .map(([start, grouped]) => ({ hourStart: new Date(start), items: grouped }));
+  return [...groups.entries()].sort(([a], [b]) => a - b).map(([start, grouped]) => ({ hourStart: new Date(start), items: grouped }));
 }
 
 // ---------------------------------------------------------------------------

@@ -26,7 +26,11 @@ export type Rfm = z.infer<typeof RfmSchema>;
 export const DemographicsSchema = z.object({
   age: z.number().int().min(0).max(130).nullable().optional(),
   gender: z.string().max(32).nullable().optional(),
-  country: z.string().regex(/^[A-Z]{2}$/, { error: 'an ISO 3166-1 alpha-2 code, e.g. US' }).nullable().optional(),
+  country: z
+    .string()
+    .regex(/^[A-Z]{2}$/, { error: 'an ISO 3166-1 alpha-2 code, e.g. US' })
+    .nullable()
+    .optional(),
   city: z.string().max(128).nullable().optional(),
   income_band: z.enum(INCOME_BANDS).nullable().optional(),
 });
@@ -39,10 +43,7 @@ export const ProfileSchema = z.object({
   segment_label: z.string().min(1, { error: 'a non-empty segment label' }).max(256),
   model_version: z.string().min(1, { error: 'a non-empty model version' }).max(128),
   /** Raw feature values by feature name; null where a feature is unknown. */
-  features: z.record(
-    z.string().regex(IDENTIFIER, { error: 'a lowercase feature name such as monetary_90d' }),
-    z.number().nullable(),
-  ),
+  features: z.record(z.string().regex(IDENTIFIER, { error: 'a lowercase feature name such as monetary_90d' }), z.number().nullable()),
   rfm: RfmSchema,
   demographics: DemographicsSchema,
   /** When this profile was computed. */

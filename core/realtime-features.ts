@@ -84,7 +84,6 @@ export function emptyFeatureState(asOf: string): FeatureState {
   };
 }
 
-
 /** Whole UTC calendar days from `from` to `to` (DATE_DIFF(DATE(to), DATE(from), DAY)). */
 export function utcDayDiff(from: string | Date, to: string | Date): number {
   const day = (t: string | Date) => Math.floor(new Date(t).getTime() / MS_PER_UNIT.d);

@@ -14,8 +14,7 @@ export interface TemporalConnectionSettings {
 export function temporalConnectionSettings(config: Config): TemporalConnectionSettings {
   const { address, apiKey, tls } = config.temporal;
   if (!tls) return { address };
-  const clientCertPair =
-    tls.certPath && tls.keyPath ? { crt: readFileSync(tls.certPath), key: readFileSync(tls.keyPath) } : undefined;
+  const clientCertPair = tls.certPath && tls.keyPath ? { crt: readFileSync(tls.certPath), key: readFileSync(tls.keyPath) } : undefined;
   return {
     address,
     apiKey,

@@ -17,20 +17,18 @@ export const WEBHOOKS_VARIABLE = 'SEGFLOW_WEBHOOKS';
 export const WEBHOOK_SECRET_MIN_LENGTH = 16;
 export const DEFAULT_WEBHOOK_TIMEOUT_MS = 10_000;
 
-const segmentSelector = z.union([
-  z.number().int().min(0),
-  z.string().min(1).max(256),
-], { error: 'a segment id (whole number) or a segment label (string)' });
+const segmentSelector = z.union([z.number().int().min(0), z.string().min(1).max(256)], {
+  error: 'a segment id (whole number) or a segment label (string)',
+});
 
 const selectorList = z.array(segmentSelector).min(1, { error: 'a non-empty list of segment ids or labels' });
 
 export const WebhookFilterSchema = z.union(
   [
     z.literal('*'),
-    z.strictObject({ into: selectorList.optional(), out_of: selectorList.optional() }).refine(
-      (f) => f.into !== undefined || f.out_of !== undefined,
-      { error: 'a filter naming segments in "into" and/or "out_of"' },
-    ),
+    z
+      .strictObject({ into: selectorList.optional(), out_of: selectorList.optional() })
+      .refine((f) => f.into !== undefined || f.out_of !== undefined, { error: 'a filter naming segments in "into" and/or "out_of"' }),
   ],
   { error: '"*" or an object {"into": [...], "out_of": [...]}' },
 );
@@ -96,7 +94,10 @@ export function parseWebhookSubscribers(raw: string | undefined, options: ParseW
     // JSON.parse's own message quotes the input, which holds secrets.
     throw new WebhookConfigError([`${name}: expected a JSON array of subscribers, e.g. ${EXAMPLE}; found text that is not valid JSON`]);
   }
-  const parsed = z.array(z.unknown(), { error: `a JSON array of subscribers, e.g. ${EXAMPLE}` }).pipe(z.array(WebhookSubscriberSchema)).safeParse(json);
+  const parsed = z
+    .array(z.unknown(), { error: `a JSON array of subscribers, e.g. ${EXAMPLE}` })
+    .pipe(z.array(WebhookSubscriberSchema))
+    .safeParse(json);
   if (!parsed.success) {
     throw new WebhookConfigError(
       parsed.error.issues.map((issue) => {

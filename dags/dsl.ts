@@ -2,12 +2,7 @@
  * The typed API for Airflow-style DAGs. A DAG definition is plain JSON-serializable data,
  * validated once when it is defined, and importable from workflow code (no Node modules).
  */
-import {
-  DagValidationError,
-  findGraphProblems,
-  findUnknownActivities,
-  type DagProblem,
-} from '../core/dag-graph.js';
+import { DagValidationError, findGraphProblems, findUnknownActivities, type DagProblem } from '../core/dag-graph.js';
 import type { JsonValue } from '../core/dag-task.js';
 import { MS_PER_UNIT, parseDuration, type Duration } from '../core/time.js';
 import { SQL_MODEL_ACTIVITY } from '../elt/names.js';
@@ -95,7 +90,6 @@ export const INTERVAL_PERIOD_MS: Readonly<Record<DagIntervalUnit, number>> = {
   hourly: MS_PER_UNIT.h,
   daily: MS_PER_UNIT.d,
 };
-
 
 /** Milliseconds for a DagDuration; NaN when the string is malformed (validation reports it). */
 export function durationToMs(duration: DagDuration): number {

@@ -45,7 +45,8 @@ function tasks(): DagTaskDefinition[] {
 
 export const hourlyPipeline = defineDag({
   id: HOURLY_PIPELINE_DAG,
-  description: 'Load one arrival hour of the lake into raw.events, build staging, facts and customer_features, run the data tests, sync profiles.',
+  description:
+    'Load one arrival hour of the lake into raw.events, build staging, facts and customer_features, run the data tests, sync profiles.',
   schedule: { cron: '0 * * * *' },
   interval: 'hourly',
   defaultTaskOptions: {

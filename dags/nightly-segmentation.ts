@@ -11,7 +11,6 @@
 import { defineDag } from './dsl.js';
 import { NIGHTLY_SEGMENTATION_DAG } from '../core/dag-ids.js';
 
-
 /** Activity names (activities/segmentation/). */
 export const SEGMENTATION_ACTIVITY = {
   extract: 'segmentationExtract',
@@ -25,7 +24,12 @@ export const SEGMENTATION_ACTIVITY = {
 } as const;
 
 /** Failures another attempt cannot fix: no data, no valid k, a bad feature spec, a corrupt artifact. */
-export const SEGMENTATION_NON_RETRYABLE = ['NoCustomerFeatures', 'KSelectionFailed', 'InvalidSegmentationSettings', 'InvalidSegmentModel'] as const;
+export const SEGMENTATION_NON_RETRYABLE = [
+  'NoCustomerFeatures',
+  'KSelectionFailed',
+  'InvalidSegmentationSettings',
+  'InvalidSegmentModel',
+] as const;
 
 export const nightlySegmentation = defineDag({
   id: NIGHTLY_SEGMENTATION_DAG,
@@ -52,7 +56,13 @@ export const nightlySegmentation = defineDag({
     { id: 'train', run: { activity: SEGMENTATION_ACTIVITY.train }, upstream: ['choose_k'], startToCloseTimeout: '1h' },
     { id: 'label', run: { activity: SEGMENTATION_ACTIVITY.label }, upstream: ['train'], startToCloseTimeout: '5m' },
     { id: 'register', run: { activity: SEGMENTATION_ACTIVITY.register }, upstream: ['label'], startToCloseTimeout: '5m' },
-    { id: 'assign_all', run: { activity: SEGMENTATION_ACTIVITY.assignAll }, upstream: ['register'], heartbeatTimeout: '2m', startToCloseTimeout: '2h' },
+    {
+      id: 'assign_all',
+      run: { activity: SEGMENTATION_ACTIVITY.assignAll },
+      upstream: ['register'],
+      heartbeatTimeout: '2m',
+      startToCloseTimeout: '2h',
+    },
     { id: 'stability', run: { activity: SEGMENTATION_ACTIVITY.stability }, upstream: ['assign_all'], startToCloseTimeout: '15m' },
     { id: 'promote', run: { activity: SEGMENTATION_ACTIVITY.promote }, upstream: ['stability'], startToCloseTimeout: '5m' },
     // Online profiles follow the current model (the new one, or the old one when held).
@@ -68,4 +78,3 @@ export const nightlySegmentation = defineDag({
     },
   ],
 });
-

@@ -27,7 +27,10 @@ export function sqlModelTasks(models: readonly SqlModelNode[], options: { rootUp
   const names = new Set(models.map((m) => m.name));
   return models.map((m) => {
     const unknown = m.refs.filter((r) => !names.has(r));
-    if (unknown.length > 0) throw new SqlModelError(`model ${m.name} refs ${unknown.join(', ')}, which ${unknown.length === 1 ? 'is' : 'are'} not among the models given`);
+    if (unknown.length > 0)
+      throw new SqlModelError(
+        `model ${m.name} refs ${unknown.join(', ')}, which ${unknown.length === 1 ? 'is' : 'are'} not among the models given`,
+      );
     return { id: m.name, run: { sqlModel: m.name }, upstream: m.refs.length > 0 ? [...m.refs] : [...(options.rootUpstream ?? [])] };
   });
 }

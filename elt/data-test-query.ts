@@ -32,14 +32,26 @@ export function dataTestsQuery(tests: readonly DataTest[], table: string, interv
     switch (test.type) {
       case 'unique': {
         const cols = test.columns.map(quoteColumn).join(', ');
-        return row(i, 'COUNT(*)', 'NULL', 'NULL', `(SELECT ${cols} FROM ${table}${whereOf(test.where)} GROUP BY ${cols} HAVING COUNT(*) > 1)`);
+        return row(
+          i,
+          'COUNT(*)',
+          'NULL',
+          'NULL',
+          `(SELECT ${cols} FROM ${table}${whereOf(test.where)} GROUP BY ${cols} HAVING COUNT(*) > 1)`,
+        );
       }
       case 'not_null':
         return row(i, `COUNTIF(${quoteColumn(test.column)} IS NULL)`, 'NULL', 'NULL', `${table}${whereOf(test.where)}`);
       case 'accepted_values': {
         const c = quoteColumn(test.column);
         params[`accepted_values_${i}`] = [...test.values];
-        return row(i, `COUNTIF(${c} IS NOT NULL AND CAST(${c} AS STRING) NOT IN UNNEST(@accepted_values_${i}))`, 'NULL', 'NULL', `${table}${whereOf(test.where)}`);
+        return row(
+          i,
+          `COUNTIF(${c} IS NOT NULL AND CAST(${c} AS STRING) NOT IN UNNEST(@accepted_values_${i}))`,
+          'NULL',
+          'NULL',
+          `${table}${whereOf(test.where)}`,
+        );
       }
       case 'expression':
         // A NULL result fails: write `x IS NULL OR ...` where NULL is acceptable.
@@ -138,11 +150,19 @@ function evaluateDataTest(test: DataTest, row: Readonly<Record<string, unknown>>
     case 'freshness': {
       const latest = instantOf(row.latest);
       if (latest === undefined) {
-        return result(false, -1, `no rows with ${test.column} at or before ${interval.end.toISOString()}; expected one within ${test.maxAgeMs / 60_000} minute(s)`);
+        return result(
+          false,
+          -1,
+          `no rows with ${test.column} at or before ${interval.end.toISOString()}; expected one within ${test.maxAgeMs / 60_000} minute(s)`,
+        );
       }
       const ageMs = interval.end.getTime() - latest;
       const minutes = Math.round(ageMs / 60_000);
-      return result(ageMs <= test.maxAgeMs, minutes, `newest ${test.column} is ${minutes} minute(s) old at the interval end; expected at most ${test.maxAgeMs / 60_000}`);
+      return result(
+        ageMs <= test.maxAgeMs,
+        minutes,
+        `newest ${test.column} is ${minutes} minute(s) old at the interval end; expected at most ${test.maxAgeMs / 60_000}`,
+      );
     }
   }
 }

@@ -4,12 +4,13 @@ import { parseDuration } from '../core/time.js';
 import { IDENTIFIER, SqlModelError } from './names.js';
 
 const severity = z.enum(['error', 'warn']).default('error');
-const testName = z.string().regex(/^[a-z_][a-z0-9_]*$/, 'expected a lowercase test name').optional();
+const testName = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_]*$/, 'expected a lowercase test name')
+  .optional();
 const where = z.string().min(1).optional();
 const column = z.string().regex(IDENTIFIER, 'expected a column name');
-const duration = z
-  .string()
-  .regex(/^\d+(?:\.\d+)?(?:s|m|h|d)$/, 'expected a duration such as 90m, 2h or 1d');
+const duration = z.string().regex(/^\d+(?:\.\d+)?(?:s|m|h|d)$/, 'expected a duration such as 90m, 2h or 1d');
 
 const DataTestSpecSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('unique'), columns: z.array(column).min(1), where, severity, name: testName }).strict(),
@@ -79,7 +80,9 @@ export function parseDataTests(model: string, json: string): DataTest[] {
   try {
     data = JSON.parse(json);
   } catch (error) {
-    throw new SqlModelError(`tests of model ${model}: expected JSON, found text that does not parse (${error instanceof Error ? error.message : String(error)})`);
+    throw new SqlModelError(
+      `tests of model ${model}: expected JSON, found text that does not parse (${error instanceof Error ? error.message : String(error)})`,
+    );
   }
   const parsed = DataTestFileSchema.safeParse(data);
   if (!parsed.success) {
@@ -91,14 +94,28 @@ export function parseDataTests(model: string, json: string): DataTest[] {
     const opt = <K extends string, V>(key: K, value: V | undefined) => (value === undefined ? {} : ({ [key]: value } as Record<K, V>));
     switch (spec.type) {
       case 'unique':
-        tests.push({ type: 'unique', columns: spec.columns, name: spec.name ?? `unique_${spec.columns.join('_')}`, severity: spec.severity, ...opt('where', spec.where) });
+        tests.push({
+          type: 'unique',
+          columns: spec.columns,
+          name: spec.name ?? `unique_${spec.columns.join('_')}`,
+          severity: spec.severity,
+          ...opt('where', spec.where),
+        });
         break;
       case 'not_null':
         if (spec.name !== undefined && spec.columns.length > 1) {
-          throw new SqlModelError(`tests of model ${model}: not_null test "${spec.name}" lists ${spec.columns.length} columns; a named not_null test takes one column (unnamed ones expand to not_null_<column>)`);
+          throw new SqlModelError(
+            `tests of model ${model}: not_null test "${spec.name}" lists ${spec.columns.length} columns; a named not_null test takes one column (unnamed ones expand to not_null_<column>)`,
+          );
         }
         for (const c of spec.columns) {
-          tests.push({ type: 'not_null', column: c, name: spec.name ?? `not_null_${c}`, severity: spec.severity, ...opt('where', spec.where) });
+          tests.push({
+            type: 'not_null',
+            column: c,
+            name: spec.name ?? `not_null_${c}`,
+            severity: spec.severity,
+            ...opt('where', spec.where),
+          });
         }
         break;
       case 'accepted_values':
@@ -113,7 +130,13 @@ export function parseDataTests(model: string, json: string): DataTest[] {
         });
         break;
       case 'expression':
-        tests.push({ type: 'expression', expression: spec.expression, name: spec.name, severity: spec.severity, ...opt('where', spec.where) });
+        tests.push({
+          type: 'expression',
+          expression: spec.expression,
+          name: spec.name,
+          severity: spec.severity,
+          ...opt('where', spec.where),
+        });
         break;
       case 'row_count_drop':
         tests.push({
@@ -127,7 +150,14 @@ export function parseDataTests(model: string, json: string): DataTest[] {
         });
         break;
       case 'freshness':
-        tests.push({ type: 'freshness', column: spec.column, maxAgeMs: parseDuration(spec.max_age), name: spec.name ?? `freshness_${spec.column}`, severity: spec.severity, ...opt('where', spec.where) });
+        tests.push({
+          type: 'freshness',
+          column: spec.column,
+          maxAgeMs: parseDuration(spec.max_age),
+          name: spec.name ?? `freshness_${spec.column}`,
+          severity: spec.severity,
+          ...opt('where', spec.where),
+        });
         break;
     }
   }

@@ -34,7 +34,9 @@ export function loadSqlProject(dir: string = SQL_DIR): SqlProject {
       // A model in a dataset's folder builds a table of that dataset, so the tree reads like the warehouse.
       const folder = path.basename(path.dirname(file));
       if ((LOGICAL_DATASETS as readonly string[]).includes(folder) && folder !== model.config.dataset) {
-        problems.push(`model ${name} is in sql/${folder}/ but its config says dataset=${model.config.dataset}; move the file or fix the config`);
+        problems.push(
+          `model ${name} is in sql/${folder}/ but its config says dataset=${model.config.dataset}; move the file or fix the config`,
+        );
       }
       return model;
     });

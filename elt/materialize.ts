@@ -12,9 +12,11 @@ export function createTableAsSql(
 ): string {
   const lines = [`CREATE TABLE ${table}`];
   if (options.partitionBy !== undefined) lines.push(`PARTITION BY ${options.partitionBy}`);
-  if (options.clusterBy !== undefined && options.clusterBy.length > 0) lines.push(`CLUSTER BY ${options.clusterBy.map(quoteColumn).join(', ')}`);
+  if (options.clusterBy !== undefined && options.clusterBy.length > 0)
+    lines.push(`CLUSTER BY ${options.clusterBy.map(quoteColumn).join(', ')}`);
   if (options.expiresInHours !== undefined) {
-    if (!Number.isInteger(options.expiresInHours) || options.expiresInHours <= 0) throw new SqlModelError('expiresInHours: expected a positive whole number');
+    if (!Number.isInteger(options.expiresInHours) || options.expiresInHours <= 0)
+      throw new SqlModelError('expiresInHours: expected a positive whole number');
     lines.push(`OPTIONS (expiration_timestamp = TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL ${options.expiresInHours} HOUR))`);
   }
   lines.push('AS', select);
@@ -29,7 +31,13 @@ export function dropTableSql(table: string): string {
  * Upsert `source` into `target` on the key. The source is a table, not a subquery: the
  * emulator's MERGE accepts only a table reference as its source.
  */
-export function mergeSql(target: string, source: string, columns: readonly string[], uniqueKey: readonly string[], updateIf?: string): string {
+export function mergeSql(
+  target: string,
+  source: string,
+  columns: readonly string[],
+  uniqueKey: readonly string[],
+  updateIf?: string,
+): string {
   const cols = columns.map(quoteColumn);
   const on = uniqueKey.map((k) => `T.${quoteColumn(k)} = S.${quoteColumn(k)}`).join(' AND ');
   const updates = columns.filter((c) => !uniqueKey.includes(c)).map((c) => `${quoteColumn(c)} = S.${quoteColumn(c)}`);
@@ -37,7 +45,9 @@ export function mergeSql(target: string, source: string, columns: readonly strin
     `MERGE ${target} AS T`,
     `USING ${source} AS S`,
     `ON ${on}`,
-    ...(updates.length > 0 ? [`WHEN MATCHED${updateIf === undefined ? '' : ` AND (${updateIf})`} THEN UPDATE SET ${updates.join(', ')}`] : []),
+    ...(updates.length > 0
+      ? [`WHEN MATCHED${updateIf === undefined ? '' : ` AND (${updateIf})`} THEN UPDATE SET ${updates.join(', ')}`]
+      : []),
     `WHEN NOT MATCHED THEN INSERT (${cols.join(', ')}) VALUES (${cols.map((c) => `S.${c}`).join(', ')})`,
   ].join('\n');
 }
@@ -61,5 +71,10 @@ export function deleteInsertSql(target: string, source: string, columns: readonl
 /** Swap a table's contents for `source`'s in one transaction (readers never see it empty). */
 export function replaceContentsSql(target: string, source: string, columns: readonly string[]): string {
   const cols = columns.map(quoteColumn).join(', ');
-  return ['BEGIN TRANSACTION;', `DELETE FROM ${target} WHERE TRUE;`, `INSERT INTO ${target} (${cols}) SELECT ${cols} FROM ${source};`, 'COMMIT TRANSACTION;'].join('\n');
+  return [
+    'BEGIN TRANSACTION;',
+    `DELETE FROM ${target} WHERE TRUE;`,
+    `INSERT INTO ${target} (${cols}) SELECT ${cols} FROM ${source};`,
+    'COMMIT TRANSACTION;',
+  ].join('\n');
 }

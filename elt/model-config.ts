@@ -9,7 +9,8 @@ const identifierList = (what: string) =>
     .pipe(z.array(z.string().regex(IDENTIFIER, `expected ${what} as space-separated column names`)).min(1));
 
 /** `DATE(col)`, `col` (a DATE or an integer range is not needed yet) or `TIMESTAMP_TRUNC(col, DAY|HOUR|MONTH|YEAR)`. */
-const PARTITION_EXPRESSION = /^(?:[A-Za-z_][A-Za-z0-9_]*|DATE\(\s*[A-Za-z_][A-Za-z0-9_]*\s*\)|TIMESTAMP_TRUNC\(\s*[A-Za-z_][A-Za-z0-9_]*\s*,\s*(?:HOUR|DAY|MONTH|YEAR)\s*\))$/i;
+const PARTITION_EXPRESSION =
+  /^(?:[A-Za-z_][A-Za-z0-9_]*|DATE\(\s*[A-Za-z_][A-Za-z0-9_]*\s*\)|TIMESTAMP_TRUNC\(\s*[A-Za-z_][A-Za-z0-9_]*\s*,\s*(?:HOUR|DAY|MONTH|YEAR)\s*\))$/i;
 
 const ModelConfigSchema = z
   .object({
@@ -22,13 +23,17 @@ const ModelConfigSchema = z
     unique_key: identifierList('unique_key').optional(),
     /** merge only: extra condition for updating a matched row, over aliases S (new) and T (existing). */
     merge_update_if: z.string().min(1).optional(),
-    partition_by: z.string().regex(PARTITION_EXPRESSION, 'expected partition_by=column, DATE(column) or TIMESTAMP_TRUNC(column, DAY)').optional(),
+    partition_by: z
+      .string()
+      .regex(PARTITION_EXPRESSION, 'expected partition_by=column, DATE(column) or TIMESTAMP_TRUNC(column, DAY)')
+      .optional(),
     cluster_by: identifierList('cluster_by').pipe(z.array(z.string()).max(4, 'expected at most 4 cluster_by columns')).optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
     if (c.materialized === 'incremental') {
-      if (c.strategy === undefined) ctx.addIssue({ code: 'custom', message: 'incremental models need strategy=merge or strategy=delete+insert' });
+      if (c.strategy === undefined)
+        ctx.addIssue({ code: 'custom', message: 'incremental models need strategy=merge or strategy=delete+insert' });
       if (c.unique_key === undefined) ctx.addIssue({ code: 'custom', message: 'incremental models need unique_key=<columns>' });
     } else {
       for (const key of ['strategy', 'unique_key', 'merge_update_if'] as const) {
@@ -75,11 +80,16 @@ export function parseModelConfig(model: string, sql: string): ModelConfig {
     const match = CONFIG_LINE.exec(line);
     if (match !== null) {
       if (!inHeader) {
-        throw new SqlModelError(`model ${model}, line ${index + 1}: "-- config:" lines belong in the leading comment block, before any SQL`);
+        throw new SqlModelError(
+          `model ${model}, line ${index + 1}: "-- config:" lines belong in the leading comment block, before any SQL`,
+        );
       }
       for (const pair of splitPairs(match[1] as string)) {
         const eq = pair.indexOf('=');
-        if (eq <= 0) throw new SqlModelError(`model ${model}, line ${index + 1}: expected key=value in the config header, found ${JSON.stringify(pair)}`);
+        if (eq <= 0)
+          throw new SqlModelError(
+            `model ${model}, line ${index + 1}: expected key=value in the config header, found ${JSON.stringify(pair)}`,
+          );
         const key = pair.slice(0, eq).trim();
         if (key in raw) throw new SqlModelError(`model ${model}: config key ${key} is set twice`);
         raw[key] = pair.slice(eq + 1).trim();

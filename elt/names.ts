@@ -5,7 +5,6 @@
  * parameters.
  */
 
-
 export const LOGICAL_DATASETS = ['raw', 'staging', 'marts'] as const;
 export type LogicalDataset = (typeof LOGICAL_DATASETS)[number];
 

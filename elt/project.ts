@@ -28,7 +28,9 @@ export interface SqlModelFile {
 
 export function parseSqlModel(file: SqlModelFile): SqlModel {
   if (!MODEL_NAME.test(file.name)) {
-    throw new SqlModelError(`model file ${JSON.stringify(file.name)}: expected a lowercase name (letters, digits, underscores) such as fct_orders`);
+    throw new SqlModelError(
+      `model file ${JSON.stringify(file.name)}: expected a lowercase name (letters, digits, underscores) such as fct_orders`,
+    );
   }
   const config = parseModelConfig(file.name, file.sql);
   const calls = templateCalls(file.name, file.sql);
@@ -81,13 +83,15 @@ export function buildSqlProject(models: readonly SqlModel[]): SqlProject {
     }
     for (const s of m.sources) {
       const built = tables.get(`${s.dataset}.${s.table}`);
-      if (built !== undefined) problems.push(`model ${m.name} reads source('${s.dataset}', '${s.table}'), which model ${built} builds; use ref('${built}')`);
+      if (built !== undefined)
+        problems.push(`model ${m.name} reads source('${s.dataset}', '${s.table}'), which model ${built} builds; use ref('${built}')`);
     }
   }
   const nodes = [...byName.values()].map((m) => ({ id: m.name, upstream: m.refs.filter((r) => r !== m.name && byName.has(r)) }));
   const cycle = findCycle(nodes);
   // findCycle reads in execution order; reversed, each model is followed by one it refs.
-  if (cycle !== undefined) problems.push(`models ref each other in a cycle: ${[...cycle].reverse().join(' refs ')}; remove one of these refs`);
+  if (cycle !== undefined)
+    problems.push(`models ref each other in a cycle: ${[...cycle].reverse().join(' refs ')}; remove one of these refs`);
   if (problems.length > 0) throw new SqlProjectError(problems);
   const order = topologicalOrder(nodes);
   return { models: order.map((name) => byName.get(name) as SqlModel), byName };

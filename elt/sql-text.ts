@@ -1,8 +1,7 @@
 /** SQL text as a lexer sees it: comments stripped, named parameters found. */
 
 /** Comments, string literals and quoted identifiers, in the order a lexer meets them. */
-const SQL_TOKENS =
-  /--[^\n]*|#[^\n]*|\/\*[\s\S]*?\*\/|'''[\s\S]*?'''|"""[\s\S]*?"""|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|`(?:\\.|[^`\\])*`/g;
+const SQL_TOKENS = /--[^\n]*|#[^\n]*|\/\*[\s\S]*?\*\/|'''[\s\S]*?'''|"""[\s\S]*?"""|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|`(?:\\.|[^`\\])*`/g;
 
 /**
  * The statement without its comments (strings and quoted identifiers untouched; line breaks
@@ -10,7 +9,9 @@ const SQL_TOKENS =
  * TABLE ... AS whose comments hold an unbalanced parenthesis (it silently returned one row).
  */
 export function stripSqlComments(sql: string): string {
-  return sql.replace(SQL_TOKENS, (token) => (token.startsWith('--') || token.startsWith('#') || token.startsWith('/*') ? token.replace(/[^\n]/g, '') : token));
+  return sql.replace(SQL_TOKENS, (token) =>
+    token.startsWith('--') || token.startsWith('#') || token.startsWith('/*') ? token.replace(/[^\n]/g, '') : token,
+  );
 }
 
 /**

@@ -27,16 +27,15 @@ export function parseTag(model: string, body: string): TemplateCall {
   }
   const [dataset, table] = args;
   if (args.length !== 2 || !(LOGICAL_DATASETS as readonly string[]).includes(dataset as string) || !IDENTIFIER.test(table as string)) {
-    throw new SqlModelError(
-      `model ${model}: expected source('<${LOGICAL_DATASETS.join('|')}>', '<table>'), found {{${body}}}`,
-    );
+    throw new SqlModelError(`model ${model}: expected source('<${LOGICAL_DATASETS.join('|')}>', '<table>'), found {{${body}}}`);
   }
   return { kind: 'source', dataset: dataset as LogicalDataset, table: table as string };
 }
 
 export function templateCalls(model: string, sql: string): TemplateCall[] {
   for (const bad of ['{%', '{#']) {
-    if (sql.includes(bad)) throw new SqlModelError(`model ${model}: unsupported template syntax "${bad}"; only {{ ref() }} and {{ source() }} are allowed`);
+    if (sql.includes(bad))
+      throw new SqlModelError(`model ${model}: unsupported template syntax "${bad}"; only {{ ref() }} and {{ source() }} are allowed`);
   }
   return [...sql.matchAll(TAG)].map((m) => parseTag(model, m[1] as string));
 }

@@ -55,7 +55,11 @@ export async function applySchedules(
   const wanted = new Set(definitions.map((d) => d.scheduleId));
   for (const d of opts.unknownDag ?? []) {
     wanted.add(d.scheduleId);
-    changes.push({ kind: 'skipped', scheduleId: d.scheduleId, detail: `DAG "${d.dagId}" is not registered in dags/index.ts; left as it is` });
+    changes.push({
+      kind: 'skipped',
+      scheduleId: d.scheduleId,
+      detail: `DAG "${d.dagId}" is not registered in dags/index.ts; left as it is`,
+    });
   }
 
   for (const def of definitions) {
@@ -69,7 +73,11 @@ export async function applySchedules(
     }
     if (current === undefined) {
       if (!opts.dryRun) await client.schedule.create(scheduleOptions(def));
-      changes.push({ kind: 'created', scheduleId: def.scheduleId, detail: `${def.cron} (${def.timezone}), overlap ${def.overlap}, catch-up ${def.catchupWindow}` });
+      changes.push({
+        kind: 'created',
+        scheduleId: def.scheduleId,
+        detail: `${def.cron} (${def.timezone}), overlap ${def.overlap}, catch-up ${def.catchupWindow}`,
+      });
       continue;
     }
     const owner = current.memo?.[SEGFLOW_SCHEDULE_MEMO] as SegflowScheduleMemo | undefined;
@@ -94,7 +102,11 @@ export async function applySchedules(
         state: previous.state,
       }));
     }
-    changes.push({ kind: 'updated', scheduleId: def.scheduleId, detail: `now ${def.cron} (${def.timezone}), overlap ${def.overlap}, catch-up ${def.catchupWindow}` });
+    changes.push({
+      kind: 'updated',
+      scheduleId: def.scheduleId,
+      detail: `now ${def.cron} (${def.timezone}), overlap ${def.overlap}, catch-up ${def.catchupWindow}`,
+    });
   }
 
   for await (const summary of client.schedule.list()) {
@@ -129,12 +141,18 @@ export function formatApplyResult(result: ApplyResult, dryRun = false): string {
     ? 'no changes: the server matches schedules/definitions.ts'
     : `${result.changes.filter((c) => !['unchanged', 'skipped'].includes(c.kind)).length} change(s)`;
   if (result.changes.length === 0) return summary;
-  return `${formatTable([], result.changes.map((c) => [verb[c.kind], c.scheduleId, c.detail]), { indent: 2 })}\n${summary}`;
+  return `${formatTable(
+    [],
+    result.changes.map((c) => [verb[c.kind], c.scheduleId, c.detail]),
+    { indent: 2 },
+  )}\n${summary}`;
 }
 
 async function main(): Promise<void> {
   const program = new Command('schedules:apply')
-    .description('Make the Temporal schedules match schedules/definitions.ts: create missing, update changed, delete removed (only schedules segflow created with SEGFLOW_SCHEDULE_PREFIX).')
+    .description(
+      'Make the Temporal schedules match schedules/definitions.ts: create missing, update changed, delete removed (only schedules segflow created with SEGFLOW_SCHEDULE_PREFIX).',
+    )
     .option('--dry-run', 'print what would change, change nothing')
     .option('--ensure-ingestion', 'also start the continuous ingestion workflow if it is not running')
     .option('--json', 'print the changes (and the ingestion workflow) as JSON on stdout, and nothing else there')

@@ -34,7 +34,6 @@ import type { IngestEventsInput } from '../workflows/ingest-events.js';
 import type { scheduledDagRun, ScheduledDagRunInput } from '../workflows/scheduled-dag-run.js';
 import { HOURLY_PIPELINE_DAG, NIGHTLY_SEGMENTATION_DAG } from '../core/dag-ids.js';
 
-
 /** Memo key on every schedule segflow creates; apply only ever touches schedules carrying it. */
 export const SEGFLOW_SCHEDULE_MEMO = 'segflowManaged';
 /** Memo key on the schedule's action: the hash of the definition the schedule was last written from. */

@@ -22,18 +22,26 @@ export function ensureBenchPython(python = process.env.PYTHON ?? 'python3'): str
   const probe = () => spawnSync(python, ['-c', 'import sklearn, numpy'], { env: benchPythonEnv(), stdio: 'ignore' }).status === 0;
   if (existsSync(BENCH_PYTHON_DIR) && probe()) return python;
   console.log(`installing ${PACKAGES.join(', ')} into ${BENCH_PYTHON_DIR} (once)...`);
-  const pip = spawnSync(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', BENCH_PYTHON_DIR, ...PACKAGES], {
-    stdio: 'inherit',
-  });
+  const pip = spawnSync(
+    python,
+    ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', BENCH_PYTHON_DIR, ...PACKAGES],
+    {
+      stdio: 'inherit',
+    },
+  );
   if (pip.status !== 0 || !probe()) {
-    throw new Error(`could not install ${PACKAGES.join(', ')} with ${python} -m pip into ${BENCH_PYTHON_DIR}; install Python 3 with pip, or set PYTHON`);
+    throw new Error(
+      `could not install ${PACKAGES.join(', ')} with ${python} -m pip into ${BENCH_PYTHON_DIR}; install Python 3 with pip, or set PYTHON`,
+    );
   }
   return python;
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   new Command('bench-python')
-    .description(`Installs scikit-learn and numpy for the benchmarks into ${BENCH_PYTHON_DIR} unless they import already (PYTHON picks the interpreter).`)
+    .description(
+      `Installs scikit-learn and numpy for the benchmarks into ${BENCH_PYTHON_DIR} unless they import already (PYTHON picks the interpreter).`,
+    )
     .showHelpAfterError()
     .exitOverride(exitUsage)
     .parse();

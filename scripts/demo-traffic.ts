@@ -11,13 +11,16 @@ import { eventMessage, openTopic, publishAll } from './lib/publisher.js';
 function positiveInt(name: string) {
   return (v: string) => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a whole number above 0, found ${JSON.stringify(v)}`);
+    if (!Number.isInteger(n) || n <= 0)
+      throw new InvalidArgumentError(`${name} must be a whole number above 0, found ${JSON.stringify(v)}`);
     return n;
   };
 }
 
 const program = new Command('demo:traffic')
-  .description('Publish demo events (v1 contract) for customers drawn from personas: loyal high spenders, bargain hunters, window shoppers, email-engaged, app-first.')
+  .description(
+    'Publish demo events (v1 contract) for customers drawn from personas: loyal high spenders, bargain hunters, window shoppers, email-engaged, app-first.',
+  )
   .option('--customers <n>', 'population size', positiveInt('--customers'), 1000)
   .option('--rate <n>', 'events per second (0 = as fast as possible)', (v) => (v === '0' ? 0 : positiveInt('--rate')(v)), 500)
   .option('--days <n>', 'event times spread over the last N days', positiveInt('--days'), 90)
@@ -33,12 +36,14 @@ const clients = createGcpClients(config);
 const topic = await openTopic(clients.pubsub, config.pubsub.topic);
 const now = new Date();
 const population = makePopulation(opts.customers, opts.seed);
-const events = [...generateEvents(population, {
-  from: new Date(now.getTime() - opts.days * 86_400_000),
-  to: now,
-  seed: opts.seed,
-  eventsPerCustomer: opts.eventsPerCustomer,
-})].sort((a, b) => a.ts.localeCompare(b.ts));
+const events = [
+  ...generateEvents(population, {
+    from: new Date(now.getTime() - opts.days * 86_400_000),
+    to: now,
+    seed: opts.seed,
+    eventsPerCustomer: opts.eventsPerCustomer,
+  }),
+].sort((a, b) => a.ts.localeCompare(b.ts));
 const chosen = opts.limit ? events.slice(0, opts.limit) : events;
 console.log(`publishing ${chosen.length} events for ${opts.customers} customers to ${topic.name}${opts.rate ? ` at ${opts.rate}/s` : ''}`);
 const t0 = Date.now();

@@ -10,7 +10,9 @@ import { EventSchema, type EventInput } from '../core/events.js';
 import { eventMessage, openTopic, publishAll, type OutgoingMessage } from './lib/publisher.js';
 
 const program = new Command('publish')
-  .description('Validate events (one JSON object per line, the v1 contract in schemas/event-v1.schema.json) and publish them to the events topic.')
+  .description(
+    'Validate events (one JSON object per line, the v1 contract in schemas/event-v1.schema.json) and publish them to the events topic.',
+  )
   .requiredOption('-f, --file <path>', 'NDJSON file of events ("-" for standard input)')
   .option('--topic <name>', 'topic (default: SEGFLOW_EVENTS_TOPIC)')
   .option('--dry-run', 'validate only; publish nothing')

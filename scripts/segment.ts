@@ -23,7 +23,10 @@ const program = new Command('segment')
   )
   .option('--now', 'run for the day ending now (interval [now - 1 day, now), to the second)')
   .option('--interval-end <instant>', 'run for the day ending at this RFC 3339 instant instead (e.g. 2026-11-26T02:00:00Z)')
-  .addHelpText('after', '\nSettings: SEGFLOW_SEGMENT_* environment variables (see docs/segmentation.md). The model version is v<interval end>, e.g. v20261126T020000Z.')
+  .addHelpText(
+    'after',
+    '\nSettings: SEGFLOW_SEGMENT_* environment variables (see docs/segmentation.md). The model version is v<interval end>, e.g. v20261126T020000Z.',
+  )
   .showHelpAfterError();
 program.parse();
 const opts = program.opts<{ now?: boolean; intervalEnd?: string }>();
@@ -91,10 +94,14 @@ if (run.model) {
 }
 if (run.stability) {
   const st = run.stability;
-  console.log(`\nstability against ${st.previousVersion ?? '(no current model)'}: ${st.decisionName}${st.alerted ? ' (alert raised)' : ''}`);
+  console.log(
+    `\nstability against ${st.previousVersion ?? '(no current model)'}: ${st.decisionName}${st.alerted ? ' (alert raised)' : ''}`,
+  );
   if (st.figures) {
     const f = st.figures;
-    console.log(`  changed share ${(f.changed_share * 100).toFixed(2)}%  ARI ${f.adjusted_rand_index.toFixed(4)}  max centroid drift ${f.max_centroid_drift.toFixed(4)}  max size shift ${(f.max_size_shift * 100).toFixed(2)} pts`);
+    console.log(
+      `  changed share ${(f.changed_share * 100).toFixed(2)}%  ARI ${f.adjusted_rand_index.toFixed(4)}  max centroid drift ${f.max_centroid_drift.toFixed(4)}  max size shift ${(f.max_size_shift * 100).toFixed(2)} pts`,
+    );
   }
   for (const b of st.breaches) console.log(`  breach: ${b.message}`);
 }

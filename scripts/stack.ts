@@ -47,7 +47,10 @@ async function printStatus(): Promise<boolean> {
   const rows = await status();
   const state = (r: (typeof rows)[number]) =>
     r.external ? 'healthy (not started by the stack)' : r.healthy ? 'healthy' : r.running ? 'running, not healthy' : 'stopped';
-  printTable(['service', 'pid', 'ports', 'state'], rows.map((r) => [r.name, r.pid ?? '-', r.ports.join(','), state(r)]));
+  printTable(
+    ['service', 'pid', 'ports', 'state'],
+    rows.map((r) => [r.name, r.pid ?? '-', r.ports.join(','), state(r)]),
+  );
   return rows.every((r) => r.healthy);
 }
 

@@ -38,7 +38,9 @@ function positiveInt(v: string): number {
 }
 
 const program = new Command('start')
-  .description('Run segflow: the local stack when configured for it, the worker, schedules, ingestion, trigger listener, profile API and metrics, until Ctrl-C.')
+  .description(
+    'Run segflow: the local stack when configured for it, the worker, schedules, ingestion, trigger listener, profile API and metrics, until Ctrl-C.',
+  )
   .option('--keep-stack', 'leave the local stack running on exit (it is stopped by default if this command started it)')
   .option('--no-stack', 'never start the local stack, even when the configuration points at loopback')
   .option('--demo', 'publish demo traffic, then run the hourly pipeline and the segmentation at once')
@@ -47,7 +49,14 @@ const program = new Command('start')
   .option('--no-schedules', 'do not apply the schedules (the worker still runs scheduled workflows)')
   .showHelpAfterError();
 program.parse();
-const opts = program.opts<{ keepStack?: boolean; stack: boolean; demo?: boolean; demoCustomers: number; api: boolean; schedules: boolean }>();
+const opts = program.opts<{
+  keepStack?: boolean;
+  stack: boolean;
+  demo?: boolean;
+  demoCustomers: number;
+  api: boolean;
+  schedules: boolean;
+}>();
 
 process.on('uncaughtException', (err) => {
   console.error(`segflow: ${err.message}`);
@@ -57,7 +66,10 @@ process.on('uncaughtException', (err) => {
 const t0 = Date.now();
 const config = loadConfig();
 // A person at a terminal reads short lines; the full JSON record goes to a file beside the stack's logs.
-const logFormat = resolveLogFormat(config.log.format, { isTTY: process.stdout.isTTY === true, ci: !['', '0', 'false', undefined].includes(process.env.CI) });
+const logFormat = resolveLogFormat(config.log.format, {
+  isTTY: process.stdout.isTTY === true,
+  ci: !['', '0', 'false', undefined].includes(process.env.CI),
+});
 const logFile = path.join(STACK_DIR, 'logs', 'segflow.log');
 const logger = createLogger({
   level: config.log.level,
@@ -121,7 +133,12 @@ if (opts.stack && usesLocalStack(config)) {
   startedServices = stack.started;
   const list = (names: string[]) => (names.length === 0 ? 'none' : names.join(','));
   stackLog.info(
-    { started: list(stack.started), alreadyRunning: list(stack.alreadyRunning), external: list(stack.external), logs: path.join(STACK_DIR, 'logs') },
+    {
+      started: list(stack.started),
+      alreadyRunning: list(stack.alreadyRunning),
+      external: list(stack.external),
+      logs: path.join(STACK_DIR, 'logs'),
+    },
     'local stack up',
   );
   if (startedServices.length > 0 && !opts.keepStack) {
@@ -146,7 +163,12 @@ if (opts.schedules) {
 }
 // Topic, subscriptions and bucket exist before anything publishes: Pub/Sub delivers a
 // message only to subscriptions that existed when it was published.
-await createIngestActivities({ pubsub: worker.clients.pubsub, storage: worker.clients.storage, config: runtimeConfig, logger }).ensureIngestResources();
+await createIngestActivities({
+  pubsub: worker.clients.pubsub,
+  storage: worker.clients.storage,
+  config: runtimeConfig,
+  logger,
+}).ensureIngestResources();
 const ingestion = await ensureIngestion(client, runtimeConfig, logger);
 
 const listener = await startTriggerListener(runtimeConfig, logger, triggerClient, worker.clients.pubsub);
@@ -206,7 +228,9 @@ async function runDemo(cfg: Config, log: Logger, temporal: Client, clients: GcpC
 
   const now = new Date();
   const population = makePopulation(opts.demoCustomers, 42);
-  const events = [...generateEvents(population, { from: new Date(now.getTime() - 90 * 86_400_000), to: now, seed: 42, eventsPerCustomer: 30 })];
+  const events = [
+    ...generateEvents(population, { from: new Date(now.getTime() - 90 * 86_400_000), to: now, seed: 42, eventsPerCustomer: 30 }),
+  ];
   const topic = await openTopic(clients.pubsub, cfg.pubsub.topic);
   demoLog.info({ events: events.length, customers: population.length }, 'publishing demo traffic');
   await publishAll(topic, events.map(eventMessage), { total: events.length });
@@ -236,15 +260,21 @@ async function runDemo(cfg: Config, log: Logger, temporal: Client, clients: GcpC
       console.log(`demo: ${started.workflowId} completed (${((Date.now() - t0) / 1000).toFixed(0)} s after start)`);
     } catch (err) {
       if (stopping) return;
-      console.log(`demo: ${started.workflowId} failed: ${err instanceof Error ? err.message : String(err)} (see npm run ops -- tasks ${started.workflowId})`);
+      console.log(
+        `demo: ${started.workflowId} failed: ${err instanceof Error ? err.message : String(err)} (see npm run ops -- tasks ${started.workflowId})`,
+      );
       return;
     }
   }
   if (api !== undefined) {
     const customer = population[0]?.customer_id ?? 'cust-000000';
-    const token = cfg.env === 'local' ? cfg.api.tokens[0] ?? '$TOKEN' : '$TOKEN';
-    const response = await fetch(`${api}/v1/customers/${customer}/profile`, { headers: { authorization: `Bearer ${token}` } }).catch(() => undefined);
-    console.log(`demo: GET ${api}/v1/customers/${customer}/profile -> ${response?.status ?? 'no answer'} ${response ? (await response.text()).slice(0, 300) : ''}`);
+    const token = cfg.env === 'local' ? (cfg.api.tokens[0] ?? '$TOKEN') : '$TOKEN';
+    const response = await fetch(`${api}/v1/customers/${customer}/profile`, { headers: { authorization: `Bearer ${token}` } }).catch(
+      () => undefined,
+    );
+    console.log(
+      `demo: GET ${api}/v1/customers/${customer}/profile -> ${response?.status ?? 'no answer'} ${response ? (await response.text()).slice(0, 300) : ''}`,
+    );
     console.log(`      try: curl -H 'Authorization: Bearer ${token}' ${api}/v1/customers/${customer}/profile`);
   }
   console.log(`demo ready ${((Date.now() - t0) / 1000).toFixed(0)} s after start`);

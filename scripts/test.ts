@@ -70,7 +70,9 @@ if (tiers.includes('integration')) {
 }
 
 const t0 = Date.now();
-const result = spawnSync(process.execPath, [
+const result = spawnSync(
+  process.execPath,
+  [
     '--import',
     'tsx',
     '--test',
@@ -79,11 +81,13 @@ const result = spawnSync(process.execPath, [
     '--test-force-exit',
     '--test-timeout=600000',
     ...files,
-  ], {
-  cwd: PROJECT_ROOT,
-  stdio: 'inherit',
-  env: { ...process.env, SEGFLOW_TEST: '1' },
-});
+  ],
+  {
+    cwd: PROJECT_ROOT,
+    stdio: 'inherit',
+    env: { ...process.env, SEGFLOW_TEST: '1' },
+  },
+);
 console.log(`tests finished in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
 // Stop only what this run started; services that were already running stay up.

@@ -15,7 +15,13 @@ import type { BigQuery, TableField } from '@google-cloud/bigquery';
 import type { Storage } from '@google-cloud/storage';
 import { z } from 'zod';
 import type { Config } from '../core/config.js';
-import { KSelectionSchema, PreparationSchema, parseSegmentModel, type SegmentModel, type StabilityFigures } from '../core/segmentation/index.js';
+import {
+  KSelectionSchema,
+  PreparationSchema,
+  parseSegmentModel,
+  type SegmentModel,
+  type StabilityFigures,
+} from '../core/segmentation/index.js';
 
 export const MODELS_PREFIX = 'models/segmentation';
 export const CURRENT_MODEL_OBJECT = `${MODELS_PREFIX}/current.json`;
@@ -101,7 +107,9 @@ export async function loadCurrentPointer(storage: Storage, bucket: string): Prom
   if (json === null) return null;
   const parsed = CurrentModelPointerSchema.safeParse(json);
   if (!parsed.success) {
-    throw new Error(`gs://${bucket}/${CURRENT_MODEL_OBJECT} is not {"version", "uri"}: ${parsed.error.message}. Promote a model again to rewrite it.`);
+    throw new Error(
+      `gs://${bucket}/${CURRENT_MODEL_OBJECT} is not {"version", "uri"}: ${parsed.error.message}. Promote a model again to rewrite it.`,
+    );
   }
   return parsed.data;
 }
@@ -191,7 +199,13 @@ export const StabilityStepSchema = z.object({
 export type StabilityStep = Omit<z.infer<typeof StabilityStepSchema>, 'figures'> & { figures: StabilityFigures | null };
 
 /** What task `step` of run `version` left, or null when it has not run yet. */
-export async function readStep<T>(storage: Storage, bucket: string, version: string, step: string, schema: z.ZodType<T>): Promise<T | null> {
+export async function readStep<T>(
+  storage: Storage,
+  bucket: string,
+  version: string,
+  step: string,
+  schema: z.ZodType<T>,
+): Promise<T | null> {
   const json = await readJson(storage, bucket, runObjectName(version, step));
   return json === null ? null : schema.parse(json);
 }

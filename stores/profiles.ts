@@ -246,18 +246,21 @@ export function createProfileStore({ firestore, config, logger, bulk = {}, activ
 
     const track = (write: Promise<unknown>, profile: Profile, onSuccess: () => void) => {
       pending.push(
-        write.then(() => {
-          onSuccess();
-          // A slow store still makes progress; only a write that stops answering should time the activity out.
-          heartbeat({ processed: s.received, written: s.created + s.updated });
-        }, (err: { code?: number; message?: string }) => {
-          if (err.code !== undefined && CONFLICT_CODES.has(err.code)) {
-            conflicted.push(profile);
-          } else {
-            s.failed += 1;
-            log.error({ customerId: profile.customer_id, code: err.code, error: err.message }, 'profile write failed');
-          }
-        }),
+        write.then(
+          () => {
+            onSuccess();
+            // A slow store still makes progress; only a write that stops answering should time the activity out.
+            heartbeat({ processed: s.received, written: s.created + s.updated });
+          },
+          (err: { code?: number; message?: string }) => {
+            if (err.code !== undefined && CONFLICT_CODES.has(err.code)) {
+              conflicted.push(profile);
+            } else {
+              s.failed += 1;
+              log.error({ customerId: profile.customer_id, code: err.code, error: err.message }, 'profile write failed');
+            }
+          },
+        ),
       );
     };
 
@@ -480,11 +483,33 @@ export function createProfileUpdater(
     if (stored !== null && eventIds.length > 0 && eventIds.every((id) => applied.has(id))) {
       if (last === undefined) {
         // Applied by another run: a late duplicate of an old event, nothing to report.
-        return { result: { written: false, outcome: 'not_newer', previousSegment: segmentOf(stored), previousModelVersion, segmentChanged: false, profile: stored, stored, alreadyApplied: true } };
+        return {
+          result: {
+            written: false,
+            outcome: 'not_newer',
+            previousSegment: segmentOf(stored),
+            previousModelVersion,
+            segmentChanged: false,
+            profile: stored,
+            stored,
+            alreadyApplied: true,
+          },
+        };
       }
       const after = writes[last + 1]?.previous_segment ?? segmentOf(stored);
       const reported = { ...stored, segment_id: after.id, segment_label: after.label };
-      return { result: { written: true, outcome: 'updated', previousSegment, previousModelVersion, segmentChanged: differs(after), profile: reported, stored, alreadyApplied: true } };
+      return {
+        result: {
+          written: true,
+          outcome: 'updated',
+          previousSegment,
+          previousModelVersion,
+          segmentChanged: differs(after),
+          profile: reported,
+          stored,
+          alreadyApplied: true,
+        },
+      };
     }
     const parsed = ProfileSchema.safeParse(compute(stored, applied));
     if (!parsed.success) throw invalidProfile(profileProblems(parsed.error));
@@ -493,18 +518,40 @@ export function createProfileUpdater(
       throw invalidProfile([`customer_id: expected ${customerId} (the document being updated), found ${profile.customer_id}`]);
     }
     if (header !== null && compareProfileRecency(profile, header) <= 0) {
-      return { result: { written: false, outcome: 'not_newer', previousSegment, previousModelVersion, segmentChanged: false, profile, stored, alreadyApplied: false } };
+      return {
+        result: {
+          written: false,
+          outcome: 'not_newer',
+          previousSegment,
+          previousModelVersion,
+          segmentChanged: false,
+          profile,
+          stored,
+          alreadyApplied: false,
+        },
+      };
     }
     const document =
       options === undefined
         ? toDocument(profile)
         : {
             ...toDocument(profile),
-            recent_writes: [...writes, { event_ids: [...eventIds], previous_segment: previousSegment, writer: options.writer }].slice(-RECENT_WRITES_KEPT),
+            recent_writes: [...writes, { event_ids: [...eventIds], previous_segment: previousSegment, writer: options.writer }].slice(
+              -RECENT_WRITES_KEPT,
+            ),
           };
     const outcome = data === undefined ? 'created' : 'updated';
     return {
-      result: { written: true, outcome, previousSegment, previousModelVersion, segmentChanged: differs(segmentOf(profile)), profile, stored, alreadyApplied: false },
+      result: {
+        written: true,
+        outcome,
+        previousSegment,
+        previousModelVersion,
+        segmentChanged: differs(segmentOf(profile)),
+        profile,
+        stored,
+        alreadyApplied: false,
+      },
       document,
     };
   }

@@ -8,7 +8,9 @@ import { exitUsage } from '../scripts/lib/cli.js';
 import { startWorker } from './worker.js';
 
 new Command('npm run worker')
-  .description('Runs a segflow worker on TEMPORAL_TASK_QUEUE until interrupted. Configuration comes from the environment (see docs/configuration.md).')
+  .description(
+    'Runs a segflow worker on TEMPORAL_TASK_QUEUE until interrupted. Configuration comes from the environment (see docs/configuration.md).',
+  )
   .showHelpAfterError()
   .exitOverride(exitUsage)
   .parse();

@@ -18,9 +18,21 @@ collectDefaultMetrics({ register: registry, prefix: 'segflow_process_' });
 const LATENCY_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const TASK_BUCKETS_S = [0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600];
 
-const eventsIngested = new Counter({ name: 'segflow_events_ingested_total', help: 'Valid events written to the lake.', registers: [registry] });
-const eventsQuarantined = new Counter({ name: 'segflow_events_quarantined_total', help: 'Invalid messages written to the quarantine.', registers: [registry] });
-const ingestBatches = new Counter({ name: 'segflow_ingest_batches_total', help: 'Non-empty ingestion batches written.', registers: [registry] });
+const eventsIngested = new Counter({
+  name: 'segflow_events_ingested_total',
+  help: 'Valid events written to the lake.',
+  registers: [registry],
+});
+const eventsQuarantined = new Counter({
+  name: 'segflow_events_quarantined_total',
+  help: 'Invalid messages written to the quarantine.',
+  registers: [registry],
+});
+const ingestBatches = new Counter({
+  name: 'segflow_ingest_batches_total',
+  help: 'Non-empty ingestion batches written.',
+  registers: [registry],
+});
 const ingestionLag = new Gauge({
   name: 'segflow_ingestion_lag_seconds',
   help: 'Age of the oldest message of the last non-empty batch when it was written (publish to lake).',
@@ -135,7 +147,9 @@ export function startMetricsServer(port: number, host = '127.0.0.1'): Promise<Me
       shared = undefined;
       reject(
         err.code === 'EADDRINUSE'
-          ? new Error(`segflow metrics port ${host}:${port} is already in use; set SEGFLOW_METRICS_PORT (segflow uses it + 1) or 0 to turn metrics off`)
+          ? new Error(
+              `segflow metrics port ${host}:${port} is already in use; set SEGFLOW_METRICS_PORT (segflow uses it + 1) or 0 to turn metrics off`,
+            )
           : err,
       );
     });
@@ -184,7 +198,11 @@ class ActivityMetrics implements ActivityInboundCallsInterceptor {
     if (this.activityType === 'raiseAlert' && typeof result === 'object' && result !== null) {
       const report = result as { dedupKey?: string; deliveries?: { channel: string; delivered: boolean }[] };
       const kind = report.dedupKey?.split('/')[0] ?? 'unknown';
-      recordAlert(kind, 'any', (report.deliveries ?? []).filter((d) => !d.delivered).map((d) => d.channel));
+      recordAlert(
+        kind,
+        'any',
+        (report.deliveries ?? []).filter((d) => !d.delivered).map((d) => d.channel),
+      );
     }
   }
 }

@@ -25,7 +25,13 @@ import type { Logger } from '../core/logger.js';
 import { createRepeatedLog } from '../core/repeated-log.js';
 import type { TriggerEvent } from '../core/realtime-features.js';
 import { type TriggerSignal } from '../core/realtime-features.js';
-import { RECLASSIFY_WORKFLOW, reclassifyWorkflowId, triggerEventSignal, triggerEventsSignal, type ReclassifyInput } from '../workflows/reclassify-messages.js';
+import {
+  RECLASSIFY_WORKFLOW,
+  reclassifyWorkflowId,
+  triggerEventSignal,
+  triggerEventsSignal,
+  type ReclassifyInput,
+} from '../workflows/reclassify-messages.js';
 
 export const LISTENER_DEFAULTS = {
   maxInFlight: 1_000,
@@ -100,8 +106,10 @@ export async function createTriggerListener(
   const log = deps.logger.child({ component: 'trigger-listener', subscription: config.pubsub.triggerSubscription });
   // Per-message failures share a cause (Temporal down, one bad producer): logged once, then counted.
   const repeated = createRepeatedLog(log);
-  const opts = { ...LISTENER_DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as typeof LISTENER_DEFAULTS &
-    TriggerListenerOptions;
+  const opts = {
+    ...LISTENER_DEFAULTS,
+    ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
+  } as typeof LISTENER_DEFAULTS & TriggerListenerOptions;
   for (const k of ['maxInFlight', 'maxConcurrentSignals', 'maxEventsPerSignal'] as const) {
     const v = opts[k];
     if (!Number.isInteger(v) || v < 1) throw new Error(`trigger listener: expected ${k} to be a whole number >= 1, got ${v}`);
@@ -204,7 +212,12 @@ export async function createTriggerListener(
       // The client's message is generic ("Failed to signalWithStart Workflow"); the server's reason is the cause.
       const error = err instanceof Error ? err.message : String(err);
       const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : undefined;
-      repeated.log('error', `signal failed: ${error}: ${cause ?? ''}`, { customerId, events: items.length, error, cause }, 'signal failed; messages nacked for redelivery');
+      repeated.log(
+        'error',
+        `signal failed: ${error}: ${cause ?? ''}`,
+        { customerId, events: items.length, error, cause },
+        'signal failed; messages nacked for redelivery',
+      );
       for (const i of items) i.message.nack();
       return;
     }
@@ -252,14 +265,23 @@ export async function createTriggerListener(
       message.ack();
       return;
     }
-    enqueue(event.customer_id, { message, receivedAt, signal: { event: event as TriggerEvent, publishTime: message.publishTime.toISOString() } });
+    enqueue(event.customer_id, {
+      message,
+      receivedAt,
+      signal: { event: event as TriggerEvent, publishTime: message.publishTime.toISOString() },
+    });
   }
 
   subscription.on('message', (message: Message) => {
     try {
       handle(message);
     } catch (err) {
-      repeated.log('error', `handling failed: ${String(err)}`, { messageId: message.id, error: String(err) }, 'trigger message handling failed; nacked');
+      repeated.log(
+        'error',
+        `handling failed: ${String(err)}`,
+        { messageId: message.id, error: String(err) },
+        'trigger message handling failed; nacked',
+      );
       message.nack();
     }
   });
@@ -332,7 +354,12 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
     )
     .option('--max-in-flight <n>', 'Pub/Sub messages held at most', wholeNumber(1), LISTENER_DEFAULTS.maxInFlight)
     .option('--max-concurrent-signals <n>', 'signals in flight at most', wholeNumber(1), LISTENER_DEFAULTS.maxConcurrentSignals)
-    .option('--max-events-per-signal <n>', "a customer's events coalesced into one signal at most", wholeNumber(1), LISTENER_DEFAULTS.maxEventsPerSignal)
+    .option(
+      '--max-events-per-signal <n>',
+      "a customer's events coalesced into one signal at most",
+      wholeNumber(1),
+      LISTENER_DEFAULTS.maxEventsPerSignal,
+    )
     .addHelpText('after', '\nOther settings come from the environment (see docs/configuration.md).')
     .showHelpAfterError()
     .exitOverride(exitUsage);

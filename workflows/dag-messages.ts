@@ -71,10 +71,7 @@ export const DAG_ID_SEARCH_ATTRIBUTE = defineSearchAttributeKey('DagId', SearchA
 export const LOGICAL_DATE_SEARCH_ATTRIBUTE = defineSearchAttributeKey('LogicalDate', SearchAttributeType.DATETIME);
 export const DAG_SEARCH_ATTRIBUTES = [DAG_ID_SEARCH_ATTRIBUTE, LOGICAL_DATE_SEARCH_ATTRIBUTE] as const;
 /** Set by Temporal on workflows started by a schedule: the nominal (unjittered) start time. */
-export const SCHEDULED_START_TIME_SEARCH_ATTRIBUTE = defineSearchAttributeKey(
-  'TemporalScheduledStartTime',
-  SearchAttributeType.DATETIME,
-);
+export const SCHEDULED_START_TIME_SEARCH_ATTRIBUTE = defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME);
 
 /** Re-exported because the contract's callers (ops CLI, scripts, tests) format instants as its ids do. */
 export { formatInstant };

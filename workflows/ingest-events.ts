@@ -105,7 +105,13 @@ export async function ingestEvents(input: IngestEventsInput): Promise<IngestCoun
     const lagMs = r.oldestPublishTime ? Date.parse(r.finishedAt) - Date.parse(r.oldestPublishTime) : undefined;
     const report = evaluateIngestHealth(
       health,
-      { at: Date.now(), pulled: r.pulled, quarantined: r.quarantined, ...(lagMs === undefined ? {} : { lagMs }), ...(r.reasons ? { reasons: r.reasons } : {}) },
+      {
+        at: Date.now(),
+        pulled: r.pulled,
+        quarantined: r.quarantined,
+        ...(lagMs === undefined ? {} : { lagMs }),
+        ...(r.reasons ? { reasons: r.reasons } : {}),
+      },
       alerting,
       { subscription: input.subscription, workflow: { namespace: info.namespace, workflowId: info.workflowId, runId: info.runId } },
     );
@@ -134,7 +140,10 @@ export async function ingestEvents(input: IngestEventsInput): Promise<IngestCoun
   for (;;) {
     while (!finishing && !counters.paused && inFlight.size < input.concurrency) {
       const id = launched++;
-      inFlight.set(id, ingestBatch(batch).then((r): [number, IngestBatchResult] => [id, r]));
+      inFlight.set(
+        id,
+        ingestBatch(batch).then((r): [number, IngestBatchResult] => [id, r]),
+      );
     }
     if (inFlight.size === 0) {
       if (finishing) break;

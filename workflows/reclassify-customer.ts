@@ -108,7 +108,10 @@ export async function reclassifyCustomer(input: ReclassifyInput): Promise<Reclas
     if (recent.length > RECENT_EVENT_IDS) seen.delete(recent.shift()!);
   };
 
-  function deliverInBackground(change: { deliveryId: string; previous: SegmentRef | null; next: SegmentRef; modelVersion: string; occurredAt: string }, subscriberId: string) {
+  function deliverInBackground(
+    change: { deliveryId: string; previous: SegmentRef | null; next: SegmentRef; modelVersion: string; occurredAt: string },
+    subscriberId: string,
+  ) {
     const p = (async () => {
       try {
         const result = await deliverSegmentChange({
@@ -126,7 +129,12 @@ export async function reclassifyCustomer(input: ReclassifyInput): Promise<Reclas
         totals.webhooksFailed += 1;
         failedDeliveries.push({ deliveryId: change.deliveryId, subscriberId, error });
         if (failedDeliveries.length > MAX_FAILED_DELIVERIES_KEPT) failedDeliveries.shift();
-        log.error('segment-change webhook failed after its last attempt', { customerId, subscriberId, deliveryId: change.deliveryId, error });
+        log.error('segment-change webhook failed after its last attempt', {
+          customerId,
+          subscriberId,
+          deliveryId: change.deliveryId,
+          error,
+        });
         await raiseAlert(webhookFailedAlert(customerId, subscriberId, change.deliveryId, error));
       }
     })();
@@ -231,7 +239,11 @@ export async function reclassifyCustomer(input: ReclassifyInput): Promise<Reclas
       const subscribers = await subscribersForSegmentChange({ oldSegment: write.previousSegment, newSegment: next });
       for (const subscriberId of subscribers) deliverInBackground(change, subscriberId);
     } catch (err) {
-      log.error('could not list webhook subscribers; this segment change is not delivered', { customerId, deliveryId: change.deliveryId, error: String(err) });
+      log.error('could not list webhook subscribers; this segment change is not delivered', {
+        customerId,
+        deliveryId: change.deliveryId,
+        error: String(err),
+      });
     }
     return 'done';
   }

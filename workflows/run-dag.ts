@@ -31,7 +31,15 @@ import { dagRunFailedAlert, type Alert } from '../core/alerts.js';
 import { buildDagGraph, type DagGraph } from '../core/dag-graph.js';
 import { dagRegistry } from '../dags/index.js';
 import { type DagTaskInput, type DataInterval, type SqlModelTaskInput } from '../core/dag-task.js';
-import { durationToMs, resolveTaskOptions, type DagDefinition, type DagTaskDefinition, type ResolvedRetryPolicy, type ResolvedTaskOptions, type TriggerRule } from '../dags/dsl.js';
+import {
+  durationToMs,
+  resolveTaskOptions,
+  type DagDefinition,
+  type DagTaskDefinition,
+  type ResolvedRetryPolicy,
+  type ResolvedTaskOptions,
+  type TriggerRule,
+} from '../dags/dsl.js';
 import {
   DAG_ID_SEARCH_ATTRIBUTE,
   DAG_RUN_FAILED,
@@ -62,15 +70,7 @@ const SUCCEEDED = 3;
 const FAILED = 4;
 const SKIPPED = 5;
 const UPSTREAM_FAILED = 6;
-const STATE_NAMES: readonly TaskState[] = [
-  'queued',
-  'running',
-  'up_for_retry',
-  'succeeded',
-  'failed',
-  'skipped',
-  'upstream_failed',
-];
+const STATE_NAMES: readonly TaskState[] = ['queued', 'running', 'up_for_retry', 'succeeded', 'failed', 'skipped', 'upstream_failed'];
 
 export async function runDag(input: RunDagInput): Promise<DagRunResult> {
   const dag = dagRegistry.get(input.dagId);
@@ -158,7 +158,6 @@ function resolveDataInterval(input: RunDagInput, dag: DagDefinition): DataInterv
     'MissingDataInterval',
   );
 }
-
 
 /**
  * Scheduling state of one run. Work per finished task is O(its downstream count): each task
@@ -273,7 +272,10 @@ class DagRun {
     };
     const input: DagTaskInput | SqlModelTaskInput = 'sqlModel' in task.run ? { ...base, model: task.run.sqlModel } : base;
 
-    activityFor(options, attempt === 1 ? task.id : `${task.id}#${attempt}`)(input).then(
+    activityFor(
+      options,
+      attempt === 1 ? task.id : `${task.id}#${attempt}`,
+    )(input).then(
       () => {
         this.running--;
         this.settle(i, SUCCEEDED);

@@ -71,4 +71,3 @@ export async function scheduledDagRun(input: ScheduledDagRunInput): Promise<DagR
     parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
   });
 }
-

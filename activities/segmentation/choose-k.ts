@@ -39,6 +39,9 @@ export async function chooseK(ctx: SegmentationContext, input: DagTaskInput) {
     fit: trainedRecord(fit, fit.runs.length),
   };
   await ctx.writeStep(version, 'k_selection', step);
-  log.info({ chosenK: selection.chosen_k, elbowK: selection.elbow_k, chosenBy: selection.chosen_by, candidates: selection.candidates }, 'k chosen');
+  log.info(
+    { chosenK: selection.chosen_k, elbowK: selection.elbow_k, chosenBy: selection.chosen_by, candidates: selection.candidates },
+    'k chosen',
+  );
   return { version, chosenK: selection.chosen_k, elbowK: selection.elbow_k, chosenBy: selection.chosen_by, reused: false };
 }

@@ -61,7 +61,8 @@ export function createSegmentationContext(deps: SegmentationDeps) {
   const project = config.gcp.projectId;
   const location = config.gcp.location;
   const raiseAlert =
-    deps.raiseAlert ?? createAlertActivities({ logger, webhookUrls: config.alerts.webhookUrls, uiBaseUrl: config.temporal.uiUrl }).raiseAlert;
+    deps.raiseAlert ??
+    createAlertActivities({ logger, webhookUrls: config.alerts.webhookUrls, uiBaseUrl: config.temporal.uiUrl }).raiseAlert;
 
   /** Numbers are bound as STRING and CAST in SQL: the emulator cannot read numeric parameter values. */
   async function query(sql: string, params: Record<string, Param> = {}): Promise<Record<string, unknown>[]> {
@@ -116,7 +117,8 @@ export function createSegmentationContext(deps: SegmentationDeps) {
     ensureTable,
     // Checked at use, not only when the configuration was loaded: tests and tools build Config objects too.
     table: (name: string) => qualifiedTable(project, marts, name),
-    taskLog: (input: DagTaskInput, version: string): Logger => logger.child({ dag: input.dagId, task: input.taskId, modelVersion: version }),
+    taskLog: (input: DagTaskInput, version: string): Logger =>
+      logger.child({ dag: input.dagId, task: input.taskId, modelVersion: version }),
     versionOf: (input: DagTaskInput): string => modelVersionFor(input.interval.end),
     readStep: <T>(version: string, step: string, schema: z.ZodType<T>) => readStep(storage, bucket, version, step, schema),
     writeStep: (version: string, step: string, value: unknown) => writeStep(storage, bucket, version, step, value),

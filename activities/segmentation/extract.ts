@@ -18,7 +18,10 @@ export async function extract(ctx: SegmentationContext, input: DagTaskInput) {
   const source = bigquery.dataset(marts).table('customer_features');
   const [exists] = await source.exists();
   if (!exists) {
-    throw ApplicationFailure.nonRetryable(`${marts}.customer_features does not exist; run the hourly_pipeline DAG first`, 'NoCustomerFeatures');
+    throw ApplicationFailure.nonRetryable(
+      `${marts}.customer_features does not exist; run the hourly_pipeline DAG first`,
+      'NoCustomerFeatures',
+    );
   }
   const [meta] = await source.getMetadata();
   const have = new Set(((meta as { schema?: { fields?: TableField[] } }).schema?.fields ?? []).map((f) => f.name));
@@ -31,7 +34,8 @@ export async function extract(ctx: SegmentationContext, input: DagTaskInput) {
   }
   const [countRow] = await query(`SELECT COUNT(*) AS n FROM ${table('customer_features')}`);
   const population = Number(countRow?.n ?? 0);
-  if (population === 0) throw ApplicationFailure.nonRetryable(`${marts}.customer_features is empty; nothing to segment`, 'NoCustomerFeatures');
+  if (population === 0)
+    throw ApplicationFailure.nonRetryable(`${marts}.customer_features is empty; nothing to segment`, 'NoCustomerFeatures');
   // Unless configured, the sample grows with the population: 5% of it, 5,000 to 50,000 customers,
   // the size bench:segment measures against scikit-learn.
   const sampleSize = settings.sampleSize ?? defaultSampleSize(population);

@@ -49,6 +49,9 @@ export async function label(ctx: SegmentationContext, input: DagTaskInput) {
   }
   await ctx.writeStep(version, 'labels', labels);
   await ctx.writeStep(version, 'model', model);
-  log.info({ segments: model.segments.map((s) => ({ id: s.id, label: s.label, share: s.share })), relabelledFrom: labels.relabelledFrom }, 'segments labelled');
+  log.info(
+    { segments: model.segments.map((s) => ({ id: s.id, label: s.label, share: s.share })), relabelledFrom: labels.relabelledFrom },
+    'segments labelled',
+  );
   return { version, k: model.centroids.length, labels: model.segments.map((s) => s.label), reused: false };
 }

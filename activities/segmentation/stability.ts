@@ -54,7 +54,14 @@ export async function stability(ctx: SegmentationContext, input: DagTaskInput) {
       figures = stabilityFigures(current, candidate, contingency);
       breaches = checkStability(figures, settings.thresholds);
     } else {
-      breaches = [{ metric: 'segments', value: 1, threshold: 0, message: `the feature set changed since ${current.version}; segments cannot be matched` }];
+      breaches = [
+        {
+          metric: 'segments',
+          value: 1,
+          threshold: 0,
+          message: `the feature set changed since ${current.version}; segments cannot be matched`,
+        },
+      ];
     }
     const decision: PromotionDecision = decidePromotion(breaches, settings.promotionPolicy);
     step = {
@@ -103,6 +110,9 @@ export async function stability(ctx: SegmentationContext, input: DagTaskInput) {
     step = { ...step, alerted: true };
   }
   await ctx.writeStep(version, 'stability', step);
-  log.info({ previous: step.previousVersion, decision: step.decisionName, breaches: step.breaches.length, figures: step.figures }, 'stability measured');
+  log.info(
+    { previous: step.previousVersion, decision: step.decisionName, breaches: step.breaches.length, figures: step.figures },
+    'stability measured',
+  );
   return { ...step, reused: false };
 }

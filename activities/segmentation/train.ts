@@ -25,6 +25,9 @@ export async function train(ctx: SegmentationContext, input: DagTaskInput) {
   const fresh: Trained = trainedRecord(fit, fit.runs.length + kstep.fit.restarts);
   const best = fresh.inertia <= kstep.fit.inertia ? fresh : { ...kstep.fit, restarts: fresh.restarts };
   await ctx.writeStep(version, 'trained', best);
-  log.info({ k, inertia: best.inertia, restarts: best.restarts, restartsOnHelperThread: fit.restartsOnHelper, converged: best.converged }, 'model trained');
+  log.info(
+    { k, inertia: best.inertia, restarts: best.restarts, restartsOnHelperThread: fit.restartsOnHelper, converged: best.converged },
+    'model trained',
+  );
   return { version, k, inertia: best.inertia, reused: false };
 }

@@ -73,7 +73,9 @@ function renderTable(segments) {
     tr.append(cell(String(s.id), 'num'), cell(s.label), cell(String(s.size), 'num'), cell(pct(s.share), 'num'), cell(s.traits.join(', ')));
     return tr;
   });
-  $('segments').querySelector('tbody').replaceChildren(...rows);
+  $('segments')
+    .querySelector('tbody')
+    .replaceChildren(...rows);
   $('size-source').textContent =
     segments.size_source === 'customer_segments'
       ? `${segments.customers} customers assigned in marts.customer_segments.`
@@ -101,7 +103,12 @@ function profileSpec(segments) {
             y: { field: 'segment', type: 'nominal', title: null },
             x: { field: 'value', type: 'quantitative', title: null },
             color: { field: 'segment', type: 'nominal', legend: null },
-            tooltip: [{ field: 'feature' }, { field: 'segment' }, { field: 'value', format: '.4~g' }, { field: 'population', format: '.4~g' }],
+            tooltip: [
+              { field: 'feature' },
+              { field: 'segment' },
+              { field: 'value', format: '.4~g' },
+              { field: 'population', format: '.4~g' },
+            ],
           },
         },
         { mark: { type: 'rule', color: '#d62728', strokeWidth: 2 }, encoding: { x: { aggregate: 'min', field: 'population' } } },
@@ -121,23 +128,45 @@ function kSpec(model) {
     status: c.k === sel.chosen_k ? 'chosen' : c.rejected_reason ? 'refused' : 'candidate',
     reason: c.rejected_reason || '',
   }));
-  const color = { field: 'status', type: 'nominal', scale: { domain: ['chosen', 'candidate', 'refused'], range: ['#2ca02c', '#1f77b4', '#d62728'] } };
+  const color = {
+    field: 'status',
+    type: 'nominal',
+    scale: { domain: ['chosen', 'candidate', 'refused'], range: ['#2ca02c', '#1f77b4', '#d62728'] },
+  };
   const panel = (field, title) => ({
     width: 320,
     height: 200,
     layer: [
-      { mark: { type: 'line', color: '#999' }, encoding: { x: { field: 'k', type: 'ordinal' }, y: { field, type: 'quantitative', title, scale: { zero: false } } } },
+      {
+        mark: { type: 'line', color: '#999' },
+        encoding: { x: { field: 'k', type: 'ordinal' }, y: { field, type: 'quantitative', title, scale: { zero: false } } },
+      },
       {
         mark: { type: 'point', filled: true, size: 90 },
         encoding: {
           x: { field: 'k', type: 'ordinal' },
           y: { field, type: 'quantitative' },
           color,
-          shape: { field: 'status', type: 'nominal', scale: { domain: ['chosen', 'candidate', 'refused'], range: ['diamond', 'circle', 'cross'] } },
-          tooltip: [{ field: 'k' }, { field: 'inertia', format: '.4~g' }, { field: 'silhouette', format: '.3f' }, { field: 'min_share', format: '.1%' }, { field: 'status' }, { field: 'reason' }],
+          shape: {
+            field: 'status',
+            type: 'nominal',
+            scale: { domain: ['chosen', 'candidate', 'refused'], range: ['diamond', 'circle', 'cross'] },
+          },
+          tooltip: [
+            { field: 'k' },
+            { field: 'inertia', format: '.4~g' },
+            { field: 'silhouette', format: '.3f' },
+            { field: 'min_share', format: '.1%' },
+            { field: 'status' },
+            { field: 'reason' },
+          ],
         },
       },
-      { transform: [{ filter: "datum.status === 'chosen'" }], mark: { type: 'rule', strokeDash: [4, 4], color: '#2ca02c' }, encoding: { x: { field: 'k', type: 'ordinal' } } },
+      {
+        transform: [{ filter: "datum.status === 'chosen'" }],
+        mark: { type: 'rule', strokeDash: [4, 4], color: '#2ca02c' },
+        encoding: { x: { field: 'k', type: 'ordinal' } },
+      },
     ],
   });
   return {
@@ -195,7 +224,8 @@ async function start() {
         return option;
       }),
     );
-    if (models.current === null && versions.length === 0) return setState('ready', 'No model yet: the nightly segmentation registers the first one.');
+    if (models.current === null && versions.length === 0)
+      return setState('ready', 'No model yet: the nightly segmentation registers the first one.');
     await showVersion(models.current ?? versions[0]);
   } catch (err) {
     fail(err);

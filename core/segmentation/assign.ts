@@ -19,7 +19,9 @@ export type CentroidsInput = Float64Array | readonly (readonly number[])[];
 export function flattenCentroids(centroids: CentroidsInput, dim: number): Float64Array {
   if (centroids instanceof Float64Array) {
     if (centroids.length === 0 || centroids.length % dim !== 0) {
-      throw new Error(`centroids: expected a non-empty flat array whose length is a multiple of dim ${dim}, got length ${centroids.length}`);
+      throw new Error(
+        `centroids: expected a non-empty flat array whose length is a multiple of dim ${dim}, got length ${centroids.length}`,
+      );
     }
     return centroids;
   }

@@ -139,7 +139,13 @@ export function runSegmentationJob(
       tolerance: TRAIN_DEFAULTS.tolerance,
       initialCentroids: trained.centroids,
     });
-    result = { centroids: flattenCentroids(refined.centroids, dim), labels: refined.labels, inertia: refined.inertia, sizes: refined.sizes, passes: refined.iterations };
+    result = {
+      centroids: flattenCentroids(refined.centroids, dim),
+      labels: refined.labels,
+      inertia: refined.inertia,
+      sizes: refined.sizes,
+      passes: refined.iterations,
+    };
   } else {
     // Half the rows go to the helper thread when the matrix is on a SharedArrayBuffer (see restart-thread.ts).
     const { labels, inertia, sizes, onHelper } =

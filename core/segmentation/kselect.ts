@@ -188,7 +188,11 @@ export function selectK(matrix: Float64Array, nRows: number, dim: number, option
   }
   if (nRows < 2) throw new Error(`selectK: expected at least 2 rows, got ${nRows}`);
 
-  const silIdx = sampleIndices(nRows, options.silhouetteSampleSize ?? KSELECT_DEFAULTS.silhouetteSampleSize, deriveSeed(options.seed, 7919));
+  const silIdx = sampleIndices(
+    nRows,
+    options.silhouetteSampleSize ?? KSELECT_DEFAULTS.silhouetteSampleSize,
+    deriveSeed(options.seed, 7919),
+  );
   const silRows = takeRows(matrix, dim, silIdx);
   const pairwise = new PairwiseDistances(silRows, silIdx.length, dim);
 

@@ -42,7 +42,11 @@ export const SegmentModelSchema = z
     const names = m.features.map((f) => f.name);
     const prepNames = m.preparation.features.map((f) => f.name);
     if (names.join(',') !== prepNames.join(',')) {
-      ctx.addIssue({ code: 'custom', path: ['preparation'], message: `preparation features [${prepNames}] differ from features [${names}]` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['preparation'],
+        message: `preparation features [${prepNames}] differ from features [${names}]`,
+      });
     }
     const dim = names.length;
     m.centroids.forEach((c, i) => {
@@ -56,7 +60,11 @@ export const SegmentModelSchema = z
     const labels = new Set(m.segments.map((s) => s.label));
     if (labels.size !== m.segments.length) ctx.addIssue({ code: 'custom', path: ['segments'], message: 'segment labels must be unique' });
     if (m.k_selection.chosen_k !== m.centroids.length) {
-      ctx.addIssue({ code: 'custom', path: ['k_selection'], message: `chosen_k ${m.k_selection.chosen_k} but ${m.centroids.length} centroids` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['k_selection'],
+        message: `chosen_k ${m.k_selection.chosen_k} but ${m.centroids.length} centroids`,
+      });
     }
   });
 export type SegmentModel = z.infer<typeof SegmentModelSchema>;
@@ -70,5 +78,8 @@ export function parseSegmentModel(json: unknown): SegmentModel {
 export function modelVersionFor(instant: string): string {
   const d = new Date(instant);
   if (Number.isNaN(d.getTime())) throw new Error(`modelVersionFor: expected an RFC 3339 instant, got ${JSON.stringify(instant)}`);
-  return `v${d.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '')}`;
+  return `v${d
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/[-:]/g, '')}`;
 }

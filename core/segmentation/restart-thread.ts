@@ -90,7 +90,8 @@ export function runRestartsShared(job: RestartJob): { outcomes: RestartOutcome[]
   h.port.postMessage({ restarts: { ...job, seeds: theirs } } satisfies HelperJob);
   const mine = runRestarts({ ...job, seeds: ours });
   const reply = awaitReply(h);
-  if (reply && 'outcomes' in reply && reply.outcomes.length === theirs.length) return { outcomes: [...reply.outcomes, ...mine], onHelper: theirs.length };
+  if (reply && 'outcomes' in reply && reply.outcomes.length === theirs.length)
+    return { outcomes: [...reply.outcomes, ...mine], onHelper: theirs.length };
   h.broken = true;
   void h.worker.terminate();
   return { outcomes: [...runRestarts({ ...job, seeds: theirs }), ...mine], onHelper: 0 };
@@ -115,7 +116,13 @@ export function assignShared(
   }
   const labels = new Int32Array(new SharedArrayBuffer(nRows * Int32Array.BYTES_PER_ELEMENT));
   const half = Math.floor(nRows / 2);
-  const theirs: AssignJob = { matrix: matrix.subarray(half * dim, nRows * dim), labels: labels.subarray(half), nRows: nRows - half, dim, centroids };
+  const theirs: AssignJob = {
+    matrix: matrix.subarray(half * dim, nRows * dim),
+    labels: labels.subarray(half),
+    nRows: nRows - half,
+    dim,
+    centroids,
+  };
   h.port.postMessage({ assign: theirs } satisfies HelperJob);
   const mine = assignInto(matrix, half, dim, centroids, labels, null);
   const reply = awaitReply(h);

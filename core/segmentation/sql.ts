@@ -104,7 +104,8 @@ export function assignmentSql(model: SegmentModel, options: AssignmentSqlOptions
   const features = model.preparation.features;
   const columns = features.map((f) => checkIdentifier(`column for feature ${f.name}`, options.featureColumns?.[f.name] ?? f.name));
   for (const name of Object.keys(options.featureColumns ?? {})) {
-    if (!features.some((f) => f.name === name)) throw new Error(`assignmentSql: featureColumns names ${name}, which is not a model feature`);
+    if (!features.some((f) => f.name === name))
+      throw new Error(`assignmentSql: featureColumns names ${name}, which is not a model feature`);
   }
   const k = model.centroids.length;
   if (k === 0 || model.segments.length !== k) {
@@ -125,7 +126,10 @@ export function assignmentSql(model: SegmentModel, options: AssignmentSqlOptions
     ].join('\n');
 
   const source = [`\`${idColumn}\` AS customer_id`, ...columns.map((c, j) => `CAST(\`${c}\` AS FLOAT64) AS r${j}`)];
-  const imputed = ['customer_id', ...features.map((f, j) => `IF(ABS(r${j}) <= ${floatLiteral(Number.MAX_VALUE)}, r${j}, ${floatLiteral(f.fill)}) AS i${j}`)];
+  const imputed = [
+    'customer_id',
+    ...features.map((f, j) => `IF(ABS(r${j}) <= ${floatLiteral(Number.MAX_VALUE)}, r${j}, ${floatLiteral(f.fill)}) AS i${j}`),
+  ];
   const prepared = ['customer_id', ...features.map((f, j) => `${preparedExpression(f, `i${j}`)} AS x${j}`)];
   const dNames = Array.from({ length: k }, (_, c) => `d${c}`);
   const distances = [

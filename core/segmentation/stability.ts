@@ -124,7 +124,9 @@ export interface ContingencyCell {
 /** Builds the contingency table from two aligned assignments (one entry per customer). */
 export function contingencyTable(current: ArrayLike<number>, candidate: ArrayLike<number>): ContingencyCell[] {
   if (current.length !== candidate.length) {
-    throw new Error(`contingencyTable: assignments differ in length (${current.length} vs ${candidate.length}); align them by customer first`);
+    throw new Error(
+      `contingencyTable: assignments differ in length (${current.length} vs ${candidate.length}); align them by customer first`,
+    );
   }
   const cells = new Map<string, ContingencyCell>();
   for (let i = 0; i < current.length; i++) {
@@ -197,9 +199,7 @@ export const StabilityFiguresSchema = z.object({
   adjusted_rand_index: z.number(),
   centroid_drift: z.array(z.object({ id: z.number().int(), distance: z.number().nonnegative() })),
   max_centroid_drift: z.number().nonnegative(),
-  size_shifts: z.array(
-    z.object({ id: z.number().int(), current_share: z.number(), candidate_share: z.number(), delta: z.number() }),
-  ),
+  size_shifts: z.array(z.object({ id: z.number().int(), current_share: z.number(), candidate_share: z.number(), delta: z.number() })),
   max_size_shift: z.number().nonnegative(),
   new_segment_ids: z.array(z.number().int()),
   retired_segment_ids: z.array(z.number().int()),
@@ -273,7 +273,10 @@ export interface StabilityBreach {
   message: string;
 }
 
-export function checkStability(figures: StabilityFigures, thresholdsInput: z.input<typeof StabilityThresholdsSchema> = {}): StabilityBreach[] {
+export function checkStability(
+  figures: StabilityFigures,
+  thresholdsInput: z.input<typeof StabilityThresholdsSchema> = {},
+): StabilityBreach[] {
   const t = parseOrThrow(StabilityThresholdsSchema, thresholdsInput, 'stability thresholds');
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
   const breaches: StabilityBreach[] = [];

@@ -108,7 +108,9 @@ function fit(
 ) {
   const result = kmeans(rows, k, {
     ...limits,
-    ...('seed' in initialization ? { seed: initialization.seed, initialization: 'kmeans++' as const } : { initialization: initialization.centroids }),
+    ...('seed' in initialization
+      ? { seed: initialization.seed, initialization: 'kmeans++' as const }
+      : { initialization: initialization.centroids }),
   });
   const scored = assignAll(matrix, nRows, dim, flattenCentroids(result.centroids, dim));
   return { centroids: result.centroids, iterations: result.iterations, converged: result.converged, ...scored };
@@ -133,7 +135,14 @@ export function trainKMeans(matrix: Float64Array, nRows: number, dim: number, op
   const limits = { maxIterations, tolerance };
   if (options.initialCentroids !== undefined) {
     const given = fit(toRows(matrix, nRows, dim), k, { centroids: options.initialCentroids }, limits, matrix, nRows, dim);
-    return trainResult(k, given, seed, [{ seed, inertia: given.inertia, iterations: given.iterations, converged: given.converged }], nRows, nRows);
+    return trainResult(
+      k,
+      given,
+      seed,
+      [{ seed, inertia: given.inertia, iterations: given.iterations, converged: given.converged }],
+      nRows,
+      nRows,
+    );
   }
   const restartRows = options.restartRows ?? TRAIN_DEFAULTS.restartRows;
   if (!Number.isInteger(restartRows) || restartRows < k) {
@@ -175,7 +184,12 @@ export function trainKMeans(matrix: Float64Array, nRows: number, dim: number, op
   // On a subsample the winner goes on to iterate on every training row; on every row its own fit is the result.
   const final =
     restartMatrix === matrix
-      ? { centroids: best.centroids, iterations: best.iterations, converged: best.converged, ...assignAll(matrix, nRows, dim, flattenCentroids(best.centroids, dim)) }
+      ? {
+          centroids: best.centroids,
+          iterations: best.iterations,
+          converged: best.converged,
+          ...assignAll(matrix, nRows, dim, flattenCentroids(best.centroids, dim)),
+        }
       : fit(toRows(matrix, nRows, dim), k, { centroids: best.centroids }, limits, matrix, nRows, dim);
   const runs = outcomes.map(({ seed: s, inertia, iterations, converged }) => ({ seed: s, inertia, iterations, converged }));
   return { ...trainResult(k, final, best.seed, runs, restartN, rankN), restartsOnHelper: onHelper };
@@ -217,5 +231,18 @@ function trainResult(
   rankRows: number,
 ): TrainResult {
   const { centroids, inertia, sizes, labels, iterations, converged } = final;
-  return { k, centroids: centroids.map((c) => [...c]), inertia, sizes, labels, iterations, converged, seed, runs, restartRows, rankRows, restartsOnHelper: 0 };
+  return {
+    k,
+    centroids: centroids.map((c) => [...c]),
+    inertia,
+    sizes,
+    labels,
+    iterations,
+    converged,
+    seed,
+    runs,
+    restartRows,
+    rankRows,
+    restartsOnHelper: 0,
+  };
 }

@@ -29,7 +29,9 @@ let receiverUrl: string;
 const received: Received[] = [];
 
 function listen(server: Server): Promise<string> {
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)),
+  );
 }
 
 before(async () => {
@@ -78,12 +80,18 @@ async function alertingWorker(name: string, baseUrl: string): Promise<{ worker: 
   return { worker, ctx: { client: worker.client, config }, logs };
 }
 
-async function runToFailure(ctx: OpsContext, start: string): Promise<{ workflowId: string; runId: string; details: DagRunFailureDetails | undefined }> {
+async function runToFailure(
+  ctx: OpsContext,
+  start: string,
+): Promise<{ workflowId: string; runId: string; details: DagRunFailureDetails | undefined }> {
   const started = await startDagRun(ctx, DAG, { start, end: formatInstant(Date.parse(start) + MS_PER_UNIT.h) });
-  const details = await ctx.client.workflow.getHandle(started.workflowId).result().then(
-    () => undefined,
-    (err: unknown) => dagRunFailureDetails(err),
-  );
+  const details = await ctx.client.workflow
+    .getHandle(started.workflowId)
+    .result()
+    .then(
+      () => undefined,
+      (err: unknown) => dagRunFailureDetails(err),
+    );
   return { ...started, details };
 }
 
@@ -123,7 +131,13 @@ test('a task that always fails raises exactly one alert per channel, with DAG, t
     assert.match(slack.text, /\[error\] DAG example_diamond failed for 2002-03-04T05:00:00Z\.\.2002-03-04T06:00:00Z: transform_a/);
     assert.ok(JSON.stringify(slack.blocks).includes(uiLink));
 
-    const pd = byPath('/pagerduty')[0]!.body as { routing_key: string; event_action: string; dedup_key: string; payload: { severity: string; component: string; group: string }; links: { href: string }[] };
+    const pd = byPath('/pagerduty')[0]!.body as {
+      routing_key: string;
+      event_action: string;
+      dedup_key: string;
+      payload: { severity: string; component: string; group: string };
+      links: { href: string }[];
+    };
     assert.equal(pd.routing_key, 'R0UT1NGKEY');
     assert.equal(pd.event_action, 'trigger');
     assert.equal(pd.dedup_key, webhook.dedupKey);
@@ -143,7 +157,9 @@ test('with the alert receiver down the run ends the same way and the failed deli
     const run = await runToFailure(ctx, '2002-03-04T07:00:00Z');
     assert.deepEqual(comparable(run.details), comparable(firstDetails), 'same result as with a working receiver');
     assert.equal(received.length, before);
-    const failures = logs.map((l) => JSON.parse(l) as { msg: string; channel?: string; attempts?: number; error?: string }).filter((l) => l.msg === 'alert delivery failed; giving up on this channel');
+    const failures = logs
+      .map((l) => JSON.parse(l) as { msg: string; channel?: string; attempts?: number; error?: string })
+      .filter((l) => l.msg === 'alert delivery failed; giving up on this channel');
     assert.deepEqual(failures.map((f) => f.channel?.split(' ')[0]).sort(), ['pagerduty', 'slack', 'webhook#1']);
     for (const f of failures) {
       assert.equal(f.attempts, 3, 'retried before giving up');

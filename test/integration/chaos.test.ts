@@ -22,7 +22,15 @@ interface ChaosSummary {
   faults: { byKind: Record<string, number> };
   disruptions: { workerKills: number; temporalRestarts: number; pubsubOutages: number };
   events: { validDistinct: number; malformed: number; duplicatePublishes: number; hostile: number };
-  warehouse: { stagedDistinct: number; stagedRows: number; lost: number; unexpected: number; duplicatedInStaging: number; duplicatesSuppressed: number; hostileAltered: number };
+  warehouse: {
+    stagedDistinct: number;
+    stagedRows: number;
+    lost: number;
+    unexpected: number;
+    duplicatedInStaging: number;
+    duplicatesSuppressed: number;
+    hostileAltered: number;
+  };
   quarantine: { distinctMalformed: number; missing: number; wrongReason: number; unexpected: number; accepted: number };
   dags: { intervals: number; intervalsDone: number; failed: number; alerts: number };
   profiles: { checked: number; mismatched: number };
@@ -30,67 +38,75 @@ interface ChaosSummary {
   webhooks: { distinctDeliveries: number; changesRecorded: number; brokenChains: number; badSignatures: number };
 }
 
-test('chaos (short): nothing lost, nothing duplicated under faults, kills, a Temporal restart and a Pub/Sub outage', { timeout: 420_000 }, async () => {
-  const json = path.join(os.tmpdir(), `segflow-chaos-test-${process.pid}.json`);
-  rmSync(json, { force: true });
-  const env = { ...process.env };
-  delete env.NODE_TEST_CONTEXT;
-  const child = spawn(process.execPath, ['--import', 'tsx', RUNNER, '--short', '--json', json, '--port-base', '27500'], {
-    cwd: PROJECT_ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (c: Buffer) => (output += c.toString('utf8')));
-  child.stderr.on('data', (c: Buffer) => (output += c.toString('utf8')));
-  // The runner stops its own stack on SIGTERM; make sure it gets one if this test is cut short.
-  const stop = () => child.kill('SIGTERM');
-  process.once('exit', stop);
-  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-  process.off('exit', stop);
+test(
+  'chaos (short): nothing lost, nothing duplicated under faults, kills, a Temporal restart and a Pub/Sub outage',
+  { timeout: 420_000 },
+  async () => {
+    const json = path.join(os.tmpdir(), `segflow-chaos-test-${process.pid}.json`);
+    rmSync(json, { force: true });
+    const env = { ...process.env };
+    delete env.NODE_TEST_CONTEXT;
+    const child = spawn(process.execPath, ['--import', 'tsx', RUNNER, '--short', '--json', json, '--port-base', '27500'], {
+      cwd: PROJECT_ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString('utf8')));
+    // The runner stops its own stack on SIGTERM; make sure it gets one if this test is cut short.
+    const stop = () => child.kill('SIGTERM');
+    process.once('exit', stop);
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    process.off('exit', stop);
 
-  const tail = output.split('\n').slice(-60).join('\n');
-  assert.ok(existsSync(json), `the runner wrote no summary (exit ${code}):\n${tail}`);
-  const s = JSON.parse(readFileSync(json, 'utf8')) as ChaosSummary;
-  rmSync(json, { force: true });
-  assert.deepEqual(s.violations, [], tail);
-  assert.equal(code, 0, `exit status agrees with the summary:\n${tail}`);
+    const tail = output.split('\n').slice(-60).join('\n');
+    assert.ok(existsSync(json), `the runner wrote no summary (exit ${code}):\n${tail}`);
+    const s = JSON.parse(readFileSync(json, 'utf8')) as ChaosSummary;
+    rmSync(json, { force: true });
+    assert.deepEqual(s.violations, [], tail);
+    assert.equal(code, 0, `exit status agrees with the summary:\n${tail}`);
 
-  // The disruptions really happened.
-  assert.ok(s.disruptions.workerKills >= 2, 'workers were SIGKILLed (in ingestion and in the real-time path)');
-  assert.equal(s.disruptions.temporalRestarts, 1);
-  assert.equal(s.disruptions.pubsubOutages, 1);
-  const faults = (prefix: string) => Object.entries(s.faults.byKind).filter(([k]) => k.startsWith(prefix)).reduce((n, [, v]) => n + v, 0);
-  assert.ok(faults('gcs.') > 0, 'GCS faults injected');
-  assert.ok(faults('bigquery.') > 0, 'BigQuery faults injected');
+    // The disruptions really happened.
+    assert.ok(s.disruptions.workerKills >= 2, 'workers were SIGKILLed (in ingestion and in the real-time path)');
+    assert.equal(s.disruptions.temporalRestarts, 1);
+    assert.equal(s.disruptions.pubsubOutages, 1);
+    const faults = (prefix: string) =>
+      Object.entries(s.faults.byKind)
+        .filter(([k]) => k.startsWith(prefix))
+        .reduce((n, [, v]) => n + v, 0);
+    assert.ok(faults('gcs.') > 0, 'GCS faults injected');
+    assert.ok(faults('bigquery.') > 0, 'BigQuery faults injected');
 
-  // Every valid event exactly once, every malformed one quarantined with its reason.
-  assert.equal(s.warehouse.lost, 0);
-  assert.equal(s.warehouse.unexpected, 0);
-  assert.equal(s.warehouse.stagedDistinct, s.events.validDistinct);
-  assert.equal(s.warehouse.stagedRows, s.events.validDistinct);
-  assert.ok(s.warehouse.duplicatesSuppressed >= s.events.duplicatePublishes, 'duplicate publishes reached raw and were collapsed');
-  assert.equal(s.warehouse.hostileAltered, 0);
-  assert.ok(s.events.hostile > 0);
-  assert.equal(s.quarantine.distinctMalformed, s.events.malformed);
-  assert.deepEqual([s.quarantine.missing, s.quarantine.wrongReason, s.quarantine.unexpected, s.quarantine.accepted], [0, 0, 0, 0]);
+    // Every valid event exactly once, every malformed one quarantined with its reason.
+    assert.equal(s.warehouse.lost, 0);
+    assert.equal(s.warehouse.unexpected, 0);
+    assert.equal(s.warehouse.stagedDistinct, s.events.validDistinct);
+    assert.equal(s.warehouse.stagedRows, s.events.validDistinct);
+    assert.ok(s.warehouse.duplicatesSuppressed >= s.events.duplicatePublishes, 'duplicate publishes reached raw and were collapsed');
+    assert.equal(s.warehouse.hostileAltered, 0);
+    assert.ok(s.events.hostile > 0);
+    assert.equal(s.quarantine.distinctMalformed, s.events.malformed);
+    assert.deepEqual([s.quarantine.missing, s.quarantine.wrongReason, s.quarantine.unexpected, s.quarantine.accepted], [0, 0, 0, 0]);
 
-  // Pipelines finished (or failed loudly and were rerun); profiles and webhooks agree.
-  assert.ok(s.dags.intervals >= 1);
-  assert.equal(s.dags.intervalsDone, s.dags.intervals);
-  assert.equal(s.dags.alerts, s.dags.failed);
-  assert.ok(s.profiles.checked > 0);
-  assert.equal(s.profiles.mismatched, 0);
-  assert.ok(s.realtimeProfiles.checked > 0);
-  assert.equal(s.realtimeProfiles.frequencyMismatches, 0, 'each real-time purchase counted once');
-  assert.ok(s.webhooks.changesRecorded > 0);
-  assert.equal(s.webhooks.distinctDeliveries, s.webhooks.changesRecorded);
-  assert.equal(s.webhooks.brokenChains, 0);
-  assert.equal(s.webhooks.badSignatures, 0);
-});
+    // Pipelines finished (or failed loudly and were rerun); profiles and webhooks agree.
+    assert.ok(s.dags.intervals >= 1);
+    assert.equal(s.dags.intervalsDone, s.dags.intervals);
+    assert.equal(s.dags.alerts, s.dags.failed);
+    assert.ok(s.profiles.checked > 0);
+    assert.equal(s.profiles.mismatched, 0);
+    assert.ok(s.realtimeProfiles.checked > 0);
+    assert.equal(s.realtimeProfiles.frequencyMismatches, 0, 'each real-time purchase counted once');
+    assert.ok(s.webhooks.changesRecorded > 0);
+    assert.equal(s.webhooks.distinctDeliveries, s.webhooks.changesRecorded);
+    assert.equal(s.webhooks.brokenChains, 0);
+    assert.equal(s.webhooks.badSignatures, 0);
+  },
+);
 
 test('chaos runner: --help, and a bad option exits 2 naming it', () => {
-  const run = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', RUNNER, ...args], { cwd: PROJECT_ROOT, encoding: 'utf8' });
+  const run = (args: string[]) =>
+    spawnSync(process.execPath, ['--import', 'tsx', RUNNER, ...args], { cwd: PROJECT_ROOT, encoding: 'utf8' });
   const help = run(['--help']);
   assert.equal(help.status, 0);
   assert.match(help.stdout, /--fault-rate <share>/);

@@ -63,7 +63,8 @@ async function count(dataset: string, name: string): Promise<number> {
 async function runInterval(interval: DataInterval, { dataTests = true } = {}) {
   const loaded = await wh.loadRawEvents({ interval });
   const models = new Map<string, SqlModelRunResult>();
-  for (const name of topologicalOrder(sqlModelTasks(loadSqlProject().models))) models.set(name, await wh.runSqlModel({ model: name, interval }));
+  for (const name of topologicalOrder(sqlModelTasks(loadSqlProject().models)))
+    models.set(name, await wh.runSqlModel({ model: name, interval }));
   const tests = [];
   if (dataTests) for (const name of models.keys()) tests.push(await wh.runDataTests({ interval, args: { model: name } }));
   return { loaded, models, tests };
@@ -118,7 +119,10 @@ describe('ELT: lake -> raw.events -> staging -> facts -> customer_features', () 
   after(async () => {
     if (clients === undefined) return;
     for (const dataset of [raw, staging, marts]) {
-      await clients.bigquery.dataset(dataset).delete({ force: true }).catch(() => undefined);
+      await clients.bigquery
+        .dataset(dataset)
+        .delete({ force: true })
+        .catch(() => undefined);
     }
     const bucket = clients.storage.bucket(config.lake.bucket);
     await bucket.deleteFiles({ force: true }).catch(() => undefined);
@@ -144,17 +148,14 @@ describe('ELT: lake -> raw.events -> staging -> facts -> customer_features', () 
     assert.equal(run.loaded.objects, 2);
     assert.equal(run.loaded.rows, RAW_ROWS_AFTER_H1);
     assert.equal(await count(raw, 'events'), RAW_ROWS_AFTER_H1);
-    assert.deepEqual(
-      Object.fromEntries([...run.models].map(([name, m]) => [name, [m.action, m.rows]])),
-      {
-        stg_events: ['created', 13],
-        fct_orders: ['created', 4],
-        fct_sessions: ['created', 1],
-        fct_email_interactions: ['created', 2],
-        fct_app_sessions: ['created', 2],
-        customer_features: ['created', 4],
-      },
-    );
+    assert.deepEqual(Object.fromEntries([...run.models].map(([name, m]) => [name, [m.action, m.rows]])), {
+      stg_events: ['created', 13],
+      fct_orders: ['created', 4],
+      fct_sessions: ['created', 1],
+      fct_email_interactions: ['created', 2],
+      fct_app_sessions: ['created', 2],
+      customer_features: ['created', 4],
+    });
     assertRowsMatch(await features(), FEATURES_AFTER_H1, 'customer_id');
     const featureTests = run.tests.find((t) => t.model === 'customer_features');
     // bob and dave never sent a profile: a warning, not a failure.
@@ -169,24 +170,25 @@ describe('ELT: lake -> raw.events -> staging -> facts -> customer_features', () 
     assert.equal(await count(raw, 'events'), RAW_ROWS_AFTER_H2);
     assert.equal(await count(staging, 'events'), STAGED_EVENTS_AFTER_H2);
     // Rows the models computed for the interval: the touched customers' (alice, bob, carol) whole history.
-    assert.deepEqual(
-      Object.fromEntries([...run.models].map(([name, m]) => [name, [m.action, m.rows]])),
-      {
-        stg_events: ['merged', 10], // 11 deliveries, B5 twice
-        fct_orders: ['delete+insert', 4], // o-a1, o-a2, o-b1, o-c1
-        fct_sessions: ['delete+insert', 3],
-        fct_email_interactions: ['delete+insert', 4], // alice c1, c2; bob c2; carol c1
-        fct_app_sessions: ['delete+insert', 1],
-        customer_features: ['merged', 3],
-      },
-    );
+    assert.deepEqual(Object.fromEntries([...run.models].map(([name, m]) => [name, [m.action, m.rows]])), {
+      stg_events: ['merged', 10], // 11 deliveries, B5 twice
+      fct_orders: ['delete+insert', 4], // o-a1, o-a2, o-b1, o-c1
+      fct_sessions: ['delete+insert', 3],
+      fct_email_interactions: ['delete+insert', 4], // alice c1, c2; bob c2; carol c1
+      fct_app_sessions: ['delete+insert', 1],
+      customer_features: ['merged', 3],
+    });
 
     // The redelivered purchase: one staged row, the later delivery.
-    const [b1] = await query(`SELECT received_at, message_id, _arrival_hour FROM ${table(staging, 'events')} WHERE event_id = '${eventId('B1')}'`);
+    const [b1] = await query(
+      `SELECT received_at, message_id, _arrival_hour FROM ${table(staging, 'events')} WHERE event_id = '${eventId('B1')}'`,
+    );
     assert.equal(plain(b1?.received_at), '2026-03-10T09:15:00.000Z');
     assert.equal(b1?.message_id, 'm-b1-second');
     // The duplicate within the hour: bob opened c2 once.
-    const [bobC2] = await query(`SELECT opens FROM ${table(marts, 'fct_email_interactions')} WHERE customer_id = 'bob' AND campaign_id = 'c2'`);
+    const [bobC2] = await query(
+      `SELECT opens FROM ${table(marts, 'fct_email_interactions')} WHERE customer_id = 'bob' AND campaign_id = 'c2'`,
+    );
     assert.equal(Number(bobC2?.opens), 1);
     assert.equal(await count(marts, 'fct_orders'), 6);
 
@@ -204,7 +206,10 @@ describe('ELT: lake -> raw.events -> staging -> facts -> customer_features', () 
     assert.equal(await count(raw, 'events'), RAW_ROWS_AFTER_H2);
     assert.equal(await count(staging, 'events'), STAGED_EVENTS_AFTER_H2);
     const again = await features();
-    assert.deepEqual(again.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, plain(v)]))), before.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, plain(v)]))));
+    assert.deepEqual(
+      again.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, plain(v)]))),
+      before.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, plain(v)]))),
+    );
     assertRowsMatch(again, FEATURES_AFTER_H2, 'customer_id');
   });
 
@@ -220,7 +225,12 @@ describe('ELT: lake -> raw.events -> staging -> facts -> customer_features', () 
         project: buildSqlProject([...loadSqlProject().models, parseSqlModel({ name: 'event_type_counts', sql: sql(columns) })]),
       });
     const counts = async () =>
-      Object.fromEntries((await query(`SELECT * FROM ${table(marts, 'event_type_counts')} ORDER BY type`)).map((r) => [r.type, Object.values(r).slice(1).map(plain)]));
+      Object.fromEntries(
+        (await query(`SELECT * FROM ${table(marts, 'event_type_counts')} ORDER BY type`)).map((r) => [
+          r.type,
+          Object.values(r).slice(1).map(plain),
+        ]),
+      );
 
     const v1 = withModel('COUNT(*) AS n');
     assert.equal((await v1.runSqlModel({ model: 'event_type_counts', interval: H1 })).action, 'created');
@@ -275,7 +285,10 @@ describe('ELT: lake -> raw.events -> staging -> facts -> customer_features', () 
   });
 
   test('unknown models and bad intervals fail without retry', async () => {
-    await assert.rejects(() => wh.runSqlModel({ model: 'nope', interval: H1 }), (err: unknown) => err instanceof ApplicationFailure && err.type === 'UnknownSqlModel' && err.nonRetryable === true);
+    await assert.rejects(
+      () => wh.runSqlModel({ model: 'nope', interval: H1 }),
+      (err: unknown) => err instanceof ApplicationFailure && err.type === 'UnknownSqlModel' && err.nonRetryable === true,
+    );
     await assert.rejects(
       () => wh.loadRawEvents({ interval: { start: '2026-03-10T09:30:00Z', end: '2026-03-10T10:00:00Z' } }),
       (err: unknown) => err instanceof ApplicationFailure && err.type === 'InvalidDataInterval',

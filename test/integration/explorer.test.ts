@@ -119,7 +119,9 @@ async function assertNoData(page: Page) {
 }
 
 async function tableRows(page: Page): Promise<string[][]> {
-  return page.$$eval('#segments tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].slice(0, 4).map((td) => td.textContent ?? '')));
+  return page.$$eval('#segments tbody tr', (trs) =>
+    trs.map((tr) => [...tr.querySelectorAll('td')].slice(0, 4).map((td) => td.textContent ?? '')),
+  );
 }
 
 /** Rows the table must show for `version`: the segment counts of marts.customer_segments. */
@@ -127,7 +129,12 @@ async function expectedRows(version: string): Promise<string[][]> {
   const counts = await countSegments(stack, version);
   const model = (await loadModelVersion(stack.clients.storage, stack.bucket, version))!;
   const total = [...counts.values()].reduce((a, b) => a + b, 0);
-  return model.segments.map((s) => [String(s.id), s.label, String(counts.get(s.id) ?? 0), `${(((counts.get(s.id) ?? 0) / total) * 100).toFixed(1)}%`]);
+  return model.segments.map((s) => [
+    String(s.id),
+    s.label,
+    String(counts.get(s.id) ?? 0),
+    `${(((counts.get(s.id) ?? 0) / total) * 100).toFixed(1)}%`,
+  ]);
 }
 
 /** Each chart's vega view has data and its SVG has marks; returns the k chart's candidate rows. */
@@ -138,7 +145,10 @@ async function assertChartsRendered(page: Page) {
   });
   assert.ok(figures.profile.length > 0, 'the centroid profile chart has data');
   assert.ok(figures.candidates.length > 0, 'the k chart has data');
-  assert.ok((await page.locator('#chart-profile svg .mark-rect.role-mark path').count()) >= figures.profile.length, 'one bar per segment and feature');
+  assert.ok(
+    (await page.locator('#chart-profile svg .mark-rect.role-mark path').count()) >= figures.profile.length,
+    'one bar per segment and feature',
+  );
   assert.ok((await page.locator('#chart-profile svg .mark-rule.role-mark line').count()) > 0, 'population rules drawn');
   // A point per candidate k on each of the two panels (inertia, silhouette).
   assert.equal(await page.locator('#chart-k svg .mark-symbol.role-mark path').count(), 2 * figures.candidates.length);
@@ -150,7 +160,7 @@ describe('segment explorer', () => {
     const page = await openExplorer();
     await page.waitForSelector('body[data-state=signed-out]');
     assert.ok(await page.isVisible('#sign-in'));
-    assert.match(await page.textContent('#sign-in-message') ?? '', /API token/);
+    assert.match((await page.textContent('#sign-in-message')) ?? '', /API token/);
     await assertNoData(page);
     await screenshot(page, '1-signed-out', 'the sign-in form shown before a token is given; no data');
     await page.close();
@@ -159,10 +169,16 @@ describe('segment explorer', () => {
   it('with a wrong token: the sign-in message says so, and no data', async () => {
     const page = await openExplorer();
     await signIn(page, 'wrong-token-0123456789');
-    await page.waitForFunction(() => /not accepted/.test((globalThis as unknown as ExplorerWindow).document.getElementById('sign-in-message')?.textContent ?? ''));
+    await page.waitForFunction(() =>
+      /not accepted/.test((globalThis as unknown as ExplorerWindow).document.getElementById('sign-in-message')?.textContent ?? ''),
+    );
     assert.equal(await page.getAttribute('body', 'data-state'), 'signed-out');
     await assertNoData(page);
-    assert.equal(await page.evaluate(() => (globalThis as unknown as ExplorerWindow).sessionStorage.getItem('segflow.apiToken')), null, 'a refused token is not kept');
+    assert.equal(
+      await page.evaluate(() => (globalThis as unknown as ExplorerWindow).sessionStorage.getItem('segflow.apiToken')),
+      null,
+      'a refused token is not kept',
+    );
     await screenshot(page, '2-wrong-token', 'the sign-in form after a wrong token: "not accepted", no data');
     await page.close();
   });
@@ -179,12 +195,21 @@ describe('segment explorer', () => {
     const model = (await loadModelVersion(stack.clients.storage, stack.bucket, v2))!;
     assert.deepEqual(
       candidates.map((c) => [c.k, c.status]),
-      model.k_selection.candidates.map((c) => [c.k, c.k === model.k_selection.chosen_k ? 'chosen' : c.rejected_reason ? 'refused' : 'candidate']),
+      model.k_selection.candidates.map((c) => [
+        c.k,
+        c.k === model.k_selection.chosen_k ? 'chosen' : c.rejected_reason ? 'refused' : 'candidate',
+      ]),
       'the chosen k and refused k are marked as the artifact records them',
     );
-    assert.ok(candidates.some((c) => c.status === 'refused'), JSON.stringify(model.k_selection.candidates));
-    assert.equal(await page.locator('#chart-k svg .mark-symbol.role-mark path[aria-label*="status: refused"]').count(), 2 * candidates.filter((c) => c.status === 'refused').length);
-    assert.match(await page.textContent('#k-note') ?? '', new RegExp(`Chosen k = ${model.k_selection.chosen_k}`));
+    assert.ok(
+      candidates.some((c) => c.status === 'refused'),
+      JSON.stringify(model.k_selection.candidates),
+    );
+    assert.equal(
+      await page.locator('#chart-k svg .mark-symbol.role-mark path[aria-label*="status: refused"]').count(),
+      2 * candidates.filter((c) => c.status === 'refused').length,
+    );
+    assert.match((await page.textContent('#k-note')) ?? '', new RegExp(`Chosen k = ${model.k_selection.chosen_k}`));
     await screenshot(page, '3-current-model', `the current model ${v2}: segment table, centroid profile chart, k selection chart`);
 
     // The token stays for the tab: a reload needs no new sign-in.
@@ -211,7 +236,8 @@ describe('segment explorer', () => {
     await page.goto(`${base}${DOCS_PATH}`);
     await page.waitForSelector('.swagger-ui .opblock-summary-path', { timeout: 30_000 });
     const paths = await page.$$eval('.swagger-ui .opblock-summary-path', (els) => els.map((e) => e.getAttribute('data-path')));
-    for (const route of ['/v1/models', '/v1/models/{version}', '/v1/segments', '/v1/customers/{id}/profile']) assert.ok(paths.includes(route), `${route} in ${paths}`);
+    for (const route of ['/v1/models', '/v1/models/{version}', '/v1/segments', '/v1/customers/{id}/profile'])
+      assert.ok(paths.includes(route), `${route} in ${paths}`);
     await screenshot(page, '5-api-docs', 'the interactive OpenAPI page at /docs listing every route');
     await page.close();
   });

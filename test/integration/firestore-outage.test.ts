@@ -29,7 +29,11 @@ before(async () => {
   config = loadConfig({ ...process.env, FIRESTORE_EMULATOR_HOST: emulator.host, SEGFLOW_API_TOKENS: TOKEN, LOG_LEVEL: 'error' });
   apiClients = createGcpClients(config);
   const logger = createLogger({ level: config.log.level, name: 'test-firestore-outage' });
-  app = buildProfileApi({ store: createFirestoreProfileStore({ firestore: apiClients.firestore, config, logger }), tokens: config.api.tokens, logger });
+  app = buildProfileApi({
+    store: createFirestoreProfileStore({ firestore: apiClients.firestore, config, logger }),
+    tokens: config.api.tokens,
+    logger,
+  });
   await app.listen({ host: '127.0.0.1', port: 0 });
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 });

@@ -133,7 +133,12 @@ function attrsOf(body: Record<string, unknown>): Record<string, string> {
   return { type: String(body.type), event_id: String(body.event_id), schema: 'v1' };
 }
 
-function store(name: string, body: Record<string, unknown>, extraAttributes: Record<string, string> = {}, expectedProperties?: Record<string, unknown>): void {
+function store(
+  name: string,
+  body: Record<string, unknown>,
+  extraAttributes: Record<string, string> = {},
+  expectedProperties?: Record<string, unknown>,
+): void {
   const eventId = String(body.event_id);
   stored.push({ name, eventId, body, ...(expectedProperties ? { expectedProperties } : {}) });
   messages.push({ data: Buffer.from(JSON.stringify(body), 'utf8'), attributes: { ...attrsOf(body), ...extraAttributes, test_case: name } });
@@ -192,7 +197,10 @@ function buildWorkload(): void {
   // the event and drops a __proto__ key rather than let it reach a prototype; everything else is kept.
   store(
     '__proto__ and constructor keys',
-    base('click', { url: 'https://shop.example/', ...(JSON.parse('{"__proto__":{"polluted":"yes"},"constructor":{"prototype":1}}') as object) }),
+    base('click', {
+      url: 'https://shop.example/',
+      ...(JSON.parse('{"__proto__":{"polluted":"yes"},"constructor":{"prototype":1}}') as object),
+    }),
     {},
     { url: 'https://shop.example/', constructor: { prototype: 1 } },
   );
@@ -201,7 +209,10 @@ function buildWorkload(): void {
     store(`customer_id ${cid}`, base('purchase', { order_id: `o-${cid}`, amount: 3, currency: 'EUR' }, cid));
   }
   // Very long strings: exactly at the limit is stored, one byte over is quarantined.
-  store('size at the limit', exactSize(base('click', { url: 'https://shop.example/', element: null }), MAX_BYTES, `${SQL[0]}${TEMPLATE[0]}💥`));
+  store(
+    'size at the limit',
+    exactSize(base('click', { url: 'https://shop.example/', element: null }), MAX_BYTES, `${SQL[0]}${TEMPLATE[0]}💥`),
+  );
   const over = exactSize(base('click', { url: 'https://shop.example/', element: null }), MAX_BYTES + 1, SQL[0]!);
   quarantine('size over the limit', Buffer.from(JSON.stringify(over)), attrsOf(over), { code: 'too_large' });
   const persona = makeHostileEvent(1, now) as unknown as Record<string, unknown>;
@@ -229,7 +240,9 @@ function buildWorkload(): void {
     const body = base('click', { url: 'https://shop.example/', element: '@@' });
     const json = Buffer.from(JSON.stringify(body));
     const at = json.indexOf('@@');
-    quarantine(`non-UTF-8 ${what}`, Buffer.concat([json.subarray(0, at), Buffer.from(bytes), json.subarray(at + 2)]), attrsOf(body), { code: 'not_utf8' });
+    quarantine(`non-UTF-8 ${what}`, Buffer.concat([json.subarray(0, at), Buffer.from(bytes), json.subarray(at + 2)]), attrsOf(body), {
+      code: 'not_utf8',
+    });
   }
   // Hostile text where the contract allows none: the reason names the field.
   STRINGS.forEach((s, i) => {
@@ -241,21 +254,41 @@ function buildWorkload(): void {
       quarantine(`customer_id#${i}`, Buffer.from(JSON.stringify(withId)), attrsOf(withId), { code: 'invalid_value', path: 'customer_id' });
     }
     const withType: Record<string, unknown> = { ...base('click', { url: 'https://shop.example/' }), type: s };
-    quarantine(`type#${i}`, Buffer.from(JSON.stringify(withType)), { event_id: String(withType.event_id) }, { code: 'unknown_type', path: 'type' });
+    quarantine(
+      `type#${i}`,
+      Buffer.from(JSON.stringify(withType)),
+      { event_id: String(withType.event_id) },
+      { code: 'unknown_type', path: 'type' },
+    );
     const withTs = { ...base('click', { url: 'https://shop.example/' }), ts: s };
     quarantine(`ts#${i}`, Buffer.from(JSON.stringify(withTs)), attrsOf(withTs), { code: 'bad_timestamp', path: 'ts' });
     const withEventId = { ...base('click', { url: 'https://shop.example/' }), event_id: s };
     quarantine(`event_id#${i}`, Buffer.from(JSON.stringify(withEventId)), { type: 'click' }, { code: 'invalid_value', path: 'event_id' });
     // Hostile attributes: a type attribute that disagrees with the body, a hostile schema version.
     const typeAttr = base('click', { url: 'https://shop.example/' });
-    quarantine(`attributes.type#${i}`, Buffer.from(JSON.stringify(typeAttr)), { ...attrsOf(typeAttr), type: wellFormed(s), note: wellFormed(s) }, { code: 'attribute_mismatch', path: 'attributes.type' });
+    quarantine(
+      `attributes.type#${i}`,
+      Buffer.from(JSON.stringify(typeAttr)),
+      { ...attrsOf(typeAttr), type: wellFormed(s), note: wellFormed(s) },
+      { code: 'attribute_mismatch', path: 'attributes.type' },
+    );
     const schemaAttr = base('click', { url: 'https://shop.example/' });
-    quarantine(`attributes.schema#${i}`, Buffer.from(JSON.stringify(schemaAttr)), { ...attrsOf(schemaAttr), schema: wellFormed(s) }, { code: 'unsupported_schema', path: 'attributes.schema' });
+    quarantine(
+      `attributes.schema#${i}`,
+      Buffer.from(JSON.stringify(schemaAttr)),
+      { ...attrsOf(schemaAttr), schema: wellFormed(s) },
+      { code: 'unsupported_schema', path: 'attributes.schema' },
+    );
   });
   // A valid event may carry hostile extra attributes; they are not part of the lake record.
-  store('hostile extra attributes', base('click', { url: 'https://shop.example/' }), Object.fromEntries(STRINGS.map((s, i) => [`x${i}`, wellFormed(s)])));
+  store(
+    'hostile extra attributes',
+    base('click', { url: 'https://shop.example/' }),
+    Object.fromEntries(STRINGS.map((s, i) => [`x${i}`, wellFormed(s)])),
+  );
   // Control events: ordinary traffic beside the hostile one must come through unchanged.
-  for (let i = 0; i < 10; i++) store(`control#${i}`, base('page_view', { url: `https://shop.example/p/${i}`, duration_ms: 1000 + i }, `control-${id}-${i}`));
+  for (let i = 0; i < 10; i++)
+    store(`control#${i}`, base('page_view', { url: `https://shop.example/p/${i}`, duration_ms: 1000 + i }, `control-${id}-${i}`));
 }
 
 // ---------------------------------------------------------------------------
@@ -274,7 +307,10 @@ async function query<T = Record<string, unknown>>(sql: string): Promise<T[]> {
 
 async function tablesOf(dataset: string): Promise<string[]> {
   const [tables] = await h.worker.clients.bigquery.dataset(dataset).getTables();
-  return tables.map((t) => String(t.id)).filter((t) => !t.startsWith('_')).sort();
+  return tables
+    .map((t) => String(t.id))
+    .filter((t) => !t.startsWith('_'))
+    .sort();
 }
 
 async function profileIds(): Promise<string[]> {
@@ -292,7 +328,11 @@ before(async () => {
   // Sentinel tables the SQL fragments name: they must keep their rows.
   // One script, one job: the shared emulator answers each job more slowly the more it has run.
   const datasets = Object.values(h.config.warehouse);
-  await query(datasets.map((ds) => `CREATE TABLE ${qualifiedTable(h.config.gcp.projectId, ds, 'sentinel')} AS SELECT n FROM UNNEST([1, 2, 3]) AS n;`).join('\n'));
+  await query(
+    datasets
+      .map((ds) => `CREATE TABLE ${qualifiedTable(h.config.gcp.projectId, ds, 'sentinel')} AS SELECT n FROM UNNEST([1, 2, 3]) AS n;`)
+      .join('\n'),
+  );
   for (const ds of datasets) sentinelCounts[ds] = 3;
   await installCurrentModel(storage, h.config.lake.bucket, twoSegmentModel(MODEL_VERSION));
   listener = await createTriggerListener({ pubsub, client: h.client, config: h.config, logger: h.logger });
@@ -313,16 +353,28 @@ after(async () => {
   if (!h) return;
   const { pubsub, firestore, storage } = h.worker.clients;
   const running: string[] = [];
-  for await (const wf of h.client.workflow.list({ query: `TaskQueue = '${h.config.temporal.taskQueue}' AND ExecutionStatus = 'Running'` })) {
+  for await (const wf of h.client.workflow.list({
+    query: `TaskQueue = '${h.config.temporal.taskQueue}' AND ExecutionStatus = 'Running'`,
+  })) {
     running.push(wf.workflowId);
   }
   await Promise.allSettled(running.map((w) => h.client.workflow.getHandle(w).terminate('test finished')));
   await firestore.recursiveDelete(firestore.collection(h.config.firestore.profiles)).catch(() => undefined);
   // The datasets stay (unique names): dropping fct_orders here once made the shared BigQuery
   // emulator (v0.8.1) panic in its SQL driver and exit, taking it away from everyone.
-  for (const sub of [h.config.pubsub.lakeSubscription, h.config.pubsub.triggerSubscription]) await pubsub.subscription(sub).delete().catch(() => undefined);
-  await pubsub.topic(h.config.pubsub.topic).delete().catch(() => undefined);
-  await storage.bucket(h.config.lake.bucket).deleteFiles({ force: true }).catch(() => undefined);
+  for (const sub of [h.config.pubsub.lakeSubscription, h.config.pubsub.triggerSubscription])
+    await pubsub
+      .subscription(sub)
+      .delete()
+      .catch(() => undefined);
+  await pubsub
+    .topic(h.config.pubsub.topic)
+    .delete()
+    .catch(() => undefined);
+  await storage
+    .bucket(h.config.lake.bucket)
+    .deleteFiles({ force: true })
+    .catch(() => undefined);
   await h.close();
 });
 
@@ -335,12 +387,24 @@ describe('hostile input end to end', () => {
     await publishAll(topic, messages);
     // Attributes are protobuf strings: text that is not UTF-8 (a lone surrogate) is refused at
     // publish, so it never reaches segflow. Counted below: had it gone through, pulled would be higher.
-    const unretried = h.worker.clients.pubsub.topic(h.config.pubsub.topic, { batching: { maxMessages: 1 }, gaxOpts: { retry: null, timeout: 10_000 } });
+    const unretried = h.worker.clients.pubsub.topic(h.config.pubsub.topic, {
+      batching: { maxMessages: 1 },
+      gaxOpts: { retry: null, timeout: 10_000 },
+    });
     const refused: Array<Record<string, string>> = [{ note: '\ud800' }, { [`k\udfff`]: 'v' }];
     for (const attributes of refused) {
-      await assert.rejects(unretried.publishMessage({ data: Buffer.from('{}'), attributes }), `publishing attributes ${JSON.stringify(attributes)}`);
+      await assert.rejects(
+        unretried.publishMessage({ data: Buffer.from('{}'), attributes }),
+        `publishing attributes ${JSON.stringify(attributes)}`,
+      );
     }
-    const input: IngestEventsInput = { subscription: h.config.pubsub.lakeSubscription, maxMessages: 200, maxWaitMs: 1_000, concurrency: 2, stopWhenIdle: true };
+    const input: IngestEventsInput = {
+      subscription: h.config.pubsub.lakeSubscription,
+      maxMessages: 200,
+      maxWaitMs: 1_000,
+      concurrency: 2,
+      stopWhenIdle: true,
+    };
     const counters = (await h.client.workflow.execute('ingestEvents', {
       taskQueue: h.config.temporal.taskQueue,
       workflowId: `ingest/${h.config.pubsub.lakeSubscription}`,
@@ -357,7 +421,11 @@ describe('hostile input end to end', () => {
     lakeRaw = lake.raw;
     lakeQuarantine = lake.quarantine;
     // No record the workload did not send (a forged NDJSON line would be one), none missing.
-    assert.deepEqual([...new Set(lakeRaw.map((r) => r.event_id))].sort(), stored.map((c) => c.eventId.toLowerCase()).sort(), 'the lake holds exactly the stored cases');
+    assert.deepEqual(
+      [...new Set(lakeRaw.map((r) => r.event_id))].sort(),
+      stored.map((c) => c.eventId.toLowerCase()).sort(),
+      'the lake holds exactly the stored cases',
+    );
     assert.equal(lakeRaw.length, counters.written, 'one lake record per written message');
     const byId = new Map(stored.map((c) => [c.eventId.toLowerCase(), c]));
     for (const r of lakeRaw) {
@@ -371,7 +439,11 @@ describe('hostile input end to end', () => {
     }
 
     const caseOf = (q: QuarantineRecord) => (JSON.parse(q.attributes) as Record<string, string>).test_case;
-    assert.deepEqual([...new Set(lakeQuarantine.map(caseOf))].sort(), quarantined.map((c) => c.name).sort(), 'the quarantine holds exactly the quarantined cases');
+    assert.deepEqual(
+      [...new Set(lakeQuarantine.map(caseOf))].sort(),
+      quarantined.map((c) => c.name).sort(),
+      'the quarantine holds exactly the quarantined cases',
+    );
     assert.equal(lakeQuarantine.length, counters.quarantined, 'one quarantine record per quarantined message');
     const byCase = new Map(quarantined.map((c) => [c.name, c]));
     for (const q of lakeQuarantine) {
@@ -379,7 +451,10 @@ describe('hostile input end to end', () => {
       assert.ok(Buffer.from(q.data_base64, 'base64').equals(c.message.data), `${c.name}: the data is kept byte for byte`);
       assert.deepStrictEqual(JSON.parse(q.attributes), c.message.attributes, `${c.name}: the attributes are kept string for string`);
       const reason = q.reasons.find((r) => r.code === c.expect.code && (c.expect.path === undefined || r.path === c.expect.path));
-      assert.ok(reason, `${c.name}: expected reason ${c.expect.code}${c.expect.path ? ` at ${c.expect.path}` : ''}, found ${JSON.stringify(q.reasons).slice(0, 300)}`);
+      assert.ok(
+        reason,
+        `${c.name}: expected reason ${c.expect.code}${c.expect.path ? ` at ${c.expect.path}` : ''}, found ${JSON.stringify(q.reasons).slice(0, 300)}`,
+      );
       assert.match(reason.message, /^expected /, `${c.name}: the reason says what was expected`);
       // A reason quotes at most a short, escaped excerpt of the hostile value.
       assert.ok(reason.message.length < 400, `${c.name}: reason message of ${reason.message.length} characters`);
@@ -418,7 +493,10 @@ describe('hostile input end to end', () => {
     const stgById = new Map(stgRows.map((r) => [r.event_id, r]));
     for (const c of stored) {
       const lake = lakeById.get(c.eventId.toLowerCase())!;
-      for (const [where, row] of [['raw.events', rawById.get(lake.event_id)], ['staging.events', stgById.get(lake.event_id)]] as const) {
+      for (const [where, row] of [
+        ['raw.events', rawById.get(lake.event_id)],
+        ['staging.events', stgById.get(lake.event_id)],
+      ] as const) {
         assert.ok(row, `${c.name}: in ${where}`);
         assert.equal(row.customer_id, lake.customer_id, `${c.name}: ${where}.customer_id`);
         assert.equal(row.type, lake.type, `${c.name}: ${where}.type`);
@@ -465,7 +543,7 @@ describe('hostile input end to end', () => {
     const buyerEvents = stored.filter((c) => c.body.customer_id === BUYER).length;
     const handle = h.client.workflow.getHandle(reclassifyWorkflowId(BUYER));
     let totals = (await handle.query(reclassifyStateQuery)).totals;
-    for (const until = Date.now() + 45_000; totals.events + totals.duplicates < buyerEvents && Date.now() < until; ) {
+    for (const until = Date.now() + 45_000; totals.events + totals.duplicates < buyerEvents && Date.now() < until;) {
       await new Promise((r) => setTimeout(r, 500));
       totals = (await handle.query(reclassifyStateQuery)).totals;
     }
@@ -478,14 +556,19 @@ describe('hostile input end to end', () => {
     assert.equal(buyer.rfm.frequency, stored.filter((c) => c.body.customer_id === BUYER && c.body.type === 'purchase').length);
     assert.equal(typeof buyer.demographics.city, 'string', 'a hostile city reached the profile');
     const hostileTriggers = quarantined.filter((c) => c.name.startsWith('customer_id#')).length;
-    assert.ok(listener.stats.invalid >= hostileTriggers, `listener counted ${listener.stats.invalid} invalid messages, expected >= ${hostileTriggers}`);
+    assert.ok(
+      listener.stats.invalid >= hostileTriggers,
+      `listener counted ${listener.stats.invalid} invalid messages, expected >= ${hostileTriggers}`,
+    );
     assert.equal(listener.stats.failed, 0);
     // Visibility lags a little behind the workflow starts.
     const want = expected.map((c) => reclassifyWorkflowId(c)).sort();
     let workflows: string[];
-    for (const until = Date.now() + 10_000; ; ) {
+    for (const until = Date.now() + 10_000; ;) {
       const seen = new Set<string>();
-      for await (const wf of h.client.workflow.list({ query: `TaskQueue = '${h.config.temporal.taskQueue}' AND WorkflowType = '${RECLASSIFY_WORKFLOW}'` })) {
+      for await (const wf of h.client.workflow.list({
+        query: `TaskQueue = '${h.config.temporal.taskQueue}' AND WorkflowType = '${RECLASSIFY_WORKFLOW}'`,
+      })) {
         seen.add(wf.workflowId);
       }
       workflows = [...seen].sort();
@@ -498,7 +581,9 @@ describe('hostile input end to end', () => {
   it('the profile API answers hostile paths with 4xx and changes nothing in Firestore', async () => {
     const before = await profileIds();
     const valid = [...triggerCustomers].find((c) => c.startsWith('o.brien@'))!;
-    const ok = await fetch(`${apiBase}/v1/customers/${encodeURIComponent(valid)}/profile`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const ok = await fetch(`${apiBase}/v1/customers/${encodeURIComponent(valid)}/profile`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     assert.equal(ok.status, 200, 'a valid odd id is served');
     const paths = [
       ...STRINGS.map((s) => `/v1/customers/${uri(s)}/profile`),

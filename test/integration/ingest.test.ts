@@ -31,7 +31,10 @@ function isolatedEnv(name: string): Record<string, string> {
   };
 }
 
-async function publishWorkload(h: { config: IntegrationHarness['config']; pubsub: IntegrationHarness['worker']['clients']['pubsub'] }, w: Workload) {
+async function publishWorkload(
+  h: { config: IntegrationHarness['config']; pubsub: IntegrationHarness['worker']['clients']['pubsub'] },
+  w: Workload,
+) {
   const topic = await openTopic(h.pubsub, h.config.pubsub.topic);
   await publishAll(topic, w.messages);
 }
@@ -59,7 +62,10 @@ function assertLakeMatches(w: Workload, lake: Awaited<ReturnType<typeof readLake
   for (const m of w.malformed) {
     const q = byIndex.get(String(m.index));
     assert.ok(q, `malformed #${m.index} (${m.kind}) is in the quarantine`);
-    assert.ok(q.reasons.some((r) => r.code === m.kind), `malformed #${m.index} carries reason ${m.kind}: ${JSON.stringify(q.reasons)}`);
+    assert.ok(
+      q.reasons.some((r) => r.code === m.kind),
+      `malformed #${m.index} carries reason ${m.kind}: ${JSON.stringify(q.reasons)}`,
+    );
     assert.ok(q.data_base64.length > 0 || m.kind === 'not_json');
   }
 }
@@ -68,14 +74,26 @@ describe('ingestion: Pub/Sub to the GCS lake', () => {
   let h: IntegrationHarness;
   before(async () => {
     h = await startHarness('ingest', { env: isolatedEnv('ingest') });
-    await createIngestActivities({ pubsub: h.worker.clients.pubsub, storage: h.worker.clients.storage, config: h.config, logger: h.logger }).ensureIngestResources();
+    await createIngestActivities({
+      pubsub: h.worker.clients.pubsub,
+      storage: h.worker.clients.storage,
+      config: h.config,
+      logger: h.logger,
+    }).ensureIngestResources();
   });
   after(async () => {
     await h?.close();
   });
 
   test('20,000 events over 90 days with 3% malformed and 2% duplicates: every valid event in the lake, every malformed one quarantined with its reason', async () => {
-    const w = buildWorkload({ events: 20_000, malformedShare: 0.03, duplicateShare: 0.02, days: 90, seed: 7, maxBytes: h.config.ingest.maxEventBytes });
+    const w = buildWorkload({
+      events: 20_000,
+      malformedShare: 0.03,
+      duplicateShare: 0.02,
+      days: 90,
+      seed: 7,
+      maxBytes: h.config.ingest.maxEventBytes,
+    });
     assert.equal(w.malformed.length, 600);
     await publishWorkload({ config: h.config, pubsub: h.worker.clients.pubsub }, w);
     const handle = await h.client.workflow.start('ingestEvents', {
@@ -92,7 +110,12 @@ describe('ingestion: Pub/Sub to the GCS lake', () => {
 
     // The pipeline's first two steps for every arrival hour: load the lake hour into
     // raw.events, then build staging.events (one row per event_id).
-    const warehouse = createWarehouseActivities({ bigquery: h.worker.clients.bigquery, storage: h.worker.clients.storage, config: h.config, logger: h.logger });
+    const warehouse = createWarehouseActivities({
+      bigquery: h.worker.clients.bigquery,
+      storage: h.worker.clients.storage,
+      config: h.config,
+      logger: h.logger,
+    });
     await warehouse.ensureWarehouse();
     const hours = [...new Set(lake.raw.map((r) => hourStartOf(new Date(r.publish_time)).getTime()))].sort();
     for (const start of hours) {
@@ -101,13 +124,21 @@ describe('ingestion: Pub/Sub to the GCS lake', () => {
       await warehouse.runSqlModel({ model: 'stg_events', interval });
     }
     const staging = `\`${h.config.gcp.projectId}.${h.config.warehouse.staging}.events\``;
-    const [counts] = await h.worker.clients.bigquery.query({ query: `SELECT COUNT(*) AS n, COUNT(DISTINCT event_id) AS d FROM ${staging}` });
-    assert.deepEqual(counts.map((r: { n: number; d: number }) => [Number(r.n), Number(r.d)]), [[20_000, 20_000]], 'staging holds exactly the distinct valid events');
+    const [counts] = await h.worker.clients.bigquery.query({
+      query: `SELECT COUNT(*) AS n, COUNT(DISTINCT event_id) AS d FROM ${staging}`,
+    });
+    assert.deepEqual(
+      counts.map((r: { n: number; d: number }) => [Number(r.n), Number(r.d)]),
+      [[20_000, 20_000]],
+      'staging holds exactly the distinct valid events',
+    );
     const [ids] = await h.worker.clients.bigquery.query({ query: `SELECT event_id FROM ${staging}` });
     const stagedIds = new Set((ids as Array<{ event_id: string }>).map((r) => r.event_id));
     for (const id of w.validIds) assert.ok(stagedIds.has(id), `event ${id} is in staging.events`);
     // Late events (event time up to 90 days before arrival) count like any other.
-    const [late] = await h.worker.clients.bigquery.query({ query: `SELECT COUNT(*) AS n FROM ${staging} WHERE ts < TIMESTAMP_SUB(received_at, INTERVAL 30 DAY)` });
+    const [late] = await h.worker.clients.bigquery.query({
+      query: `SELECT COUNT(*) AS n FROM ${staging} WHERE ts < TIMESTAMP_SUB(received_at, INTERVAL 30 DAY)`,
+    });
     assert.ok(Number((late as Array<{ n: number }>)[0]!.n) > 0, 'late events are staged');
   });
 });
@@ -131,14 +162,26 @@ describe('ingestion survives a crash between the object write and the ack', () =
         },
       },
     });
-    await createIngestActivities({ pubsub: h.worker.clients.pubsub, storage: h.worker.clients.storage, config: h.config, logger: h.logger }).ensureIngestResources();
+    await createIngestActivities({
+      pubsub: h.worker.clients.pubsub,
+      storage: h.worker.clients.storage,
+      config: h.config,
+      logger: h.logger,
+    }).ensureIngestResources();
   });
   after(async () => {
     await h?.close();
   });
 
   test('messages of the failed batches are redelivered and land exactly once per event id', async () => {
-    const w = buildWorkload({ events: 3000, malformedShare: 0.03, duplicateShare: 0.02, days: 30, seed: 11, maxBytes: h.config.ingest.maxEventBytes });
+    const w = buildWorkload({
+      events: 3000,
+      malformedShare: 0.03,
+      duplicateShare: 0.02,
+      days: 30,
+      seed: 11,
+      maxBytes: h.config.ingest.maxEventBytes,
+    });
     await publishWorkload({ config: h.config, pubsub: h.worker.clients.pubsub }, w);
     const handle = await h.client.workflow.start('ingestEvents', {
       taskQueue: h.config.temporal.taskQueue,
@@ -163,11 +206,20 @@ describe('ingestion survives a crash between the object write and the ack', () =
 });
 
 describe('ingestion survives SIGKILL of the worker process', () => {
-  const env = { ...isolatedEnv('kill'), TEMPORAL_TASK_QUEUE: `test-kill-${randomUUID().slice(0, 8)}`, SEGFLOW_METRICS_PORT: '0', LOG_LEVEL: 'warn' };
+  const env = {
+    ...isolatedEnv('kill'),
+    TEMPORAL_TASK_QUEUE: `test-kill-${randomUUID().slice(0, 8)}`,
+    SEGFLOW_METRICS_PORT: '0',
+    LOG_LEVEL: 'warn',
+  };
   const config = testConfig('kill', env);
   const children: ChildProcess[] = [];
   const startWorkerProcess = () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], { cwd: PROJECT_ROOT, env: { ...process.env, ...env }, stdio: 'ignore' });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, ...env },
+      stdio: 'ignore',
+    });
     children.push(child);
     return child;
   };
@@ -178,14 +230,34 @@ describe('ingestion survives SIGKILL of the worker process', () => {
   test('a worker killed mid-run is replaced and the lake still holds every event once per id', async () => {
     const h = await startHarness('kill-client', { env: { ...env, TEMPORAL_TASK_QUEUE: `unused-${randomUUID().slice(0, 8)}` } });
     try {
-      await createIngestActivities({ pubsub: h.worker.clients.pubsub, storage: h.worker.clients.storage, config, logger: h.logger }).ensureIngestResources();
-      const w = buildWorkload({ events: 6000, malformedShare: 0.03, duplicateShare: 0.02, days: 30, seed: 13, maxBytes: config.ingest.maxEventBytes });
+      await createIngestActivities({
+        pubsub: h.worker.clients.pubsub,
+        storage: h.worker.clients.storage,
+        config,
+        logger: h.logger,
+      }).ensureIngestResources();
+      const w = buildWorkload({
+        events: 6000,
+        malformedShare: 0.03,
+        duplicateShare: 0.02,
+        days: 30,
+        seed: 13,
+        maxBytes: config.ingest.maxEventBytes,
+      });
       await publishWorkload({ config, pubsub: h.worker.clients.pubsub }, w);
       const first = startWorkerProcess();
       const handle = await h.client.workflow.start('ingestEvents', {
         taskQueue: config.temporal.taskQueue,
         workflowId: `ingest/${config.pubsub.lakeSubscription}`,
-        args: [{ subscription: config.pubsub.lakeSubscription, maxMessages: 200, maxWaitMs: 2000, concurrency: 1, stopWhenIdle: false } satisfies IngestEventsInput],
+        args: [
+          {
+            subscription: config.pubsub.lakeSubscription,
+            maxMessages: 200,
+            maxWaitMs: 2000,
+            concurrency: 1,
+            stopWhenIdle: false,
+          } satisfies IngestEventsInput,
+        ],
       });
       // Kill once some batches are in, so the kill lands mid-stream.
       const killBy = Date.now() + 60_000;
@@ -231,16 +303,31 @@ describe('ingestion splits batches bigger than the lake object limit', () => {
         SEGFLOW_EVENT_MAX_BYTES: '1024',
       },
     });
-    await createIngestActivities({ pubsub: h.worker.clients.pubsub, storage: h.worker.clients.storage, config: h.config, logger: h.logger }).ensureIngestResources();
+    await createIngestActivities({
+      pubsub: h.worker.clients.pubsub,
+      storage: h.worker.clients.storage,
+      config: h.config,
+      logger: h.logger,
+    }).ensureIngestResources();
   });
   after(async () => {
     await h?.close();
   });
 
   test('every event lands once in objects under the limit; a message over the size limit is quarantined alone', async () => {
-    const w = buildWorkload({ events: 2000, malformedShare: 0.03, duplicateShare: 0.02, days: 30, seed: 17, maxBytes: h.config.ingest.maxEventBytes });
+    const w = buildWorkload({
+      events: 2000,
+      malformedShare: 0.03,
+      duplicateShare: 0.02,
+      days: 30,
+      seed: 17,
+      maxBytes: h.config.ingest.maxEventBytes,
+    });
     // One message far bigger than both limits: its quarantine record cannot fit an object.
-    const huge = { data: Buffer.from(JSON.stringify({ event_id: randomUUID(), padding: 'x'.repeat(20_000) })), attributes: { test_huge: '1' } };
+    const huge = {
+      data: Buffer.from(JSON.stringify({ event_id: randomUUID(), padding: 'x'.repeat(20_000) })),
+      attributes: { test_huge: '1' },
+    };
     await publishWorkload({ config: h.config, pubsub: h.worker.clients.pubsub }, { ...w, messages: [...w.messages, huge] });
     const counters = (await h.client.workflow.execute('ingestEvents', {
       taskQueue: h.config.temporal.taskQueue,
@@ -263,10 +350,16 @@ describe('ingestion splits batches bigger than the lake object limit', () => {
       // message over the message-size limit makes such a record: it is quarantined as too_large.
       assert.equal(records.length, 1, `${f.name}: ${bytes} bytes over ${OBJECT_MAX} with ${records.length} records`);
       assert.ok(f.name.startsWith('quarantine/'), f.name);
-      assert.ok(records[0]!.reasons?.some((r) => r.code === 'too_large'), JSON.stringify(records[0]!.reasons));
+      assert.ok(
+        records[0]!.reasons?.some((r) => r.code === 'too_large'),
+        JSON.stringify(records[0]!.reasons),
+      );
       oversized.push(records[0]!);
     }
-    assert.ok(oversized.some((r) => JSON.parse(r.attributes ?? '{}').test_huge === '1'), 'the huge message, alone in its object');
+    assert.ok(
+      oversized.some((r) => JSON.parse(r.attributes ?? '{}').test_huge === '1'),
+      'the huge message, alone in its object',
+    );
     // Batches of up to 1000 messages (about 500 bytes a line) could not fit 4 KiB: they were split.
     assert.ok(counters.objects > counters.batches * 2, `${counters.objects} objects for ${counters.batches} batches`);
     assert.equal(files.length, counters.objects, 'no object written twice under two names, none overwritten');
@@ -280,14 +373,24 @@ describe('ingestion splits batches bigger than the lake object limit', () => {
 describe('ingestion alerts on its quarantine rate and lag, once per episode', () => {
   interface Received {
     path: string;
-    body: { kind: string; severity: string; summary: string; message: string; dedupKey: string; workflow?: { workflowId: string }; links: Array<{ label: string; url: string }> };
+    body: {
+      kind: string;
+      severity: string;
+      summary: string;
+      message: string;
+      dedupKey: string;
+      workflow?: { workflowId: string };
+      links: Array<{ label: string; url: string }>;
+    };
   }
   const received: Received[] = [];
   let receiver: Server;
   let receiverUrl: string;
   let deadUrl: string;
   const listen = (server: Server) =>
-    new Promise<string>((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
+    new Promise<string>((resolve) =>
+      server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)),
+    );
 
   before(async () => {
     receiver = createServer((req, res) => {
@@ -312,7 +415,12 @@ describe('ingestion alerts on its quarantine rate and lag, once per episode', ()
     const h = await startHarness(name, {
       env: { ...isolatedEnv(name), SEGFLOW_ALERT_WEBHOOK_URLS: `${receiverUrl}/${name},${deadUrl}/${name}`, ...thresholds },
     });
-    await createIngestActivities({ pubsub: h.worker.clients.pubsub, storage: h.worker.clients.storage, config: h.config, logger: h.logger }).ensureIngestResources();
+    await createIngestActivities({
+      pubsub: h.worker.clients.pubsub,
+      storage: h.worker.clients.storage,
+      config: h.config,
+      logger: h.logger,
+    }).ensureIngestResources();
     return h;
   }
 
@@ -332,14 +440,28 @@ describe('ingestion alerts on its quarantine rate and lag, once per episode', ()
       SEGFLOW_INGEST_ALERT_LAG_S: '3600',
     });
     try {
-      const normal = buildWorkload({ events: 1500, malformedShare: 0.01, duplicateShare: 0, days: 7, seed: 23, maxBytes: h.config.ingest.maxEventBytes });
+      const normal = buildWorkload({
+        events: 1500,
+        malformedShare: 0.01,
+        duplicateShare: 0,
+        days: 7,
+        seed: 23,
+        maxBytes: h.config.ingest.maxEventBytes,
+      });
       await publishWorkload({ config: h.config, pubsub: h.worker.clients.pubsub }, normal);
       const quiet = await drain(h, `ingest/${h.config.pubsub.lakeSubscription}/normal`);
       assert.equal(quiet.pulled, normal.messages.length);
       assert.equal(quiet.quarantined, 15);
       assert.equal(quiet.alerts?.raised, 0);
 
-      const burst = buildWorkload({ events: 600, malformedShare: 0.5, duplicateShare: 0, days: 7, seed: 29, maxBytes: h.config.ingest.maxEventBytes });
+      const burst = buildWorkload({
+        events: 600,
+        malformedShare: 0.5,
+        duplicateShare: 0,
+        days: 7,
+        seed: 29,
+        maxBytes: h.config.ingest.maxEventBytes,
+      });
       await publishWorkload({ config: h.config, pubsub: h.worker.clients.pubsub }, burst);
       const workflowId = `ingest/${h.config.pubsub.lakeSubscription}/burst`;
       const noisy = await drain(h, workflowId);
@@ -358,7 +480,10 @@ describe('ingestion alerts on its quarantine rate and lag, once per episode', ()
       assert.match(alert.summary, /quarantined \d+\.\d% of \d+ messages/);
       assert.match(alert.message, /reasons: /);
       assert.equal(alert.workflow?.workflowId, workflowId);
-      assert.ok(alert.links.some((l) => l.label === 'Temporal UI' && l.url.includes(encodeURIComponent(workflowId))), JSON.stringify(alert.links));
+      assert.ok(
+        alert.links.some((l) => l.label === 'Temporal UI' && l.url.includes(encodeURIComponent(workflowId))),
+        JSON.stringify(alert.links),
+      );
     } finally {
       await h.close();
     }
@@ -367,7 +492,14 @@ describe('ingestion alerts on its quarantine rate and lag, once per episode', ()
   test('messages older than the lag threshold when written raise exactly one lag alert', async () => {
     const h = await alertingHarness('lagalert', { SEGFLOW_INGEST_ALERT_LAG_S: '2' });
     try {
-      const w = buildWorkload({ events: 500, malformedShare: 0, duplicateShare: 0, days: 7, seed: 31, maxBytes: h.config.ingest.maxEventBytes });
+      const w = buildWorkload({
+        events: 500,
+        malformedShare: 0,
+        duplicateShare: 0,
+        days: 7,
+        seed: 31,
+        maxBytes: h.config.ingest.maxEventBytes,
+      });
       await publishWorkload({ config: h.config, pubsub: h.worker.clients.pubsub }, w);
       await sleep(4_000);
       const counters = await drain(h, `ingest/${h.config.pubsub.lakeSubscription}`);

@@ -40,7 +40,12 @@ const SECRET = {
 
 /** A secret may also show up encoded: in a URL, or base64 in a Basic header. */
 function forms(secret: string): string[] {
-  return [secret, encodeURIComponent(secret), Buffer.from(`user:${secret}`).toString('base64'), Buffer.from(secret).toString('base64').replace(/=+$/, '')];
+  return [
+    secret,
+    encodeURIComponent(secret),
+    Buffer.from(`user:${secret}`).toString('base64'),
+    Buffer.from(secret).toString('base64').replace(/=+$/, ''),
+  ];
 }
 
 interface Hit {
@@ -59,10 +64,18 @@ let clients: GcpClients;
 let env: Record<string, string>;
 let apiPort: number;
 
-function start(name: string, args: string[], extraEnv: Record<string, string> = {}): { child: ChildProcess; file: string; exited: Promise<number | null> } {
+function start(
+  name: string,
+  args: string[],
+  extraEnv: Record<string, string> = {},
+): { child: ChildProcess; file: string; exited: Promise<number | null> } {
   const file = path.join(dir, `${name}.log`);
   const fd = openSync(file, 'a');
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...env, ...extraEnv }, stdio: ['ignore', fd, fd] });
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, ...env, ...extraEnv },
+    stdio: ['ignore', fd, fd],
+  });
   closeSync(fd);
   children.push(child);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -88,7 +101,15 @@ before(async () => {
     req.on('end', () => {
       const url = req.url ?? '';
       hits.push({ path: url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-      const status = url.startsWith('/hooks/ok/') ? 200 : url.startsWith('/hooks/bad/') ? 400 : url.startsWith('/slack/') ? 503 : url.startsWith('/pagerduty') ? 400 : 500;
+      const status = url.startsWith('/hooks/ok/')
+        ? 200
+        : url.startsWith('/hooks/bad/')
+          ? 400
+          : url.startsWith('/slack/')
+            ? 503
+            : url.startsWith('/pagerduty')
+              ? 400
+              : 500;
       // Receivers that echo what they got are common; the echo must not end up in a log either.
       res.writeHead(status, { 'content-type': 'text/plain' }).end(`refused ${url}`);
     });
@@ -132,10 +153,19 @@ before(async () => {
 after(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   if (clients) {
-    await clients.pubsub.subscription(config.pubsub.triggerSubscription).delete().catch(() => undefined);
-    await clients.pubsub.topic(config.pubsub.topic).delete().catch(() => undefined);
+    await clients.pubsub
+      .subscription(config.pubsub.triggerSubscription)
+      .delete()
+      .catch(() => undefined);
+    await clients.pubsub
+      .topic(config.pubsub.topic)
+      .delete()
+      .catch(() => undefined);
     await clients.firestore.recursiveDelete(clients.firestore.collection(config.firestore.profiles)).catch(() => undefined);
-    await clients.storage.bucket(config.lake.bucket).deleteFiles({ force: true }).catch(() => undefined);
+    await clients.storage
+      .bucket(config.lake.bucket)
+      .deleteFiles({ force: true })
+      .catch(() => undefined);
     await closeGcpClients(clients);
   }
   receiver?.closeAllConnections();
@@ -167,10 +197,16 @@ describe('secrets never appear in logs', () => {
     const customer = `secrets-cust-${run}`;
     await publishEvent(clients.pubsub, config.pubsub.topic, purchaseEvent(customer, 1_500));
     await until('both webhook deliveries and every alert channel', () =>
-      ['/hooks/ok/', '/hooks/bad/', '/slack/', '/alerts/', '/pagerduty'].every((p) => hits.some((h) => h.path.startsWith(p))) ? true : undefined,
+      ['/hooks/ok/', '/hooks/bad/', '/slack/', '/alerts/', '/pagerduty'].every((p) => hits.some((h) => h.path.startsWith(p)))
+        ? true
+        : undefined,
     );
     // The channels retry (1 s, 3 s) and then give up with an error line.
-    await until('the alert channels to give up', () => (logOf(worker.file).split('giving up on this channel').length > 3 ? true : undefined), 30_000);
+    await until(
+      'the alert channels to give up',
+      () => (logOf(worker.file).split('giving up on this channel').length > 3 ? true : undefined),
+      30_000,
+    );
 
     // The secrets were really in use: the signature, the routing key, the URL paths.
     const ok = hits.find((h) => h.path.startsWith('/hooks/ok/'))!;
@@ -192,12 +228,16 @@ describe('secrets never appear in logs', () => {
       [`/nope?token=${SECRET.apiToken}`, { authorization: `Bearer ${SECRET.apiToken}` }, 404],
     ];
     for (const [p, headers, status] of asked) {
-      const res = await until(`a profile for ${customer}`, async () => {
-        const r = await fetch(`${apiUrl}${p}`, { headers });
-        await r.arrayBuffer();
-        // The profile is written by the worker a moment after the webhooks went out.
-        return r.status === 404 && status === 200 ? undefined : r;
-      }, 15_000);
+      const res = await until(
+        `a profile for ${customer}`,
+        async () => {
+          const r = await fetch(`${apiUrl}${p}`, { headers });
+          await r.arrayBuffer();
+          // The profile is written by the worker a moment after the webhooks went out.
+          return r.status === 404 && status === 200 ? undefined : r;
+        },
+        15_000,
+      );
       assert.equal(res.status, status, `${p.slice(0, 50)} ${JSON.stringify(Object.keys(headers))}`);
     }
 
@@ -216,7 +256,10 @@ describe('secrets never appear in logs', () => {
   });
 
   it('a worker with a Temporal API key: whatever it logs while it cannot connect holds no key', async () => {
-    const worker = start('worker-apikey', ['workers/main.ts'], { TEMPORAL_API_KEY: SECRET.temporalApiKey, TEMPORAL_TASK_QUEUE: `test-secrets-key-${run}` });
+    const worker = start('worker-apikey', ['workers/main.ts'], {
+      TEMPORAL_API_KEY: SECRET.temporalApiKey,
+      TEMPORAL_TASK_QUEUE: `test-secrets-key-${run}`,
+    });
     const code = await Promise.race([worker.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 20_000))]);
     if (code === 'running') {
       worker.child.kill('SIGTERM');

@@ -40,7 +40,12 @@ function cli(args: string[], script = 'schedules/ops.ts') {
   // The CLI process registers the example DAGs too, as the stub worker does.
   return run(process.execPath, ['--import', 'tsx', '--import', './test/support/register-example-dags.ts', script, ...args], {
     cwd: PROJECT_ROOT,
-    env: { ...process.env, SEGFLOW_SCHEDULE_PREFIX: config.schedules.prefix, TEMPORAL_TASK_QUEUE: config.temporal.taskQueue, LOG_LEVEL: 'error' },
+    env: {
+      ...process.env,
+      SEGFLOW_SCHEDULE_PREFIX: config.schedules.prefix,
+      TEMPORAL_TASK_QUEUE: config.temporal.taskQueue,
+      LOG_LEVEL: 'error',
+    },
   });
 }
 
@@ -58,7 +63,10 @@ before(async () => {
 });
 
 after(async () => {
-  await worker?.client.schedule.getHandle(hourly.scheduleId).delete().catch(() => undefined);
+  await worker?.client.schedule
+    .getHandle(hourly.scheduleId)
+    .delete()
+    .catch(() => undefined);
   await worker?.close();
 });
 
@@ -82,7 +90,10 @@ test('`ops backfill` over three hours starts exactly three runs with the right i
   const runs = await listRuns(ctx, DAG, { extra: [`LogicalDate >= '${from}'`, `LogicalDate < '${to}'`] });
   assert.equal(runs.length, 3, 'exactly three runs');
   const intervals = runs.map((r) => r.interval).sort((a, b) => (a?.start ?? '').localeCompare(b?.start ?? ''));
-  assert.deepEqual(intervals, [0, 1, 2].map((i) => ({ start: iso(base + i * 3_600_000), end: iso(base + (i + 1) * 3_600_000) })));
+  assert.deepEqual(
+    intervals,
+    [0, 1, 2].map((i) => ({ start: iso(base + i * 3_600_000), end: iso(base + (i + 1) * 3_600_000) })),
+  );
   for (const r of runs) {
     assert.equal(r.status, 'COMPLETED');
     assert.equal(r.workflowId, `${config.schedules.prefix}${DAG}/${r.interval?.start}`);
@@ -99,7 +110,13 @@ test('`ops backfill` over three hours starts exactly three runs with the right i
   assert.match(status.stdout, /next run\s+\d{4}-/);
 
   const statusJson = await cli(['status', DAG, '--json']);
-  const [dagStatus, ...others] = JSON.parse(statusJson.stdout) as { dagId: string; exists: boolean; paused: boolean; nextRun: string; runs: { interval?: { start: string }; status: string }[] }[];
+  const [dagStatus, ...others] = JSON.parse(statusJson.stdout) as {
+    dagId: string;
+    exists: boolean;
+    paused: boolean;
+    nextRun: string;
+    runs: { interval?: { start: string }; status: string }[];
+  }[];
   assert.equal(others.length, 0);
   assert.equal(dagStatus?.dagId, DAG);
   assert.equal(dagStatus?.exists, true);
@@ -112,12 +129,19 @@ test('`ops backfill --json` prints only the JSON result on stdout, progress on s
   const from = iso(base + 5 * 3_600_000);
   const to = iso(base + 6 * 3_600_000);
   const { stdout, stderr } = await cli(['backfill', DAG, '--from', from, '--to', to, '--timeout', '3', '--json']);
-  const result = JSON.parse(stdout) as { plan: { intervals: unknown[] }; finished: boolean; progress: { expected: number; completed: number; runs: { workflowId: string }[] } };
+  const result = JSON.parse(stdout) as {
+    plan: { intervals: unknown[] };
+    finished: boolean;
+    progress: { expected: number; completed: number; runs: { workflowId: string }[] };
+  };
   assert.deepEqual(result.plan.intervals, [{ start: from, end: to }]);
   assert.equal(result.finished, true);
   assert.equal(result.progress.expected, 1);
   assert.equal(result.progress.completed, 1);
-  assert.deepEqual(result.progress.runs.map((r) => r.workflowId), [`${config.schedules.prefix}${DAG}/${from}`]);
+  assert.deepEqual(
+    result.progress.runs.map((r) => r.workflowId),
+    [`${config.schedules.prefix}${DAG}/${from}`],
+  );
   assert.match(stderr, /started 1\/1, running 0, completed 1, failed 0/);
 });
 
@@ -134,20 +158,26 @@ test('trigger, tasks and rerun-failed: a failed interval reruns only what it mus
   failTask = 'transform_a';
   const first = await trigger(ctx, FAILING_DAG, { interval: start });
   assert.equal(first.workflowId, `${config.schedules.prefix}${FAILING_DAG}/${start}`);
-  const failure = await worker.client.workflow.getHandle(first.workflowId).result().then(
-    () => undefined,
-    (err: unknown) => dagRunFailureDetails(err),
-  );
+  const failure = await worker.client.workflow
+    .getHandle(first.workflowId)
+    .result()
+    .then(
+      () => undefined,
+      (err: unknown) => dagRunFailureDetails(err),
+    );
   assert.deepEqual(failure?.failedTasks, ['transform_a']);
 
   const tasks = await taskStates(ctx, first.workflowId);
   assert.equal(tasks.status, 'FAILED');
-  assert.deepEqual(tasks.tasks.map((t) => [t.taskId, t.state]), [
-    ['extract', 'succeeded'],
-    ['transform_a', 'failed'],
-    ['transform_b', 'succeeded'],
-    ['load', 'upstream_failed'],
-  ]);
+  assert.deepEqual(
+    tasks.tasks.map((t) => [t.taskId, t.state]),
+    [
+      ['extract', 'succeeded'],
+      ['transform_a', 'failed'],
+      ['transform_b', 'succeeded'],
+      ['load', 'upstream_failed'],
+    ],
+  );
   const tasksCli = await cli(['tasks', first.workflowId]);
   assert.match(tasksCli.stdout, /transform_a\s+failed\s+2/);
   assert.deepEqual(JSON.parse((await cli(['tasks', first.workflowId, '--json'])).stdout), asJson(tasks));
@@ -157,12 +187,15 @@ test('trigger, tasks and rerun-failed: a failed interval reruns only what it mus
   assert.deepEqual(rerun.skipTasks, ['extract', 'transform_b']);
   const result = (await worker.client.workflow.getHandle(rerun.workflowId).result()) as DagRunResult;
   assert.equal(result.rerunOf, first.runId);
-  assert.deepEqual(result.tasks.map((t) => [t.taskId, t.state]), [
-    ['extract', 'skipped'],
-    ['transform_a', 'succeeded'],
-    ['transform_b', 'skipped'],
-    ['load', 'succeeded'],
-  ]);
+  assert.deepEqual(
+    result.tasks.map((t) => [t.taskId, t.state]),
+    [
+      ['extract', 'skipped'],
+      ['transform_a', 'succeeded'],
+      ['transform_b', 'skipped'],
+      ['load', 'succeeded'],
+    ],
+  );
   await assert.rejects(rerunFailed(ctx, FAILING_DAG, start), /succeeded; nothing to rerun/);
   const refused = await cli(['rerun-failed', FAILING_DAG, '--interval', start, '--json']).then(
     () => undefined,
@@ -175,22 +208,42 @@ test('trigger, tasks and rerun-failed: a failed interval reruns only what it mus
   const runs = await cli(['runs', FAILING_DAG]);
   assert.match(runs.stdout, new RegExp(`${start} \\.\\. \\S+\\s+completed`));
   assert.match(runs.stdout, new RegExp(`${start} \\.\\. \\S+\\s+failed`));
-  const runsJson = JSON.parse((await cli(['runs', FAILING_DAG, '--json'])).stdout) as { runId: string; status: string; interval?: { start: string } }[];
+  const runsJson = JSON.parse((await cli(['runs', FAILING_DAG, '--json'])).stdout) as {
+    runId: string;
+    status: string;
+    interval?: { start: string };
+  }[];
   const ofStart = runsJson.filter((r) => r.interval?.start === start);
-  assert.deepEqual(ofStart.map((r) => [r.runId, r.status]), [
-    [rerun.runId, 'COMPLETED'],
-    [first.runId, 'FAILED'],
-  ]);
+  assert.deepEqual(
+    ofStart.map((r) => [r.runId, r.status]),
+    [
+      [rerun.runId, 'COMPLETED'],
+      [first.runId, 'FAILED'],
+    ],
+  );
   assert.deepEqual(runsJson, asJson(await listRuns(ctx, FAILING_DAG)));
 });
 
 test('`schedules:apply --dry-run --json` lists the same changes as its text, and changes nothing', async () => {
   const json = await cli(['--dry-run', '--json'], 'schedules/apply.ts');
-  const result = JSON.parse(json.stdout) as { dryRun: boolean; noChanges: boolean; changes: { kind: string; scheduleId: string; detail: string }[] };
+  const result = JSON.parse(json.stdout) as {
+    dryRun: boolean;
+    noChanges: boolean;
+    changes: { kind: string; scheduleId: string; detail: string }[];
+  };
   assert.equal(result.dryRun, true);
-  assert.ok(result.changes.some((c) => c.scheduleId === hourly.scheduleId), json.stdout);
+  assert.ok(
+    result.changes.some((c) => c.scheduleId === hourly.scheduleId),
+    json.stdout,
+  );
   const text = await cli(['--dry-run'], 'schedules/apply.ts');
-  const verb: Record<string, string> = { created: 'would create', updated: 'would update', deleted: 'would delete', unchanged: 'unchanged', skipped: 'skipped' };
+  const verb: Record<string, string> = {
+    created: 'would create',
+    updated: 'would update',
+    deleted: 'would delete',
+    unchanged: 'unchanged',
+    skipped: 'skipped',
+  };
   for (const c of result.changes) assert.match(text.stdout, new RegExp(`${verb[c.kind]}\\s+${c.scheduleId.replace(/[.]/g, '\\.')}\\s+`));
   assert.match(text.stdout, result.noChanges ? /no changes/ : /\d+ change\(s\)/);
   await worker.client.schedule.getHandle(hourly.scheduleId).describe();

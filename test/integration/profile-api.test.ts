@@ -45,12 +45,25 @@ before(async () => {
   // The real Firestore store, or an outage in its place.
   const store: ProfileStore = {
     getProfile: (id) =>
-      outage === 'hang' ? new Promise<never>(() => {}) : outage === 'error' ? Promise.reject(new Error('14 UNAVAILABLE: connect ECONNREFUSED')) : realStore.getProfile(id),
+      outage === 'hang'
+        ? new Promise<never>(() => {})
+        : outage === 'error'
+          ? Promise.reject(new Error('14 UNAVAILABLE: connect ECONNREFUSED'))
+          : realStore.getProfile(id),
     getProfiles: (ids) => {
       batchedReads.push([...ids]);
-      return outage === 'hang' ? new Promise<never>(() => {}) : outage === 'error' ? Promise.reject(new Error('14 UNAVAILABLE: connect ECONNREFUSED')) : realStore.getProfiles!(ids);
+      return outage === 'hang'
+        ? new Promise<never>(() => {})
+        : outage === 'error'
+          ? Promise.reject(new Error('14 UNAVAILABLE: connect ECONNREFUSED'))
+          : realStore.getProfiles!(ids);
     },
-    ping: () => (outage === 'hang' ? new Promise<never>(() => {}) : outage === 'error' ? Promise.reject(new Error('14 UNAVAILABLE')) : realStore.ping!()),
+    ping: () =>
+      outage === 'hang'
+        ? new Promise<never>(() => {})
+        : outage === 'error'
+          ? Promise.reject(new Error('14 UNAVAILABLE'))
+          : realStore.ping!(),
   };
   app = buildProfileApi({
     store,
@@ -129,7 +142,15 @@ describe('profile API on Firestore', () => {
 
   it('hostile ids get 4xx and change nothing in Firestore', async () => {
     const before = await collectionIds();
-    for (const id of ['..%2F..%2Fapi-1', '..%2Fother_collection%2Fdoc', "api-1'%20OR%20'1'%3D'1", '%FF%FE', 'a%2Fb', '__name__', 'x'.repeat(10_240)]) {
+    for (const id of [
+      '..%2F..%2Fapi-1',
+      '..%2Fother_collection%2Fdoc',
+      "api-1'%20OR%20'1'%3D'1",
+      '%FF%FE',
+      'a%2Fb',
+      '__name__',
+      'x'.repeat(10_240),
+    ]) {
       const res = await get(`/v1/customers/${id}/profile`);
       assert.ok(res.status >= 400 && res.status < 500, `${id.slice(0, 30)} -> ${res.status}`);
       assert.equal(res.body.segment_id, undefined);
@@ -207,7 +228,10 @@ describe('profile API on Firestore, fresh window and batched revalidation on (th
   it('readProfiles reads many customers in one call: profiles, null for the unknown, an error for an unreadable document', async () => {
     await profiles.writeProfile(profile('rp-1'));
     await profiles.writeProfile(profile('rp-2', { segment_label: 'Second' }));
-    await clients.firestore.collection(config.firestore.profiles).doc('rp-bad').set({ ...profile('rp-bad'), segment_id: 'three' });
+    await clients.firestore
+      .collection(config.firestore.profiles)
+      .doc('rp-bad')
+      .set({ ...profile('rp-bad'), segment_id: 'three' });
     const answers = await realStore.getProfiles!(['rp-2', 'nobody-here', 'rp-bad', 'rp-1', '../x']);
     assert.equal(answers.length, 5);
     const [two, nobody, bad, one, hostile] = answers;
@@ -230,14 +254,17 @@ describe('profile API on Firestore, fresh window and batched revalidation on (th
     const seenAfter = new Map<string, number>();
     while (Date.now() < stop && seenAfter.size < ids.length) {
       if (changedAt === undefined && Date.now() > stop - 2_500) {
-        await Promise.all(ids.map((id) => profiles.writeProfile(profile(id, { segment_label: 'After', updated_at: '2026-11-26T00:00:00.000Z' }))));
+        await Promise.all(
+          ids.map((id) => profiles.writeProfile(profile(id, { segment_label: 'After', updated_at: '2026-11-26T00:00:00.000Z' }))),
+        );
         changedAt = Date.now();
       }
       const answers = await Promise.all(ids.map((id) => getFresh(id)));
       requests += answers.length;
       answers.forEach((a, i) => {
         assert.deepEqual([a.status, a.body.stale], [200, false]);
-        if (changedAt !== undefined && a.body.segment_label === 'After' && !seenAfter.has(ids[i]!)) seenAfter.set(ids[i]!, Date.now() - changedAt);
+        if (changedAt !== undefined && a.body.segment_label === 'After' && !seenAfter.has(ids[i]!))
+          seenAfter.set(ids[i]!, Date.now() - changedAt);
       });
     }
     assert.equal(seenAfter.size, ids.length, 'every customer showed the change');
@@ -279,12 +306,15 @@ describe('profile API on Firestore, fresh window and batched revalidation on (th
 /** A raw HTTP request from a chosen loopback address (127.0.0.0/8 all reach the server), so tests can be several clients. */
 function send(port: number, opts: { method?: string; path: string; headers?: Record<string, string>; body?: Buffer; from?: string }) {
   return new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }>((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.path, headers: opts.headers, localAddress: opts.from }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
+    const req = request(
+      { host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.path, headers: opts.headers, localAddress: opts.from },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
     req.on('error', reject);
     req.end(opts.body);
   });
@@ -317,7 +347,11 @@ describe('profile API resource limits over HTTP', () => {
     const longId = await send(port, { path: `/v1/customers/${'a'.repeat(8 * 1024)}/profile`, headers: auth, from: '127.0.0.22' });
     assert.equal(longId.status, 400, 'an 8 kB id reaches the validator');
     assert.match(longId.body, /customer id: expected/);
-    const bigHeader = await send(port, { path: '/v1/customers/limits-1/profile', headers: { ...auth, 'x-padding': 'p'.repeat(64 * 1024) }, from: '127.0.0.23' });
+    const bigHeader = await send(port, {
+      path: '/v1/customers/limits-1/profile',
+      headers: { ...auth, 'x-padding': 'p'.repeat(64 * 1024) },
+      from: '127.0.0.23',
+    });
     assert.equal(bigHeader.status, 431);
     const bigBody = await send(port, {
       method: 'POST',
@@ -333,7 +367,8 @@ describe('profile API resource limits over HTTP', () => {
 
   it('rate-limits per client with 429 and Retry-After while another client is still served', async () => {
     const statuses: number[] = [];
-    for (let i = 0; i < 5; i++) statuses.push((await send(port, { path: '/v1/customers/limits-1/profile', headers: auth, from: '127.0.0.31' })).status);
+    for (let i = 0; i < 5; i++)
+      statuses.push((await send(port, { path: '/v1/customers/limits-1/profile', headers: auth, from: '127.0.0.31' })).status);
     assert.deepEqual(statuses, [200, 200, 200, 200, 200]);
     const limitedRes = await send(port, { path: '/v1/customers/limits-1/profile', headers: auth, from: '127.0.0.31' });
     assert.equal(limitedRes.status, 429);

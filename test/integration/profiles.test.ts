@@ -48,7 +48,6 @@ function doc(id: string) {
   return clients.firestore.collection(config.firestore.profiles).doc(id);
 }
 
-
 describe('compareProfileRecency', () => {
   it('orders by how far the data reaches, then by computation time', () => {
     const a = { updated_at: '2026-11-25T02:00:00Z', source_event_time: '2026-11-25T00:00:00Z' };
@@ -78,7 +77,13 @@ describe('writeProfile', () => {
       segmentChanged: true,
     });
     const same = await profiles.writeProfile(
-      profile('w-1', { segment_id: 3, segment_label: 'VIP', model_version: 'm-2', updated_at: '2026-11-25T12:00:00Z', features: { monetary_90d: 130 } }),
+      profile('w-1', {
+        segment_id: 3,
+        segment_label: 'VIP',
+        model_version: 'm-2',
+        updated_at: '2026-11-25T12:00:00Z',
+        features: { monetary_90d: 130 },
+      }),
     );
     assert.deepEqual([same.written, same.segmentChanged], [true, false]);
     const stored = await profiles.readProfile('w-1');
@@ -109,9 +114,16 @@ describe('writeProfile', () => {
 
   it('a batch profile computed later over older data does not replace a real-time one', async () => {
     await profiles.writeProfile(
-      profile('w-3', { segment_id: 3, segment_label: 'VIP', updated_at: '2026-11-25T01:00:00Z', source_event_time: '2026-11-25T00:59:00Z' }),
+      profile('w-3', {
+        segment_id: 3,
+        segment_label: 'VIP',
+        updated_at: '2026-11-25T01:00:00Z',
+        source_event_time: '2026-11-25T00:59:00Z',
+      }),
     );
-    const batch = await profiles.writeProfile(profile('w-3', { updated_at: '2026-11-25T02:00:00Z', source_event_time: '2026-11-25T00:00:00Z' }));
+    const batch = await profiles.writeProfile(
+      profile('w-3', { updated_at: '2026-11-25T02:00:00Z', source_event_time: '2026-11-25T00:00:00Z' }),
+    );
     assert.equal(batch.written, false);
     assert.equal((await profiles.readProfile('w-3'))?.segment_label, 'VIP');
   });
@@ -149,11 +161,13 @@ describe('writeProfile', () => {
 describe('updateProfile (read, compute and write with no lost update)', () => {
   const updater = () => createProfileUpdater({ firestore: clients.firestore, config, logger: createLogger({ level: 'silent' }) });
   /** One more purchase on top of whatever is stored, computed a bit later each time. */
-  const onePurchase = (id: string) => (stored: Profile | null): Profile => {
-    const base = stored ?? profile(id, { rfm: { recency_days: null, frequency: 0, monetary: 0, r_score: 1, f_score: 1, m_score: 1 } });
-    const frequency = base.rfm.frequency + 1;
-    return { ...base, rfm: { ...base.rfm, frequency }, updated_at: new Date(Date.parse(base.updated_at) + 1000).toISOString() };
-  };
+  const onePurchase =
+    (id: string) =>
+    (stored: Profile | null): Profile => {
+      const base = stored ?? profile(id, { rfm: { recency_days: null, frequency: 0, monetary: 0, r_score: 1, f_score: 1, m_score: 1 } });
+      const frequency = base.rfm.frequency + 1;
+      return { ...base, rfm: { ...base.rfm, frequency }, updated_at: new Date(Date.parse(base.updated_at) + 1000).toISOString() };
+    };
 
   it('computes from the stored profile (or none), writes it, and reports the previous segment', async () => {
     const update = updater();
@@ -199,7 +213,9 @@ describe('updateProfile (read, compute and write with no lost update)', () => {
   it('keeps a newer stored profile, and refuses an invalid or misaddressed one for good', async () => {
     const update = updater();
     await profiles.writeProfile(profile('u-3', { updated_at: '2026-11-25T12:00:00Z' }));
-    const older = await update('u-3', () => profile('u-3', { updated_at: '2026-11-25T11:00:00Z', segment_id: 4, segment_label: 'Lapsing' }));
+    const older = await update('u-3', () =>
+      profile('u-3', { updated_at: '2026-11-25T11:00:00Z', segment_id: 4, segment_label: 'Lapsing' }),
+    );
     assert.equal(older.outcome, 'not_newer');
     assert.equal((await doc('u-3').get()).get('segment_label'), 'Occasional');
     const invalid = await failureOf(update('u-3', () => ({ ...profile('u-3'), segment_id: -1 })));
@@ -234,7 +250,9 @@ describe('writeProfilesBulk', () => {
     const existing = Array.from({ length: 10 }, (_, i) => profile(`b-${i}`));
     await Promise.all(existing.map((p) => profiles.writeProfile(p)));
     await profiles.writeProfile(profile('b-9', { segment_id: 5, segment_label: 'Newer', updated_at: '2026-11-26T00:00:00Z' }));
-    const times = new Map(await Promise.all(existing.map(async (p) => [p.customer_id, (await doc(p.customer_id).get()).updateTime!] as const)));
+    const times = new Map(
+      await Promise.all(existing.map(async (p) => [p.customer_id, (await doc(p.customer_id).get()).updateTime!] as const)),
+    );
 
     const sync = '2026-11-25T20:00:00.000Z';
     const input: unknown[] = [

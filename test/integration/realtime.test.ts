@@ -16,7 +16,12 @@ import { encodeEvent } from '../../core/events.js';
 import type { Profile } from '../../core/profile.js';
 import { DELIVERY_ID_HEADER, SIGNATURE_HEADER, verifyWebhook } from '../../core/webhook-signature.js';
 import { createTriggerListener, type TriggerListener } from '../../workers/trigger-listener.js';
-import { RECLASSIFY_WORKFLOW, reclassifyStateQuery, reclassifyWorkflowId, triggerEventSignal } from '../../workflows/reclassify-messages.js';
+import {
+  RECLASSIFY_WORKFLOW,
+  reclassifyStateQuery,
+  reclassifyWorkflowId,
+  triggerEventSignal,
+} from '../../workflows/reclassify-messages.js';
 import type { ReclassifyInput } from '../../workflows/reclassify-messages.js';
 import {
   installCurrentModel,
@@ -110,8 +115,14 @@ after(async () => {
   await api?.close();
   if (h) {
     const { pubsub, firestore } = h.worker.clients;
-    await pubsub.subscription(h.config.pubsub.triggerSubscription).delete().catch(() => undefined);
-    await pubsub.topic(h.config.pubsub.topic).delete().catch(() => undefined);
+    await pubsub
+      .subscription(h.config.pubsub.triggerSubscription)
+      .delete()
+      .catch(() => undefined);
+    await pubsub
+      .topic(h.config.pubsub.topic)
+      .delete()
+      .catch(() => undefined);
     await firestore.recursiveDelete(firestore.collection(h.config.firestore.profiles)).catch(() => undefined);
     await h.close();
   }
@@ -155,7 +166,9 @@ describe('real-time reclassification', () => {
 
     const body = await eventually('the API to show the new segment', async () => {
       const r = await apiProfile(customerId);
-      return r.status === 200 && r.body.segment_label === VIP.label && (r.body.rfm as { frequency: number }).frequency === 4 ? r.body : undefined;
+      return r.status === 200 && r.body.segment_label === VIP.label && (r.body.rfm as { frequency: number }).frequency === 4
+        ? r.body
+        : undefined;
     });
     const visibleMs = Date.now() - t0;
     assert.equal(body.segment_id, VIP.id);
@@ -204,7 +217,7 @@ describe('real-time reclassification', () => {
     h.logger.info({ visibleMs, latencies: state.lastStep?.latencies }, 'event to visible segment');
   });
 
-  it('coalesces a burst of one customer\'s events into fewer signals, acking each event, and applies every event once', async () => {
+  it("coalesces a burst of one customer's events into fewer signals, acking each event, and applies every event once", async () => {
     const customerId = `rt-burst-${suffix}`;
     const before = { ...listener.stats };
     const topic = h.worker.clients.pubsub.topic(h.config.pubsub.topic, { batching: { maxMessages: 50, maxMilliseconds: 20 } });
@@ -226,7 +239,9 @@ describe('real-time reclassification', () => {
     assert.equal(signalled, 12, 'every event was signalled (and so acked) once');
     assert.ok(signals < signalled, `expected fewer signals than events, got ${signals} signals for ${signalled} events`);
     assert.equal(listener.stats.coalesced - before.coalesced, signalled - signals);
-    const state = await h.client.workflow.getHandle(reclassifyWorkflowId(customerId, h.config.schedules.prefix)).query(reclassifyStateQuery);
+    const state = await h.client.workflow
+      .getHandle(reclassifyWorkflowId(customerId, h.config.schedules.prefix))
+      .query(reclassifyStateQuery);
     assert.equal(state.totals.events, 12);
     assert.equal(state.totals.duplicates, 0);
     assert.ok(state.totals.steps <= signals, `steps (${state.totals.steps}) never exceed signals (${signals})`);
@@ -266,7 +281,11 @@ describe('real-time reclassification', () => {
     const now = await handle.describe();
     assert.notEqual(now.runId, ended, 'a new run took the event');
     assert.equal(now.status.name, 'RUNNING');
-    assert.equal(listener.stats.failed, failedBefore, 'the "not found" answer led straight to signal-with-start, not to a nack and a redelivery');
+    assert.equal(
+      listener.stats.failed,
+      failedBefore,
+      'the "not found" answer led straight to signal-with-start, not to a nack and a redelivery',
+    );
   });
 
   it('drops a redelivered event, continues as new with its state, and ends when idle', async () => {

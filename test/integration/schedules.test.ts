@@ -9,12 +9,7 @@ import { after, before, test } from 'node:test';
 import { ScheduleNotFoundError, type Client } from '@temporalio/client';
 import { PROJECT_ROOT, type Config } from '../../core/config.js';
 import { applySchedules } from '../../schedules/apply.js';
-import {
-  SEGFLOW_SCHEDULE_MEMO,
-  launcherWorkflowId,
-  scheduleDefinitions,
-  type DagScheduleDefinition,
-} from '../../schedules/definitions.js';
+import { SEGFLOW_SCHEDULE_MEMO, launcherWorkflowId, scheduleDefinitions, type DagScheduleDefinition } from '../../schedules/definitions.js';
 import { createTemporalClient } from '../../workers/client.js';
 import { isolatedConfig } from '../support/dag-worker.js';
 
@@ -35,11 +30,23 @@ after(async () => {
   for (let i = 0; i < 20; i++) {
     await applySchedules(client, [], { prefix: config.schedules.prefix });
     const left = await Promise.all(
-      [...defs.map((d) => d.scheduleId), `${config.schedules.prefix}hourly_pipeline`, `${config.schedules.prefix}nightly_segmentation`].map((id) =>
-        client.schedule.getHandle(id).describe().then(() => id, () => undefined),
+      [...defs.map((d) => d.scheduleId), `${config.schedules.prefix}hourly_pipeline`, `${config.schedules.prefix}nightly_segmentation`].map(
+        (id) =>
+          client.schedule
+            .getHandle(id)
+            .describe()
+            .then(
+              () => id,
+              () => undefined,
+            ),
       ),
     );
-    for (const id of left) if (id !== undefined) await client.schedule.getHandle(id).delete().catch(() => undefined);
+    for (const id of left)
+      if (id !== undefined)
+        await client.schedule
+          .getHandle(id)
+          .delete()
+          .catch(() => undefined);
     if (left.every((id) => id === undefined)) break;
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -48,12 +55,18 @@ after(async () => {
 
 test('apply creates the schedules, then reports no changes on a second run', async () => {
   const first = await applySchedules(client, defs, { prefix: config.schedules.prefix });
-  assert.deepEqual(first.changes.map((c) => [c.kind, c.scheduleId]), defs.map((d) => ['created', d.scheduleId]));
+  assert.deepEqual(
+    first.changes.map((c) => [c.kind, c.scheduleId]),
+    defs.map((d) => ['created', d.scheduleId]),
+  );
   assert.equal(first.noChanges, false);
 
   const second = await applySchedules(client, defs, { prefix: config.schedules.prefix });
   assert.equal(second.noChanges, true);
-  assert.deepEqual(second.changes.map((c) => c.kind), ['unchanged', 'unchanged']);
+  assert.deepEqual(
+    second.changes.map((c) => c.kind),
+    ['unchanged', 'unchanged'],
+  );
 
   const hourly = await client.schedule.getHandle(defs[0]!.scheduleId).describe();
   assert.deepEqual(hourly.memo?.[SEGFLOW_SCHEDULE_MEMO], { prefix: config.schedules.prefix, dagId: 'example_diamond' });
@@ -77,7 +90,10 @@ test('a changed cron is updated in place (keeping an operator pause); the next a
 
   const changed = defs.map((d, i) => (i === 0 ? { ...d, cron: '17 * * * *', description: `${d.dagId}: minute 17` } : d));
   const result = await applySchedules(client, changed, { prefix: config.schedules.prefix });
-  assert.deepEqual(result.changes.map((c) => c.kind), ['updated', 'unchanged']);
+  assert.deepEqual(
+    result.changes.map((c) => c.kind),
+    ['updated', 'unchanged'],
+  );
 
   const after = await handle.describe();
   assert.equal(after.info.createdAt.getTime(), before.info.createdAt.getTime(), 'same schedule, not recreated');
@@ -110,7 +126,10 @@ test('a schedule the code no longer has is deleted; other prefixes are left alon
     await client.schedule.getHandle(defs[0]!.scheduleId).describe();
     await client.schedule.getHandle(other!.scheduleId).describe();
   } finally {
-    await client.schedule.getHandle(other!.scheduleId).delete().catch(() => undefined);
+    await client.schedule
+      .getHandle(other!.scheduleId)
+      .delete()
+      .catch(() => undefined);
   }
 });
 

@@ -71,9 +71,18 @@ after(async () => {
   await harness?.close();
   server?.close();
   const { bigquery, storage } = createGcpClients(harness.config);
-  await bigquery.dataset(dataset).delete({ force: true }).catch(() => undefined);
-  await storage.bucket(bucket).deleteFiles({ force: true }).catch(() => undefined);
-  await storage.bucket(bucket).delete().catch(() => undefined);
+  await bigquery
+    .dataset(dataset)
+    .delete({ force: true })
+    .catch(() => undefined);
+  await storage
+    .bucket(bucket)
+    .deleteFiles({ force: true })
+    .catch(() => undefined);
+  await storage
+    .bucket(bucket)
+    .delete()
+    .catch(() => undefined);
 });
 
 const day = (d: number) => ({
@@ -99,78 +108,90 @@ async function assignments(version: string): Promise<Map<string, number>> {
   return new Map((rows as { customer_id: string; segment_id: number }[]).map((r) => [r.customer_id, Number(r.segment_id)]));
 }
 
-test('nightly_segmentation recovers the demo personas, keeps segment ids across nights, and alerts on a shift only', { timeout: 900_000 }, async () => {
-  const clients = createGcpClients(harness.config);
-  const asOf = new Date('2026-11-25T00:00:00Z');
-  const pop = personaPopulation(700, 2026, { asOf, eventsPerCustomer: 200 });
-  await loadFeatureTable(clients, { dataset, bucket }, pop.rows);
+test(
+  'nightly_segmentation recovers the demo personas, keeps segment ids across nights, and alerts on a shift only',
+  { timeout: 900_000 },
+  async () => {
+    const clients = createGcpClients(harness.config);
+    const asOf = new Date('2026-11-25T00:00:00Z');
+    const pop = personaPopulation(700, 2026, { asOf, eventsPerCustomer: 200 });
+    await loadFeatureTable(clients, { dataset, bucket }, pop.rows);
 
-  // Night 1: the first model.
-  await runNightly(day(1));
-  const v1 = modelVersionFor(day(1).end);
-  const run1 = await readSegmentationRun({ ...clients, config: harness.config }, v1);
-  assert.ok(run1.model, 'model artifact written');
-  assert.equal(run1.model.k_selection.chosen_k, pop.personas.length, JSON.stringify(run1.model.k_selection.candidates));
-  const a1 = await assignments(v1);
-  assert.equal(a1.size, pop.rows.length, 'every customer assigned in BigQuery');
-  const counted = new Map<number, number>();
-  for (const id of a1.values()) counted.set(id, (counted.get(id) ?? 0) + 1);
-  assert.deepEqual(new Map(run1.sizes.map((s) => [s.segment_id, s.customers])), counted, 'segment sizes read back from marts.customer_segments');
-  const ari = adjustedRandIndex(pop.truth, pop.rows.map((r) => a1.get(r.customer_id)!));
-  assert.ok(ari >= 0.9, `ARI against the personas ${ari}`);
-  assert.deepEqual(run1.current, { version: v1, uri: `gs://${bucket}/${modelObjectName(v1)}` });
-  assert.equal((await loadCurrentModel(clients.storage, bucket))?.version, v1);
-  assert.equal(run1.stability?.decisionName, 'promote');
-  assert.equal(received.length, 0);
-  const [registry] = await clients.bigquery.query({
-    query: `SELECT version, k, is_current, promoted_at IS NOT NULL AS promoted FROM \`${harness.config.gcp.projectId}.${dataset}.segment_models\``,
-  });
-  assert.deepEqual(registry, [{ version: v1, k: pop.personas.length, is_current: true, promoted: true }]);
-  // Real-time (TypeScript) assignment with the promoted model gives the same segment as BigQuery.
-  const model1 = (await loadCurrentModel(clients.storage, bucket))!;
-  for (const row of pop.rows) assert.equal(assignCustomer(model1, row as Record<string, number | null>).segmentId, a1.get(row.customer_id));
+    // Night 1: the first model.
+    await runNightly(day(1));
+    const v1 = modelVersionFor(day(1).end);
+    const run1 = await readSegmentationRun({ ...clients, config: harness.config }, v1);
+    assert.ok(run1.model, 'model artifact written');
+    assert.equal(run1.model.k_selection.chosen_k, pop.personas.length, JSON.stringify(run1.model.k_selection.candidates));
+    const a1 = await assignments(v1);
+    assert.equal(a1.size, pop.rows.length, 'every customer assigned in BigQuery');
+    const counted = new Map<number, number>();
+    for (const id of a1.values()) counted.set(id, (counted.get(id) ?? 0) + 1);
+    assert.deepEqual(
+      new Map(run1.sizes.map((s) => [s.segment_id, s.customers])),
+      counted,
+      'segment sizes read back from marts.customer_segments',
+    );
+    const ari = adjustedRandIndex(
+      pop.truth,
+      pop.rows.map((r) => a1.get(r.customer_id)!),
+    );
+    assert.ok(ari >= 0.9, `ARI against the personas ${ari}`);
+    assert.deepEqual(run1.current, { version: v1, uri: `gs://${bucket}/${modelObjectName(v1)}` });
+    assert.equal((await loadCurrentModel(clients.storage, bucket))?.version, v1);
+    assert.equal(run1.stability?.decisionName, 'promote');
+    assert.equal(received.length, 0);
+    const [registry] = await clients.bigquery.query({
+      query: `SELECT version, k, is_current, promoted_at IS NOT NULL AS promoted FROM \`${harness.config.gcp.projectId}.${dataset}.segment_models\``,
+    });
+    assert.deepEqual(registry, [{ version: v1, k: pop.personas.length, is_current: true, promoted: true }]);
+    // Real-time (TypeScript) assignment with the promoted model gives the same segment as BigQuery.
+    const model1 = (await loadCurrentModel(clients.storage, bucket))!;
+    for (const row of pop.rows)
+      assert.equal(assignCustomer(model1, row as Record<string, number | null>).segmentId, a1.get(row.customer_id));
 
-  // Night 2: unchanged population -> same segments, same ids, no alert.
-  await runNightly(day(2));
-  const v2 = modelVersionFor(day(2).end);
-  const run2 = await readSegmentationRun({ ...clients, config: harness.config }, v2);
-  const f2 = run2.stability?.figures;
-  assert.ok(f2, JSON.stringify(run2.stability));
-  assert.equal(run2.stability?.previousVersion, v1);
-  assert.ok(f2.changed_share <= 0.02, `changed share ${f2.changed_share}`);
-  assert.ok(f2.adjusted_rand_index >= 0.95, `ARI ${f2.adjusted_rand_index}`);
-  assert.deepEqual(run2.stability?.breaches, []);
-  assert.equal(run2.stability?.decisionName, 'promote');
-  assert.equal(run2.current?.version, v2);
-  assert.equal(received.length, 0, 'no alert on an unchanged population');
-  assert.deepEqual(
-    run2.model!.segments.map((s) => [s.id, s.label]).sort(),
-    run1.model.segments.map((s) => [s.id, s.label]).sort(),
-    'segments keep their ids and labels',
-  );
+    // Night 2: unchanged population -> same segments, same ids, no alert.
+    await runNightly(day(2));
+    const v2 = modelVersionFor(day(2).end);
+    const run2 = await readSegmentationRun({ ...clients, config: harness.config }, v2);
+    const f2 = run2.stability?.figures;
+    assert.ok(f2, JSON.stringify(run2.stability));
+    assert.equal(run2.stability?.previousVersion, v1);
+    assert.ok(f2.changed_share <= 0.02, `changed share ${f2.changed_share}`);
+    assert.ok(f2.adjusted_rand_index >= 0.95, `ARI ${f2.adjusted_rand_index}`);
+    assert.deepEqual(run2.stability?.breaches, []);
+    assert.equal(run2.stability?.decisionName, 'promote');
+    assert.equal(run2.current?.version, v2);
+    assert.equal(received.length, 0, 'no alert on an unchanged population');
+    assert.deepEqual(
+      run2.model!.segments.map((s) => [s.id, s.label]).sort(),
+      run1.model.segments.map((s) => [s.id, s.label]).sort(),
+      'segments keep their ids and labels',
+    );
 
-  // Night 3: a shift -- 40% of the customers now behave like someone else entirely.
-  const donors = pop.rows.filter((_, i) => pop.truth[i] === 0);
-  const shifted = pop.rows.map((r, i): FeatureRecord => (i % 5 < 2 ? { ...donors[i % donors.length]!, customer_id: r.customer_id } : r));
-  await loadFeatureTable(clients, { dataset, bucket }, shifted);
-  await runNightly(day(3));
-  const v3 = modelVersionFor(day(3).end);
-  const run3 = await readSegmentationRun({ ...clients, config: harness.config }, v3);
-  assert.equal(run3.stability?.previousVersion, v2);
-  assert.ok(run3.stability!.breaches.length > 0, JSON.stringify(run3.stability?.figures));
-  assert.equal(run3.stability?.decisionName, 'promote_with_alert');
-  assert.equal(received.length, 1, 'one alert for the shift');
-  assert.equal(received[0]!.kind, 'data_anomaly');
-  assert.match(received[0]!.summary, new RegExp(v3));
-  assert.equal(run3.current?.version, v3);
-  const [stab] = await clients.bigquery.query({
-    query: `SELECT model_version, previous_version, decision FROM \`${harness.config.gcp.projectId}.${dataset}.segment_stability\` ORDER BY model_version`,
-  });
-  assert.deepEqual(
-    (stab as { decision: string }[]).map((r) => r.decision),
-    ['promote', 'promote', 'promote_with_alert'],
-  );
-});
+    // Night 3: a shift -- 40% of the customers now behave like someone else entirely.
+    const donors = pop.rows.filter((_, i) => pop.truth[i] === 0);
+    const shifted = pop.rows.map((r, i): FeatureRecord => (i % 5 < 2 ? { ...donors[i % donors.length]!, customer_id: r.customer_id } : r));
+    await loadFeatureTable(clients, { dataset, bucket }, shifted);
+    await runNightly(day(3));
+    const v3 = modelVersionFor(day(3).end);
+    const run3 = await readSegmentationRun({ ...clients, config: harness.config }, v3);
+    assert.equal(run3.stability?.previousVersion, v2);
+    assert.ok(run3.stability!.breaches.length > 0, JSON.stringify(run3.stability?.figures));
+    assert.equal(run3.stability?.decisionName, 'promote_with_alert');
+    assert.equal(received.length, 1, 'one alert for the shift');
+    assert.equal(received[0]!.kind, 'data_anomaly');
+    assert.match(received[0]!.summary, new RegExp(v3));
+    assert.equal(run3.current?.version, v3);
+    const [stab] = await clients.bigquery.query({
+      query: `SELECT model_version, previous_version, decision FROM \`${harness.config.gcp.projectId}.${dataset}.segment_stability\` ORDER BY model_version`,
+    });
+    assert.deepEqual(
+      (stab as { decision: string }[]).map((r) => r.decision),
+      ['promote', 'promote', 'promote_with_alert'],
+    );
+  },
+);
 
 // The emulator runs the assignment query row by row, so this is the slowest test of the file; set
 // SEGFLOW_TEST_AGREEMENT_ROWS for fewer customers.
@@ -182,10 +203,14 @@ test('SQL assignment in BigQuery and TypeScript assignment agree for every custo
   let started = Date.now();
   await loadFeatureTable(clients, { dataset, bucket, table }, rows);
   const loadMs = Date.now() - started;
-  const model = trainSegmentModel(rows.slice(0, 2000) as Record<string, number | null>[], { features: DEFAULT_SEGMENT_FEATURES, kMin: 6, kMax: 6, seed: 9, silhouetteSampleSize: 200 }, {
-    version: 'v20261125T000000Z',
-    createdAt: '2026-11-25T00:00:00Z',
-  });
+  const model = trainSegmentModel(
+    rows.slice(0, 2000) as Record<string, number | null>[],
+    { features: DEFAULT_SEGMENT_FEATURES, kMin: 6, kMax: 6, seed: 9, silhouetteSampleSize: 200 },
+    {
+      version: 'v20261125T000000Z',
+      createdAt: '2026-11-25T00:00:00Z',
+    },
+  );
   const q = assignmentSql(model, { sourceTable: `${dataset}.${table}` });
   started = Date.now();
   const [out] = await clients.bigquery.query({ query: q.sql, params: q.params, types: q.types });
@@ -223,7 +248,14 @@ test('SQL and TypeScript break exact ties the same way: the lowest centroid inde
     features: [{ name: 'monetary', weight: 1 }],
     preparation: { features: [{ name: 'monetary', weight: 1, log: false, fill: 4, min: 0, max: 8, missing_share: 0 }], training_rows: 10 },
     centroids,
-    segments: centroids.map((c, i) => ({ id: 10 + i, label: `s${i}`, size: 1, share: 0.25, centroid: { monetary: c[0]! * 8 }, traits: [] })),
+    segments: centroids.map((c, i) => ({
+      id: 10 + i,
+      label: `s${i}`,
+      size: 1,
+      share: 0.25,
+      centroid: { monetary: c[0]! * 8 },
+      traits: [],
+    })),
     k_selection: { chosen_k: 4, elbow_k: null, chosen_by: 'fixed', candidates: [{ k: 4, inertia: 0, silhouette: 0.5, min_share: 0.25 }] },
     metrics: { inertia: 0, silhouette: 0.5 },
     training: { sample_size: 10, seed: 1, n_init: 1, iterations: 1, converged: true },
@@ -248,7 +280,11 @@ test('SQL and TypeScript break exact ties the same way: the lowest centroid inde
 });
 
 test('stability figures are exact on a hand-built case, and breaches raise the alert', async () => {
-  const config = testConfig('segstab', { SEGFLOW_DATASET_MARTS: dataset, SEGFLOW_LAKE_BUCKET: bucket, SEGFLOW_SEGMENT_PROMOTION_POLICY: 'hold' });
+  const config = testConfig('segstab', {
+    SEGFLOW_DATASET_MARTS: dataset,
+    SEGFLOW_LAKE_BUCKET: bucket,
+    SEGFLOW_SEGMENT_PROMOTION_POLICY: 'hold',
+  });
   const clients = createGcpClients(config);
   const alerts: Alert[] = [];
   const acts = createSegmentationActivities({
@@ -265,7 +301,14 @@ test('stability figures are exact on a hand-built case, and breaches raise the a
       features: [{ name: 'x', weight: 1 }],
       preparation: { features: [{ name: 'x', weight: 1, log: false, fill: 5, min: 0, max: 10, missing_share: 0 }], training_rows: 10 },
       centroids,
-      segments: centroids.map((c, i) => ({ id: i, label: ['low', 'high'][i]!, size: 5, share: 0.5, centroid: { x: c[0]! * 10 }, traits: [] })),
+      segments: centroids.map((c, i) => ({
+        id: i,
+        label: ['low', 'high'][i]!,
+        size: 5,
+        share: 0.5,
+        centroid: { x: c[0]! * 10 },
+        traits: [],
+      })),
       k_selection: { chosen_k: 2, elbow_k: null, chosen_by: 'fixed', candidates: [{ k: 2, inertia: 0, silhouette: 0.5, min_share: 0.5 }] },
       metrics: { inertia: 0, silhouette: 0.5 },
       training: { sample_size: 10, seed: 1, n_init: 1, iterations: 1, converged: true },
@@ -299,7 +342,10 @@ test('stability figures are exact on a hand-built case, and breaches raise the a
   // Contingency (0,0)=4 (0,1)=1 (1,1)=5: sum C(nij,2)=16, rows 20, cols 21, C(10,2)=45 -> (16-28/3)/(41/2-28/3) = 40/67.
   assert.equal(f.adjusted_rand_index, (16 - (20 * 21) / 45) / ((20 + 21) / 2 - (20 * 21) / 45));
   assert.ok(Math.abs(f.adjusted_rand_index - 40 / 67) < 1e-15);
-  assert.deepEqual(f.centroid_drift.map((d) => d.id), [0, 1]);
+  assert.deepEqual(
+    f.centroid_drift.map((d) => d.id),
+    [0, 1],
+  );
   assert.equal(f.centroid_drift[0]!.distance, 0);
   assert.ok(Math.abs(f.max_centroid_drift - 0.1) < 1e-12);
   assert.deepEqual(

@@ -65,7 +65,8 @@ function assertConforms(route: string, status: number, body: unknown) {
 describe('segments API', () => {
   it('publishes a valid OpenAPI 3 document of every route, with an interactive page', async () => {
     assert.match(doc.openapi, /^3\./);
-    for (const route of ['/v1/models', '/v1/models/{version}', '/v1/segments', '/v1/customers/{id}/profile']) assert.ok(doc.paths[route]?.get, route);
+    for (const route of ['/v1/models', '/v1/models/{version}', '/v1/segments', '/v1/customers/{id}/profile'])
+      assert.ok(doc.paths[route]?.get, route);
     assert.equal(doc.paths['/explorer'], undefined, 'static pages stay out of the document');
     const page = await fetch(`${base}${DOCS_PATH}/`);
     assert.equal(page.status, 200);
@@ -78,8 +79,20 @@ describe('segments API', () => {
     assertConforms('/v1/models', 200, res.body);
     const [v1, v2] = stack.versions;
     assert.equal(res.body.current, v2);
-    const models = res.body.models as { version: string; k: number; is_current: boolean; promoted_at: string | null; metrics: { chosen_k: number; silhouette: number } }[];
-    assert.deepEqual(models.map((m) => [m.version, m.is_current]), [[v2, true], [v1, false]]);
+    const models = res.body.models as {
+      version: string;
+      k: number;
+      is_current: boolean;
+      promoted_at: string | null;
+      metrics: { chosen_k: number; silhouette: number };
+    }[];
+    assert.deepEqual(
+      models.map((m) => [m.version, m.is_current]),
+      [
+        [v2, true],
+        [v1, false],
+      ],
+    );
     for (const m of models) {
       const artifact = (await loadModelVersion(stack.clients.storage, stack.bucket, m.version))!;
       assert.equal(m.k, artifact.centroids.length);
@@ -96,16 +109,25 @@ describe('segments API', () => {
       const artifact = (await loadModelVersion(stack.clients.storage, stack.bucket, version))!;
       const sel = res.body.k_selection as { chosen_k: number; candidates: { k: number; silhouette: number }[] };
       assert.equal(sel.chosen_k, artifact.k_selection.chosen_k);
-      assert.deepEqual(sel.candidates.map((c) => [c.k, c.silhouette]), artifact.k_selection.candidates.map((c) => [c.k, c.silhouette]));
+      assert.deepEqual(
+        sel.candidates.map((c) => [c.k, c.silhouette]),
+        artifact.k_selection.candidates.map((c) => [c.k, c.silhouette]),
+      );
       assert.deepEqual(res.body.segments, artifact.segments);
       const features = res.body.features as { name: string; population: number }[];
-      assert.deepEqual(features.map((f) => f.name), artifact.features.map((f) => f.name));
+      assert.deepEqual(
+        features.map((f) => f.name),
+        artifact.features.map((f) => f.name),
+      );
       for (const f of features) assert.ok(Number.isFinite(f.population), f.name);
     }
   });
 
   it("GET /v1/segments: the current model's segments with the counts of marts.customer_segments", async () => {
-    for (const [path, version] of [['/v1/segments', stack.versions[1]!], [`/v1/segments?version=${stack.versions[0]}`, stack.versions[0]!]] as const) {
+    for (const [path, version] of [
+      ['/v1/segments', stack.versions[1]!],
+      [`/v1/segments?version=${stack.versions[0]}`, stack.versions[0]!],
+    ] as const) {
       const res = await get(path);
       assert.equal(res.status, 200, path);
       assertConforms('/v1/segments', 200, res.body);
@@ -127,7 +149,17 @@ describe('segments API', () => {
         assertConforms(path.startsWith('/v1/models/') ? '/v1/models/{version}' : path, 401, res.body);
       }
     }
-    const hostile = ['..%2F..%2Fcurrent', '..%2Fcurrent', 'current.json%00', "v1'%20OR%20'1'%3D'1", '%FF%FE', 'a%2Fb', '.hidden', '%20', 'x'.repeat(10_240)];
+    const hostile = [
+      '..%2F..%2Fcurrent',
+      '..%2Fcurrent',
+      'current.json%00',
+      "v1'%20OR%20'1'%3D'1",
+      '%FF%FE',
+      'a%2Fb',
+      '.hidden',
+      '%20',
+      'x'.repeat(10_240),
+    ];
     for (const id of hostile) {
       const model = await get(`/v1/models/${id}`);
       assert.ok(model.status >= 400 && model.status < 500, `/v1/models/${id.slice(0, 30)} -> ${model.status}`);

@@ -26,7 +26,10 @@ test('smoke workflow round-trips through Pub/Sub, GCS, BigQuery and Firestore on
   assert.equal(result.pubsub.attributes.run_id, runId);
 
   assert.equal(result.gcs.uri, `gs://${h.config.lake.bucket}/smoke/${runId}.ndjson`);
-  assert.deepEqual(result.gcs.rows.map((r) => r.n), [1, 2, 3]);
+  assert.deepEqual(
+    result.gcs.rows.map((r) => r.n),
+    [1, 2, 3],
+  );
 
   assert.deepEqual(result.bigquery.rows, [
     { run_id: runId, n: 1, label: 'one' },

@@ -74,7 +74,6 @@ const change: SegmentChangeDelivery = {
   subscriberId: 'crm',
 };
 
-
 /** What Temporal's retry policy does, minus the backoff: call again while the failure is retryable. */
 async function deliverWithRetries(delivery: SegmentChangeDelivery, maxAttempts: number) {
   for (let attempt = 1; ; attempt++) {
@@ -124,7 +123,8 @@ describe('deliverSegmentChange', () => {
     assert.deepEqual([result.delivered, attempts, received.length], [true, 2, 2]);
     assert.deepEqual(received[0]!.body, received[1]!.body);
     assert.equal(received[0]!.headers['segflow-delivery-id'], received[1]!.headers['segflow-delivery-id']);
-    for (const r of received) assert.equal(verifyWebhook({ secrets: SECRET, header: r.headers['segflow-signature'] as string, body: r.body }).ok, true);
+    for (const r of received)
+      assert.equal(verifyWebhook({ secrets: SECRET, header: r.headers['segflow-signature'] as string, body: r.body }).ok, true);
   });
 
   it('5xx, 408, 429 and timeouts are retryable; 429 passes Retry-After on', async () => {
@@ -174,10 +174,17 @@ describe('deliverSegmentChange', () => {
     assert.equal(vip.delivered, true);
     assert.equal(received[0]!.path, '/hooks/vip');
     assert.equal(
-      verifyWebhook({ secrets: 'another-secret-0123456789', header: received[0]!.headers['segflow-signature'] as string, body: received[0]!.body }).ok,
+      verifyWebhook({
+        secrets: 'another-secret-0123456789',
+        header: received[0]!.headers['segflow-signature'] as string,
+        body: received[0]!.body,
+      }).ok,
       true,
     );
-    assert.deepEqual(await hooks.subscribersForSegmentChange({ oldSegment: null, newSegment: { id: 3, label: 'VIP' } }), ['crm', 'vip-desk']);
+    assert.deepEqual(await hooks.subscribersForSegmentChange({ oldSegment: null, newSegment: { id: 3, label: 'VIP' } }), [
+      'crm',
+      'vip-desk',
+    ]);
     assert.deepEqual(await hooks.subscribersForSegmentChange({ oldSegment: null, newSegment: { id: 1, label: 'Occasional' } }), ['crm']);
 
     const unknown = await failureOf(hooks.deliverSegmentChange({ ...change, subscriberId: 'nobody' }));

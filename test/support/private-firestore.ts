@@ -40,10 +40,14 @@ export async function startPrivateFirestore(name: string): Promise<PrivateFirest
     child = spawn(file, args, { detached: true, stdio: ['ignore', out, out] });
     child.unref();
     const started = child;
-    await until('did not answer', async () => {
-      if (started.exitCode !== null) throw new Error(`private Firestore emulator exited with ${started.exitCode}; see ${log}`);
-      return httpOk(`http://127.0.0.1:${port}/`);
-    }, 120_000);
+    await until(
+      'did not answer',
+      async () => {
+        if (started.exitCode !== null) throw new Error(`private Firestore emulator exited with ${started.exitCode}; see ${log}`);
+        return httpOk(`http://127.0.0.1:${port}/`);
+      },
+      120_000,
+    );
   };
 
   const kill = async () => {

@@ -65,9 +65,10 @@ export async function installCurrentModel(storage: Storage, bucketName: string, 
   if (!exists) await storage.createBucket(bucketName);
   const object = `models/segmentation/${model.version}.json`;
   await bucket.file(object).save(JSON.stringify(model), { resumable: false, contentType: 'application/json' });
-  await bucket
-    .file(CURRENT_MODEL_OBJECT)
-    .save(JSON.stringify({ version: model.version, uri: `gs://${bucketName}/${object}` }), { resumable: false, contentType: 'application/json' });
+  await bucket.file(CURRENT_MODEL_OBJECT).save(JSON.stringify({ version: model.version, uri: `gs://${bucketName}/${object}` }), {
+    resumable: false,
+    contentType: 'application/json',
+  });
 }
 
 export function purchaseEvent(customerId: string, amount: number, ts = new Date()): EventInput {

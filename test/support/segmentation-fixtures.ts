@@ -64,7 +64,9 @@ export function featuresFromEvents(events: Iterable<Event>, asOf: Date): Feature
     const firstSeen = Math.min(...times);
     const tenure = Math.max(asOfDay - utcDay(firstSeen), 0);
     const days = new Set(times.map(utcDay)).size;
-    const web = list.filter((e) => e.type === 'page_view' || e.type === 'click').sort((a, b) => Date.parse(a.ts) - Date.parse(b.ts) || (a.event_id < b.event_id ? -1 : 1));
+    const web = list
+      .filter((e) => e.type === 'page_view' || e.type === 'click')
+      .sort((a, b) => Date.parse(a.ts) - Date.parse(b.ts) || (a.event_id < b.event_id ? -1 : 1));
     let sessions = 0;
     let prev: number | undefined;
     for (const e of web) {
@@ -118,7 +120,11 @@ export interface PersonaPopulation {
  * `n` demo customers with `eventsPerCustomer` events each over `days` days before `asOf`, and
  * their feature rows. Customers without any event are left out (they would have no row).
  */
-export function personaPopulation(n: number, seed: number, opts: { asOf: Date; days?: number; eventsPerCustomer?: number; idPrefix?: string }): PersonaPopulation {
+export function personaPopulation(
+  n: number,
+  seed: number,
+  opts: { asOf: Date; days?: number; eventsPerCustomer?: number; idPrefix?: string },
+): PersonaPopulation {
   const population = makePopulation(n, seed, { idPrefix: opts.idPrefix ?? 'cust' });
   const from = new Date(opts.asOf.getTime() - (opts.days ?? 60) * DAY_MS);
   const events = generateEvents(population, { from, to: opts.asOf, seed, eventsPerCustomer: opts.eventsPerCustomer ?? 60 });

@@ -23,7 +23,10 @@ export interface SegmentedStack {
   close(): Promise<void>;
 }
 
-export async function startSegmentedStack(name: string, opts: { customers: number; nights: number; env?: Record<string, string> }): Promise<SegmentedStack> {
+export async function startSegmentedStack(
+  name: string,
+  opts: { customers: number; nights: number; env?: Record<string, string> },
+): Promise<SegmentedStack> {
   const id = randomUUID().slice(0, 8);
   const dataset = `marts_${name.replace(/[^a-z0-9]/g, '_')}_${id}`;
   const bucket = `segflow-test-${name.replace(/[^a-z0-9]/g, '-')}-${id}`;
@@ -33,9 +36,18 @@ export async function startSegmentedStack(name: string, opts: { customers: numbe
   const clients = createGcpClients(harness.config);
   const close = async () => {
     await harness.close();
-    await clients.bigquery.dataset(dataset).delete({ force: true }).catch(() => undefined);
-    await clients.storage.bucket(bucket).deleteFiles({ force: true }).catch(() => undefined);
-    await clients.storage.bucket(bucket).delete().catch(() => undefined);
+    await clients.bigquery
+      .dataset(dataset)
+      .delete({ force: true })
+      .catch(() => undefined);
+    await clients.storage
+      .bucket(bucket)
+      .deleteFiles({ force: true })
+      .catch(() => undefined);
+    await clients.storage
+      .bucket(bucket)
+      .delete()
+      .catch(() => undefined);
   };
   try {
     const population = personaPopulation(opts.customers, 2026, { asOf: new Date('2026-11-25T00:00:00Z'), eventsPerCustomer: 200 });

@@ -5,10 +5,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { SearchAttributeType } from '@temporalio/common';
-import {
-  encodeSearchAttributeIndexedValueType,
-  type SearchAttributeKey,
-} from '@temporalio/common/lib/search-attributes.js';
+import { encodeSearchAttributeIndexedValueType, type SearchAttributeKey } from '@temporalio/common/lib/search-attributes.js';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DAG_SEARCH_ATTRIBUTES, SCHEDULED_START_TIME_SEARCH_ATTRIBUTE } from '../../workflows/dag-messages.js';
 

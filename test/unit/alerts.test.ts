@@ -44,7 +44,13 @@ test('slack body: text for notifications, blocks with severity, DAG, task, inter
   const body = slackBody(alert);
   assert.equal(body.text, '[error] DAG hourly_pipeline failed for 2026-11-26T09:00:00Z..2026-11-26T10:00:00Z: stg_events');
   const json = JSON.stringify(body.blocks);
-  for (const part of ['*DAG*\\nhourly_pipeline', '*Task*\\nstg_events', '2026-11-26T09:00:00Z .. 2026-11-26T10:00:00Z', 'table raw.events not found', alert.links[0]!.url]) {
+  for (const part of [
+    '*DAG*\\nhourly_pipeline',
+    '*Task*\\nstg_events',
+    '2026-11-26T09:00:00Z .. 2026-11-26T10:00:00Z',
+    'table raw.events not found',
+    alert.links[0]!.url,
+  ]) {
     assert.ok(json.includes(part), `missing ${part}`);
   }
 });
@@ -74,24 +80,36 @@ test('every channel gets its own body; pagerduty only at or above its minimum se
     retryDelaysMs: [],
   });
   const report = await raiseAlert(alert);
-  assert.deepEqual(report.deliveries.map((d) => [d.channel, d.delivered]), [
-    ['webhook#1 (hook)', true],
-    ['slack (hooks.slack.test)', true],
-    ['pagerduty (pd)', true],
-  ]);
+  assert.deepEqual(
+    report.deliveries.map((d) => [d.channel, d.delivered]),
+    [
+      ['webhook#1 (hook)', true],
+      ['slack (hooks.slack.test)', true],
+      ['pagerduty (pd)', true],
+    ],
+  );
   assert.equal((fetch.calls[0]?.body as { dedupKey: string }).dedupKey, alert.dedupKey);
   assert.ok('blocks' in (fetch.calls[1]?.body as object));
   assert.equal((fetch.calls[2]?.body as { routing_key: string }).routing_key, 'rk');
 
   fetch.calls.length = 0;
   await raiseAlert({ ...alert, severity: 'warning' });
-  assert.deepEqual(fetch.calls.map((c) => c.url), ['http://hook/a', 'https://hooks.slack.test/services/T/B/secret']);
+  assert.deepEqual(
+    fetch.calls.map((c) => c.url),
+    ['http://hook/a', 'https://hooks.slack.test/services/T/B/secret'],
+  );
 });
 
 test('a broken channel is retried, logged without its URL, and never throws', async () => {
   const { logger, lines } = recordingLogger();
   const fetch = fakeFetch([503, new TypeError('fetch failed'), 500]);
-  const { raiseAlert } = createAlertActivities({ logger, webhookUrls: [], slackWebhookUrl: 'https://hooks.slack.test/services/T/B/secret', fetch: fetch.impl, retryDelaysMs: [1, 1] });
+  const { raiseAlert } = createAlertActivities({
+    logger,
+    webhookUrls: [],
+    slackWebhookUrl: 'https://hooks.slack.test/services/T/B/secret',
+    fetch: fetch.impl,
+    retryDelaysMs: [1, 1],
+  });
   const report = await raiseAlert(alert);
   assert.deepEqual(report.deliveries, [{ channel: 'slack (hooks.slack.test)', delivered: false, attempts: 3, error: 'HTTP 500' }]);
   assert.equal(fetch.calls.length, 3);
@@ -120,5 +138,8 @@ test('alert channels are configured in core/config.ts', () => {
     pagerDuty: { routingKey: 'abc', url: 'https://events.pagerduty.com/v2/enqueue', minSeverity: 'error' },
   });
   assert.deepEqual(parseConfig({}).alerts, { webhookUrls: [] });
-  assert.throws(() => parseConfig({ SEGFLOW_ALERT_SLACK_WEBHOOK_URL: 'not a url', SEGFLOW_NIGHTLY_TIMEZONE: 'Mars/Olympus' }), /SEGFLOW_ALERT_SLACK_WEBHOOK_URL[\s\S]*SEGFLOW_NIGHTLY_TIMEZONE/);
+  assert.throws(
+    () => parseConfig({ SEGFLOW_ALERT_SLACK_WEBHOOK_URL: 'not a url', SEGFLOW_NIGHTLY_TIMEZONE: 'Mars/Olympus' }),
+    /SEGFLOW_ALERT_SLACK_WEBHOOK_URL[\s\S]*SEGFLOW_NIGHTLY_TIMEZONE/,
+  );
 });

@@ -10,7 +10,11 @@ function rows(markdown: string): Map<string, string[]> {
   const found = new Map<string, string[]>();
   for (const line of markdown.split('\n')) {
     const match = /^\| `([A-Z_]+)` \| (.*) \|$/.exec(line);
-    if (match !== null) found.set(match[1] as string, (match[2] as string).split(/(?<!\\)\| /).map((c) => c.trim()));
+    if (match !== null)
+      found.set(
+        match[1] as string,
+        (match[2] as string).split(/(?<!\\)\| /).map((c) => c.trim()),
+      );
   }
   return found;
 }
@@ -40,10 +44,22 @@ describe('renderConfigDocs', () => {
       .string()
       .optional()
       .transform((v) => (v === '' ? undefined : v))
-      .pipe(z.string().regex(/^[a-z]+:\d+$/).optional())
+      .pipe(
+        z
+          .string()
+          .regex(/^[a-z]+:\d+$/)
+          .optional(),
+      )
       .describe('Where.'),
-    TIME: z.string().regex(/^(0|1)\d$/).default('').describe('Two digits.'),
-    LINK: z.url({ protocol: /^https?$/ }).default('http://x.test').describe('A link.'),
+    TIME: z
+      .string()
+      .regex(/^(0|1)\d$/)
+      .default('')
+      .describe('Two digits.'),
+    LINK: z
+      .url({ protocol: /^https?$/ })
+      .default('http://x.test')
+      .describe('A link.'),
   });
 
   it('renders type, allowed values, default and description of each variable', () => {

@@ -9,7 +9,15 @@ import {
   topologicalOrder,
   type DagProblem,
 } from '../../core/dag-graph.js';
-import { assertDagActivitiesRegistered, createDagRegistry, defineDag, durationToMs, resolveTaskOptions, type DagSpec, type DagTaskDefinition } from '../../dags/dsl.js';
+import {
+  assertDagActivitiesRegistered,
+  createDagRegistry,
+  defineDag,
+  durationToMs,
+  resolveTaskOptions,
+  type DagSpec,
+  type DagTaskDefinition,
+} from '../../dags/dsl.js';
 import { SQL_MODEL_ACTIVITY } from '../../elt/names.js';
 import { HOURLY_PIPELINE_DAG, NIGHTLY_SEGMENTATION_DAG } from '../../core/dag-ids.js';
 import { dagRegistry, registerDags } from '../../dags/index.js';
@@ -99,9 +107,7 @@ describe('DAG validation', () => {
   });
 
   test('tasks can be computed by a function', () => {
-    const dag = defineDag(
-      spec(() => Array.from({ length: 5 }, (_, i) => step(`t${i}`, i === 0 ? [] : [`t${i - 1}`]))),
-    );
+    const dag = defineDag(spec(() => Array.from({ length: 5 }, (_, i) => step(`t${i}`, i === 0 ? [] : [`t${i - 1}`]))));
     assert.deepEqual(
       dag.tasks.map((t) => t.id),
       ['t0', 't1', 't2', 't3', 't4'],
@@ -121,7 +127,10 @@ describe('DAG validation', () => {
     assert.equal(dagRegistry.get('example_cleanup')?.id, 'example_cleanup');
     // Loading the same definitions again changes nothing; another DAG under a taken id is refused.
     registerDags(exampleDags);
-    assert.throws(() => registerDags([defineDag({ ...spec([step('a')]), id: 'example_diamond' })]), /Two DAGs are defined with id "example_diamond"/);
+    assert.throws(
+      () => registerDags([defineDag({ ...spec([step('a')]), id: 'example_diamond' })]),
+      /Two DAGs are defined with id "example_diamond"/,
+    );
   });
 });
 
@@ -159,9 +168,7 @@ describe('DAG topology', () => {
 
 describe('task options', () => {
   test('a task overrides the DAG defaults field by field', () => {
-    const dag = defineDag(
-      spec([step('a'), { ...step('b'), retry: { maximumAttempts: 5 }, startToCloseTimeout: '30s', local: true }]),
-    );
+    const dag = defineDag(spec([step('a'), { ...step('b'), retry: { maximumAttempts: 5 }, startToCloseTimeout: '30s', local: true }]));
     const [a, b] = dag.tasks.map((t) => resolveTaskOptions(dag, t));
     assert.deepEqual(a?.retry, {
       initialIntervalMs: 1000,

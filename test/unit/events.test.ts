@@ -87,10 +87,20 @@ describe('validateMessage: valid events', () => {
     });
   }
 
-  for (const ts of ['2026-11-26T09:00:00', '2026-11-26 09:00:00Z', '2026-11-26T09:00Z', '2025-02-29T00:00:00Z', '2026-13-01T00:00:00Z', '1764148500']) {
+  for (const ts of [
+    '2026-11-26T09:00:00',
+    '2026-11-26 09:00:00Z',
+    '2026-11-26T09:00Z',
+    '2025-02-29T00:00:00Z',
+    '2026-13-01T00:00:00Z',
+    '1764148500',
+  ]) {
     it(`refuses non-RFC 3339 timestamp ${ts} with bad_timestamp`, () => {
       const reasons = reasonsOf(validateMessage(message({ ...purchase, ts }), opts));
-      assert.deepEqual(reasons.map((r) => [r.code, r.path]), [['bad_timestamp', 'ts']]);
+      assert.deepEqual(
+        reasons.map((r) => [r.code, r.path]),
+        [['bad_timestamp', 'ts']],
+      );
     });
   }
 });
@@ -100,7 +110,11 @@ describe('validateMessage: malformed messages', () => {
     it(`makeMalformed('${kind}') yields exactly reason ${kind} for every variant`, () => {
       for (let seed = 0; seed < 12; seed += 1) {
         const reasons = reasonsOf(validateMessage(makeMalformed(kind, seed, opts), opts));
-        assert.deepEqual(reasons.map((r) => r.code), [kind], `seed ${seed}: ${JSON.stringify(reasons)}`);
+        assert.deepEqual(
+          reasons.map((r) => r.code),
+          [kind],
+          `seed ${seed}: ${JSON.stringify(reasons)}`,
+        );
       }
     });
   }
@@ -114,39 +128,44 @@ describe('validateMessage: malformed messages', () => {
       properties: { order_id: '', amount: '12.50', currency: 'usd' },
     };
     const reasons = reasonsOf(validateMessage(message(body, { type: 'page_view', schema: 'v2' }), opts));
-    assert.deepEqual(
-      reasons.map((r) => `${r.code}@${r.path ?? ''}`).sort(),
-      [
-        'attribute_mismatch@attributes.type',
-        'bad_timestamp@ts',
-        'invalid_type@properties.amount',
-        'invalid_value@customer_id',
-        'invalid_value@event_id',
-        'invalid_value@properties.currency',
-        'invalid_value@properties.order_id',
-        'unsupported_schema@attributes.schema',
-      ],
-    );
+    assert.deepEqual(reasons.map((r) => `${r.code}@${r.path ?? ''}`).sort(), [
+      'attribute_mismatch@attributes.type',
+      'bad_timestamp@ts',
+      'invalid_type@properties.amount',
+      'invalid_value@customer_id',
+      'invalid_value@event_id',
+      'invalid_value@properties.currency',
+      'invalid_value@properties.order_id',
+      'unsupported_schema@attributes.schema',
+    ]);
   });
 
   it('checks the other fields of an event whose type is unknown', () => {
     const body = { type: 'refund', customer_id: 'c 1', ts: '2030-01-01T00:00:00Z', properties: {} };
     const reasons = reasonsOf(validateMessage(message(body, { type: 'refund' }), opts));
-    assert.deepEqual(
-      reasons.map((r) => `${r.code}@${r.path ?? ''}`).sort(),
-      ['future_timestamp@ts', 'invalid_value@customer_id', 'missing_field@event_id', 'unknown_type@type'],
-    );
+    assert.deepEqual(reasons.map((r) => `${r.code}@${r.path ?? ''}`).sort(), [
+      'future_timestamp@ts',
+      'invalid_value@customer_id',
+      'missing_field@event_id',
+      'unknown_type@type',
+    ]);
   });
 
   it('reports a non-string type once, as unknown_type', () => {
     const reasons = reasonsOf(validateMessage(message({ ...purchase, type: 5 }), opts));
-    assert.deepEqual(reasons.map((r) => `${r.code}@${r.path ?? ''}`), ['unknown_type@type']);
+    assert.deepEqual(
+      reasons.map((r) => `${r.code}@${r.path ?? ''}`),
+      ['unknown_type@type'],
+    );
   });
 
   it('reports a missing type as a missing field', () => {
     const { type: _type, ...body } = purchase;
     const reasons = reasonsOf(validateMessage(message(body), opts));
-    assert.deepEqual(reasons.map((r) => `${r.code}@${r.path ?? ''}`), ['missing_field@type']);
+    assert.deepEqual(
+      reasons.map((r) => `${r.code}@${r.path ?? ''}`),
+      ['missing_field@type'],
+    );
   });
 
   it('still checks the content of an oversized message', () => {
@@ -159,9 +178,7 @@ describe('validateMessage: malformed messages', () => {
     for (const reason of all) {
       assert.match(reason.message, /^expected .+, found .+/s, `${reason.code}: ${reason.message}`);
     }
-    const [amount] = reasonsOf(
-      validateMessage(message({ ...purchase, properties: { ...purchase.properties, amount: -5 } }), opts),
-    );
+    const [amount] = reasonsOf(validateMessage(message({ ...purchase, properties: { ...purchase.properties, amount: -5 } }), opts));
     assert.equal(amount?.message, 'expected an amount >= 0, found a number -5');
   });
 
@@ -184,7 +201,11 @@ describe('validateMessage: hostile input', () => {
   it('refuses every hostile string as a customer id, with a short, single-line message', () => {
     for (const hostile of HOSTILE_STRINGS) {
       const reasons = reasonsOf(validateMessage(message({ ...purchase, customer_id: hostile }), opts));
-      assert.deepEqual(reasons.map((r) => `${r.code}@${r.path ?? ''}`), ['invalid_value@customer_id'], JSON.stringify(hostile));
+      assert.deepEqual(
+        reasons.map((r) => `${r.code}@${r.path ?? ''}`),
+        ['invalid_value@customer_id'],
+        JSON.stringify(hostile),
+      );
       const text = reasons[0]?.message ?? '';
       assert.ok(text.length < 300, `message too long: ${text.length}`);
       // eslint-disable-next-line no-control-regex -- the assertion is that no raw control character gets through
@@ -195,7 +216,11 @@ describe('validateMessage: hostile input', () => {
   it("refuses customer ids Firestore reserves ('.', '..', '__name__')", () => {
     for (const customer_id of ['.', '..', '__name__', '', 'a/b', 'x'.repeat(129)]) {
       const reasons = reasonsOf(validateMessage(message({ ...purchase, customer_id }), opts));
-      assert.deepEqual(reasons.map((r) => r.path), ['customer_id'], customer_id);
+      assert.deepEqual(
+        reasons.map((r) => r.path),
+        ['customer_id'],
+        customer_id,
+      );
     }
     accepted(validateMessage(message({ ...purchase, customer_id: 'x'.repeat(128) }), opts));
   });
@@ -207,7 +232,8 @@ describe('validateMessage: hostile input', () => {
   });
 
   it('does not let a __proto__ key pollute prototypes', () => {
-    const data = `{"event_id":"${purchase.event_id}","customer_id":"c1","type":"purchase","ts":"2026-11-26T09:00:00Z",` +
+    const data =
+      `{"event_id":"${purchase.event_id}","customer_id":"c1","type":"purchase","ts":"2026-11-26T09:00:00Z",` +
       '"properties":{"order_id":"o","amount":1,"currency":"USD","__proto__":{"polluted":true}},"__proto__":{"polluted":true}}';
     const event = accepted(validateMessage(message(data), opts));
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
@@ -220,9 +246,7 @@ describe('encodeEvent', () => {
   it('round-trips through validateMessage with type, event_id and schema attributes', () => {
     const encoded = encodeEvent({ ...purchase, type: 'purchase' });
     assert.deepEqual(encoded.attributes, { type: 'purchase', event_id: purchase.event_id, schema: 'v1' });
-    const event = accepted(
-      validateMessage({ data: encoded.data, attributes: encoded.attributes, publishTime: now, messageId: '1' }, opts),
-    );
+    const event = accepted(validateMessage({ data: encoded.data, attributes: encoded.attributes, publishTime: now, messageId: '1' }, opts));
     assert.deepEqual(event, purchase);
   });
 
@@ -259,6 +283,9 @@ describe('JSON Schema for producers', () => {
 
   it('describes one variant per event type', () => {
     const schema = JSON.parse(renderEventJsonSchema()) as { oneOf: Array<{ properties: { type: { const: string } } }> };
-    assert.deepEqual(schema.oneOf.map((v) => v.properties.type.const), [...EVENT_TYPES]);
+    assert.deepEqual(
+      schema.oneOf.map((v) => v.properties.type.const),
+      [...EVENT_TYPES],
+    );
   });
 });

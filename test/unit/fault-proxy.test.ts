@@ -38,20 +38,31 @@ type Outcome = { status: number; body: string; upstreamHeader?: string } | { err
 /** One request on a fresh connection (a reset must not poison the next request). */
 function request(url: string, body: string): Promise<Outcome> {
   return new Promise((resolve) => {
-    const req = http.request(`${url}/path?q=1`, { method: 'POST', agent: false, headers: { 'content-length': Buffer.byteLength(body) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), upstreamHeader: res.headers['x-upstream'] as string | undefined }),
-      );
-      res.on('error', (err) => resolve({ error: (err as NodeJS.ErrnoException).code ?? err.message }));
-    });
+    const req = http.request(
+      `${url}/path?q=1`,
+      { method: 'POST', agent: false, headers: { 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body: Buffer.concat(chunks).toString('utf8'),
+            upstreamHeader: res.headers['x-upstream'] as string | undefined,
+          }),
+        );
+        res.on('error', (err) => resolve({ error: (err as NodeJS.ErrnoException).code ?? err.message }));
+      },
+    );
     req.on('error', (err) => resolve({ error: (err as NodeJS.ErrnoException).code ?? err.message }));
     req.end(body);
   });
 }
 
-async function withProxy<T>(opts: Omit<ConstructorParameters<typeof FaultProxy>[0], 'target' | 'mode' | 'name'> & { mode?: 'http' | 'tcp' }, fn: (p: FaultProxy) => Promise<T>): Promise<T> {
+async function withProxy<T>(
+  opts: Omit<ConstructorParameters<typeof FaultProxy>[0], 'target' | 'mode' | 'name'> & { mode?: 'http' | 'tcp' },
+  fn: (p: FaultProxy) => Promise<T>,
+): Promise<T> {
   const proxy = new FaultProxy({ name: 'test', mode: 'http', target: { host: '127.0.0.1', port: upstreamPort }, ...opts });
   await proxy.start();
   try {
@@ -109,13 +120,16 @@ describe('fault proxy (http)', () => {
   });
 
   it('slow delays the request and then answers normally', async () => {
-    await withProxy({ faultRate: 1, weights: { http_503: 0, reset_before: 0, reset_after: 0, slow: 1 }, slowMs: [300, 300], seed: 5 }, async (p) => {
-      const t0 = Date.now();
-      const r = await request(p.url, 'slowly');
-      assert.ok(Date.now() - t0 >= 290, `took ${Date.now() - t0} ms`);
-      assert.deepEqual(r, { status: 200, body: 'echo:POST:/path?q=1', upstreamHeader: 'yes' });
-      assert.equal(p.snapshot().faults.slow, 1);
-    });
+    await withProxy(
+      { faultRate: 1, weights: { http_503: 0, reset_before: 0, reset_after: 0, slow: 1 }, slowMs: [300, 300], seed: 5 },
+      async (p) => {
+        const t0 = Date.now();
+        const r = await request(p.url, 'slowly');
+        assert.ok(Date.now() - t0 >= 290, `took ${Date.now() - t0} ms`);
+        assert.deepEqual(r, { status: 200, body: 'echo:POST:/path?q=1', upstreamHeader: 'yes' });
+        assert.equal(p.snapshot().faults.slow, 1);
+      },
+    );
   });
 
   it('counts every fault by kind, and the counts add up to what the client saw', async () => {
@@ -140,7 +154,10 @@ describe('fault proxy (http)', () => {
   });
 
   it('refuses a fault rate outside 0..1 with a message naming the proxy', () => {
-    assert.throws(() => new FaultProxy({ name: 'gcs', mode: 'http', target: { host: '127.0.0.1', port: 1 }, faultRate: 1.5, seed: 1 }), /fault proxy gcs: faultRate must be between 0 and 1, found 1.5/);
+    assert.throws(
+      () => new FaultProxy({ name: 'gcs', mode: 'http', target: { host: '127.0.0.1', port: 1 }, faultRate: 1.5, seed: 1 }),
+      /fault proxy gcs: faultRate must be between 0 and 1, found 1.5/,
+    );
   });
 });
 

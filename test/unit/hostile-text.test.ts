@@ -23,7 +23,10 @@ describe('lone surrogates on the real-time path', () => {
       ts: '2026-11-26T09:00:00Z',
       properties: { city: 'Berlin \ud800', gender: '\udfff' },
     };
-    const next = applyTriggerEvents(emptyFeatureState('2026-11-26T09:00:00Z'), [event], { asOf: '2026-11-26T09:00:01Z', bounds: DEFAULT_RFM_SCORE_BOUNDS });
+    const next = applyTriggerEvents(emptyFeatureState('2026-11-26T09:00:00Z'), [event], {
+      asOf: '2026-11-26T09:00:01Z',
+      bounds: DEFAULT_RFM_SCORE_BOUNDS,
+    });
     assert.deepEqual([next.demographics.city, next.demographics.gender], ['Berlin \ufffd', '\ufffd']);
     for (const text of [next.demographics.city, next.demographics.gender]) {
       assert.equal(Buffer.from(String(text), 'utf8').toString('utf8'), text, 'round-trips through UTF-8');

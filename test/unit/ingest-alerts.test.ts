@@ -37,7 +37,10 @@ describe('ingestion alerts', () => {
   });
 
   it('raise one quarantine alert for a burst of malformed messages spanning many batches, with counts and reasons', () => {
-    const samples = [batch(0, 1000, 0), ...Array.from({ length: 8 }, (_, i) => batch(i + 1, 500, 300, 1_000, { not_json: 200, unknown_type: 100 }))];
+    const samples = [
+      batch(0, 1000, 0),
+      ...Array.from({ length: 8 }, (_, i) => batch(i + 1, 500, 300, 1_000, { not_json: 200, unknown_type: 100 })),
+    ];
     const { alerts, state } = run(samples);
     assert.equal(alerts.length, 1);
     const [alert] = alerts;
@@ -67,7 +70,13 @@ describe('ingestion alerts', () => {
   });
 
   it('raise one lag alert per episode, ignoring empty activities', () => {
-    const samples = [batch(0, 1000, 0, 5_000), batch(1, 1000, 0, 90_000), batch(2, 1000, 0, 120_000), { at: T0 + 30_000, pulled: 0, quarantined: 0 }, batch(4, 1000, 0, 100_000)];
+    const samples = [
+      batch(0, 1000, 0, 5_000),
+      batch(1, 1000, 0, 90_000),
+      batch(2, 1000, 0, 120_000),
+      { at: T0 + 30_000, pulled: 0, quarantined: 0 },
+      batch(4, 1000, 0, 100_000),
+    ];
     const { alerts, state } = run(samples);
     assert.equal(alerts.length, 1);
     assert.equal(alerts[0]!.kind, 'ingestion_lag');
@@ -91,7 +100,11 @@ describe('ingestion alerts', () => {
 
   it('keep only non-empty samples of the window in the carried state', () => {
     const { state } = run([batch(0, 1000, 0), { at: T0 + 10_000, pulled: 0, quarantined: 0 }, batch(2, 10, 0), batch(40, 5, 0)]);
-    assert.deepEqual(state.window.map((s) => s.pulled), [5], 'the empty one never, the old ones once out of the window');
+    assert.deepEqual(
+      state.window.map((s) => s.pulled),
+      [5],
+      'the empty one never, the old ones once out of the window',
+    );
   });
 
   it('are off with a lag threshold of 0 and a share of 1', () => {

@@ -28,10 +28,7 @@ const arrival = new Date('2026-11-26T09:41:07.123Z');
 describe('object names', () => {
   it('follow raw/events/v1/dt=YYYY-MM-DD/hour=HH/<sha256>.ndjson.gz', () => {
     assert.match(rawObjectName(arrival, ids), /^raw\/events\/v1\/dt=2026-11-26\/hour=09\/[0-9a-f]{64}\.ndjson\.gz$/);
-    assert.match(
-      quarantineObjectName(arrival, ids),
-      /^quarantine\/events\/v1\/dt=2026-11-26\/hour=09\/[0-9a-f]{64}\.ndjson\.gz$/,
-    );
+    assert.match(quarantineObjectName(arrival, ids), /^quarantine\/events\/v1\/dt=2026-11-26\/hour=09\/[0-9a-f]{64}\.ndjson\.gz$/);
   });
 
   it('partition by the UTC hour, whatever the offset the Date was built from', () => {
@@ -90,16 +87,18 @@ describe('groupByArrivalHour', () => {
         ['2026-11-26T10:00:00.000Z', ['a', 'c']],
       ],
     );
-    const names = groups.map((g) => rawObjectName(g.hourStart, g.items.map((m) => m.id)));
+    const names = groups.map((g) =>
+      rawObjectName(
+        g.hourStart,
+        g.items.map((m) => m.id),
+      ),
+    );
     assert.match(names[0] ?? '', /hour=09\//);
     assert.match(names[1] ?? '', /hour=10\//);
   });
 
   it('splits across midnight into different dt partitions', () => {
-    const groups = groupByArrivalHour(
-      [new Date('2026-11-26T23:59:59Z'), new Date('2026-11-27T00:00:01Z')],
-      (d) => d,
-    );
+    const groups = groupByArrivalHour([new Date('2026-11-26T23:59:59Z'), new Date('2026-11-27T00:00:01Z')], (d) => d);
     assert.deepEqual(
       groups.map((g) => hourPrefix(g.hourStart)),
       ['raw/events/v1/dt=2026-11-26/hour=23/', 'raw/events/v1/dt=2026-11-27/hour=00/'],
@@ -107,7 +106,10 @@ describe('groupByArrivalHour', () => {
   });
 
   it('returns nothing for an empty batch', () => {
-    assert.deepEqual(groupByArrivalHour([], (d: Date) => d), []);
+    assert.deepEqual(
+      groupByArrivalHour([], (d: Date) => d),
+      [],
+    );
   });
 });
 
@@ -147,10 +149,7 @@ describe('toLakeRecord', () => {
   });
 
   it('has exactly the columns of the raw.events BigQuery schema', () => {
-    assert.deepEqual(
-      Object.keys(toLakeRecord(event, meta)).sort(),
-      RAW_EVENTS_BQ_SCHEMA.map((f) => f.name).sort(),
-    );
+    assert.deepEqual(Object.keys(toLakeRecord(event, meta)).sort(), RAW_EVENTS_BQ_SCHEMA.map((f) => f.name).sort());
   });
 });
 
@@ -207,13 +206,25 @@ describe('toQuarantineRecord', () => {
 
 describe('splitBySize (a batch bigger than a lake object may be)', () => {
   const item = (id: string, bytes: number) => ({ id, bytes });
-  const split = (items: Array<{ id: string; bytes: number }>, max: number) => splitBySize(items, (i) => i.id, (i) => i.bytes, max);
+  const split = (items: Array<{ id: string; bytes: number }>, max: number) =>
+    splitBySize(
+      items,
+      (i) => i.id,
+      (i) => i.bytes,
+      max,
+    );
   const idsOf = (parts: ReturnType<typeof split>) => parts.map((p) => p.items.map((i) => i.id));
 
   it('keeps a batch that fits in one part, so its object name is the one of the whole batch', () => {
     const parts = split([item('b', 10), item('a', 20)], 30);
     assert.deepEqual(idsOf(parts), [['a', 'b']]);
-    assert.equal(rawObjectName(arrival, parts[0]!.items.map((i) => i.id)), rawObjectName(arrival, ['b', 'a']));
+    assert.equal(
+      rawObjectName(
+        arrival,
+        parts[0]!.items.map((i) => i.id),
+      ),
+      rawObjectName(arrival, ['b', 'a']),
+    );
   });
 
   it('packs every item exactly once into parts at most the limit', () => {
@@ -222,7 +233,10 @@ describe('splitBySize (a batch bigger than a lake object may be)', () => {
     assert.ok(parts.length > 1);
     for (const p of parts) {
       assert.ok(p.bytes <= 300, `part of ${p.bytes} bytes`);
-      assert.equal(p.bytes, p.items.reduce((n, i) => n + i.bytes, 0));
+      assert.equal(
+        p.bytes,
+        p.items.reduce((n, i) => n + i.bytes, 0),
+      );
       assert.equal(p.oversized, false);
     }
     const all = parts.flatMap((p) => p.items.map((i) => i.id));
@@ -233,7 +247,13 @@ describe('splitBySize (a batch bigger than a lake object may be)', () => {
   it('gives the same parts, hence the same object names, whatever order the messages came in (a retried batch)', () => {
     const items = Array.from({ length: 50 }, (_, i) => item(`id-${i}`, 10 + (i % 7)));
     const shuffled = [...items].sort((a, b) => ((a.bytes * 31 + a.id.length) % 11) - ((b.bytes * 31 + b.id.length) % 11));
-    const names = (parts: ReturnType<typeof split>) => parts.map((p) => rawObjectName(arrival, p.items.map((i) => i.id)));
+    const names = (parts: ReturnType<typeof split>) =>
+      parts.map((p) =>
+        rawObjectName(
+          arrival,
+          p.items.map((i) => i.id),
+        ),
+      );
     assert.deepEqual(names(split(shuffled, 64)), names(split(items, 64)));
     assert.deepEqual(names(split([...items].reverse(), 64)), names(split(items, 64)));
   });
@@ -242,7 +262,10 @@ describe('splitBySize (a batch bigger than a lake object may be)', () => {
     const parts = split([item('a', 5), item('b', 500), item('c', 5)], 100);
     assert.deepEqual(idsOf(parts), [['a', 'c'], ['b']]);
     const big = parts.find((p) => p.items.some((i) => i.id === 'b'))!;
-    assert.deepEqual(big.items.map((i) => i.id), ['b']);
+    assert.deepEqual(
+      big.items.map((i) => i.id),
+      ['b'],
+    );
     assert.equal(big.oversized, true);
     assert.ok(parts.filter((p) => p !== big).every((p) => !p.oversized && p.bytes <= 100));
   });
@@ -254,9 +277,15 @@ describe('splitBySize (a batch bigger than a lake object may be)', () => {
   });
 
   it('measures what an object holds: lines from ndjsonLine, compressed to the same bytes as encodeNdjsonGz', async () => {
-    const records = [{ a: 1, s: 'x\ny' }, { a: 2, s: 'é' }];
+    const records = [
+      { a: 1, s: 'x\ny' },
+      { a: 2, s: 'é' },
+    ];
     const lines = records.map(ndjsonLine);
     assert.deepEqual(await encodeLinesGzAsync(lines), encodeNdjsonGz(records));
-    assert.equal(lines.reduce((n, l) => n + Buffer.byteLength(l), 0), gunzipSync(encodeNdjsonGz(records)).length);
+    assert.equal(
+      lines.reduce((n, l) => n + Buffer.byteLength(l), 0),
+      gunzipSync(encodeNdjsonGz(records)).length,
+    );
   });
 });

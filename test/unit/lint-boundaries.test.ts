@@ -19,22 +19,44 @@ const boundaryErrors = (errors: string[]) => errors.filter((e) => e.startsWith('
 
 test('api may import core and stores, not activities', async () => {
   assert.deepEqual(
-    await errorsOf('api/probe.ts', "import { createGcpClients } from '../stores/clients.js';\nimport { loadConfig } from '../core/config.js';\nexport const x = [createGcpClients, loadConfig];\n"),
+    await errorsOf(
+      'api/probe.ts',
+      "import { createGcpClients } from '../stores/clients.js';\nimport { loadConfig } from '../core/config.js';\nexport const x = [createGcpClients, loadConfig];\n",
+    ),
     [],
   );
-  const errors = await errorsOf('api/probe.ts', "import { createWarehouseActivities } from '../activities/warehouse.js';\nexport const x = createWarehouseActivities;\n");
+  const errors = await errorsOf(
+    'api/probe.ts',
+    "import { createWarehouseActivities } from '../activities/warehouse.js';\nexport const x = createWarehouseActivities;\n",
+  );
   assert.equal(boundaryErrors(errors).length, 1, errors.join('\n'));
   assert.match(errors[0] ?? '', /"api" to elements of type "activities"/);
 });
 
 test('core imports nothing of the project, even from a nested folder', async () => {
-  const errors = await errorsOf('core/segmentation/probe.ts', "import { dagRegistry } from '../../dags/index.js';\nexport const x = dagRegistry;\n");
+  const errors = await errorsOf(
+    'core/segmentation/probe.ts',
+    "import { dagRegistry } from '../../dags/index.js';\nexport const x = dagRegistry;\n",
+  );
   assert.match(boundaryErrors(errors).join('\n'), /"core" to elements of type "dags"/);
 });
 
 test('activities may not import workflow code; stores may not import activities', async () => {
-  assert.equal(boundaryErrors(await errorsOf('activities/probe.ts', "import { RECLASSIFY_WORKFLOW } from '../workflows/reclassify-messages.js';\nexport const x = RECLASSIFY_WORKFLOW;\n")).length, 1);
-  assert.equal(boundaryErrors(await errorsOf('stores/probe.ts', "import { heartbeat } from '../activities/heartbeat.js';\nexport const x = heartbeat;\n")).length, 1);
+  assert.equal(
+    boundaryErrors(
+      await errorsOf(
+        'activities/probe.ts',
+        "import { RECLASSIFY_WORKFLOW } from '../workflows/reclassify-messages.js';\nexport const x = RECLASSIFY_WORKFLOW;\n",
+      ),
+    ).length,
+    1,
+  );
+  assert.equal(
+    boundaryErrors(
+      await errorsOf('stores/probe.ts', "import { heartbeat } from '../activities/heartbeat.js';\nexport const x = heartbeat;\n"),
+    ).length,
+    1,
+  );
 });
 
 test('workflow code takes activity types only, and no Node built-ins or file reads', async () => {
@@ -49,6 +71,22 @@ test('workflow code takes activity types only, and no Node built-ins or file rea
 });
 
 test('tests and processes wire everything together', async () => {
-  assert.deepEqual(boundaryErrors(await errorsOf('test/workflows/probe.ts', "import { createWarehouseActivities } from '../../activities/warehouse.js';\nexport const x = createWarehouseActivities;\n")), []);
-  assert.deepEqual(boundaryErrors(await errorsOf('workers/probe.ts', "import { createWarehouseActivities } from '../activities/warehouse.js';\nexport const x = createWarehouseActivities;\n")), []);
+  assert.deepEqual(
+    boundaryErrors(
+      await errorsOf(
+        'test/workflows/probe.ts',
+        "import { createWarehouseActivities } from '../../activities/warehouse.js';\nexport const x = createWarehouseActivities;\n",
+      ),
+    ),
+    [],
+  );
+  assert.deepEqual(
+    boundaryErrors(
+      await errorsOf(
+        'workers/probe.ts',
+        "import { createWarehouseActivities } from '../activities/warehouse.js';\nexport const x = createWarehouseActivities;\n",
+      ),
+    ),
+    [],
+  );
 });

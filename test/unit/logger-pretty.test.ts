@@ -10,7 +10,10 @@ function terminalAndFile() {
   const dir = mkdtempSync(path.join(tmpdir(), 'segflow-logger-'));
   const file = path.join(dir, 'logs', 'segflow.log');
   const terminal: string[] = [];
-  const logger = createLogger({ level: 'info', pretty: { file, fileLevel: 'debug' } }, { write: (line: string) => void terminal.push(line) });
+  const logger = createLogger(
+    { level: 'info', pretty: { file, fileLevel: 'debug' } },
+    { write: (line: string) => void terminal.push(line) },
+  );
   return {
     logger,
     terminal,
@@ -40,12 +43,18 @@ describe('logs for a person at a terminal', () => {
       assert.ok(!(t.terminal[0] ?? '').includes('{'), 'no JSON in the terminal');
       assert.match(t.terminal[1] ?? '', /WARN.*Activity failed err="first line" customerId=c-1/);
 
-      const json = (await t.file(3)).trimEnd().split('\n').map((l) => JSON.parse(l) as { msg: string; level: string; nested?: object; err?: { stack?: string } });
-      assert.deepEqual(json.map((l) => [l.level, l.msg]), [
-        ['info', 'worker started'],
-        ['warn', 'Activity failed'],
-        ['debug', 'batch ingested'],
-      ]);
+      const json = (await t.file(3))
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { msg: string; level: string; nested?: object; err?: { stack?: string } });
+      assert.deepEqual(
+        json.map((l) => [l.level, l.msg]),
+        [
+          ['info', 'worker started'],
+          ['warn', 'Activity failed'],
+          ['debug', 'batch ingested'],
+        ],
+      );
       assert.deepEqual(json[0]?.nested, { a: 1 });
       assert.match(json[1]?.err?.stack ?? '', /at somewhere/, 'the file keeps the stack');
     } finally {
@@ -75,7 +84,10 @@ describe('logs for a person at a terminal', () => {
   it('redacts secrets in both outputs', async () => {
     const t = terminalAndFile();
     try {
-      t.logger.info({ authorization: 'S3CRET-1', headers: { authorization: 'S3CRET-2' }, req: { url: '/v1/x?token=S3CRET-3' }, apiKey: 'S3CRET-4' }, 'request');
+      t.logger.info(
+        { authorization: 'S3CRET-1', headers: { authorization: 'S3CRET-2' }, req: { url: '/v1/x?token=S3CRET-3' }, apiKey: 'S3CRET-4' },
+        'request',
+      );
       const file = await t.file(1);
       assert.ok(!t.terminal.join('').includes('S3CRET'), t.terminal.join(''));
       assert.ok(!file.includes('S3CRET'), file);

@@ -11,14 +11,19 @@ function capture() {
 describe('logger redaction', () => {
   it('removes secret fields at any of the first three levels', () => {
     const { logger, text } = capture();
-    logger.info({ authorization: 'S3CRET-1', headers: { authorization: 'S3CRET-2' }, a: { b: { token: 'S3CRET-3' } }, apiKey: 'S3CRET-4' }, 'x');
+    logger.info(
+      { authorization: 'S3CRET-1', headers: { authorization: 'S3CRET-2' }, a: { b: { token: 'S3CRET-3' } }, apiKey: 'S3CRET-4' },
+      'x',
+    );
     assert.ok(!text().includes('S3CRET'), text());
     assert.match(text(), /\[redacted\]/);
   });
 
   it('keeps a logged request URL without its query values', () => {
     const { logger, text } = capture();
-    logger.child({ component: 'api' }).info({ req: { method: 'GET', url: '/v1/customers/c-1/profile?access_token=S3CRET-5&x' } }, 'incoming request');
+    logger
+      .child({ component: 'api' })
+      .info({ req: { method: 'GET', url: '/v1/customers/c-1/profile?access_token=S3CRET-5&x' } }, 'incoming request');
     assert.match(text(), /"url":"\/v1\/customers\/c-1\/profile\?access_token=\[redacted\]&x=\[redacted\]"/);
     assert.equal(redactUrlQuery('/healthz'), '/healthz');
   });

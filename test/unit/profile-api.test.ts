@@ -69,7 +69,11 @@ after(async () => {
 
 async function get(app: ReturnType<typeof buildProfileApi>, url: string, headers: Record<string, string> = auth) {
   const res = await app.inject({ method: 'GET', url, headers });
-  return { status: res.statusCode, headers: res.headers, body: res.body.length > 0 ? (JSON.parse(res.body) as Record<string, unknown>) : {} };
+  return {
+    status: res.statusCode,
+    headers: res.headers,
+    body: res.body.length > 0 ? (JSON.parse(res.body) as Record<string, unknown>) : {},
+  };
 }
 
 describe('authentication', () => {
@@ -371,7 +375,8 @@ describe('limits', () => {
     store.data.set('c-1', profile('c-1'));
     const app = api(store, { rateLimit: { max: 3, timeWindowMs: 60_000 } });
     const statuses: number[] = [];
-    for (let i = 0; i < 3; i++) statuses.push((await get(app, '/v1/customers/c-1/profile', { authorization: 'Bearer guess-guess-guess' })).status);
+    for (let i = 0; i < 3; i++)
+      statuses.push((await get(app, '/v1/customers/c-1/profile', { authorization: 'Bearer guess-guess-guess' })).status);
     statuses.push((await get(app, '/v1/customers/c-1/profile')).status);
     assert.deepEqual(statuses, [401, 401, 401, 429]);
     // Another client has its own budget.

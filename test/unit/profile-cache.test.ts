@@ -43,7 +43,8 @@ class BatchStore implements ProfileStore {
     this.batches.push([...ids]);
     if (this.mode === 'error') throw new Error('14 UNAVAILABLE: connect ECONNREFUSED');
     if (this.mode === 'hang') return new Promise<never>(() => {});
-    const answer = () => ids.map((id) => (this.unreadable.has(id) ? { error: 'does not match the profile schema' } : { profile: this.data.get(id) ?? null }));
+    const answer = () =>
+      ids.map((id) => (this.unreadable.has(id) ? { error: 'does not match the profile schema' } : { profile: this.data.get(id) ?? null }));
     if (this.mode === 'defer') {
       // What the store holds when it is read, not when it answers.
       const snapshot = answer();
@@ -101,11 +102,21 @@ describe('batched revalidation', () => {
     for (const id of ids) await reader.read(id);
     for (const id of ids) await reader.read(id);
     await sleep(100);
-    assert.deepEqual(store.batches.map((b) => b.length), [10], 'one batch of at most 10 at once');
+    assert.deepEqual(
+      store.batches.map((b) => b.length),
+      [10],
+      'one batch of at most 10 at once',
+    );
     await sleep(200);
-    assert.deepEqual(store.batches.map((b) => b.length), [10, 10]);
+    assert.deepEqual(
+      store.batches.map((b) => b.length),
+      [10, 10],
+    );
     await sleep(200);
-    assert.deepEqual(store.batches.map((b) => b.length), [10, 10, 5]);
+    assert.deepEqual(
+      store.batches.map((b) => b.length),
+      [10, 10, 5],
+    );
     assert.equal(new Set(store.batches.flat()).size, 25, 'every queued customer read once');
     reader.close();
   });
@@ -251,7 +262,10 @@ describe('batched revalidation', () => {
     assert.ok(performance.now() - t0 < 80, 'not held back by the refresh interval');
     assert.ok(answers.every((a) => a.kind === 'fresh' && a.profile.segment_label === 'Updated'));
     assert.equal(store.singles.length, 30, 'only the first, uncached reads were single');
-    assert.deepEqual(store.batches.map((b) => b.length), [30, 30]);
+    assert.deepEqual(
+      store.batches.map((b) => b.length),
+      [30, 30],
+    );
     reader.close();
   });
 
@@ -284,7 +298,10 @@ describe('batched revalidation', () => {
 
   it('rejects settings that are not whole numbers', () => {
     const logger = createLogger({ level: 'silent' });
-    assert.throws(() => new CachedProfileReader(new BatchStore(), logger, { refreshBatchMax: 0 }), /refreshBatchMax to be a whole number >= 1/);
+    assert.throws(
+      () => new CachedProfileReader(new BatchStore(), logger, { refreshBatchMax: 0 }),
+      /refreshBatchMax to be a whole number >= 1/,
+    );
     assert.throws(() => new CachedProfileReader(new BatchStore(), logger, { refreshIntervalMs: 1.5 }), /refreshIntervalMs/);
   });
 });

@@ -45,7 +45,10 @@ describe('repeated warnings', () => {
     repeated.log('error', 'b', {}, 'cause b');
     repeated.log('warn', 'a', {}, 'cause a');
     repeated.log('error', 'b', {}, 'cause b');
-    assert.deepEqual([...at('warn'), ...at('error')].map((l) => l.msg), ['cause a', 'cause b']);
+    assert.deepEqual(
+      [...at('warn'), ...at('error')].map((l) => l.msg),
+      ['cause a', 'cause b'],
+    );
   });
 
   it('summarizes on the next occurrence once the window has passed, without a timer', () => {
@@ -83,7 +86,10 @@ describe('repeated warnings', () => {
     repeated.log('warn', 'a', {}, 'cause a');
     await sleep(300);
     repeated.close();
-    assert.deepEqual(lines.map((l) => l.repeated), [undefined, 1]);
+    assert.deepEqual(
+      lines.map((l) => l.repeated),
+      [undefined, 1],
+    );
   });
 
   it('writes every pending summary on close', () => {

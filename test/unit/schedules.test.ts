@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseConfig } from '../../core/config.js';
 import { scheduleDefinitions, scheduleOptions, specHash } from '../../schedules/definitions.js';
-import { metricsPorts, metricsText, recordApiLatency, recordIngestBatch, recordReclassifyLatency, recordTaskDuration } from '../../workers/metrics.js';
+import {
+  metricsPorts,
+  metricsText,
+  recordApiLatency,
+  recordIngestBatch,
+  recordReclassifyLatency,
+  recordTaskDuration,
+} from '../../workers/metrics.js';
 import { intervalEndForNominalTime } from '../../workflows/scheduled-dag-run.js';
 
 test('a fire a few minutes past the hour processes the whole previous hour; a nightly fire the previous UTC day', () => {
@@ -12,7 +19,12 @@ test('a fire a few minutes past the hour processes the whole previous hour; a ni
 });
 
 test('definitions follow the configuration: minute, nightly time and zone, prefix', () => {
-  const config = parseConfig({ SEGFLOW_HOURLY_MINUTE: '7', SEGFLOW_NIGHTLY_TIME: '03:30', SEGFLOW_NIGHTLY_TIMEZONE: 'Europe/Berlin', SEGFLOW_SCHEDULE_PREFIX: 'staging.' });
+  const config = parseConfig({
+    SEGFLOW_HOURLY_MINUTE: '7',
+    SEGFLOW_NIGHTLY_TIME: '03:30',
+    SEGFLOW_NIGHTLY_TIMEZONE: 'Europe/Berlin',
+    SEGFLOW_SCHEDULE_PREFIX: 'staging.',
+  });
   const [hourly, nightly] = scheduleDefinitions(config);
   assert.equal(hourly?.scheduleId, 'staging.hourly_pipeline');
   assert.equal(hourly?.cron, '7 * * * *');
@@ -36,7 +48,14 @@ test('the spec hash changes with what apply writes and only with that', () => {
 });
 
 test('segflow metrics: counters, lag, task durations and latencies in Prometheus text', async () => {
-  recordIngestBatch({ pulled: 10, written: 9, quarantined: 1, batches: 3, oldestPublishTime: '2026-11-26T10:00:00Z', finishedAt: '2026-11-26T10:00:02.500Z' });
+  recordIngestBatch({
+    pulled: 10,
+    written: 9,
+    quarantined: 1,
+    batches: 3,
+    oldestPublishTime: '2026-11-26T10:00:00Z',
+    finishedAt: '2026-11-26T10:00:02.500Z',
+  });
   recordIngestBatch({ pulled: 0, written: 0, quarantined: 0, finishedAt: '2026-11-26T10:00:03Z' });
   recordTaskDuration('hourly_pipeline', 'load_raw', 1_500, 'succeeded');
   recordReclassifyLatency(120);

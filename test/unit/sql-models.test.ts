@@ -35,7 +35,10 @@ describe('ref() and source() parsing', () => {
   });
 
   test('refuses other template syntax, naming the model and the tag', () => {
-    assert.throws(() => model('m', "SELECT {{ var('x') }}"), (e: unknown) => e instanceof SqlModelError && /model m: unsupported template tag \{\{ var\('x'\) \}\}/.test(e.message));
+    assert.throws(
+      () => model('m', "SELECT {{ var('x') }}"),
+      (e: unknown) => e instanceof SqlModelError && /model m: unsupported template tag \{\{ var\('x'\) \}\}/.test(e.message),
+    );
     assert.throws(() => model('m', '{% for x in y %}SELECT 1{% endfor %}'), /model m: unsupported template syntax "\{%"/);
     assert.throws(() => model('m', "SELECT * FROM {{ ref('Bad-Name') }}"), /expected ref\('model_name'\)/);
     assert.throws(() => model('m', "SELECT * FROM {{ source('lake', 'events') }}"), /expected source\('<raw\|staging\|marts>'/);
@@ -60,11 +63,26 @@ describe('ref() and source() parsing', () => {
       cluster_by: ['customer_id', 'type'],
       merge_update_if: 'S.received_at > T.received_at',
     });
-    assert.throws(() => parseModelConfig('m', '-- config: materialized=incremental, dataset=marts\nSELECT 1'), /model m: invalid config header \(.*unique_key/);
-    assert.throws(() => parseModelConfig('m', '-- config: materialized=view, dataset=marts\nSELECT 1'), /materialized=table or materialized=incremental/);
-    assert.throws(() => parseModelConfig('m', '-- config: materialized=table, dataset=marts, colour=red\nSELECT 1'), /invalid config header/);
-    assert.throws(() => parseModelConfig('m', 'SELECT 1\n-- config: materialized=table, dataset=marts'), /model m, line 2: "-- config:" lines belong in the leading comment block/);
-    assert.throws(() => parseModelConfig('m', '-- config: materialized=table, dataset=marts, dataset=raw\nSELECT 1'), /config key dataset is set twice/);
+    assert.throws(
+      () => parseModelConfig('m', '-- config: materialized=incremental, dataset=marts\nSELECT 1'),
+      /model m: invalid config header \(.*unique_key/,
+    );
+    assert.throws(
+      () => parseModelConfig('m', '-- config: materialized=view, dataset=marts\nSELECT 1'),
+      /materialized=table or materialized=incremental/,
+    );
+    assert.throws(
+      () => parseModelConfig('m', '-- config: materialized=table, dataset=marts, colour=red\nSELECT 1'),
+      /invalid config header/,
+    );
+    assert.throws(
+      () => parseModelConfig('m', 'SELECT 1\n-- config: materialized=table, dataset=marts'),
+      /model m, line 2: "-- config:" lines belong in the leading comment block/,
+    );
+    assert.throws(
+      () => parseModelConfig('m', '-- config: materialized=table, dataset=marts, dataset=raw\nSELECT 1'),
+      /config key dataset is set twice/,
+    );
   });
 });
 
@@ -75,7 +93,10 @@ describe('the model graph', () => {
 
   test('orders models after everything they ref', () => {
     const project = buildSqlProject([c, b, a]);
-    assert.deepEqual(project.models.map((m) => m.name), ['a', 'b', 'c']);
+    assert.deepEqual(
+      project.models.map((m) => m.name),
+      ['a', 'b', 'c'],
+    );
   });
 
   test('an unknown ref is refused, naming the model and the ref', () => {
@@ -92,7 +113,9 @@ describe('the model graph', () => {
     const z = model('z', "SELECT * FROM {{ ref('x') }}");
     assert.throws(
       () => buildSqlProject([x, y, z]),
-      (e: unknown) => e instanceof SqlProjectError && /models ref each other in a cycle: (x refs y refs z refs x|y refs z refs x refs y|z refs x refs y refs z);/.test(e.message),
+      (e: unknown) =>
+        e instanceof SqlProjectError &&
+        /models ref each other in a cycle: (x refs y refs z refs x|y refs z refs x refs y|z refs x refs y refs z);/.test(e.message),
     );
     const self = model('s', "SELECT * FROM {{ ref('s') }}");
     assert.throws(() => buildSqlProject([self]), /model s refs itself/);
@@ -113,13 +136,19 @@ describe('the model graph', () => {
       { id: 'c', run: { sqlModel: 'c' }, upstream: ['b', 'a'] },
     ]);
     const tested = model('t', 'SELECT 1 AS id', HEADER_T, '{"tests":[{"type":"unique","columns":["id"]}]}');
-    assert.deepEqual(dataTestTasks([a, tested]), [{ id: 'test_t', run: { activity: 'runDataTests', args: { model: 't' } }, upstream: ['t'] }]);
+    assert.deepEqual(dataTestTasks([a, tested]), [
+      { id: 'test_t', run: { activity: 'runDataTests', args: { model: 't' } }, upstream: ['t'] },
+    ]);
     assert.throws(() => sqlModelTasks([b]), /model b refs a, which is not among the models given/);
   });
 });
 
 describe('rendering', () => {
-  const events = model('stg', "SELECT * FROM {{ source('raw', 'events') }} WHERE _arrival_hour >= @interval_start AND _arrival_hour < @interval_end", HEADER_I.replace('dataset=staging', 'dataset=staging, alias=events'));
+  const events = model(
+    'stg',
+    "SELECT * FROM {{ source('raw', 'events') }} WHERE _arrival_hour >= @interval_start AND _arrival_hour < @interval_end",
+    HEADER_I.replace('dataset=staging', 'dataset=staging, alias=events'),
+  );
   const facts = model('fct', "SELECT id FROM {{ ref('stg') }} WHERE ts < @interval_end");
   const project = buildSqlProject([events, facts]);
 
@@ -128,7 +157,10 @@ describe('rendering', () => {
       renderModelSql(project, 'stg', target),
       `${HEADER_I.replace('dataset=staging', 'dataset=staging, alias=events')}SELECT * FROM \`segflow-local.raw_x.events\` WHERE _arrival_hour >= @interval_start AND _arrival_hour < @interval_end`,
     );
-    assert.equal(renderModelSql(project, 'fct', target), `${HEADER_T}SELECT id FROM \`segflow-local.staging_x.events\` WHERE ts < @interval_end`);
+    assert.equal(
+      renderModelSql(project, 'fct', target),
+      `${HEADER_T}SELECT id FROM \`segflow-local.staging_x.events\` WHERE ts < @interval_end`,
+    );
   });
 
   test('never splices values: the interval stays a parameter, test values travel as parameters', () => {
@@ -137,7 +169,15 @@ describe('rendering', () => {
     assert.doesNotMatch(sql, /\d{4}-\d{2}-\d{2}/);
 
     const hostile = "x'); DROP TABLE raw.events; --";
-    const tests = parseDataTests('stg', JSON.stringify({ tests: [{ type: 'accepted_values', column: 'type', values: ['a', hostile] }, { type: 'row_count_drop', timestamp_column: 'ts', lookback_intervals: 24, max_drop: 0.5 }] }));
+    const tests = parseDataTests(
+      'stg',
+      JSON.stringify({
+        tests: [
+          { type: 'accepted_values', column: 'type', values: ['a', hostile] },
+          { type: 'row_count_drop', timestamp_column: 'ts', lookback_intervals: 24, max_drop: 0.5 },
+        ],
+      }),
+    );
     const interval = { start: new Date('2026-03-10T09:00:00Z'), end: new Date('2026-03-10T10:00:00Z') };
     const query = dataTestsQuery(tests, '`segflow-local.staging_x.events`', interval);
     assert.ok(!query.sql.includes(hostile) && !query.sql.includes('DROP') && !query.sql.includes('2026'), query.sql);
@@ -164,7 +204,10 @@ describe('rendering', () => {
         'WHEN NOT MATCHED THEN INSERT (`id`, `v`) VALUES (S.`id`, S.`v`)',
       ].join('\n'),
     );
-    assert.match(deleteInsertSql('`p.d.t`', '`p.d.s`', ['customer_id', 'v'], ['customer_id']), /^BEGIN TRANSACTION;\nDELETE FROM `p\.d\.t` WHERE `customer_id` IN \(SELECT DISTINCT `customer_id` FROM `p\.d\.s`\);\nINSERT INTO/);
+    assert.match(
+      deleteInsertSql('`p.d.t`', '`p.d.s`', ['customer_id', 'v'], ['customer_id']),
+      /^BEGIN TRANSACTION;\nDELETE FROM `p\.d\.t` WHERE `customer_id` IN \(SELECT DISTINCT `customer_id` FROM `p\.d\.s`\);\nINSERT INTO/,
+    );
     assert.equal(
       createTableAsSql('`p.d.t`', 'SELECT 1', { partitionBy: 'DATE(ts)', clusterBy: ['customer_id'] }),
       'CREATE TABLE `p.d.t`\nPARTITION BY DATE(ts)\nCLUSTER BY `customer_id`\nAS\nSELECT 1',
@@ -172,9 +215,10 @@ describe('rendering', () => {
   });
 
   test('parameters and comments are found outside strings only', () => {
-    const sql = "SELECT '@not_a_param -- no', \"#nor\", `@col` -- @comment_param )\nFROM t /* @block ( */ WHERE a = @real AND b = @@dataset_id # @hash\n";
+    const sql =
+      'SELECT \'@not_a_param -- no\', "#nor", `@col` -- @comment_param )\nFROM t /* @block ( */ WHERE a = @real AND b = @@dataset_id # @hash\n';
     assert.deepEqual(referencedParams(sql), ['real']);
-    assert.equal(stripSqlComments(sql), "SELECT '@not_a_param -- no', \"#nor\", `@col` \nFROM t  WHERE a = @real AND b = @@dataset_id \n");
+    assert.equal(stripSqlComments(sql), 'SELECT \'@not_a_param -- no\', "#nor", `@col` \nFROM t  WHERE a = @real AND b = @@dataset_id \n');
   });
 });
 
@@ -193,15 +237,21 @@ describe('data tests', () => {
         ],
       }),
     );
-    assert.deepEqual(tests.map((t) => [t.name, t.severity]), [
-      ['unique_a_b', 'error'],
-      ['not_null_a', 'warn'],
-      ['not_null_b', 'warn'],
-      ['freshness_ts', 'error'],
-      ['positive', 'error'],
-    ]);
+    assert.deepEqual(
+      tests.map((t) => [t.name, t.severity]),
+      [
+        ['unique_a_b', 'error'],
+        ['not_null_a', 'warn'],
+        ['not_null_b', 'warn'],
+        ['freshness_ts', 'error'],
+        ['positive', 'error'],
+      ],
+    );
     assert.throws(() => parseDataTests('m', '{"tests":[{"type":"unique","columns":[]}]}'), /tests of model m: tests\.0\.columns/);
-    assert.throws(() => parseDataTests('m', '{"tests":[{"type":"unique","columns":["a"]},{"type":"unique","columns":["a"]}]}'), /two tests are named unique_a/);
+    assert.throws(
+      () => parseDataTests('m', '{"tests":[{"type":"unique","columns":["a"]},{"type":"unique","columns":["a"]}]}'),
+      /two tests are named unique_a/,
+    );
   });
 
   test('row-count drop against the trailing average, and freshness', () => {
@@ -225,14 +275,20 @@ describe('data tests', () => {
       { test: 4, a: null, b: null, latest: null },
     ];
     const outcomes = evaluateDataTests(tests, rows, interval);
-    assert.deepEqual(outcomes.map((o) => [o.name, o.passed, o.failures]), [
-      ['row_count_drop_ts', false, 19],
-      ['quiet', true, 0],
-      ['freshness_ts', true, 89],
-      ['stale', false, 91],
-      ['empty', false, -1],
-    ]);
-    assert.match(outcomes[0]?.message ?? '', /19 row\(s\) in the interval vs a trailing average of 40\.00 over 4 interval\(s\); expected at least 20\.00/);
+    assert.deepEqual(
+      outcomes.map((o) => [o.name, o.passed, o.failures]),
+      [
+        ['row_count_drop_ts', false, 19],
+        ['quiet', true, 0],
+        ['freshness_ts', true, 89],
+        ['stale', false, 91],
+        ['empty', false, -1],
+      ],
+    );
+    assert.match(
+      outcomes[0]?.message ?? '',
+      /19 row\(s\) in the interval vs a trailing average of 40\.00 over 4 interval\(s\); expected at least 20\.00/,
+    );
   });
 });
 
@@ -243,12 +299,25 @@ describe('the project in sql/', () => {
     const names = project.models.map((m) => m.name);
     assert.equal(names[0], 'stg_events');
     assert.equal(names.at(-1), 'customer_features');
-    assert.deepEqual(new Set(names), new Set(['stg_events', 'fct_orders', 'fct_sessions', 'fct_email_interactions', 'fct_app_sessions', 'customer_features']));
-    assert.deepEqual(project.byName.get('customer_features')?.refs, ['stg_events', 'fct_sessions', 'fct_orders', 'fct_email_interactions', 'fct_app_sessions']);
+    assert.deepEqual(
+      new Set(names),
+      new Set(['stg_events', 'fct_orders', 'fct_sessions', 'fct_email_interactions', 'fct_app_sessions', 'customer_features']),
+    );
+    assert.deepEqual(project.byName.get('customer_features')?.refs, [
+      'stg_events',
+      'fct_sessions',
+      'fct_orders',
+      'fct_email_interactions',
+      'fct_app_sessions',
+    ]);
     for (const m of project.models) {
       const sql = renderModelSql(project, m.name, target);
       assert.doesNotMatch(sql, /\{\{|\}\}/, `${m.name} renders every tag`);
-      assert.deepEqual(referencedParams(sql).filter((p) => p !== 'interval_start' && p !== 'interval_end'), [], `${m.name} uses only the interval parameters`);
+      assert.deepEqual(
+        referencedParams(sql).filter((p) => p !== 'interval_start' && p !== 'interval_end'),
+        [],
+        `${m.name} uses only the interval parameters`,
+      );
     }
   });
 

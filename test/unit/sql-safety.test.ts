@@ -57,13 +57,21 @@ describe('configuration: identifiers are plain names before any SQL sees them', 
           JSON.stringify(name),
         );
       }
-      assert.equal(parseConfig({ [variable]: 'Raw_2026' }).warehouse[variable === 'SEGFLOW_DATASET_RAW' ? 'raw' : variable === 'SEGFLOW_DATASET_STAGING' ? 'staging' : 'marts'], 'Raw_2026');
+      assert.equal(
+        parseConfig({ [variable]: 'Raw_2026' }).warehouse[
+          variable === 'SEGFLOW_DATASET_RAW' ? 'raw' : variable === 'SEGFLOW_DATASET_STAGING' ? 'staging' : 'marts'
+        ],
+        'Raw_2026',
+      );
     });
   }
 
   it('GCP_PROJECT refuses quotes, backticks and dots', () => {
     for (const project of ['segflow`-local', "segflow'local", 'segflow.local', 'segflow-local`.x.y` --', 'Segflow-local']) {
-      assert.throws(() => parseConfig({ GCP_PROJECT: project }), (err: unknown) => err instanceof ConfigError && err.problems.some((p) => p.startsWith('GCP_PROJECT:')));
+      assert.throws(
+        () => parseConfig({ GCP_PROJECT: project }),
+        (err: unknown) => err instanceof ConfigError && err.problems.some((p) => p.startsWith('GCP_PROJECT:')),
+      );
     }
   });
 });
@@ -92,10 +100,19 @@ describe('query builders', () => {
 
   it('data tests bind hostile accepted values and the interval as parameters, never as text', () => {
     const hostile = ["'; DROP TABLE raw.events; --", '" OR 1=1 --', '{{ customer_id }}', '@interval_start', '\\', '\u0000'];
-    const tests = parseDataTests('m', JSON.stringify({ tests: [{ type: 'accepted_values', column: 'type', values: hostile }, { type: 'freshness', column: 'ts', max_age: '1h' }] }));
+    const tests = parseDataTests(
+      'm',
+      JSON.stringify({
+        tests: [
+          { type: 'accepted_values', column: 'type', values: hostile },
+          { type: 'freshness', column: 'ts', max_age: '1h' },
+        ],
+      }),
+    );
     const interval = { start: new Date('2026-11-26T09:00:00Z'), end: new Date('2026-11-26T10:00:00Z') };
     const q = dataTestsQuery(tests, qualifiedTable('segflow-local', 'staging', 'events'), interval);
-    for (const v of hostile.filter((v) => v.length > 1)) assert.ok(!q.sql.includes(v) || v === '@interval_start', `${JSON.stringify(v)} is not in the SQL text`);
+    for (const v of hostile.filter((v) => v.length > 1))
+      assert.ok(!q.sql.includes(v) || v === '@interval_start', `${JSON.stringify(v)} is not in the SQL text`);
     assert.ok(!q.sql.includes('DROP') && !q.sql.includes('2026-11-26'));
     assert.deepEqual(q.params.accepted_values_0, hostile);
     for (const p of referencedParams(q.sql)) assert.ok(p in q.params, `@${p} has a value`);
@@ -106,7 +123,10 @@ describe('query builders', () => {
     assert.throws(() => twoSegmentModel("v'; DROP TABLE x; --"), /version/, 'a model version is a plain name');
     const model = twoSegmentModel('v-2026-11-26');
     const gen = assignmentSql(model, { sourceTable: 'segflow-local.marts.customer_features' });
-    assert.ok(!gen.sql.includes('v-2026-11-26') && !gen.sql.includes('VIP') && !gen.sql.includes('Occasional'), 'version and labels stay out of the text');
+    assert.ok(
+      !gen.sql.includes('v-2026-11-26') && !gen.sql.includes('VIP') && !gen.sql.includes('Occasional'),
+      'version and labels stay out of the text',
+    );
     assert.equal(gen.params.model_version, 'v-2026-11-26');
     assert.deepEqual(gen.params.segment_labels, ['Occasional', 'VIP']);
     assert.deepEqual(new Set(referencedParams(gen.sql)), new Set(Object.keys(gen.params)));
@@ -131,10 +151,17 @@ describe('SQL models', () => {
     for (const m of project.models) {
       const sql = renderModelSql(project, m.name, target);
       const params = referencedParams(sql);
-      assert.ok(params.every((p) => (INTERVAL_PARAMS as readonly string[]).includes(p)), `${m.name} uses @${params.join(', @')}`);
+      assert.ok(
+        params.every((p) => (INTERVAL_PARAMS as readonly string[]).includes(p)),
+        `${m.name} uses @${params.join(', @')}`,
+      );
       assert.ok(!/\{\{|\{%|\$\{/.test(stripSqlComments(sql)), `${m.name}: no template syntax is left after rendering`);
       for (const name of HOSTILE_NAMES) {
-        assert.throws(() => renderModelSql(project, m.name, { ...target, datasets: { raw: name, staging: name, marts: name } }), /dataset/, `${m.name} ${JSON.stringify(name)}`);
+        assert.throws(
+          () => renderModelSql(project, m.name, { ...target, datasets: { raw: name, staging: name, marts: name } }),
+          /dataset/,
+          `${m.name} ${JSON.stringify(name)}`,
+        );
       }
     }
   });
@@ -178,25 +205,69 @@ const REVIEWED: Readonly<Record<string, readonly string[]>> = {
   // The smoke table id is reduced to [A-Za-z0-9_]; the project is the client's own.
   'activities/smoke.ts': ['bigquery.projectId', 'SMOKE_DATASET', 'tableId'],
   // qualifiedTable refs and quoteColumn lists.
-  'activities/warehouse.ts': ['missing.map((f) => quoteColumn(f.name as string)).join(\', \')', 'rawEventsRef', 'columns', 'loadRef', 'stageRef'],
+  'activities/warehouse.ts': [
+    "missing.map((f) => quoteColumn(f.name as string)).join(', ')",
+    'rawEventsRef',
+    'columns',
+    'loadRef',
+    'stageRef',
+  ],
   // A Temporal visibility query over the benchmark's own task queue (not SQL; config value).
   'bench/realtime.ts': ['config.temporal.taskQueue'],
   // Generated numbers (floatLiteral/intLiteral), checked identifiers and the names built from them.
   'core/segmentation/sql.ts': [
-    'from', 'blank.join(\', \')', 'idColumn', 'c', 'j', 'name', 'ids', 'whens.join(\' \')', 'terms.join(\' + \')', 'others.join(\', \')', 'dNames.join(\', \')',
-    'preparedExpression(f, `i${j}`)', 'intLiteral(k - 1)', 'floatLiteral(f.fill)', 'floatLiteral(Number.MAX_VALUE)',
+    'from',
+    "blank.join(', ')",
+    'idColumn',
+    'c',
+    'j',
+    'name',
+    'ids',
+    "whens.join(' ')",
+    "terms.join(' + ')",
+    "others.join(', ')",
+    "dNames.join(', ')",
+    'preparedExpression(f, `i${j}`)',
+    'intLiteral(k - 1)',
+    'floatLiteral(f.fill)',
+    'floatLiteral(Number.MAX_VALUE)',
     "includeLabels ? ', @segment_labels ARRAY<STRING> (label per centroid index)' : ''",
   ],
   // Names from qualifiedTable/quoteColumn; updateIf/partitionBy are SQL written in this
   // repository's sql/ files (validated by the config header's schema), never data.
   'elt/materialize.ts': [
-    'table', 'on', 'options.partitionBy', 'options.clusterBy.map(quoteColumn).join(\', \')', 'target', 'source', 'updateIf', "updateIf === undefined ? '' : ` AND (${updateIf})`",
-    'updates.join(\', \')', 'cols.join(\', \')', 'cols.map((c) => `S.${c}`).join(\', \')', 'cols', 'keyCols[0]', 'keyCols.join(\', \')', 'match',
+    'table',
+    'on',
+    'options.partitionBy',
+    "options.clusterBy.map(quoteColumn).join(', ')",
+    'target',
+    'source',
+    'updateIf',
+    "updateIf === undefined ? '' : ` AND (${updateIf})`",
+    "updates.join(', ')",
+    "cols.join(', ')",
+    "cols.map((c) => `S.${c}`).join(', ')",
+    'cols',
+    'keyCols[0]',
+    "keyCols.join(', ')",
+    'match',
   ],
   // Names from qualifiedTable/quoteColumn; where/expression are SQL from sql/<model>.tests.json
   // (validated by its schema), never data; i/a/b/latest are generated by the query builder.
   'elt/data-test-query.ts': [
-    "parts.join(' AND ')", 'i', 'a', 'b', 'latest', 'from', 'cols', 'table', 'c', 'whereOf(test.where)', 'test.expression', 'test.column', 'quoteColumn(test.column)',
+    "parts.join(' AND ')",
+    'i',
+    'a',
+    'b',
+    'latest',
+    'from',
+    'cols',
+    'table',
+    'c',
+    'whereOf(test.where)',
+    'test.expression',
+    'test.column',
+    'quoteColumn(test.column)',
     // data test result messages (prose with the word NULL)
     'n',
   ],
@@ -204,7 +275,8 @@ const REVIEWED: Readonly<Record<string, readonly string[]>> = {
 
 const SCANNED_DIRS = ['activities', 'stores', 'elt', 'core', 'api', 'workers', 'schedules', 'scripts', 'dags', 'sql', 'bench', 'workflows'];
 /** Uppercase SQL words or an @param: what a query's text has and prose rarely does. */
-const LOOKS_LIKE_SQL = /\b(SELECT|INSERT|DELETE|MERGE|UPDATE|CREATE|DROP|FROM|WHERE|UNION|QUALIFY|PARTITION BY|CLUSTER BY|LIMIT|CAST|COUNTIF|JOIN|VALUES|AS|AND|OR|IN|ON|SET|NULL)\b|(^|[^@\w])@[A-Za-z_]/;
+const LOOKS_LIKE_SQL =
+  /\b(SELECT|INSERT|DELETE|MERGE|UPDATE|CREATE|DROP|FROM|WHERE|UNION|QUALIFY|PARTITION BY|CLUSTER BY|LIMIT|CAST|COUNTIF|JOIN|VALUES|AS|AND|OR|IN|ON|SET|NULL)\b|(^|[^@\w])@[A-Za-z_]/;
 
 function sourceFiles(): string[] {
   const out: string[] = [];
@@ -240,12 +312,15 @@ export function sqlSplices(file: string, text: string): Array<{ line: number; ex
             : undefined;
   const visit = (node: ts.Node) => {
     if (ts.isTemplateExpression(node) && LOOKS_LIKE_SQL.test(literalText(node)!)) {
-      for (const span of node.templateSpans) found.push({ line: at(span.expression), expression: span.expression.getText().replace(/\s+/g, ' ') });
+      for (const span of node.templateSpans)
+        found.push({ line: at(span.expression), expression: span.expression.getText().replace(/\s+/g, ' ') });
     }
     if (ts.isBinaryExpression(node) && node.operatorToken.kind === ts.SyntaxKind.PlusToken) {
       const [l, r] = [literalText(node.left), literalText(node.right)];
-      if (l !== undefined && LOOKS_LIKE_SQL.test(l) && r === undefined) found.push({ line: at(node.right), expression: node.right.getText().replace(/\s+/g, ' ') });
-      if (r !== undefined && LOOKS_LIKE_SQL.test(r) && l === undefined) found.push({ line: at(node.left), expression: node.left.getText().replace(/\s+/g, ' ') });
+      if (l !== undefined && LOOKS_LIKE_SQL.test(l) && r === undefined)
+        found.push({ line: at(node.right), expression: node.right.getText().replace(/\s+/g, ' ') });
+      if (r !== undefined && LOOKS_LIKE_SQL.test(r) && l === undefined)
+        found.push({ line: at(node.left), expression: node.left.getText().replace(/\s+/g, ' ') });
     }
     ts.forEachChild(node, visit);
   };
@@ -255,13 +330,22 @@ export function sqlSplices(file: string, text: string): Array<{ line: number; ex
 
 describe('source scan: values never spliced into SQL text', () => {
   it('the scan finds a spliced value (so it can fail)', () => {
-    const splices = sqlSplices('x.ts', "const q = `SELECT * FROM t WHERE customer_id = '${customerId}'`; const r = 'DELETE FROM t WHERE id = ' + id;");
-    assert.deepEqual(splices.map((s) => s.expression), ['customerId', 'id']);
+    const splices = sqlSplices(
+      'x.ts',
+      "const q = `SELECT * FROM t WHERE customer_id = '${customerId}'`; const r = 'DELETE FROM t WHERE id = ' + id;",
+    );
+    assert.deepEqual(
+      splices.map((s) => s.expression),
+      ['customerId', 'id'],
+    );
   });
 
   it('every reviewed file is one the scan reads (a moved file keeps its review)', () => {
     const scanned = new Set(sourceFiles().map((f) => path.relative(PROJECT_ROOT, f).split(path.sep).join('/')));
-    assert.deepEqual(Object.keys(REVIEWED).filter((f) => !scanned.has(f)), []);
+    assert.deepEqual(
+      Object.keys(REVIEWED).filter((f) => !scanned.has(f)),
+      [],
+    );
   });
 
   it('every expression spliced into SQL text is a reviewed, safe one', () => {

@@ -24,7 +24,8 @@ describe('RFC 3339 instants', () => {
   });
 
   it('refuses instants that depend on the local time zone, and non-dates', () => {
-    for (const text of ['2026-11-26T09:00:00', '2026-11-26', 'yesterday', '2026-13-01T00:00:00Z']) assert.ok(Number.isNaN(parseInstant(text)), text);
+    for (const text of ['2026-11-26T09:00:00', '2026-11-26', 'yesterday', '2026-13-01T00:00:00Z'])
+      assert.ok(Number.isNaN(parseInstant(text)), text);
   });
 
   it('formats in UTC to the second, keeping milliseconds when there are some', () => {

@@ -37,7 +37,10 @@ describe('webhook signatures', () => {
       reason: 'signature_mismatch',
     });
     const moved = header.replace(`t=${T}`, `t=${T + 60}`);
-    assert.deepEqual(verifyWebhook({ secrets: SECRET, header: moved, body: BODY, now: T + 60 }), { ok: false, reason: 'signature_mismatch' });
+    assert.deepEqual(verifyWebhook({ secrets: SECRET, header: moved, body: BODY, now: T + 60 }), {
+      ok: false,
+      reason: 'signature_mismatch',
+    });
   });
 
   it('rejects replays outside the tolerance window, in either direction', () => {
@@ -146,7 +149,13 @@ describe('webhook subscribers configuration', () => {
         { ...ok, id: 'vip-only', filter: { into: ['VIP'], out_of: ['VIP'] } },
       ]),
     );
-    assert.deepEqual(subscribersForChange(subs, lapsing, other).map((s) => s.id), ['all']);
-    assert.deepEqual(subscribersForChange(subs, lapsing, vip).map((s) => s.id), ['all', 'vip-only']);
+    assert.deepEqual(
+      subscribersForChange(subs, lapsing, other).map((s) => s.id),
+      ['all'],
+    );
+    assert.deepEqual(
+      subscribersForChange(subs, lapsing, vip).map((s) => s.id),
+      ['all', 'vip-only'],
+    );
   });
 });

@@ -22,10 +22,15 @@ const { History } = proto.temporal.api.history.v1;
 
 const WORKFLOWS_PATH = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
 const fixture = (name: string) =>
-  JSON.parse(readFileSync(fileURLToPath(new URL(`./fixtures/${name}.history.json`, import.meta.url)), 'utf8')) as { events: Array<{ eventType: string }> };
+  JSON.parse(readFileSync(fileURLToPath(new URL(`./fixtures/${name}.history.json`, import.meta.url)), 'utf8')) as {
+    events: Array<{ eventType: string }>;
+  };
 
 describe('reclassifyCustomer replay', async () => {
-  const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+  const workflowBundle = await bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+  });
 
   for (const [name, expectMarkers] of [
     ['reclassify-customer-two-activities', 8],

@@ -6,13 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import {
-  DefaultLogger,
-  Runtime,
-  Worker,
-  bundleWorkflowCode,
-  type WorkflowBundleWithSourceMap,
-} from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createAlertActivities, type AlertLogger, type AlertWebhookBody } from '../../activities/alerts.js';
 import type { Alert } from '../../core/alerts.js';
 import type { DagTaskInput, SqlModelTaskInput } from '../../core/dag-task.js';
@@ -198,9 +192,7 @@ describe('runDag workflow', () => {
 
   test('maxParallelism bounds concurrent tasks; local tasks run too', async () => {
     const fake = fakeActivities(
-      Object.fromEntries(
-        Array.from({ length: 6 }, (_, i) => [`part_${i + 1}`, () => new Promise((r) => setTimeout(r, 50))]),
-      ),
+      Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`part_${i + 1}`, () => new Promise((r) => setTimeout(r, 50))])),
     );
     const result = await withWorker(fake.activities, async (start) =>
       (await start({ dagId: 'example_fanout', interval: INTERVAL })).result(),
@@ -385,10 +377,7 @@ describe('runDag workflow', () => {
 
       broken = false;
       const firstRunId = (await first.describe()).runId;
-      const second = await start(
-        { dagId: 'example_cleanup', interval: INTERVAL, skipTasks, rerunOf: firstRunId },
-        workflowId,
-      );
+      const second = await start({ dagId: 'example_cleanup', interval: INTERVAL, skipTasks, rerunOf: firstRunId }, workflowId);
       const result = await second.result();
       assert.equal(result.rerunOf, firstRunId);
       assert.deepEqual(
@@ -457,9 +446,7 @@ describe('runDag workflow', () => {
       const unknownDag = await failureOf((await start({ dagId: 'no_such_dag', interval: INTERVAL })).result());
       assert.equal(unknownDag.type, 'UnknownDag');
       assert.match(unknownDag.message, /Unknown DAG "no_such_dag"/);
-      const unknownTask = await failureOf(
-        (await start({ dagId: 'example_diamond', interval: INTERVAL, skipTasks: ['extrct'] })).result(),
-      );
+      const unknownTask = await failureOf((await start({ dagId: 'example_diamond', interval: INTERVAL, skipTasks: ['extrct'] })).result());
       assert.equal(unknownTask.type, 'UnknownTask');
       assert.match(unknownTask.message, /extrct/);
     });

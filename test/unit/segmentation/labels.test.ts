@@ -49,7 +49,10 @@ test('labels are unique for any centroid layout (random trials, k from 2 to 12)'
 });
 
 test('without roles every segment still gets a distinct label', () => {
-  const plain: Preparation = { training_rows: 10, features: [{ name: 'x', weight: 1, log: false, fill: 0, min: 0, max: 1, missing_share: 0 }] };
+  const plain: Preparation = {
+    training_rows: 10,
+    features: [{ name: 'x', weight: 1, log: false, fill: 0, min: 0, max: 1, missing_share: 0 }],
+  };
   const labels = describeSegments(plain, [[0.1], [0.5], [0.9]], [3, 3, 4]).map((s) => s.label);
   assert.deepEqual(labels, ['mainstream', 'mainstream 2', 'mainstream 3']);
 });

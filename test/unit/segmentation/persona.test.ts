@@ -54,7 +54,10 @@ test('the sample-then-assign job finds the same segments', () => {
   const job = runSegmentationJob(matrix, rows.length, PERSONA_FEATURES.length, { k: 5, sampleSize: 600, seed: 3 });
   assert.ok(adjustedRandIndex(truth, job.labels) >= 0.9);
   assert.equal(job.sampleSize, 600);
-  assert.equal(job.sizes.reduce((a, b) => a + b, 0), rows.length);
+  assert.equal(
+    job.sizes.reduce((a, b) => a + b, 0),
+    rows.length,
+  );
   assert.equal(job.restartInertias.length, JOB_DEFAULTS.nInit);
   // Lloyd passes over all rows after the sample never make things worse.
   const refined = runSegmentationJob(matrix, rows.length, PERSONA_FEATURES.length, { k: 5, sampleSize: 600, seed: 3, refinePasses: 2 });

@@ -1,12 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  applyPreparation,
-  fitPreparation,
-  PreparationSchema,
-  prepareMatrix,
-  toOriginalUnits,
-} from '../../../core/segmentation/prepare.js';
+import { applyPreparation, fitPreparation, PreparationSchema, prepareMatrix, toOriginalUnits } from '../../../core/segmentation/prepare.js';
 import type { FeatureSpec } from '../../../core/segmentation/prepare.js';
 
 const spec: FeatureSpec[] = [

@@ -30,7 +30,11 @@ function modelNumbers(m: SegmentModel): Set<number> {
   // 0 and 1 bound the scaled value; DBL_MAX is the finiteness test of the imputation.
   const out = new Set<number>([0, 1, Number.MAX_VALUE]);
   for (const f of m.preparation.features) {
-    out.add(f.fill).add(f.min).add(f.max - f.min).add(f.weight);
+    out
+      .add(f.fill)
+      .add(f.min)
+      .add(f.max - f.min)
+      .add(f.weight);
   }
   for (const c of m.centroids) for (const v of c) out.add(v);
   return out;
@@ -90,7 +94,12 @@ test('no string literals, and every numeric literal is a model number, ids or of
     assert.ok(allowed.has(v) || (negated && allowed.has(-v)), `literal ${lit} is not a model number`);
   }
   // Integer literals are only segment ids, centroid indices and OFFSET positions.
-  const ints = [...code.replace(/`[^`]*`/g, '').replace(FLOAT_LITERAL, '').matchAll(/(?<![\w.])\d+(?![\w.])/g)].map((m) => Number(m[0]));
+  const ints = [
+    ...code
+      .replace(/`[^`]*`/g, '')
+      .replace(FLOAT_LITERAL, '')
+      .matchAll(/(?<![\w.])\d+(?![\w.])/g),
+  ].map((m) => Number(m[0]));
   const intAllowed = new Set([0, 1, 2, ...model.segments.map((s) => s.id), ...model.centroids.map((_, c) => c)]);
   for (const n of ints) assert.ok(intAllowed.has(n), `integer literal ${n}`);
 });

@@ -132,10 +132,7 @@ test('stability: the same segmentation is stable and promoted; a shaken one brea
     ['changed_share', 'adjusted_rand_index'],
   );
   assert.match(breaches[0]!.message, /25\.0% of customers would change segment; at most 10\.0%/);
-  assert.deepEqual(
-    [decidePromotion(breaches, 'hold').promote, decidePromotion(breaches, 'hold').alert],
-    [false, true],
-  );
+  assert.deepEqual([decidePromotion(breaches, 'hold').promote, decidePromotion(breaches, 'hold').alert], [false, true]);
   assert.deepEqual(
     [decidePromotion(breaches, 'promote_with_alert').promote, decidePromotion(breaches, 'promote_with_alert').alert],
     [true, true],

@@ -55,7 +55,10 @@ test('restarts on a subsample, ranked on more rows, then the winner on every row
   assert.deepEqual(a.centroids, b.centroids);
   assert.equal(a.runs.length, 4);
   assert.equal(a.labels.length, n);
-  assert.equal(a.sizes.reduce((s, x) => s + x, 0), n);
+  assert.equal(
+    a.sizes.reduce((s, x) => s + x, 0),
+    n,
+  );
   const check = assignAll(matrix, n, dim, a.centroids);
   assert.equal(check.inertia, a.inertia);
   assert.equal(a.restartRows, 1000);
@@ -70,7 +73,8 @@ test('restarts on a subsample, ranked on more rows, then the winner on every row
   // Ranked on a subsample of 2,000 rows: their inertias are about a third of the ones on all 6,000.
   const ranked = trainKMeans(matrix, n, dim, { k: 5, seed: 3, nInit: 4, restartRows: 1000, rankRows: 2000 });
   assert.equal(ranked.rankRows, 2000);
-  for (const run of ranked.runs) assert.ok(run.inertia > ranked.inertia / 4 && run.inertia < ranked.inertia / 2, `${run.inertia} vs ${ranked.inertia}`);
+  for (const run of ranked.runs)
+    assert.ok(run.inertia > ranked.inertia / 4 && run.inertia < ranked.inertia / 2, `${run.inertia} vs ${ranked.inertia}`);
   assert.equal(ranked.labels.length, n);
   assert.equal(assignAll(matrix, n, dim, ranked.centroids).inertia, ranked.inertia);
   assert.throws(() => trainKMeans(matrix, n, dim, { k: 5, seed: 3, rankRows: 2.5 }), /rankRows/);
