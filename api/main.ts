@@ -5,9 +5,10 @@ import { Command, InvalidArgumentError } from 'commander';
 import { createGcpClients } from '../stores/clients.js';
 import { loadConfigOrExit } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
-import { API_DEFAULTS, buildProfileApi } from './server.js';
+import { API_DEFAULTS, DOCS_PATH, EXPLORER_PATH, buildProfileApi } from './server.js';
 import { CACHE_DEFAULTS } from './cache.js';
 import { createFirestoreProfileStore } from './firestore-store.js';
+import { createRegistrySegmentsSource } from './segments-store.js';
 
 /** A whole number from `min` on (api/ may not import scripts/lib/cli.ts, whose twin this is). */
 const wholeNumber = (min: number) => (value: string) => {
@@ -19,7 +20,7 @@ const wholeNumber = (min: number) => (value: string) => {
 
 const program = new Command('npm run api')
   .description(
-    'Serves online customer profiles from Firestore (collection SEGFLOW_FIRESTORE_PROFILES). ' +
+    'Serves online customer profiles from Firestore (collection SEGFLOW_FIRESTORE_PROFILES), the segments API and the segment explorer page. ' +
       'When Firestore is slow or down, the last good profile of a customer is served from an in-process cache with "stale": true.',
   )
   .option('--host <addr>', 'listen address (default 127.0.0.1 locally, 0.0.0.0 in production)')
@@ -42,7 +43,10 @@ const program = new Command('npm run api')
     `
 Endpoints:
   GET /v1/customers/<id>/profile   Authorization: Bearer <one of SEGFLOW_API_TOKENS>
+  GET /v1/models, /v1/models/<version>, /v1/segments[?version=<v>]   the same token
   GET /healthz                     no authentication; reports whether Firestore answers
+  GET ${EXPLORER_PATH}/                   the segment explorer (asks for the token in the page)
+  GET ${DOCS_PATH}, ${DOCS_PATH}/json            the OpenAPI document, interactive and as JSON
 
 Other settings come from the environment (see docs/configuration.md).`,
   )
@@ -79,6 +83,7 @@ const app = buildProfileApi({
   },
   rateLimit: rate === 0 ? false : rate === undefined ? undefined : { max: rate, timeWindowMs: 60_000 },
   trustProxy: args.trustProxy ?? false,
+  segments: createRegistrySegmentsSource({ bigquery: clients.bigquery, storage: clients.storage, config }),
 });
 
 // Open the Firestore channel before the first request, which would otherwise pay
@@ -96,7 +101,15 @@ try {
 }
 
 await app.listen({ host, port });
-logger.info({ collection: config.firestore.profiles, tokenCount: config.api.tokens.length }, 'profile API ready');
+logger.info(
+  {
+    collection: config.firestore.profiles,
+    tokenCount: config.api.tokens.length,
+    explorer: `http://${host}:${port}${EXPLORER_PATH}/`,
+    docs: `http://${host}:${port}${DOCS_PATH}`,
+  },
+  'profile API ready',
+);
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {

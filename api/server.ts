@@ -1,17 +1,27 @@
 /**
- * The profile API: `GET /v1/customers/:id/profile` (bearer token) and `GET /healthz`.
+ * The profile API: `GET /v1/customers/:id/profile` (bearer token) and `GET /healthz`; with a
+ * segments source also the segments API (api/segments.ts) and the segment explorer page at
+ * `/explorer`. The OpenAPI document of every route is served at `/docs/json`, its interactive page at `/docs`.
  *
  * Profiles come from a ProfileStore (Firestore in production) through
  * CachedProfileReader, which serves the last good profile, marked
  * `stale: true`, when the store is slow or down.
  */
 import rateLimit from '@fastify/rate-limit';
+import fastifyStatic from '@fastify/static';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PROJECT_ROOT } from '../core/config.js';
 import { CUSTOMER_ID_RULE, isCustomerId } from '../core/customer-id.js';
 import type { Logger } from '../core/logger.js';
 import type { Profile } from '../core/profile.js';
 import { CachedProfileReader, type ProfileCacheOptions, type ProfileStore } from './cache.js';
+import { PROBLEM_SCHEMA, problem } from './problem.js';
+import { registerSegmentRoutes, type SegmentsSource } from './segments.js';
 
 export type { ProfileStore } from './cache.js';
 
@@ -28,7 +38,20 @@ export interface ProfileApiOptions {
   trustProxy?: boolean | string | string[];
   /** How long /healthz waits for the store. */
   healthTimeoutMs?: number;
+  /** The model registry: turns on the segments API and the explorer page. */
+  segments?: SegmentsSource;
 }
+
+/** Where the OpenAPI document and its interactive page are served. */
+export const DOCS_PATH = '/docs';
+export const EXPLORER_PATH = '/explorer';
+const EXPLORER_DIR = fileURLToPath(new URL('./explorer/', import.meta.url));
+/** The only files the explorer page loads from node_modules (served as /explorer/vendor/<path>). */
+const EXPLORER_VENDOR_FILES = new Set([
+  '/vega/build/vega.min.js',
+  '/vega-lite/build/vega-lite.min.js',
+  '/vega-embed/build/vega-embed.min.js',
+]);
 
 export const API_DEFAULTS = {
   rateLimit: { max: 1_200, timeWindowMs: 60_000 },
@@ -86,10 +109,6 @@ const HEALTH_PROBE_REUSE_MS = 1_000;
 
 function digest(value: string): Buffer {
   return createHash('sha256').update(value, 'utf8').digest();
-}
-
-function problem(reply: FastifyReply, statusCode: number, error: string, message: string) {
-  return reply.code(statusCode).send({ statusCode, error, message });
 }
 
 export function buildProfileApi(options: ProfileApiOptions) {
@@ -182,11 +201,22 @@ export function buildProfileApi(options: ProfileApiOptions) {
     app.register(rateLimit, { global: true, max: limits.max, timeWindow: limits.timeWindowMs, keyGenerator: (request) => request.ip });
   }
 
+  // Before the routes, so it sees them all.
+  app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'segflow profile and segments API', version: '1' },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'one of SEGFLOW_API_TOKENS' } } },
+    },
+  });
+  app.register(swaggerUi, { routePrefix: DOCS_PATH });
+
   // Routes live in a plugin registered after the rate limiter, so it sees them.
   app.register(async (api) => {
     // 200 even when the store is down: this process still serves cached
     // profiles, so an orchestrator must neither restart nor drain it.
-    api.get('/healthz', async (request, reply) => {
+    const healthSchema = { summary: 'Liveness, and whether the profile store answers (no token)', tags: ['health'] };
+    api.get('/healthz', { schema: healthSchema }, async (request, reply) => {
       const health = await probeStore();
       const store = health === undefined ? 'unknown' : health.reachable ? 'reachable' : 'unreachable';
       // The error stays in the log: this route is public and the message names internal hosts.
@@ -197,9 +227,23 @@ export function buildProfileApi(options: ProfileApiOptions) {
 
     // preValidation, not onRequest: the rate limiter appends its onRequest hook to the
     // route's, and it must run first so token guessing is rate-limited too.
+    const profileSchema = {
+      summary: "A customer's online profile: segment, model version, features and RFM scores",
+      tags: ['profiles'],
+      security: [{ bearerAuth: [] }],
+      params: { type: 'object', properties: { id: { type: 'string', description: CUSTOMER_ID_RULE } } },
+      response: {
+        200: PROFILE_RESPONSE_SCHEMA,
+        400: PROBLEM_SCHEMA,
+        401: PROBLEM_SCHEMA,
+        404: PROBLEM_SCHEMA,
+        429: PROBLEM_SCHEMA,
+        503: PROBLEM_SCHEMA,
+      },
+    };
     api.get<{ Params: { id: string } }>(
       '/v1/customers/:id/profile',
-      { preValidation: authenticate, schema: { response: { 200: PROFILE_RESPONSE_SCHEMA } } },
+      { preValidation: authenticate, schema: profileSchema },
       async (request, reply) => {
         const id = request.params.id;
         if (!isCustomerId(id)) {
@@ -230,7 +274,22 @@ export function buildProfileApi(options: ProfileApiOptions) {
         }
       },
     );
+
+    if (options.segments !== undefined) registerSegmentRoutes(api, { source: options.segments, authenticate });
   });
+
+  if (options.segments !== undefined) {
+    // Static files only: the page asks for the token and calls the API with it, so nothing here is secret.
+    app.register(fastifyStatic, { root: EXPLORER_DIR, prefix: `${EXPLORER_PATH}/`, index: 'index.html' });
+    // Relative asset paths in the page need the trailing slash.
+    app.get(EXPLORER_PATH, { schema: { hide: true } }, (_request, reply) => reply.redirect(`${EXPLORER_PATH}/`));
+    app.register(fastifyStatic, {
+      root: path.join(PROJECT_ROOT, 'node_modules'),
+      prefix: `${EXPLORER_PATH}/vendor/`,
+      decorateReply: false,
+      allowedPath: (pathName) => EXPLORER_VENDOR_FILES.has(pathName),
+    });
+  }
 
   return app;
 }

@@ -218,6 +218,28 @@ function installed(name: string): boolean {
   return existsSync(path.join(BIN, name));
 }
 
+/** Debian's Chromium, for the browser tests. */
+export const CHROMIUM_PATH = process.env.SEGFLOW_CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+/** Installs Debian packages as root, refreshing the package lists once per install run. */
+function aptInstaller(log: Log): (pkg: string, missing: string) => void {
+  let updated = false;
+  return (pkg, missing) => {
+    log(`${missing} is missing; installing the Debian package ${pkg}`);
+    if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+      throw new Error(
+        `${missing} is missing and installing ${pkg} needs root: run \`sudo apt-get install -y --no-install-recommends ${pkg}\`, then start again`,
+      );
+    }
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    if (!updated) {
+      run('apt-get', ['update'], { env });
+      updated = true;
+    }
+    run('apt-get', ['install', '-y', '--no-install-recommends', pkg], { env });
+  };
+}
+
 /** Install whatever is missing into `.stack/bin`. Safe to run again: it skips what is there. */
 export function install(log: Log = console.log): void {
   mkdirSync(BIN, { recursive: true });
@@ -263,15 +285,14 @@ export function install(log: Log = console.log): void {
     );
   }
 
+  const apt = aptInstaller(log);
   for (const emulator of ['pubsub', 'firestore']) {
     const svc = services.find((s) => s.name === emulator)!;
     const file = svc.command().file;
-    if (!existsSync(file)) {
-      const pkg = `google-cloud-cli-${emulator === 'pubsub' ? 'pubsub' : 'firestore'}-emulator`;
-      log(`${file} is missing; installing the Debian package ${pkg}`);
-      run('apt-get', ['install', '-y', '--no-install-recommends', pkg], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    }
+    if (!existsSync(file)) apt(`google-cloud-cli-${emulator === 'pubsub' ? 'pubsub' : 'firestore'}-emulator`, file);
   }
+  // The explorer's browser test drives Debian's Chromium (playwright-core brings no browser of its own).
+  if (!existsSync(CHROMIUM_PATH)) apt('chromium', CHROMIUM_PATH);
   const secs = ((Date.now() - started) / 1000).toFixed(1);
   log(`stack binaries ready in ${BIN} (${secs} s)`);
 }

@@ -11,8 +11,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { GcpClients } from '../stores/clients.js';
 import { createIngestActivities } from '../activities/ingest.js';
-import { buildProfileApi } from '../api/server.js';
+import { DOCS_PATH, EXPLORER_PATH, buildProfileApi } from '../api/server.js';
 import { createFirestoreProfileStore } from '../api/firestore-store.js';
+import { createRegistrySegmentsSource } from '../api/segments-store.js';
 import { loadConfig, usesLocalStack, type Config } from '../core/config.js';
 import { createLogger, resolveLogFormat, type Logger } from '../core/logger.js';
 import { generateEvents, makePopulation } from '../demo/personas.js';
@@ -184,7 +185,7 @@ segflow is running (started in ${((Date.now() - t0) / 1000).toFixed(1)} s)
   DAG runs      ${ui}/workflows?query=${encodeURIComponent(`DagId = '${HOURLY_PIPELINE_DAG}'`)}
   schedules     ${ui}/schedules
   ingestion     ${ingestion.workflowId} (${ingestion.started ? 'started' : 'already running'})
-  profile API   ${apiUrl ?? 'off (--no-api)'}
+  profile API   ${apiUrl ?? 'off (--no-api)'}${apiUrl === undefined ? '' : `\n  explorer      ${apiUrl}${EXPLORER_PATH}/ (sign in with an API token)\n  API docs      ${apiUrl}${DOCS_PATH}`}
   metrics       ${ports === undefined ? 'off (SEGFLOW_METRICS_PORT=0)' : `http://127.0.0.1:${ports.temporal}/metrics (Temporal SDK), http://127.0.0.1:${ports.segflow}/metrics (segflow)`}
   task queue    ${runtimeConfig.temporal.taskQueue}
   ops           npm run ops -- status
@@ -204,7 +205,8 @@ await worker.done.catch((err: unknown) => {
 
 async function startApi(cfg: Config, log: Logger, clients: GcpClients): Promise<string> {
   const store = createFirestoreProfileStore({ firestore: clients.firestore, config: cfg, logger: log });
-  const app = buildProfileApi({ store, tokens: cfg.api.tokens, logger: log });
+  const segments = createRegistrySegmentsSource({ bigquery: clients.bigquery, storage: clients.storage, config: cfg });
+  const app = buildProfileApi({ store, tokens: cfg.api.tokens, logger: log, segments });
   app.addHook('onResponse', async (request, reply) => {
     recordApiLatency(request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime);
   });

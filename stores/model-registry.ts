@@ -226,24 +226,39 @@ export interface SegmentSize {
 type WarehouseDeps = { bigquery: BigQuery; config: Pick<Config, 'gcp' | 'warehouse'> };
 
 /**
- * Customers per segment of `version` in marts.customer_segments; [] when the table does not exist.
- * The dataset is the query's default dataset, so no configured name enters the SQL text.
+ * Rows of a query on the marts dataset, or null when its table does not exist yet. The dataset is
+ * the query's default dataset, so no configured name enters the SQL text.
  */
-export async function readSegmentSizes({ bigquery, config }: WarehouseDeps, version: string): Promise<SegmentSize[]> {
-  let rows: { segment_id: number; segment_label: string; customers: number }[];
+async function queryMarts<Row>(
+  { bigquery, config }: WarehouseDeps,
+  query: string,
+  params: Record<string, string | number>,
+  types: Record<string, string>,
+): Promise<Row[] | null> {
   try {
-    [rows] = await bigquery.query({
-      query:
-        'SELECT segment_id, ANY_VALUE(segment_label) AS segment_label, COUNT(*) AS customers FROM customer_segments WHERE model_version = @v GROUP BY segment_id ORDER BY segment_id',
+    const [rows] = await bigquery.query({
+      query,
       defaultDataset: { projectId: config.gcp.projectId, datasetId: config.warehouse.marts },
-      params: { v: version },
-      types: { v: 'STRING' },
+      params,
+      types,
       location: config.gcp.location,
     });
+    return rows as Row[];
   } catch (err) {
-    if (isNotFound(err)) return [];
+    if (isNotFound(err)) return null;
     throw err;
   }
+}
+
+/** Customers per segment of `version` in marts.customer_segments; [] when the table does not exist. */
+export async function readSegmentSizes(deps: WarehouseDeps, version: string): Promise<SegmentSize[]> {
+  const rows =
+    (await queryMarts<{ segment_id: number; segment_label: string; customers: number }>(
+      deps,
+      'SELECT segment_id, ANY_VALUE(segment_label) AS segment_label, COUNT(*) AS customers FROM customer_segments WHERE model_version = @v GROUP BY segment_id ORDER BY segment_id',
+      { v: version },
+      { v: 'STRING' },
+    )) ?? [];
   const total = rows.reduce((s, r) => s + Number(r.customers), 0);
   return rows.map((r) => ({
     segment_id: Number(r.segment_id),
@@ -270,13 +285,71 @@ export async function readSegmentationRun(
 ): Promise<SegmentationRunSummary> {
   const { storage, config } = deps;
   const bucket = config.lake.bucket;
-  const modelJson = await readJson(storage, bucket, modelObjectName(version));
+  const model = await loadModelVersion(storage, bucket, version);
   const stability = await readStep(storage, bucket, version, 'stability', StabilityStepSchema);
   return {
     version,
-    model: modelJson === null ? null : parseSegmentModel(modelJson),
+    model,
     sizes: await readSegmentSizes(deps, version),
     stability: stability as StabilityStep | null,
     current: await loadCurrentPointer(storage, bucket),
   };
+}
+
+// ---------------------------------------------------------------- the registry, read back
+
+/** One row of marts.segment_models, its metrics JSON parsed. */
+export interface RegisteredModel {
+  version: string;
+  created_at: string;
+  uri: string;
+  k: number;
+  is_current: boolean;
+  promoted_at: string | null;
+  metrics: Record<string, unknown>;
+}
+
+function isoOf(value: unknown): string | null {
+  if (value === null || value === undefined) return null;
+  // The BigQuery client returns TIMESTAMP columns as BigQueryTimestamp objects with a .value string.
+  const raw = typeof value === 'object' && 'value' in value ? (value as { value: unknown }).value : value;
+  const d = new Date(String(raw));
+  return Number.isNaN(d.getTime()) ? String(raw) : d.toISOString();
+}
+
+function parseMetrics(raw: unknown): Record<string, unknown> {
+  if (typeof raw !== 'string' || raw === '') return {};
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/** Registered model versions, newest first (at most `limit`); [] when the registry table does not exist yet. */
+export async function listRegisteredModels(deps: WarehouseDeps, limit = 100): Promise<RegisteredModel[]> {
+  const rows =
+    (await queryMarts<Record<string, unknown>>(
+      deps,
+      'SELECT version, created_at, uri, k, is_current, metrics, promoted_at FROM segment_models ORDER BY created_at DESC, version DESC LIMIT @n',
+      // As a string: the BigQuery emulator refuses a JSON number as a query parameter value.
+      { n: String(limit) },
+      { n: 'INT64' },
+    )) ?? [];
+  return rows.map((r) => ({
+    version: String(r.version),
+    created_at: isoOf(r.created_at) ?? '',
+    uri: String(r.uri),
+    k: Number(r.k),
+    is_current: r.is_current === true,
+    promoted_at: isoOf(r.promoted_at),
+    metrics: parseMetrics(r.metrics),
+  }));
+}
+
+/** The artifact of `version`, or null when no such model was written. */
+export async function loadModelVersion(storage: Storage, bucket: string, version: string): Promise<SegmentModel | null> {
+  const json = await readJson(storage, bucket, modelObjectName(version));
+  return json === null ? null : parseSegmentModel(json);
 }
