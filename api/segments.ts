@@ -99,11 +99,15 @@ const K_SELECTION_SCHEMA = {
       type: 'array',
       items: {
         type: 'object',
-        required: ['k', 'inertia', 'silhouette', 'min_share', 'rejected_reason'],
+        required: ['k', 'inertia', 'silhouette', 'stability', 'min_share', 'rejected_reason'],
         properties: {
           k: { type: 'integer' },
           inertia: { type: 'number' },
           silhouette: { type: 'number' },
+          stability: {
+            type: ['number', 'null'],
+            description: 'mean adjusted Rand index between fits on bootstrap resamples (null in models trained before it was recorded)',
+          },
           min_share: { type: 'number', description: "the smallest segment's share of the training rows" },
           rejected_reason: { ...nullableString, description: 'why this k could not be chosen (e.g. a segment below the minimum share)' },
         },
@@ -262,7 +266,11 @@ export function registerSegmentRoutes(
         })),
         k_selection: {
           ...model.k_selection,
-          candidates: model.k_selection.candidates.map((c) => ({ ...c, rejected_reason: c.rejected_reason ?? null })),
+          candidates: model.k_selection.candidates.map((c) => ({
+            ...c,
+            stability: c.stability ?? null,
+            rejected_reason: c.rejected_reason ?? null,
+          })),
         },
         training: model.training,
         segments: model.segments,

@@ -124,6 +124,7 @@ function kSpec(model) {
     k: c.k,
     inertia: c.inertia,
     silhouette: c.silhouette,
+    stability: c.stability ?? null,
     min_share: c.min_share,
     status: c.k === sel.chosen_k ? 'chosen' : c.rejected_reason ? 'refused' : 'candidate',
     reason: c.rejected_reason || '',
@@ -156,6 +157,7 @@ function kSpec(model) {
             { field: 'k' },
             { field: 'inertia', format: '.4~g' },
             { field: 'silhouette', format: '.3f' },
+            { field: 'stability', format: '.3f' },
             { field: 'min_share', format: '.1%' },
             { field: 'status' },
             { field: 'reason' },
@@ -172,7 +174,12 @@ function kSpec(model) {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     data: { name: 'candidates', values },
-    hconcat: [panel('inertia', 'inertia (elbow)'), panel('silhouette', 'mean silhouette')],
+    hconcat: [
+      panel('inertia', 'inertia (elbow)'),
+      panel('silhouette', 'mean silhouette'),
+      // Models trained before stability was recorded have no third panel.
+      ...(values.some((v) => v.stability !== null) ? [panel('stability', 'bootstrap stability (ARI)')] : []),
+    ],
   };
 }
 

@@ -151,8 +151,9 @@ async function assertChartsRendered(page: Page) {
   );
   assert.ok((await page.locator('#chart-profile svg .mark-rule.role-mark line').count()) > 0, 'population rules drawn');
   // A point per candidate k on each of the two panels (inertia, silhouette).
-  assert.equal(await page.locator('#chart-k svg .mark-symbol.role-mark path').count(), 2 * figures.candidates.length);
-  return figures.candidates as { k: number; status: string }[];
+  // Inertia, silhouette and bootstrap stability: one point per candidate k in each panel.
+  assert.equal(await page.locator('#chart-k svg .mark-symbol.role-mark path').count(), 3 * figures.candidates.length);
+  return figures.candidates as { k: number; status: string; stability: number | null }[];
 }
 
 describe('segment explorer', () => {
@@ -201,13 +202,22 @@ describe('segment explorer', () => {
       ]),
       'the chosen k and refused k are marked as the artifact records them',
     );
+    assert.deepEqual(
+      candidates.map((c) => c.stability),
+      model.k_selection.candidates.map((c) => c.stability ?? null),
+      'the stability panel shows what the artifact records',
+    );
+    assert.ok(
+      candidates.every((c) => typeof c.stability === 'number'),
+      'a new model records stability for every k',
+    );
     assert.ok(
       candidates.some((c) => c.status === 'refused'),
       JSON.stringify(model.k_selection.candidates),
     );
     assert.equal(
       await page.locator('#chart-k svg .mark-symbol.role-mark path[aria-label*="status: refused"]').count(),
-      2 * candidates.filter((c) => c.status === 'refused').length,
+      3 * candidates.filter((c) => c.status === 'refused').length,
     );
     assert.match((await page.textContent('#k-note')) ?? '', new RegExp(`Chosen k = ${model.k_selection.chosen_k}`));
     await screenshot(page, '3-current-model', `the current model ${v2}: segment table, centroid profile chart, k selection chart`);
