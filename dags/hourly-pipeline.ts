@@ -9,6 +9,7 @@
  */
 import { dataTestTasks, sqlModelTasks } from '../elt/dag-tasks.js';
 import { SQL_MANIFEST } from '../elt/sql-manifest.js';
+import { productionTaskDefaults } from './defaults.js';
 import { defineDag, type DagTaskDefinition } from './dsl.js';
 import { HOURLY_PIPELINE_DAG } from '../core/dag-ids.js';
 
@@ -49,16 +50,7 @@ export const hourlyPipeline = defineDag({
     'Load one arrival hour of the lake into raw.events, build staging, facts and customer_features, run the data tests, sync profiles.',
   schedule: { cron: '0 * * * *' },
   interval: 'hourly',
-  defaultTaskOptions: {
-    retry: {
-      initialInterval: '30s',
-      backoffCoefficient: 2,
-      maximumInterval: '10m',
-      maximumAttempts: 3,
-      nonRetryableErrorTypes: HOURLY_NON_RETRYABLE,
-    },
-    startToCloseTimeout: '30m',
-  },
+  defaultTaskOptions: productionTaskDefaults(HOURLY_NON_RETRYABLE),
   // The four fact models only depend on staging, so they run side by side.
   maxParallelism: 4,
   tasks,

@@ -8,6 +8,7 @@
  * `v20261126T020000Z`). Intermediate results live in GCS under
  * `models/segmentation/runs/<version>/`, so any task can be retried or rerun on its own.
  */
+import { productionTaskDefaults } from './defaults.js';
 import { defineDag } from './dsl.js';
 import { NIGHTLY_SEGMENTATION_DAG } from '../core/dag-ids.js';
 
@@ -38,16 +39,7 @@ export const nightlySegmentation = defineDag({
   // After the night's hourly runs; the interval is the previous day.
   schedule: { cron: '0 2 * * *' },
   interval: 'daily',
-  defaultTaskOptions: {
-    retry: {
-      initialInterval: '30s',
-      backoffCoefficient: 2,
-      maximumInterval: '10m',
-      maximumAttempts: 3,
-      nonRetryableErrorTypes: SEGMENTATION_NON_RETRYABLE,
-    },
-    startToCloseTimeout: '30m',
-  },
+  defaultTaskOptions: productionTaskDefaults(SEGMENTATION_NON_RETRYABLE),
   maxParallelism: 1,
   tasks: [
     { id: 'extract', run: { activity: SEGMENTATION_ACTIVITY.extract }, heartbeatTimeout: '2m' },
