@@ -8,7 +8,7 @@ import { createLogger } from '../core/logger.js';
 import { API_DEFAULTS, DOCS_PATH, EXPLORER_PATH, buildProfileApi } from './server.js';
 import { CACHE_DEFAULTS } from './cache.js';
 import { createFirestoreProfileStore } from './firestore-store.js';
-import { createRegistrySegmentsSource } from './segments-store.js';
+import { createRegistrySegmentsSource, createTemporalRunsReader } from './segments-store.js';
 
 /** A whole number from `min` on (api/ may not import scripts/lib/cli.ts, whose twin this is). */
 const wholeNumber = (min: number) => (value: string) => {
@@ -43,7 +43,10 @@ const program = new Command('npm run api')
     `
 Endpoints:
   GET /v1/customers/<id>/profile   Authorization: Bearer <one of SEGFLOW_API_TOKENS>
-  GET /v1/models, /v1/models/<version>, /v1/segments[?version=<v>]   the same token
+  POST /v1/profiles:batchGet       {"ids": [...]} (up to 100), the same token
+  GET /v1/customers/<id>/explain   why the customer sits in its segment
+  GET /v1/models, /v1/models/<version>, /v1/segments[?version=<v>], /v1/segments/<id>/customers,
+      /v1/models/<a>/transitions/<b>, /v1/stability, /v1/runs   the same token
   GET /healthz                     no authentication; reports whether Firestore answers
   GET ${EXPLORER_PATH}/                   the segment explorer (asks for the token in the page)
   GET ${DOCS_PATH}, ${DOCS_PATH}/json            the OpenAPI document, interactive and as JSON
@@ -83,7 +86,12 @@ const app = buildProfileApi({
   },
   rateLimit: rate === 0 ? false : rate === undefined ? undefined : { max: rate, timeWindowMs: 60_000 },
   trustProxy: args.trustProxy ?? false,
-  segments: createRegistrySegmentsSource({ bigquery: clients.bigquery, storage: clients.storage, config }),
+  segments: createRegistrySegmentsSource({
+    bigquery: clients.bigquery,
+    storage: clients.storage,
+    config,
+    runs: createTemporalRunsReader(config),
+  }),
 });
 
 // Open the Firestore channel before the first request, which would otherwise pay

@@ -1,12 +1,17 @@
 /**
- * The segments API: `GET /v1/models`, `GET /v1/models/:version` and `GET /v1/segments`, read from
- * the model registry (artifacts in GCS, marts.segment_models) and marts.customer_segments.
+ * The segments API: `GET /v1/models`, `GET /v1/models/:version`, `GET /v1/segments`,
+ * `GET /v1/segments/:id/customers`, `GET /v1/models/:version/transitions/:to`, `GET /v1/stability`
+ * and `GET /v1/runs`, read from the model registry (artifacts in GCS, marts.segment_models),
+ * marts.customer_segments, marts.segment_stability and Temporal's visibility.
  * Every route has a JSON schema for its params and responses; the OpenAPI document is built from them.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { MODEL_VERSION, toOriginalUnits, type SegmentModel } from '../core/segmentation/index.js';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { Config } from '../core/config.js';
+import { toOriginalUnits, type SegmentModel } from '../core/segmentation/index.js';
 import type { RegisteredModel, SegmentSize } from '../stores/model-registry.js';
-import { PROBLEM_SCHEMA, problem } from './problem.js';
+import { problem } from './problem.js';
+import { VERSION_SCHEMA, errors, nullableNumber, nullableString, security, type Authenticate } from './schema-parts.js';
+import { registerSegmentViews } from './segment-views.js';
 
 /** Where the segments API reads models; stores/ in production (api/segments-store.ts). */
 export interface SegmentsSource {
@@ -17,18 +22,58 @@ export interface SegmentsSource {
   model(version: string): Promise<SegmentModel | null>;
   /** Customers per segment in marts.customer_segments; [] when the version was never assigned there. */
   sizes(version: string): Promise<SegmentSize[]>;
+  /** Members of one segment of `version`, by customer id, those after `after` (keyset paging). */
+  members(version: string, segmentId: number, after: string, limit: number): Promise<MemberRow[]>;
+  /** The newest rows of marts.segment_stability, newest first. */
+  stability(limit: number): Promise<StabilityRow[]>;
+  /** Customers per (version, segment) in marts.customer_segments. */
+  versionSizes(): Promise<VersionSize[]>;
+  /** Customers in both assignments, by (segment in `from`, segment in `to`). */
+  transitions(from: string, to: string): Promise<TransitionCell[]>;
+  /** The stability alert thresholds the nightly job applies; null when not configured here. */
+  thresholds(): StabilityThresholds | null;
+  /** The last runs of a DAG in Temporal, newest first; absent when the API has no Temporal client. */
+  recentRuns?(dagId: string, limit: number): Promise<DagRun[]>;
 }
 
-const nullableNumber = { type: ['number', 'null'] } as const;
-const nullableString = { type: ['string', 'null'] } as const;
-const numberMap = { type: 'object', additionalProperties: { type: 'number' } } as const;
+export interface MemberRow {
+  customer_id: string;
+  distance: number | null;
+  margin: number | null;
+  assigned_at: string | null;
+}
+export interface StabilityRow {
+  model_version: string;
+  previous_version: string | null;
+  changed_share: number | null;
+  ari: number | null;
+  max_centroid_drift: number | null;
+  breaches: Record<string, unknown>[];
+  decision: string;
+  computed_at: string;
+}
+export interface VersionSize {
+  model_version: string;
+  segment_id: number;
+  segment_label: string;
+  customers: number;
+}
+export interface TransitionCell {
+  from_id: number;
+  to_id: number;
+  customers: number;
+}
+export interface DagRun {
+  workflow_id: string;
+  run_id: string;
+  status: string;
+  start_time: string;
+  close_time: string | null;
+  url: string;
+}
+export type StabilityThresholds = Config['segmentation']['thresholds'];
 
-const VERSION_SCHEMA = {
-  type: 'string',
-  maxLength: 128,
-  pattern: MODEL_VERSION.source,
-  description: 'a model version such as v20261126T000000Z',
-} as const;
+const numberMap = { type: 'object', additionalProperties: { type: 'number' } } as const;
 
 const METRICS_SCHEMA = {
   type: 'object',
@@ -116,11 +161,61 @@ const K_SELECTION_SCHEMA = {
   },
 } as const;
 
+const COHESION_SCHEMA = {
+  type: ['object', 'null'],
+  description: 'cohesion and separation as trained, in prepared space (null for models trained before it was recorded)',
+  required: ['silhouette', 'davies_bouldin', 'calinski_harabasz', 'silhouette_rows', 'rows', 'segments'],
+  properties: {
+    silhouette: { type: 'number' },
+    davies_bouldin: { ...nullableNumber, description: 'lower is better' },
+    calinski_harabasz: { ...nullableNumber, description: 'higher is better' },
+    silhouette_rows: { type: 'integer' },
+    rows: { type: 'integer' },
+    segments: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['id', 'label', 'silhouette', 'mean_distance', 'nearest_centroid_distance', 'nearest_segment_id'],
+        properties: {
+          id: { type: 'integer' },
+          label: { type: 'string' },
+          silhouette: { ...nullableNumber, description: "mean silhouette of the segment's rows in the silhouette sample" },
+          mean_distance: { type: 'number', description: 'mean distance of its rows to its centroid (cohesion)' },
+          nearest_centroid_distance: { ...nullableNumber, description: 'distance to the nearest other centroid (separation)' },
+          nearest_segment_id: { type: ['integer', 'null'] },
+        },
+      },
+    },
+  },
+} as const;
+
+/** The artifact's cohesion figures by segment id (the artifact keys them by centroid index). */
+function cohesionOf(model: SegmentModel) {
+  const c = model.cohesion;
+  if (c === undefined) return null;
+  return {
+    silhouette: c.silhouette,
+    davies_bouldin: c.davies_bouldin,
+    calinski_harabasz: c.calinski_harabasz,
+    silhouette_rows: c.silhouette_rows,
+    rows: c.rows,
+    segments: c.segments.map((s) => ({
+      id: model.segments[s.index]!.id,
+      label: model.segments[s.index]!.label,
+      silhouette: s.silhouette,
+      mean_distance: s.mean_distance,
+      nearest_centroid_distance: s.nearest_centroid_distance,
+      nearest_segment_id: s.nearest_index === null ? null : model.segments[s.nearest_index]!.id,
+    })),
+  };
+}
+
 const MODEL_DETAIL_SCHEMA = {
   type: 'object',
-  required: [...MODEL_SUMMARY_REQUIRED, 'features', 'k_selection', 'training', 'segments'],
+  required: [...MODEL_SUMMARY_REQUIRED, 'features', 'k_selection', 'training', 'segments', 'cohesion'],
   properties: {
     ...MODEL_SUMMARY_PROPERTIES,
+    cohesion: COHESION_SCHEMA,
     features: { type: 'array', items: FEATURE_SCHEMA },
     k_selection: K_SELECTION_SCHEMA,
     training: {
@@ -159,9 +254,6 @@ const SEGMENTS_SCHEMA = {
   },
 } as const;
 
-const errors = { 400: PROBLEM_SCHEMA, 401: PROBLEM_SCHEMA, 404: PROBLEM_SCHEMA, 429: PROBLEM_SCHEMA } as const;
-const security = [{ bearerAuth: [] }];
-
 /** The training population's centroid in original units: the size-weighted mean of the centroids in prepared space. */
 export function populationCentroid(model: SegmentModel): number[] {
   const dim = model.preparation.features.length;
@@ -188,11 +280,10 @@ function metricsOf(model: SegmentModel | null, registered: RegisteredModel | und
   };
 }
 
-export function registerSegmentRoutes(
-  api: FastifyInstance,
-  deps: { source: SegmentsSource; authenticate: (request: FastifyRequest, reply: FastifyReply, done: () => void) => void },
-) {
+export function registerSegmentRoutes(api: FastifyInstance, deps: { source: SegmentsSource; authenticate: Authenticate }) {
   const { source, authenticate } = deps;
+
+  registerSegmentViews(api, deps);
 
   async function modelOr404(reply: FastifyReply, version: string): Promise<SegmentModel | null> {
     const model = await source.model(version);
@@ -274,6 +365,7 @@ export function registerSegmentRoutes(
         },
         training: model.training,
         segments: model.segments,
+        cohesion: cohesionOf(model),
       };
     },
   );

@@ -11,7 +11,7 @@ import rateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,7 @@ import { CUSTOMER_ID_RULE, isCustomerId } from '../core/customer-id.js';
 import type { Logger } from '../core/logger.js';
 import type { Profile } from '../core/profile.js';
 import { CachedProfileReader, type ProfileCacheOptions, type ProfileStore } from './cache.js';
+import { registerCustomerRoutes, type ProfileAnswer } from './customer-routes.js';
 import { PROBLEM_SCHEMA, problem } from './problem.js';
 import { registerSegmentRoutes, type SegmentsSource } from './segments.js';
 
@@ -55,7 +56,7 @@ const EXPLORER_VENDOR_FILES = new Set([
 
 export const API_DEFAULTS = {
   rateLimit: { max: 1_200, timeWindowMs: 60_000 },
-  // Every route is a GET; nothing legitimate sends a body.
+  // Only POST /v1/profiles:batchGet takes a body, under its own limit (BATCH_GET_BODY_LIMIT_BYTES).
   bodyLimitBytes: 1_024,
   healthTimeoutMs: 1_000,
 } as const;
@@ -178,6 +179,29 @@ export function buildProfileApi(options: ProfileApiOptions) {
     done();
   }
 
+  /** One profile through the cache: what the single route and the batch route answer for it. */
+  async function lookupProfile(id: string, log: FastifyBaseLogger): Promise<ProfileAnswer<ProfileResponse>> {
+    const read = await reader.read(id);
+    switch (read.kind) {
+      case 'fresh':
+        return { ok: true, body: toResponse(read.profile, false) };
+      case 'stale':
+        log.debug({ customerId: id, reason: read.reason, cachedAt: new Date(read.cachedAt).toISOString() }, 'served a cached profile');
+        return { ok: true, body: toResponse(read.profile, true) };
+      case 'not_found':
+        return { ok: false, statusCode: 404, error: 'Not Found', message: `no profile for customer ${id}` };
+      case 'unavailable':
+        log.warn({ customerId: id, reason: read.reason }, 'profile store unavailable and nothing cached');
+        return {
+          ok: false,
+          statusCode: 503,
+          error: 'Service Unavailable',
+          message: `${read.reason}, and no cached profile exists for this customer; retry in a few seconds`,
+          retryAfterSeconds: 5,
+        };
+    }
+  }
+
   let probe: { at: number; result: Promise<{ reachable: boolean; error?: string }> } | undefined;
   function probeStore() {
     const ping = options.store.ping?.bind(options.store);
@@ -250,31 +274,19 @@ export function buildProfileApi(options: ProfileApiOptions) {
           return problem(reply, 400, 'Bad Request', `customer id: expected ${CUSTOMER_ID_RULE}`);
         }
         reply.header('cache-control', 'no-store');
-        const read = await reader.read(id);
-        switch (read.kind) {
-          case 'fresh':
-            return toResponse(read.profile, false);
-          case 'stale':
-            request.log.debug(
-              { customerId: id, reason: read.reason, cachedAt: new Date(read.cachedAt).toISOString() },
-              'served a cached profile',
-            );
-            return toResponse(read.profile, true);
-          case 'not_found':
-            return problem(reply, 404, 'Not Found', `no profile for customer ${id}`);
-          case 'unavailable':
-            request.log.warn({ customerId: id, reason: read.reason }, 'profile store unavailable and nothing cached');
-            reply.header('retry-after', '5');
-            return problem(
-              reply,
-              503,
-              'Service Unavailable',
-              `${read.reason}, and no cached profile exists for this customer; retry in a few seconds`,
-            );
-        }
+        const answer = await lookupProfile(id, request.log);
+        if (answer.ok) return answer.body;
+        if (answer.retryAfterSeconds !== undefined) reply.header('retry-after', String(answer.retryAfterSeconds));
+        return problem(reply, answer.statusCode, answer.error, answer.message);
       },
     );
 
+    registerCustomerRoutes(api, {
+      authenticate,
+      lookup: lookupProfile,
+      profileSchema: PROFILE_RESPONSE_SCHEMA,
+      segments: options.segments,
+    });
     if (options.segments !== undefined) registerSegmentRoutes(api, { source: options.segments, authenticate });
   });
 

@@ -223,13 +223,13 @@ export interface SegmentSize {
   share: number;
 }
 
-type WarehouseDeps = { bigquery: BigQuery; config: Pick<Config, 'gcp' | 'warehouse'> };
+export type WarehouseDeps = { bigquery: BigQuery; config: Pick<Config, 'gcp' | 'warehouse'> };
 
 /**
  * Rows of a query on the marts dataset, or null when its table does not exist yet. The dataset is
  * the query's default dataset, so no configured name enters the SQL text.
  */
-async function queryMarts<Row>(
+export async function queryMarts<Row>(
   { bigquery, config }: WarehouseDeps,
   query: string,
   params: Record<string, string | number>,
@@ -309,7 +309,7 @@ export interface RegisteredModel {
   metrics: Record<string, unknown>;
 }
 
-function isoOf(value: unknown): string | null {
+export function isoOf(value: unknown): string | null {
   if (value === null || value === undefined) return null;
   // The BigQuery client returns TIMESTAMP columns as BigQueryTimestamp objects with a .value string.
   const raw = typeof value === 'object' && 'value' in value ? (value as { value: unknown }).value : value;

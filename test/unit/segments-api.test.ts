@@ -35,6 +35,11 @@ const source: SegmentsSource = {
   currentVersion: async () => current,
   model: async (v) => models.get(v) ?? null,
   sizes: async (v) => sizes.get(v) ?? [],
+  members: async () => [],
+  stability: async () => [],
+  versionSizes: async () => [],
+  transitions: async () => [],
+  thresholds: () => null,
 };
 const app = buildProfileApi({
   store: { getProfile: async () => null },
