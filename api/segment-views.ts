@@ -187,7 +187,7 @@ const RUNS_SCHEMA = {
 export function registerSegmentViews(api: FastifyInstance, deps: { source: SegmentsSource; authenticate: Authenticate }) {
   const { source, authenticate } = deps;
 
-  api.get<{ Params: { id: number }; Querystring: { version?: string; limit?: number; page_token?: string } }>(
+  api.get<{ Params: { id: string }; Querystring: { version?: string; limit?: number; page_token?: string } }>(
     '/v1/segments/:id/customers',
     {
       preValidation: authenticate,
@@ -195,7 +195,12 @@ export function registerSegmentViews(api: FastifyInstance, deps: { source: Segme
         summary: "A segment's customers from marts.customer_segments, by customer id, one page at a time",
         tags: ['segments'],
         security,
-        params: { type: 'object', required: ['id'], properties: { id: { type: 'integer', minimum: 0, maximum: 1_000_000 } } },
+        // A string with a pattern, not an integer: Ajv's coercion would read ' ' or '' as segment 0.
+        params: {
+          type: 'object',
+          required: ['id'],
+          properties: { id: { type: 'string', pattern: '^[0-9]{1,6}$', description: 'a segment id (GET /v1/segments lists them)' } },
+        },
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -209,7 +214,7 @@ export function registerSegmentViews(api: FastifyInstance, deps: { source: Segme
       },
     },
     async (request, reply) => {
-      const { id } = request.params;
+      const id = Number(request.params.id);
       const { limit = MEMBERS_PAGE.default, page_token: token } = request.query;
       let after = '';
       if (token !== undefined) {
