@@ -206,7 +206,7 @@ function cohesionSpec(model) {
         encoding: {
           y,
           x: { field: 'silhouette', type: 'quantitative', title: 'mean silhouette', scale: { domain: [-1, 1] } },
-          color: { field: 'segment', type: 'nominal', legend: null },
+          color: { value: '#2ca02c' },
           tooltip: [{ field: 'segment' }, { field: 'silhouette', format: '.3f' }],
         },
       },
@@ -223,6 +223,7 @@ function cohesionSpec(model) {
         },
       },
     ],
+    resolve: { scale: { color: 'independent' }, legend: { color: 'independent' } },
   };
 }
 
@@ -259,6 +260,8 @@ function stabilitySpec(stability) {
         ? []
         : [
             {
+              // Its own one-row data: one rule, not one per night.
+              data: { values: [{}] },
               mark: { type: 'rule', color: '#d62728', strokeDash: [6, 3], strokeWidth: 2 },
               encoding: {
                 y: { datum: t[m.threshold] },
@@ -514,7 +517,7 @@ async function lookup(id) {
       `${explain.customer_id} is in segment ${explain.segment.id} ${explain.segment.label} (model ${explain.model_version})` +
       (explain.margin === null
         ? ''
-        : `; next is ${explain.margin.next_segment_id} ${explain.margin.next_label}, margin ${explain.margin.squared.toFixed(4)}`) +
+        : `; next is ${explain.margin.next_segment_id} ${explain.margin.next_label}, squared margin ${explain.margin.squared.toFixed(4)}`) +
       `. Profile: segment ${p.segment_id} ${p.segment_label} of ${p.model_version}, updated ${p.updated_at}${p.stale ? ' (stale copy)' : ''}` +
       (explain.agrees_with_profile ? '.' : '; the profile was assigned with another model or older features.');
     result.dataset.segmentId = String(explain.segment.id);

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { DOCS_PATH, EXPLORER_PATH } from '../../api/server.js';
 import { PROJECT_ROOT } from '../../core/config.js';
 import { loadModelVersion } from '../../stores/model-registry.js';
@@ -40,7 +40,7 @@ const screenshots: { file: string; shows: string }[] = [];
 interface ExplorerWindow {
   segflowExplorer: {
     views: Record<string, { data(name: string): Record<string, unknown>[] }>;
-    state: { segments?: { model_version: string } };
+    state: { segments?: { model_version: string }; explain?: { segment: { id: number } } };
   };
   document: { getElementById(id: string): { textContent: string | null } | null };
   sessionStorage: { getItem(key: string): string | null };
@@ -92,9 +92,9 @@ after(async () => {
   for (const s of screenshots) console.log(`screenshot ${s.file}: ${s.shows}`);
 });
 
-async function screenshot(page: Page, name: string, shows: string) {
+async function screenshot(target: Page | Locator, name: string, shows: string) {
   const file = path.join(ARTIFACTS, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
+  await ('goto' in target ? target.screenshot({ path: file, fullPage: true }) : target.screenshot({ path: file }));
   screenshots.push({ file, shows });
 }
 
@@ -113,7 +113,8 @@ async function signIn(page: Page, token: string) {
 /** The page holds no segment data: no table rows, no chart, nothing kept in its state. */
 async function assertNoData(page: Page) {
   assert.equal(await page.locator('#segments tbody tr').count(), 0);
-  assert.equal(await page.locator('#chart-profile svg, #chart-k svg').count(), 0);
+  assert.equal(await page.locator('.chart svg').count(), 0);
+  assert.equal(await page.locator('#runs tbody tr').count(), 0);
   assert.equal(await page.isVisible('#data'), false);
   assert.deepEqual(await page.evaluate(() => (globalThis as unknown as ExplorerWindow).segflowExplorer.state), {});
 }
@@ -150,10 +151,35 @@ async function assertChartsRendered(page: Page) {
     'one bar per segment and feature',
   );
   assert.ok((await page.locator('#chart-profile svg .mark-rule.role-mark line').count()) > 0, 'population rules drawn');
-  // A point per candidate k on each of the two panels (inertia, silhouette).
   // Inertia, silhouette and bootstrap stability: one point per candidate k in each panel.
   assert.equal(await page.locator('#chart-k svg .mark-symbol.role-mark path').count(), 3 * figures.candidates.length);
+  await assertHistoryCharts(page);
   return figures.candidates as { k: number; status: string; stability: number | null }[];
+}
+
+/** The cohesion, stability, sizes and transitions charts: data in each vega view, marks in each SVG. */
+async function assertHistoryCharts(page: Page) {
+  // No named functions inside evaluate: tsx would wrap them in a __name helper the page does not have.
+  const counts = await page.evaluate(() => {
+    const { views } = (globalThis as unknown as ExplorerWindow).segflowExplorer;
+    return {
+      cohesion: views.cohesion?.data('cohesion').length ?? 0,
+      stability: views.stability?.data('stability').length ?? 0,
+      sizes: views.sizes?.data('sizes').length ?? 0,
+      transitions: views.transitions?.data('transitions').length ?? 0,
+    };
+  });
+  for (const [chart, rows] of Object.entries(counts)) assert.ok(rows > 0, `the ${chart} chart has data`);
+  assert.ok((await page.locator('#chart-cohesion svg .mark-rect.role-mark path').count()) >= 2 * counts.cohesion, 'cohesion bars');
+  assert.ok((await page.locator('#chart-stability svg .mark-symbol.role-mark path').count()) >= counts.stability, 'stability points');
+  // One dashed threshold rule per stability panel: changed share, ARI, centroid drift.
+  assert.equal(await page.locator('#chart-stability svg .mark-rule.role-mark line').count(), 3, 'alert thresholds drawn');
+  assert.ok((await page.locator('#chart-sizes svg .mark-line.role-mark path').count()) > 0, 'size lines');
+  assert.equal(
+    await page.locator('#chart-transitions svg .mark-rect.role-mark path').count(),
+    counts.transitions,
+    'one cell per transition',
+  );
 }
 
 describe('segment explorer', () => {
@@ -220,7 +246,11 @@ describe('segment explorer', () => {
       3 * candidates.filter((c) => c.status === 'refused').length,
     );
     assert.match((await page.textContent('#k-note')) ?? '', new RegExp(`Chosen k = ${model.k_selection.chosen_k}`));
-    await screenshot(page, '3-current-model', `the current model ${v2}: segment table, centroid profile chart, k selection chart`);
+    await screenshot(
+      page,
+      '3-current-model',
+      `the whole page on the current model ${v2}: segments, centroid profile, k selection, cohesion, stability, transitions, freshness`,
+    );
 
     // The token stays for the tab: a reload needs no new sign-in.
     await page.reload();
@@ -241,12 +271,98 @@ describe('segment explorer', () => {
     await page.close();
   });
 
+  it('signed in: cohesion, stability, transitions, freshness and a customer lookup that agrees with the profile API', async () => {
+    const page = await openExplorer();
+    await signIn(page, TOKEN);
+    await page.waitForSelector('body[data-state=ready]', { timeout: 30_000 });
+    const [v1, v2] = stack.versions as [string, string];
+    await assertHistoryCharts(page);
+    assert.match((await page.textContent('#stability-note')) ?? '', /2 nights/);
+    assert.equal(await page.inputValue('#transition-from'), v1, 'transitions default to the version before');
+    assert.match((await page.textContent('#transition-note')) ?? '', new RegExp(`from ${v1} to ${v2}`));
+    await screenshot(
+      page.locator('section:has(#chart-cohesion)'),
+      '6-cohesion',
+      'cohesion and separation per segment of the current model',
+    );
+    await screenshot(
+      page.locator('section:has(#chart-stability)'),
+      '7-stability',
+      'changed share, ARI and centroid drift per night with the alert thresholds dashed, and segment shares per version',
+    );
+    await screenshot(
+      page.locator('section:has(#chart-transitions)'),
+      '8-transitions',
+      `segment-to-segment transitions from ${v1} to ${v2}`,
+    );
+
+    // Freshness: this test's nightly runs, each a link into the Temporal UI.
+    const runs = await page.$$eval('#runs tbody tr', (trs) =>
+      trs.map((tr) => ({
+        cells: [...tr.querySelectorAll('td')].map((td) => td.textContent ?? ''),
+        href: tr.querySelector('a')?.href ?? null,
+      })),
+    );
+    const nightly = runs.filter((r) => r.cells[0] === 'nightly_segmentation' && r.href !== null);
+    assert.ok(nightly.length >= 2, JSON.stringify(runs));
+    for (const r of nightly) assert.ok(r.href!.startsWith(`${stack.harness.config.temporal.uiUrl}/namespaces/`), r.href!);
+    assert.ok(nightly.some((r) => r.cells[2] === 'COMPLETED'));
+    await screenshot(
+      page.locator('section:has(#runs)'),
+      '9-freshness',
+      'the last hourly and nightly runs with their state and Temporal UI links',
+    );
+
+    // Customer lookup against the profile API.
+    for (const customer of stack.population.rows.slice(0, 3).map((r) => r.customer_id)) {
+      await page.fill('#lookup-id', customer);
+      await page.click('#lookup-form button[type=submit]');
+      await page.waitForFunction(
+        (id) =>
+          (globalThis as unknown as ExplorerWindow).document
+            .getElementById('lookup-result')
+            ?.textContent?.startsWith(`${id} is in segment`) ?? false,
+        customer,
+      );
+      const shown = Number(await page.getAttribute('#lookup-result', 'data-segment-id'));
+      const profile = (await (
+        await fetch(`${base}/v1/customers/${customer}/profile`, { headers: { authorization: `Bearer ${TOKEN}` } })
+      ).json()) as { segment_id: number };
+      assert.equal(shown, profile.segment_id, `${customer}: the lookup and the profile API`);
+      const rows = await page.evaluate(() => {
+        const { views } = (globalThis as unknown as ExplorerWindow).segflowExplorer;
+        return { distances: views.distances?.data('distances').length ?? 0, features: views.explain?.data('features').length ?? 0 };
+      });
+      assert.ok(rows.distances > 0 && rows.features > 0, JSON.stringify(rows));
+      assert.ok((await page.locator('#chart-explain svg .mark-rect.role-mark path').count()) >= rows.features);
+    }
+    await screenshot(
+      page.locator('section:has(#lookup-form)'),
+      '10-customer-lookup',
+      'a customer lookup: its segment, the distance to each centroid and the features that pull it toward its segment',
+    );
+    const unknown = 'cust-not-a-customer';
+    await page.fill('#lookup-id', unknown);
+    await page.click('#lookup-form button[type=submit]');
+    await page.waitForSelector('#lookup-result.error');
+    assert.match((await page.textContent('#lookup-result')) ?? '', /404/);
+    await page.close();
+  });
+
   it('the interactive API docs page renders every route offline', async () => {
     const page = await browser.newPage();
     await page.goto(`${base}${DOCS_PATH}`);
     await page.waitForSelector('.swagger-ui .opblock-summary-path', { timeout: 30_000 });
     const paths = await page.$$eval('.swagger-ui .opblock-summary-path', (els) => els.map((e) => e.getAttribute('data-path')));
-    for (const route of ['/v1/models', '/v1/models/{version}', '/v1/segments', '/v1/customers/{id}/profile'])
+    for (const route of [
+      '/v1/models',
+      '/v1/models/{version}',
+      '/v1/segments',
+      '/v1/segments/{id}/customers',
+      '/v1/customers/{id}/profile',
+      '/v1/customers/{id}/explain',
+      '/v1/profiles:batchGet',
+    ])
       assert.ok(paths.includes(route), `${route} in ${paths}`);
     await screenshot(page, '5-api-docs', 'the interactive OpenAPI page at /docs listing every route');
     await page.close();
