@@ -40,6 +40,8 @@ export interface ProfileApiOptions {
   healthTimeoutMs?: number;
   /** The model registry: turns on the segments API and the explorer page. */
   segments?: SegmentsSource;
+  /** Called once per profile request with how it was answered (metrics count stale ones). */
+  onProfileRead?: (result: 'fresh' | 'stale' | 'not_found' | 'unavailable') => void;
 }
 
 /** Where the OpenAPI document and its interactive page are served. */
@@ -251,6 +253,7 @@ export function buildProfileApi(options: ProfileApiOptions) {
         }
         reply.header('cache-control', 'no-store');
         const read = await reader.read(id);
+        options.onProfileRead?.(read.kind);
         switch (read.kind) {
           case 'fresh':
             return toResponse(read.profile, false);

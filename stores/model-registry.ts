@@ -529,3 +529,48 @@ export async function readTransitions(
   cells.sort((a, b) => a.from_id - b.from_id || a.to_id - b.to_id);
   return { cells, onlyFrom, onlyTo };
 }
+
+// ---------------------------------------------------------------- segment health (for metrics)
+
+export interface SegmentHealth {
+  version: string;
+  k: number;
+  silhouette: number;
+  /** When the current model became current (its latest promotion), else when it was created. */
+  current_since: string;
+  segments: Array<{ id: number; label: string; customers: number; share: number; silhouette: number | null }>;
+  /** The newest stability measurement (of any candidate, held ones included); null before the second night. */
+  stability: StabilityRow | null;
+}
+
+/** The current model's health figures, or null before the first promotion. */
+export async function readSegmentHealth(deps: {
+  bigquery: BigQuery;
+  storage: Storage;
+  config: Pick<Config, 'gcp' | 'warehouse' | 'lake'>;
+}): Promise<SegmentHealth | null> {
+  const model = await loadCurrentModel(deps.storage, deps.config.lake.bucket);
+  if (model === null) return null;
+  const [sizes, stability, promotions] = await Promise.all([
+    readSegmentSizes(deps, model.version),
+    readStabilityRows(deps, { limit: 1 }),
+    readPromotions(deps, { version: model.version, limit: 1 }),
+  ]);
+  const counted = new Map(sizes.map((s) => [s.segment_id, s]));
+  const total = model.segments.reduce((s, seg) => s + seg.size, 0);
+  return {
+    version: model.version,
+    k: model.centroids.length,
+    silhouette: model.metrics.silhouette,
+    current_since: promotions[0]?.promoted_at ?? model.created_at,
+    segments: model.segments.map((s, i) => ({
+      id: s.id,
+      label: s.label,
+      // Counted over every customer when the warehouse holds the assignment, else the training sample.
+      customers: sizes.length > 0 ? (counted.get(s.id)?.customers ?? 0) : s.size,
+      share: sizes.length > 0 ? (counted.get(s.id)?.share ?? 0) : total > 0 ? s.size / total : 0,
+      silhouette: model.cohesion?.segments.find((c) => c.index === i)?.silhouette ?? null,
+    })),
+    stability: stability[0] ?? null,
+  };
+}
