@@ -242,7 +242,7 @@ type WarehouseDeps = { bigquery: BigQuery; config: Pick<Config, 'gcp' | 'warehou
 async function queryMarts<Row>(
   { bigquery, config }: WarehouseDeps,
   query: string,
-  params: Record<string, string | number>,
+  params: Record<string, string | number | Date>,
   types: Record<string, string>,
 ): Promise<Row[] | null> {
   try {
@@ -403,6 +403,7 @@ export async function ensureMartsTable({ bigquery, config }: WarehouseDeps, name
 export async function recordPromotion(deps: WarehouseDeps, record: PromotionRecord): Promise<void> {
   await ensureMartsTable(deps, 'segment_promotions', SEGMENT_PROMOTIONS_SCHEMA);
   await ensureMartsTable(deps, 'segment_models', SEGMENT_MODELS_SCHEMA);
+  // A Date, not a string: the emulator stores NULL for a TIMESTAMP parameter given as text.
   const at = new Date(record.promoted_at);
   await queryMarts(
     deps,
@@ -414,7 +415,7 @@ export async function recordPromotion(deps: WarehouseDeps, record: PromotionReco
       action: record.action,
       by: record.promoted_by,
       ...(record.note === null ? {} : { note: record.note }),
-      at: at.toISOString(),
+      at,
     },
     {
       v: 'STRING',
@@ -428,7 +429,7 @@ export async function recordPromotion(deps: WarehouseDeps, record: PromotionReco
   await queryMarts(
     deps,
     'UPDATE segment_models SET is_current = (version = @v), promoted_at = IF(version = @v AND promoted_at IS NULL, @at, promoted_at) WHERE TRUE',
-    { v: record.model_version, at: at.toISOString() },
+    { v: record.model_version, at },
     { v: 'STRING', at: 'TIMESTAMP' },
   );
 }
