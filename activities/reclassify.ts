@@ -46,7 +46,7 @@ export interface ReclassifyActivityDeps {
   firestore: Firestore;
   config: Pick<Config, 'lake' | 'firestore' | 'warehouse' | 'gcp' | 'webhooks'>;
   logger: Logger;
-  /** Re-read current.json at most this often (default 30 s). */
+  /** Re-read current.json at most this often (SEGFLOW_MODEL_POINTER_TTL_MS; default here 5 s). */
   modelPointerTtlMs?: number;
   /** Re-read the RFM score bounds this often (default 10 min). */
   scoreBoundsTtlMs?: number;
@@ -113,7 +113,7 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
   // A schema change makes every stored profile unreadable at once: one report per problem set.
   const repeated = createRepeatedLog(log);
   const profiles = createProfileStore({ firestore, config, logger, activity: currentActivity });
-  const pointerTtl = deps.modelPointerTtlMs ?? 30_000;
+  const pointerTtl = deps.modelPointerTtlMs ?? 5_000;
   const boundsTtl = deps.scoreBoundsTtlMs ?? 600_000;
   const boundsWait = deps.scoreBoundsWaitMs ?? 3_000;
 

@@ -93,9 +93,23 @@ const MODEL_SUMMARY_PROPERTIES = {
   k: { type: 'integer' },
   is_current: { type: 'boolean', description: 'current.json points at this version' },
   promoted_at: { ...nullableString, description: 'when it first became current; null if never' },
+  promoted_by: {
+    ...nullableString,
+    description: 'who made it current the last time (an operator, or the nightly DAG); null if never recorded',
+  },
+  promotion_note: { ...nullableString, description: 'why, as recorded with that promotion' },
   metrics: METRICS_SCHEMA,
 } as const;
-const MODEL_SUMMARY_REQUIRED = ['version', 'created_at', 'k', 'is_current', 'promoted_at', 'metrics'] as const;
+const MODEL_SUMMARY_REQUIRED = [
+  'version',
+  'created_at',
+  'k',
+  'is_current',
+  'promoted_at',
+  'promoted_by',
+  'promotion_note',
+  'metrics',
+] as const;
 
 const MODEL_LIST_SCHEMA = {
   type: 'object',
@@ -313,6 +327,8 @@ export function registerSegmentRoutes(api: FastifyInstance, deps: { source: Segm
           k: r.k,
           is_current: r.version === current,
           promoted_at: r.promoted_at,
+          promoted_by: r.promoted_by,
+          promotion_note: r.promotion_note,
           metrics: metricsOf(null, r),
         })),
       };
@@ -345,6 +361,8 @@ export function registerSegmentRoutes(api: FastifyInstance, deps: { source: Segm
         k: model.centroids.length,
         is_current: version === current,
         promoted_at: registered?.promoted_at ?? null,
+        promoted_by: registered?.promoted_by ?? null,
+        promotion_note: registered?.promotion_note ?? null,
         metrics: metricsOf(model, registered),
         features: model.preparation.features.map((f, j) => ({
           name: f.name,

@@ -41,6 +41,8 @@ export interface ProfileApiOptions {
   healthTimeoutMs?: number;
   /** The model registry: turns on the segments API and the explorer page. */
   segments?: SegmentsSource;
+  /** Called once per profile request with how it was answered (metrics count stale ones). */
+  onProfileRead?: (result: 'fresh' | 'stale' | 'not_found' | 'unavailable') => void;
 }
 
 /** Where the OpenAPI document and its interactive page are served. */
@@ -182,6 +184,7 @@ export function buildProfileApi(options: ProfileApiOptions) {
   /** One profile through the cache: what the single route and the batch route answer for it. */
   async function lookupProfile(id: string, log: FastifyBaseLogger): Promise<ProfileAnswer<ProfileResponse>> {
     const read = await reader.read(id);
+    options.onProfileRead?.(read.kind);
     switch (read.kind) {
       case 'fresh':
         return { ok: true, body: toResponse(read.profile, false) };

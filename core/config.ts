@@ -260,6 +260,15 @@ export const envSchema = z.object({
   SEGFLOW_SEGMENT_FEATURES: optionalString.describe(
     'Features the segmentation clusters on: a JSON array of `{name, weight, log?, role?}` over `marts.customer_features` columns. Unset: the built-in list (docs/segmentation.md).',
   ),
+  SEGFLOW_MODEL_POINTER_TTL_MS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(3_600_000)
+    .default(5_000)
+    .describe(
+      'How often a worker re-reads `models/segmentation/current.json` (at most; only when it reclassifies), so a promotion or rollback reaches the real-time path within this long without a restart. The API reads it on every request.',
+    ),
   SEGFLOW_SEGMENT_K_MIN: z.coerce
     .number()
     .int()
@@ -471,6 +480,8 @@ export interface Config {
       allowSegmentChanges: boolean;
     };
     promotionPolicy: 'promote_with_alert' | 'hold';
+    /** How often the real-time path re-reads current.json. */
+    modelPointerTtlMs: number;
   };
 }
 
@@ -634,6 +645,7 @@ export function parseConfig(env: RawEnv): Config {
         allowSegmentChanges: e.SEGFLOW_SEGMENT_ALLOW_SEGMENT_CHANGES,
       },
       promotionPolicy: e.SEGFLOW_SEGMENT_PROMOTION_POLICY,
+      modelPointerTtlMs: e.SEGFLOW_MODEL_POINTER_TTL_MS,
     },
   };
 }

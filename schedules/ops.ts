@@ -8,6 +8,7 @@
  *   runs <dag>                     recent runs (visibility)
  *   tasks <workflowId>             task states of one run
  *   rerun-failed <dag> --interval  run a failed interval again, skipping what succeeded
+ *   models list|show|diff|promote|rollback   the model registry (ops-models.ts)
  *
  * Every command takes --json: the data as JSON on stdout, nothing else there. The operations are
  * in ops-lib.ts, the text in ops-format.ts. Exit status 2 for a request to correct (OpsError).
@@ -19,6 +20,7 @@ import { loadConfigOrExit } from '../core/config.js';
 import { wholeNumber } from '../scripts/lib/cli.js';
 import { createTemporalClient } from '../workers/client.js';
 import type { OverlapPolicyName } from './definitions.js';
+import { registerModelCommands } from './ops-models.js';
 import {
   formatBackfillEnd,
   formatBackfillProgress,
@@ -201,6 +203,7 @@ export function buildProgram(getCtx: () => Promise<OpsContext>): Command {
     );
 
   for (const c of program.commands) c.option('--json', 'print the result as JSON on stdout, and nothing else there');
+  registerModelCommands(program);
   return program;
 }
 

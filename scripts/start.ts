@@ -25,7 +25,7 @@ import { ensureIngestion } from '../schedules/definitions.js';
 import { intervalStartingAt, startDagRun, type OpsContext } from '../schedules/ops-lib.js';
 import { ingestStatsQuery } from '../workflows/ingest-messages.js';
 import { createTemporalClient } from '../workers/client.js';
-import { metricsPorts, recordApiLatency } from '../workers/metrics.js';
+import { metricsPorts, recordApiLatency, recordProfileRead } from '../workers/metrics.js';
 import { startTriggerListener } from '../workers/trigger-listener.js';
 import { startWorker } from '../workers/worker.js';
 import { eventMessage, openTopic, publishAll } from './lib/publisher.js';
@@ -206,7 +206,7 @@ await worker.done.catch((err: unknown) => {
 async function startApi(cfg: Config, log: Logger, clients: GcpClients): Promise<string> {
   const store = createFirestoreProfileStore({ firestore: clients.firestore, config: cfg, logger: log });
   const segments = createRegistrySegmentsSource({ bigquery: clients.bigquery, storage: clients.storage, config: cfg });
-  const app = buildProfileApi({ store, tokens: cfg.api.tokens, logger: log, segments });
+  const app = buildProfileApi({ store, tokens: cfg.api.tokens, logger: log, segments, onProfileRead: recordProfileRead });
   app.addHook('onResponse', async (request, reply) => {
     recordApiLatency(request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime);
   });

@@ -7,7 +7,8 @@
  *   models/segmentation/current.json                {"version", "uri"}: the one-step promotion switch
  *   models/segmentation/runs/<version>/<step>.json  what each task leaves for the next
  * Warehouse (dataset = SEGFLOW_DATASET_MARTS): segment_models (registry), customer_segments
- * (one row per customer per version), segment_stability (one row per candidate version). Their
+ * (one row per customer per version), segment_stability (one row per candidate version),
+ * segment_promotions (one row per switch of current.json: who, when, why). Their
  * schemas live here, with the objects, because readers other than the tasks that write them
  * (scripts, the segments API, tests) must agree on them.
  */
@@ -70,6 +71,15 @@ export const SEGMENT_STABILITY_SCHEMA: TableField[] = [
   { name: 'breaches', type: 'STRING', description: 'JSON array of stability breaches' },
   { name: 'decision', type: 'STRING', mode: 'REQUIRED', description: 'promote, promote_with_alert or hold' },
   { name: 'computed_at', type: 'TIMESTAMP', mode: 'REQUIRED' },
+];
+
+export const SEGMENT_PROMOTIONS_SCHEMA: TableField[] = [
+  { name: 'model_version', type: 'STRING', mode: 'REQUIRED', description: 'the version current.json was switched to' },
+  { name: 'previous_version', type: 'STRING', description: 'the version it replaced; null for the first promotion' },
+  { name: 'action', type: 'STRING', mode: 'REQUIRED', description: 'nightly (the promote task), promote or rollback (ops models)' },
+  { name: 'promoted_by', type: 'STRING', mode: 'REQUIRED', description: 'who: an operator, or the DAG for nightly promotions' },
+  { name: 'note', type: 'STRING', description: 'why' },
+  { name: 'promoted_at', type: 'TIMESTAMP', mode: 'REQUIRED' },
 ];
 
 // ---------------------------------------------------------------- GCS objects
@@ -232,7 +242,7 @@ export type WarehouseDeps = { bigquery: BigQuery; config: Pick<Config, 'gcp' | '
 export async function queryMarts<Row>(
   { bigquery, config }: WarehouseDeps,
   query: string,
-  params: Record<string, string | number>,
+  params: Record<string, string | number | Date>,
   types: Record<string, string>,
 ): Promise<Row[] | null> {
   try {
@@ -245,7 +255,8 @@ export async function queryMarts<Row>(
     });
     return rows as Row[];
   } catch (err) {
-    if (isNotFound(err)) return null;
+    // The BigQuery emulator answers a query on a missing table with a 400 naming it, not a 404.
+    if (isNotFound(err) || /\b(Table|Dataset) not found\b/i.test(err instanceof Error ? err.message : '')) return null;
     throw err;
   }
 }
@@ -298,7 +309,7 @@ export async function readSegmentationRun(
 
 // ---------------------------------------------------------------- the registry, read back
 
-/** One row of marts.segment_models, its metrics JSON parsed. */
+/** One row of marts.segment_models, its metrics JSON parsed, with its latest promotion record. */
 export interface RegisteredModel {
   version: string;
   created_at: string;
@@ -306,6 +317,9 @@ export interface RegisteredModel {
   k: number;
   is_current: boolean;
   promoted_at: string | null;
+  /** Who made it current the last time, and why (marts.segment_promotions); null when never recorded. */
+  promoted_by: string | null;
+  promotion_note: string | null;
   metrics: Record<string, unknown>;
 }
 
@@ -337,6 +351,8 @@ export async function listRegisteredModels(deps: WarehouseDeps, limit = 100): Pr
       { n: String(limit) },
       { n: 'INT64' },
     )) ?? [];
+  const latest = new Map<string, PromotionRecord>();
+  for (const p of await readPromotions(deps)) if (!latest.has(p.model_version)) latest.set(p.model_version, p);
   return rows.map((r) => ({
     version: String(r.version),
     created_at: isoOf(r.created_at) ?? '',
@@ -344,6 +360,8 @@ export async function listRegisteredModels(deps: WarehouseDeps, limit = 100): Pr
     k: Number(r.k),
     is_current: r.is_current === true,
     promoted_at: isoOf(r.promoted_at),
+    promoted_by: latest.get(String(r.version))?.promoted_by ?? null,
+    promotion_note: latest.get(String(r.version))?.note ?? null,
     metrics: parseMetrics(r.metrics),
   }));
 }
@@ -352,4 +370,208 @@ export async function listRegisteredModels(deps: WarehouseDeps, limit = 100): Pr
 export async function loadModelVersion(storage: Storage, bucket: string, version: string): Promise<SegmentModel | null> {
   const json = await readJson(storage, bucket, modelObjectName(version));
   return json === null ? null : parseSegmentModel(json);
+}
+
+// ---------------------------------------------------------------- promotions (who switched current.json, when, why)
+
+export type PromotionAction = 'nightly' | 'promote' | 'rollback';
+
+export interface PromotionRecord {
+  model_version: string;
+  previous_version: string | null;
+  action: PromotionAction;
+  promoted_by: string;
+  note: string | null;
+  promoted_at: string;
+}
+
+/** Creates a marts table (and the dataset) when missing; a concurrent creator is not an error. */
+export async function ensureMartsTable({ bigquery, config }: WarehouseDeps, name: string, schema: TableField[]): Promise<void> {
+  const dataset = bigquery.dataset(config.warehouse.marts, { location: config.gcp.location });
+  const created = (err: unknown) => {
+    if ((err as { code?: number }).code !== 409) throw err;
+  };
+  if (!(await dataset.exists())[0]) await dataset.create().catch(created);
+  const table = dataset.table(name);
+  if (!(await table.exists())[0]) await table.create({ schema: { fields: schema } }).catch(created);
+}
+
+/**
+ * Records a switch of current.json: one row in segment_promotions, and is_current (and the first
+ * promoted_at) in segment_models. Runs after the pointer write, which is the switch itself.
+ */
+export async function recordPromotion(deps: WarehouseDeps, record: PromotionRecord): Promise<void> {
+  await ensureMartsTable(deps, 'segment_promotions', SEGMENT_PROMOTIONS_SCHEMA);
+  await ensureMartsTable(deps, 'segment_models', SEGMENT_MODELS_SCHEMA);
+  // A Date, not a string: the emulator stores NULL for a TIMESTAMP parameter given as text.
+  const at = new Date(record.promoted_at);
+  await queryMarts(
+    deps,
+    `INSERT INTO segment_promotions (model_version, previous_version, action, promoted_by, note, promoted_at)
+     VALUES (@v, ${record.previous_version === null ? 'NULL' : '@prev'}, @action, @by, ${record.note === null ? 'NULL' : '@note'}, @at)`,
+    {
+      v: record.model_version,
+      ...(record.previous_version === null ? {} : { prev: record.previous_version }),
+      action: record.action,
+      by: record.promoted_by,
+      ...(record.note === null ? {} : { note: record.note }),
+      at,
+    },
+    {
+      v: 'STRING',
+      ...(record.previous_version === null ? {} : { prev: 'STRING' }),
+      action: 'STRING',
+      by: 'STRING',
+      ...(record.note === null ? {} : { note: 'STRING' }),
+      at: 'TIMESTAMP',
+    },
+  );
+  await queryMarts(
+    deps,
+    'UPDATE segment_models SET is_current = (version = @v), promoted_at = IF(version = @v AND promoted_at IS NULL, @at, promoted_at) WHERE TRUE',
+    { v: record.model_version, at },
+    { v: 'STRING', at: 'TIMESTAMP' },
+  );
+}
+
+/** Promotion records, newest first (of one version when given); [] before the first one was recorded. */
+export async function readPromotions(deps: WarehouseDeps, opts: { version?: string; limit?: number } = {}): Promise<PromotionRecord[]> {
+  const where = opts.version === undefined ? '' : 'WHERE model_version = @v';
+  const rows =
+    (await queryMarts<Record<string, unknown>>(
+      deps,
+      `SELECT model_version, previous_version, action, promoted_by, note, promoted_at FROM segment_promotions ${where}
+       ORDER BY promoted_at DESC LIMIT @n`,
+      { n: String(opts.limit ?? 1000), ...(opts.version === undefined ? {} : { v: opts.version }) },
+      { n: 'INT64', ...(opts.version === undefined ? {} : { v: 'STRING' }) },
+    )) ?? [];
+  return rows.map((r) => ({
+    model_version: String(r.model_version),
+    previous_version: r.previous_version === null || r.previous_version === undefined ? null : String(r.previous_version),
+    action: String(r.action) as PromotionAction,
+    promoted_by: String(r.promoted_by),
+    note: r.note === null || r.note === undefined ? null : String(r.note),
+    promoted_at: isoOf(r.promoted_at) ?? '',
+  }));
+}
+
+// ---------------------------------------------------------------- stability rows
+
+export interface StabilityRow {
+  model_version: string;
+  previous_version: string | null;
+  changed_share: number | null;
+  ari: number | null;
+  max_centroid_drift: number | null;
+  decision: 'promote' | 'promote_with_alert' | 'hold';
+  computed_at: string;
+}
+
+/** Rows of marts.segment_stability, newest first (of one version when given); [] when the table does not exist. */
+export async function readStabilityRows(deps: WarehouseDeps, opts: { version?: string; limit?: number } = {}): Promise<StabilityRow[]> {
+  const where = opts.version === undefined ? '' : 'WHERE model_version = @v';
+  const rows =
+    (await queryMarts<Record<string, unknown>>(
+      deps,
+      `SELECT model_version, previous_version, changed_share, ari, max_centroid_drift, decision, computed_at FROM segment_stability ${where}
+       ORDER BY computed_at DESC LIMIT @n`,
+      { n: String(opts.limit ?? 100), ...(opts.version === undefined ? {} : { v: opts.version }) },
+      { n: 'INT64', ...(opts.version === undefined ? {} : { v: 'STRING' }) },
+    )) ?? [];
+  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  return rows.map((r) => ({
+    model_version: String(r.model_version),
+    previous_version: r.previous_version === null || r.previous_version === undefined ? null : String(r.previous_version),
+    changed_share: num(r.changed_share),
+    ari: num(r.ari),
+    max_centroid_drift: num(r.max_centroid_drift),
+    decision: String(r.decision) as StabilityRow['decision'],
+    computed_at: isoOf(r.computed_at) ?? '',
+  }));
+}
+
+// ---------------------------------------------------------------- transitions between two versions
+
+export interface TransitionCell {
+  from_id: number;
+  to_id: number;
+  customers: number;
+}
+
+/**
+ * Customers assigned in both versions, by (segment in `from`, segment in `to`), and those assigned
+ * in only one of them: one GROUP BY in BigQuery, nothing per customer leaves it.
+ */
+export async function readTransitions(
+  deps: WarehouseDeps,
+  from: string,
+  to: string,
+): Promise<{ cells: TransitionCell[]; onlyFrom: number; onlyTo: number }> {
+  const rows =
+    (await queryMarts<{ from_id: number | null; to_id: number | null; customers: number }>(
+      deps,
+      `SELECT a.segment_id AS from_id, b.segment_id AS to_id, COUNT(*) AS customers
+       FROM (SELECT customer_id, segment_id FROM customer_segments WHERE model_version = @from) AS a
+       FULL OUTER JOIN (SELECT customer_id, segment_id FROM customer_segments WHERE model_version = @to) AS b
+       ON a.customer_id = b.customer_id
+       GROUP BY from_id, to_id`,
+      { from, to },
+      { from: 'STRING', to: 'STRING' },
+    )) ?? [];
+  let onlyFrom = 0;
+  let onlyTo = 0;
+  const cells: TransitionCell[] = [];
+  for (const r of rows) {
+    const n = Number(r.customers);
+    if (r.to_id === null) onlyFrom += n;
+    else if (r.from_id === null) onlyTo += n;
+    else cells.push({ from_id: Number(r.from_id), to_id: Number(r.to_id), customers: n });
+  }
+  cells.sort((a, b) => a.from_id - b.from_id || a.to_id - b.to_id);
+  return { cells, onlyFrom, onlyTo };
+}
+
+// ---------------------------------------------------------------- segment health (for metrics)
+
+export interface SegmentHealth {
+  version: string;
+  k: number;
+  silhouette: number;
+  /** When the current model became current (its latest promotion), else when it was created. */
+  current_since: string;
+  segments: Array<{ id: number; label: string; customers: number; share: number; silhouette: number | null }>;
+  /** The newest stability measurement (of any candidate, held ones included); null before the second night. */
+  stability: StabilityRow | null;
+}
+
+/** The current model's health figures, or null before the first promotion. */
+export async function readSegmentHealth(deps: {
+  bigquery: BigQuery;
+  storage: Storage;
+  config: Pick<Config, 'gcp' | 'warehouse' | 'lake'>;
+}): Promise<SegmentHealth | null> {
+  const model = await loadCurrentModel(deps.storage, deps.config.lake.bucket);
+  if (model === null) return null;
+  const [sizes, stability, promotions] = await Promise.all([
+    readSegmentSizes(deps, model.version),
+    readStabilityRows(deps, { limit: 1 }),
+    readPromotions(deps, { version: model.version, limit: 1 }),
+  ]);
+  const counted = new Map(sizes.map((s) => [s.segment_id, s]));
+  const total = model.segments.reduce((s, seg) => s + seg.size, 0);
+  return {
+    version: model.version,
+    k: model.centroids.length,
+    silhouette: model.metrics.silhouette,
+    current_since: promotions[0]?.promoted_at ?? model.created_at,
+    segments: model.segments.map((s, i) => ({
+      id: s.id,
+      label: s.label,
+      // Counted over every customer when the warehouse holds the assignment, else the training sample.
+      customers: sizes.length > 0 ? (counted.get(s.id)?.customers ?? 0) : s.size,
+      share: sizes.length > 0 ? (counted.get(s.id)?.share ?? 0) : total > 0 ? s.size / total : 0,
+      silhouette: model.cohesion?.segments.find((c) => c.index === i)?.silhouette ?? null,
+    })),
+    stability: stability[0] ?? null,
+  };
 }

@@ -4,8 +4,10 @@
  * served on the port after it (SEGFLOW_METRICS_PORT + 1; `metricsPorts(config)`).
  *
  * Other modules record through the small functions below; they never touch prom-client. Task
- * durations, ingestion counts and lag, and alert deliveries are recorded by the worker's
+ * durations, ingestion counts and lag, alert and webhook deliveries are recorded by the worker's
  * activity interceptor (`activityMetricsInterceptor`), so activities stay free of metrics code.
+ * Segment health (sizes, silhouette, stability, model age) is read from the model registry when
+ * Prometheus scrapes, cached for a few seconds, so every worker shows the same figures.
  */
 import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, ActivityInterceptorsFactory, Next } from '@temporalio/worker';
 import { createServer, type Server } from 'node:http';
@@ -71,6 +73,130 @@ const alertDeliveryFailures = new Counter({
   registers: [registry],
 });
 
+const webhookDeliveries = new Counter({
+  name: 'segflow_webhook_deliveries_total',
+  help: 'Segment-change webhook delivery attempts by subscriber and outcome (delivered, filtered, failed: retried, rejected: given up).',
+  labelNames: ['subscriber', 'outcome'] as const,
+  registers: [registry],
+});
+const profileReads = new Counter({
+  name: 'segflow_api_profile_reads_total',
+  help: 'Profiles asked of the API by result: fresh, stale (served from the cache while Firestore was slow or down), not_found, unavailable.',
+  labelNames: ['result'] as const,
+  registers: [registry],
+});
+
+// ---- segment health: read from the model registry when scraped (at most every SEGMENT_HEALTH_TTL_MS)
+
+/** What the segment health gauges show; stores/model-registry.ts readSegmentHealth has this shape. */
+export interface SegmentHealthFigures {
+  version: string;
+  k: number;
+  silhouette: number;
+  current_since: string;
+  segments: ReadonlyArray<{ id: number; label: string; customers: number; share: number; silhouette: number | null }>;
+  stability: {
+    model_version: string;
+    changed_share: number | null;
+    ari: number | null;
+    max_centroid_drift: number | null;
+    decision: string;
+  } | null;
+}
+
+const SEGMENT_HEALTH_TTL_MS = 15_000;
+let healthSource: (() => Promise<SegmentHealthFigures | null>) | undefined;
+let healthCache: { at: number; value: Promise<SegmentHealthFigures | null> } | undefined;
+
+/** Where the segment health gauges read from (the worker passes the model registry); undefined turns them off. */
+export function setSegmentHealthSource(source: (() => Promise<SegmentHealthFigures | null>) | undefined): void {
+  healthSource = source;
+  healthCache = undefined;
+}
+
+/** The next scrape reads the registry again (after a segmentation task or a promotion in this process). */
+export function invalidateSegmentHealth(): void {
+  healthCache = undefined;
+}
+
+async function segmentHealth(): Promise<SegmentHealthFigures | null> {
+  if (healthSource === undefined) return null;
+  if (healthCache === undefined || Date.now() - healthCache.at > SEGMENT_HEALTH_TTL_MS) {
+    const source = healthSource;
+    // A failed read keeps the last figures rather than blanking the dashboard.
+    const previous = healthCache?.value ?? Promise.resolve(null);
+    healthCache = { at: Date.now(), value: source().catch(() => previous) };
+  }
+  return healthCache.value;
+}
+
+/** A gauge filled from the health snapshot on every scrape; no series at all before a model is current. */
+function healthGauge<L extends string>(
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+  fill: (gauge: Gauge<L>, health: SegmentHealthFigures) => void,
+): Gauge<L> {
+  return new Gauge<L>({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const health = await segmentHealth();
+      if (health !== null) fill(this, health);
+    },
+  });
+}
+
+const segmentLabels = ['model_version', 'segment_id', 'segment_label'] as const;
+const segmentOf = (h: SegmentHealthFigures, s: SegmentHealthFigures['segments'][number]) => ({
+  model_version: h.version,
+  segment_id: String(s.id),
+  segment_label: s.label,
+});
+healthGauge('segflow_segment_customers', 'Customers per segment of the current model (marts.customer_segments).', segmentLabels, (g, h) => {
+  for (const s of h.segments) g.set(segmentOf(h, s), s.customers);
+});
+healthGauge('segflow_segment_share', "Each segment's share of the customers, current model.", segmentLabels, (g, h) => {
+  for (const s of h.segments) g.set(segmentOf(h, s), s.share);
+});
+healthGauge(
+  'segflow_segment_silhouette',
+  'Mean silhouette of each segment of the current model (cohesion and separation).',
+  segmentLabels,
+  (g, h) => {
+    for (const s of h.segments) if (s.silhouette !== null) g.set(segmentOf(h, s), s.silhouette);
+  },
+);
+healthGauge('segflow_model_silhouette', 'Mean silhouette of the current model.', ['model_version'], (g, h) => {
+  g.set({ model_version: h.version }, h.silhouette);
+});
+healthGauge('segflow_model_segments', 'Segments (k) of the current model.', ['model_version'], (g, h) => {
+  g.set({ model_version: h.version }, h.k);
+});
+healthGauge('segflow_model_age_seconds', 'Seconds since the current model became current.', ['model_version'], (g, h) => {
+  g.set({ model_version: h.version }, Math.max(0, (Date.now() - Date.parse(h.current_since)) / 1000));
+});
+const stabilityLabels = ['model_version', 'decision'] as const;
+const stabilityGauge = (name: string, help: string, pick: (s: NonNullable<SegmentHealthFigures['stability']>) => number | null) =>
+  healthGauge(name, help, stabilityLabels, (g, h) => {
+    const value = h.stability === null ? null : pick(h.stability);
+    if (h.stability !== null && value !== null) g.set({ model_version: h.stability.model_version, decision: h.stability.decision }, value);
+  });
+stabilityGauge(
+  'segflow_segment_changed_share',
+  'Share of customers whose segment the last measured candidate changed (marts.segment_stability).',
+  (s) => s.changed_share,
+);
+stabilityGauge(
+  'segflow_segment_adjusted_rand_index',
+  'Adjusted Rand index of the last measured candidate against the model it was compared with.',
+  (s) => s.ari,
+);
+stabilityGauge('segflow_segment_max_centroid_drift', 'Largest centroid drift of the last measured candidate.', (s) => s.max_centroid_drift);
+
 /** The part of an ingestion batch result metrics need (activities/ingest.ts IngestBatchResult). */
 export interface IngestBatchMetrics {
   readonly pulled: number;
@@ -111,6 +237,18 @@ export function recordApiLatency(route: string, status: number, ms: number): voi
 export function recordAlert(kind: string, severity: string, failedChannels: readonly string[] = []): void {
   alertsRaised.inc({ kind, severity });
   for (const channel of failedChannels) alertDeliveryFailures.inc({ channel: channel.split(/[#\s]/)[0] ?? channel });
+}
+
+export type ProfileReadResult = 'fresh' | 'stale' | 'not_found' | 'unavailable';
+
+export function recordProfileRead(result: ProfileReadResult): void {
+  profileReads.inc({ result });
+}
+
+export type WebhookOutcome = 'delivered' | 'filtered' | 'failed' | 'rejected';
+
+export function recordWebhookDelivery(subscriber: string, outcome: WebhookOutcome): void {
+  webhookDeliveries.inc({ subscriber, outcome });
 }
 
 /** Prometheus text exposition of segflow's registry. */
@@ -185,15 +323,24 @@ class ActivityMetrics implements ActivityInboundCallsInterceptor {
     try {
       const result = await next(input);
       if (dag !== undefined && task !== undefined) recordTaskDuration(dag, task, performance.now() - started, 'succeeded');
-      this.recordResult(result);
+      this.recordResult(result, input.args[0]);
       return result;
     } catch (err) {
       if (dag !== undefined && task !== undefined) recordTaskDuration(dag, task, performance.now() - started, 'failed');
+      if (this.activityType === 'deliverSegmentChange') {
+        const rejected = (err as { nonRetryable?: unknown }).nonRetryable === true;
+        recordWebhookDelivery(subscriberOf(input.args[0]), rejected ? 'rejected' : 'failed');
+      }
       throw err;
     }
   }
 
-  private recordResult(result: unknown): void {
+  private recordResult(result: unknown, firstArg: unknown): void {
+    if (this.activityType.startsWith('segmentation')) invalidateSegmentHealth();
+    if (this.activityType === 'deliverSegmentChange') {
+      const delivery = result as { skipped?: string; delivered?: boolean } | undefined;
+      recordWebhookDelivery(subscriberOf(firstArg), delivery?.skipped === 'filtered' ? 'filtered' : 'delivered');
+    }
     if (this.activityType === 'ingestBatch') recordIngestBatch(result as IngestBatchMetrics);
     if (this.activityType === 'raiseAlert' && typeof result === 'object' && result !== null) {
       const report = result as { dedupKey?: string; deliveries?: { channel: string; delivered: boolean }[] };
@@ -207,7 +354,12 @@ class ActivityMetrics implements ActivityInboundCallsInterceptor {
   }
 }
 
-/** Worker interceptor: DAG task durations, ingestion counters and lag, alert deliveries. */
+function subscriberOf(arg: unknown): string {
+  const id = (arg as { subscriberId?: unknown } | undefined)?.subscriberId;
+  return typeof id === 'string' ? id : 'unknown';
+}
+
+/** Worker interceptor: DAG task durations, ingestion counters and lag, alert and webhook deliveries. */
 export const activityMetricsInterceptor: ActivityInterceptorsFactory = (ctx) => ({
   inbound: new ActivityMetrics(ctx.info.activityType),
 });

@@ -12,7 +12,8 @@ import { temporalConnectionSettings } from '../core/temporal-connection.js';
 import { assertDagActivitiesRegistered } from '../dags/dsl.js';
 import { dagRegistry } from '../dags/index.js';
 import { installRuntime } from './runtime.js';
-import { activityMetricsInterceptor, metricsPorts, startMetricsServer } from './metrics.js';
+import { activityMetricsInterceptor, metricsPorts, setSegmentHealthSource, startMetricsServer } from './metrics.js';
+import { readSegmentHealth } from '../stores/model-registry.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 /**
@@ -65,6 +66,7 @@ export async function startWorker(config: Config, logger: Logger, opts: StartWor
   const ports = metricsPorts(config);
   if (ports !== undefined) await startMetricsServer(ports.segflow);
   const clients = opts.clients ?? createGcpClients(config);
+  if (ports !== undefined) setSegmentHealthSource(() => readSegmentHealth({ ...clients, config }));
   const connection = await NativeConnection.connect(temporalConnectionSettings(config));
   const runtime = createActivityRuntime({ config, clients, logger, hooks: opts.hooks });
   await loadHarnessDags(opts.harnessDags);
