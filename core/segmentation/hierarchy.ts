@@ -169,6 +169,16 @@ export function buildHierarchy(model: SegmentsForHierarchy, ruleInput: Partial<P
   return { linkage: 'ward', weights: 'segment_size', merges, rule: { min: rule.min, max: rule.max }, parents };
 }
 
+/** The same hierarchy after the segments were renumbered (relabelFromCurrent): old ids and new ids aligned by centroid index. */
+export function renumberHierarchy(hierarchy: Hierarchy, oldIds: readonly number[], newIds: readonly number[]): Hierarchy {
+  const to = new Map(oldIds.map((id, i) => [id, newIds[i]!]));
+  const parents = hierarchy.parents.map((p) => {
+    const members = p.members.map((id) => to.get(id) ?? id).sort((a, b) => a - b);
+    return { ...p, id: members[0]!, members };
+  });
+  return { ...hierarchy, parents };
+}
+
 /** Parent id per segment id; throws when the hierarchy does not cover every segment exactly once. */
 export function parentOfSegment(hierarchy: Hierarchy, segmentIds: readonly number[]): Map<number, number> {
   const map = new Map<number, number>();

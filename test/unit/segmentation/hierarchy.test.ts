@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { agnes, type Cluster } from 'ml-hclust';
-import { buildHierarchy, parentCount, parentGroups, parentSegmentOf, wardTree } from '../../../core/segmentation/hierarchy.js';
+import {
+  buildHierarchy,
+  parentCount,
+  parentGroups,
+  parentSegmentOf,
+  renumberHierarchy,
+  wardTree,
+} from '../../../core/segmentation/hierarchy.js';
 import { parseSegmentModel } from '../../../core/segmentation/model.js';
 import { trainSegmentModel } from '../../../core/segmentation/job.js';
 import type { Preparation } from '../../../core/segmentation/prepare.js';
@@ -125,5 +132,23 @@ describe('nested segments (hierarchy.ts)', () => {
     for (const id of ids) assert.notEqual(parentSegmentOf(model, id), null);
     const broken = { ...model, hierarchy: { ...model.hierarchy, parents: model.hierarchy.parents.slice(1) } };
     assert.throws(() => parseSegmentModel(broken), /hierarchy\.parents.*expected each of/s);
+  });
+});
+
+describe('renumberHierarchy', () => {
+  it('follows the segment ids relabelFromCurrent gives, parents keeping the smallest member id', () => {
+    const h = buildHierarchy(
+      { preparation: prep, centroids: SUBGROUPS, segments: SUBGROUPS.map((_, i) => ({ id: i, size: 100 })) },
+      { min: 3, max: 3 },
+    );
+    const renumbered = renumberHierarchy(h, [0, 1, 2, 3, 4, 5], [7, 3, 9, 8, 1, 2]);
+    assert.deepEqual(
+      renumbered.parents.map((p) => [p.id, p.members]),
+      [
+        [3, [3, 7]],
+        [8, [8, 9]],
+        [1, [1, 2]],
+      ],
+    );
   });
 });
