@@ -64,6 +64,8 @@ export function profileFromFeatures(row: FeatureRow, model: SegmentModel, interv
     customer_id: row.customer_id,
     segment_id: assignment.segmentId,
     segment_label: assignment.label,
+    // Always written (null without a hierarchy): a bulk update keeps fields it does not name.
+    parent_segment: assignment.parent,
     model_version: model.version,
     features,
     rfm: {

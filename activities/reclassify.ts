@@ -21,7 +21,7 @@ import { z } from 'zod';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { createRepeatedLog } from '../core/repeated-log.js';
-import { ProfileSchema, profileProblems, type Profile, type SegmentRef } from '../core/profile.js';
+import { ProfileSchema, profileProblems, segmentOf, type Profile, type SegmentRef } from '../core/profile.js';
 import {
   applyTriggerEvents,
   DEFAULT_RFM_SCORE_BOUNDS,
@@ -271,6 +271,7 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
       customer_id: customerId,
       segment_id: assignment.segmentId,
       segment_label: assignment.label,
+      parent_segment: assignment.parent,
       model_version: assignment.modelVersion,
       features: next.features,
       rfm: next.rfm,
@@ -320,7 +321,7 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
       written,
       signals.map((s) => ({ eventId: s.event.event_id, ts: s.event.ts, publishTime: s.publishTime })),
     );
-    const segment = { id: result.profile.segment_id, label: result.profile.segment_label };
+    const segment = segmentOf(result.profile);
     const subscriberIds =
       result.written && result.segmentChanged
         ? subscribersForChange(config.webhooks, result.previousSegment, segment).map((s) => s.id)
@@ -331,6 +332,7 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
         customerId,
         outcome: result.outcome,
         segmentId: segment.id,
+        parentSegmentId: segment.parent?.id ?? null,
         segmentChanged: result.segmentChanged,
         modelVersion: result.profile.model_version,
         base: result.stored ? 'profile' : 'event_only',
@@ -366,7 +368,7 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
     const { profile, margin } = reclassified(customerId, stored, events, segmentModel, rfmBounds);
     return {
       profile,
-      previousSegment: stored ? { id: stored.segment_id, label: stored.segment_label } : null,
+      previousSegment: stored ? segmentOf(stored) : null,
       base: stored ? 'profile' : 'event_only',
       margin,
       scoreBounds: rfmBounds.source,

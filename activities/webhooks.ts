@@ -14,13 +14,20 @@ import { z } from 'zod';
 import { CustomerIdSchema } from '../core/customer-id.js';
 import { Rfc3339Timestamp } from '../core/events.js';
 import { scrubSecrets, type Logger } from '../core/logger.js';
-import type { SegmentRef } from '../core/profile.js';
+import type { ParentSegmentRef, SegmentRef } from '../core/profile.js';
 import { filterMatches, subscriberHost, subscribersForChange, type WebhookSubscriber } from '../core/webhook-config.js';
 import { DELIVERY_ID_HEADER, SIGNATURE_HEADER, signWebhook } from '../core/webhook-signature.js';
+
+const ParentRefSchema = z.strictObject({
+  id: z.number().int().min(0),
+  label: z.string().min(1).max(256),
+});
 
 const SegmentRefSchema = z.strictObject({
   id: z.number().int().min(0),
   label: z.string().min(1).max(256),
+  /** The parent segment (nested segments); null or absent when the model has no hierarchy. */
+  parent: ParentRefSchema.nullable().optional(),
 });
 
 export const SegmentChangeSchema = z.strictObject({
@@ -39,8 +46,11 @@ export type SegmentChangeDelivery = z.infer<typeof SegmentChangeSchema>;
 export interface SegmentChangeWebhookBody {
   delivery_id: string;
   customer_id: string;
-  old_segment: SegmentRef | null;
-  new_segment: SegmentRef;
+  old_segment: { id: number; label: string } | null;
+  new_segment: { id: number; label: string };
+  /** The parent segments before and after (nested segments); null when there was none. A change of parent alone is a change. */
+  old_parent_segment: ParentSegmentRef | null;
+  new_parent_segment: ParentSegmentRef | null;
   model_version: string;
   occurred_at: string;
 }
@@ -64,12 +74,19 @@ export interface WebhookActivityDeps {
 export const WEBHOOK_USER_AGENT = 'segflow-webhooks/1';
 const ERROR_BODY_PREVIEW = 200;
 
+function parentOf(segment: SegmentChangeDelivery['oldSegment']): ParentSegmentRef | null {
+  const parent = segment?.parent ?? null;
+  return parent === null ? null : { id: parent.id, label: parent.label };
+}
+
 function bodyOf(change: SegmentChangeDelivery): SegmentChangeWebhookBody {
   return {
     delivery_id: change.deliveryId,
     customer_id: change.customerId,
     old_segment: change.oldSegment === null ? null : { id: change.oldSegment.id, label: change.oldSegment.label },
     new_segment: { id: change.newSegment.id, label: change.newSegment.label },
+    old_parent_segment: parentOf(change.oldSegment),
+    new_parent_segment: parentOf(change.newSegment),
     model_version: change.modelVersion,
     occurred_at: change.occurredAt,
   };

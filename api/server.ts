@@ -68,6 +68,8 @@ export interface ProfileResponse {
   customer_id: string;
   segment_id: number;
   segment_label: string;
+  /** The level above in the segment hierarchy; null for a profile assigned by a model without one. */
+  parent_segment: { id: number; label: string } | null;
   model_version: string;
   features: Profile['features'];
   rfm: Profile['rfm'];
@@ -82,11 +84,17 @@ export interface ProfileResponse {
 const nullableNumber = { type: ['number', 'null'] } as const;
 const PROFILE_RESPONSE_SCHEMA = {
   type: 'object',
-  required: ['customer_id', 'segment_id', 'segment_label', 'model_version', 'features', 'rfm', 'updated_at', 'stale'],
+  required: ['customer_id', 'segment_id', 'segment_label', 'parent_segment', 'model_version', 'features', 'rfm', 'updated_at', 'stale'],
   properties: {
     customer_id: { type: 'string' },
     segment_id: { type: 'integer' },
     segment_label: { type: 'string' },
+    parent_segment: {
+      type: ['object', 'null'],
+      required: ['id', 'label'],
+      properties: { id: { type: 'integer' }, label: { type: 'string' } },
+      description: 'The parent segment: the level above in the segment hierarchy; null when the model has none',
+    },
     model_version: { type: 'string' },
     features: { type: 'object', additionalProperties: nullableNumber },
     rfm: {
@@ -314,6 +322,7 @@ function toResponse(p: Profile, stale: boolean): ProfileResponse {
     customer_id: p.customer_id,
     segment_id: p.segment_id,
     segment_label: p.segment_label,
+    parent_segment: p.parent_segment ? { id: p.parent_segment.id, label: p.parent_segment.label } : null,
     model_version: p.model_version,
     features: p.features,
     rfm: p.rfm,

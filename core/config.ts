@@ -343,6 +343,18 @@ export const envSchema = z.object({
     .max(1)
     .default(0.2)
     .describe('Cohesion gate: a model whose mean silhouette is below this is held and alerted on, whatever the promotion policy.'),
+  SEGFLOW_SEGMENT_PARENTS_MIN: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(2)
+    .describe('Fewest parent segments the hierarchy over the segments keeps (nested segments; at most the number of segments).'),
+  SEGFLOW_SEGMENT_PARENTS_MAX: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(4)
+    .describe('Most parent segments; between the two, the cut before the largest jump in Ward merge cost (docs/segmentation.md).'),
   SEGFLOW_SEGMENT_N_INIT: z.coerce
     .number()
     .int()
@@ -470,6 +482,8 @@ export interface Config {
     minKStability: number;
     /** The cohesion gate (core/segmentation/cohesion-gate.ts). */
     cohesion: { minSegmentSilhouette: number; minSilhouette: number };
+    /** Nested segments: how many parent groups (core/segmentation/hierarchy.ts). */
+    parentSegments: { min: number; max: number };
     nInit: number;
     seed: number;
     thresholds: {
@@ -548,6 +562,11 @@ export function parseConfig(env: RawEnv): Config {
   if (e.SEGFLOW_SEGMENT_K_MIN > e.SEGFLOW_SEGMENT_K_MAX) {
     problems.push(
       `SEGFLOW_SEGMENT_K_MIN and SEGFLOW_SEGMENT_K_MAX: expected K_MIN <= K_MAX, found ${e.SEGFLOW_SEGMENT_K_MIN} > ${e.SEGFLOW_SEGMENT_K_MAX}`,
+    );
+  }
+  if (e.SEGFLOW_SEGMENT_PARENTS_MIN > e.SEGFLOW_SEGMENT_PARENTS_MAX) {
+    problems.push(
+      `SEGFLOW_SEGMENT_PARENTS_MIN and SEGFLOW_SEGMENT_PARENTS_MAX: expected MIN <= MAX, found ${e.SEGFLOW_SEGMENT_PARENTS_MIN} > ${e.SEGFLOW_SEGMENT_PARENTS_MAX}`,
     );
   }
   if (e.SEGFLOW_SEGMENT_FEATURES !== undefined) {
@@ -635,6 +654,7 @@ export function parseConfig(env: RawEnv): Config {
       stabilitySampleSize: e.SEGFLOW_SEGMENT_STABILITY_SAMPLE,
       minKStability: e.SEGFLOW_SEGMENT_MIN_K_STABILITY,
       cohesion: { minSegmentSilhouette: e.SEGFLOW_SEGMENT_MIN_SEGMENT_SILHOUETTE, minSilhouette: e.SEGFLOW_SEGMENT_MIN_SILHOUETTE },
+      parentSegments: { min: e.SEGFLOW_SEGMENT_PARENTS_MIN, max: e.SEGFLOW_SEGMENT_PARENTS_MAX },
       nInit: e.SEGFLOW_SEGMENT_N_INIT,
       seed: e.SEGFLOW_SEGMENT_SEED,
       thresholds: {

@@ -41,6 +41,14 @@ export const ProfileSchema = z.object({
   /** Stable segment id from the model (CustomerAssignment.segmentId). */
   segment_id: z.number().int({ error: 'a whole-number segment id' }).min(0, { error: 'a segment id >= 0' }),
   segment_label: z.string().min(1, { error: 'a non-empty segment label' }).max(256),
+  /** The parent segment: the level above in the model's segment hierarchy; null or absent for a model without one. */
+  parent_segment: z
+    .object({
+      id: z.number().int({ error: 'a whole-number segment id' }).min(0, { error: 'a segment id >= 0' }),
+      label: z.string().min(1, { error: 'a non-empty segment label' }).max(256),
+    })
+    .nullable()
+    .optional(),
   model_version: z.string().min(1, { error: 'a non-empty model version' }).max(128),
   /** Raw feature values by feature name; null where a feature is unknown. */
   features: z.record(z.string().regex(IDENTIFIER, { error: 'a lowercase feature name such as monetary_90d' }), z.number().nullable()),
@@ -57,13 +65,28 @@ export const ProfileSchema = z.object({
 });
 export type Profile = z.infer<typeof ProfileSchema>;
 
-export interface SegmentRef {
+export interface ParentSegmentRef {
   id: number;
   label: string;
 }
 
-export function segmentOf(profile: Pick<Profile, 'segment_id' | 'segment_label'>): SegmentRef {
-  return { id: profile.segment_id, label: profile.segment_label };
+export interface SegmentRef {
+  id: number;
+  label: string;
+  /** The parent segment; null (or absent, in records written before nested segments) when there is none. */
+  parent?: ParentSegmentRef | null;
+}
+
+export function segmentOf(profile: Pick<Profile, 'segment_id' | 'segment_label' | 'parent_segment'>): SegmentRef {
+  return { id: profile.segment_id, label: profile.segment_label, parent: profile.parent_segment ?? null };
+}
+
+/** True when `to` is another segment than `from` (none counts as another): a change of parent is a change too. */
+export function segmentChangedFrom(from: SegmentRef | null, to: SegmentRef): boolean {
+  if (from === null || from.id !== to.id || from.label !== to.label) return true;
+  const a = from.parent ?? null;
+  const b = to.parent ?? null;
+  return a === null || b === null ? a !== b : a.id !== b.id || a.label !== b.label;
 }
 
 /** A human-readable list of what is wrong with a would-be profile. */

@@ -114,6 +114,16 @@ if (run.model) {
     run.sizes.map((s) => [s.segment_id, s.segment_label, s.customers, `${(s.share * 100).toFixed(1)}%`]),
     { indent: 2, align: ['right', 'left', 'right', 'right'] },
   );
+  const parents = run.model?.hierarchy?.parents;
+  if (parents) {
+    const labelOf = new Map(run.model!.segments.map((g) => [g.id, g.label]));
+    console.log('\nparent segments (Ward over the segments, weighted by size):');
+    printTable(
+      ['id', 'label', 'segments', 'share'],
+      parents.map((p) => [p.id, p.label, p.members.map((id) => labelOf.get(id) ?? id).join(', '), `${(p.share * 100).toFixed(1)}%`]),
+      { indent: 2, align: ['right', 'left', 'left', 'right'] },
+    );
+  }
 }
 if (run.stability) {
   const st = run.stability;

@@ -56,6 +56,7 @@ export const CUSTOMER_SEGMENTS_SCHEMA: TableField[] = [
   { name: 'model_version', type: 'STRING', mode: 'REQUIRED' },
   { name: 'segment_id', type: 'INT64', mode: 'REQUIRED' },
   { name: 'segment_label', type: 'STRING' },
+  { name: 'parent_segment', type: 'INT64', description: 'The parent segment id (nested segments); NULL for models without a hierarchy' },
   { name: 'distance', type: 'FLOAT64' },
   { name: 'margin', type: 'FLOAT64' },
   { name: 'assigned_at', type: 'TIMESTAMP', mode: 'REQUIRED' },

@@ -23,6 +23,7 @@ import {
   ProfileSchema,
   profileProblems,
   sameProfileContent,
+  segmentChangedFrom,
   segmentOf,
   type Profile,
   type SegmentRef,
@@ -68,7 +69,7 @@ export interface WriteProfileResult {
   /** The stored segment before this write; null when the customer had no (readable) profile. */
   previousSegment: SegmentRef | null;
   previousModelVersion: string | null;
-  /** True when this write moved the customer into another segment (or gave a first one): send webhooks. */
+  /** True when this write moved the customer into another segment or parent segment (or gave a first one): send webhooks. */
   segmentChanged: boolean;
 }
 
@@ -82,7 +83,7 @@ export interface BulkWriteSummary {
   unchanged: number;
   /** Stored profile is as new or newer: kept. */
   notNewer: number;
-  /** Written (created or updated) with a different segment than before. */
+  /** Written (created or updated) with a different segment or parent segment than before. */
   segmentChanged: number;
   /** Documents that changed between our read and our write, re-done transactionally. */
   conflicts: number;
@@ -109,12 +110,15 @@ const StoredHeaderSchema = z.looseObject({
   source_event_time: ProfileSchema.shape.source_event_time,
   segment_id: ProfileSchema.shape.segment_id.optional(),
   segment_label: ProfileSchema.shape.segment_label.optional(),
+  parent_segment: ProfileSchema.shape.parent_segment,
   model_version: ProfileSchema.shape.model_version.optional(),
 });
 type StoredHeader = z.infer<typeof StoredHeaderSchema>;
 
 function storedSegment(h: StoredHeader | null): SegmentRef | null {
-  return h?.segment_id !== undefined && h.segment_label !== undefined ? { id: h.segment_id, label: h.segment_label } : null;
+  return h?.segment_id !== undefined && h.segment_label !== undefined
+    ? { id: h.segment_id, label: h.segment_label, parent: h.parent_segment ?? null }
+    : null;
 }
 
 /** Plain JSON for Firestore: normalised timestamps, no undefined values. */
@@ -159,8 +163,7 @@ export function createProfileStore({ firestore, config, logger, bulk = {}, activ
         return { written: false, outcome: 'not_newer', previousSegment, previousModelVersion, segmentChanged: false };
       }
       tx.set(ref, doc);
-      const segmentChanged =
-        previousSegment === null || previousSegment.id !== profile.segment_id || previousSegment.label !== profile.segment_label;
+      const segmentChanged = segmentChangedFrom(previousSegment, segmentOf(profile));
       return { written: true, outcome: snap.exists ? 'updated' : 'created', previousSegment, previousModelVersion, segmentChanged };
     });
     log.debug({ customerId: profile.customer_id, ...result }, 'profile write');
@@ -319,7 +322,7 @@ export function createProfileStore({ firestore, config, logger, bulk = {}, activ
         const data = { source_event_time: FieldValue.delete(), ...toDocument(profile) };
         track(writer.update(ref, data, { lastUpdateTime: snap.updateTime! }), profile, () => {
           s.updated += 1;
-          if (before === null || before.id !== profile.segment_id || before.label !== profile.segment_label) s.segmentChanged += 1;
+          if (segmentChangedFrom(before, segmentOf(profile))) s.segmentChanged += 1;
         });
       });
       if (pending.length >= opts.maxPendingWrites) await drain();
@@ -394,7 +397,9 @@ const RecentWritesSchema = z.object({
   recent_writes: z.array(
     z.object({
       event_ids: z.array(z.string()),
-      previous_segment: z.object({ id: z.number().int().min(0), label: z.string().min(1) }).nullable(),
+      previous_segment: z
+        .object({ id: z.number().int().min(0), label: z.string().min(1), parent: ProfileSchema.shape.parent_segment })
+        .nullable(),
       writer: z.string(),
     }),
   ),
@@ -479,7 +484,7 @@ export function createProfileUpdater(
     const last = repeated.at(-1);
     const previousSegment = first === undefined ? storedSegment(header) : writes[first]!.previous_segment;
     const previousModelVersion = header?.model_version ?? null;
-    const differs = (to: SegmentRef) => previousSegment === null || previousSegment.id !== to.id || previousSegment.label !== to.label;
+    const differs = (to: SegmentRef) => segmentChangedFrom(previousSegment, to);
     if (stored !== null && eventIds.length > 0 && eventIds.every((id) => applied.has(id))) {
       if (last === undefined) {
         // Applied by another run: a late duplicate of an old event, nothing to report.
@@ -497,7 +502,7 @@ export function createProfileUpdater(
         };
       }
       const after = writes[last + 1]?.previous_segment ?? segmentOf(stored);
-      const reported = { ...stored, segment_id: after.id, segment_label: after.label };
+      const reported = { ...stored, segment_id: after.id, segment_label: after.label, parent_segment: after.parent ?? null };
       return {
         result: {
           written: true,

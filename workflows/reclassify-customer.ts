@@ -206,7 +206,11 @@ export async function reclassifyCustomer(input: ReclassifyInput): Promise<Reclas
       profile: prepared.profile,
       events: batch.map((s) => ({ eventId: s.event.event_id, ts: s.event.ts, publishTime: s.publishTime })),
     });
-    const next = { id: prepared.profile.segment_id, label: prepared.profile.segment_label };
+    const next: SegmentRef = {
+      id: prepared.profile.segment_id,
+      label: prepared.profile.segment_label,
+      parent: prepared.profile.parent_segment ?? null,
+    };
     totals.steps += 1;
     totals.events += events.length;
     lastStep = {

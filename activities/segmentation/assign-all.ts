@@ -15,8 +15,8 @@ export async function assignAll(ctx: SegmentationContext, input: DagTaskInput) {
   await query(`DELETE FROM ${table('customer_segments')} WHERE model_version = @model_version`, { model_version: version });
   const started = Date.now();
   await query(
-    `INSERT INTO ${table('customer_segments')} (customer_id, model_version, segment_id, segment_label, distance, margin, assigned_at)\n` +
-      `SELECT customer_id, model_version, segment_id, segment_label, distance, margin, @assigned_at AS assigned_at FROM (\n${gen.sql})`,
+    `INSERT INTO ${table('customer_segments')} (customer_id, model_version, segment_id, segment_label, parent_segment, distance, margin, assigned_at)\n` +
+      `SELECT customer_id, model_version, segment_id, segment_label, parent_segment, distance, margin, @assigned_at AS assigned_at FROM (\n${gen.sql})`,
     { ...gen.params, segment_labels: gen.params.segment_labels ?? [], assigned_at: new Date(input.interval.end) },
   );
   const sizes = await whileHeartbeating(() => readSegmentSizes(ctx, version), 'query');

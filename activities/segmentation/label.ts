@@ -1,6 +1,13 @@
 import { z } from 'zod';
 import type { DagTaskInput } from '../../core/dag-task.js';
-import { cohesionFigures, describeSegments, parseSegmentModel, prepareMatrix, relabelFromCurrent } from '../../core/segmentation/index.js';
+import {
+  buildHierarchy,
+  cohesionFigures,
+  describeSegments,
+  parseSegmentModel,
+  prepareMatrix,
+  relabelFromCurrent,
+} from '../../core/segmentation/index.js';
 import { ExtractSchema, KStepSchema, TrainedSchema, loadCurrentModel, type LabelStep } from '../../stores/model-registry.js';
 import { extractRows, sameFeatures, type SegmentationContext } from './context.js';
 
@@ -59,11 +66,17 @@ export async function label(ctx: SegmentationContext, input: DagTaskInput) {
   } else if (current && !comparable) {
     log.warn({ current: current.version }, 'the current model uses other features; segments start afresh (new ids)');
   }
+  // After relabelling: parents take their ids from the segment ids the model keeps.
+  model = parseSegmentModel({ ...model, hierarchy: buildHierarchy(model, ctx.settings.parentSegments) });
   await ctx.writeStep(version, 'labels', labels);
   await ctx.writeStep(version, 'model', model);
   log.info(
     { segments: model.segments.map((s) => ({ id: s.id, label: s.label, share: s.share })), relabelledFrom: labels.relabelledFrom },
     'segments labelled',
+  );
+  log.info(
+    { parents: model.hierarchy?.parents.map((p) => ({ id: p.id, label: p.label, members: p.members, share: p.share })) },
+    'parent segments chosen',
   );
   return { version, k: model.centroids.length, labels: model.segments.map((s) => s.label), reused: false };
 }

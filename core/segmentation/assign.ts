@@ -9,6 +9,7 @@
  * identical is what lets batch (BigQuery) and real-time (TypeScript)
  * assignment agree exactly.
  */
+import { parentSegmentOf } from './hierarchy.js';
 import type { SegmentModel } from './model.js';
 import { applyPreparation } from './prepare.js';
 import type { FeatureRow } from './prepare.js';
@@ -183,6 +184,8 @@ export interface CustomerAssignment extends NearestResult {
   /** Stable segment id from the model (what profiles, webhooks and SQL output carry). */
   segmentId: number;
   label: string;
+  /** The parent segment (the level above in the model's hierarchy); null for a model trained without one. */
+  parent: { id: number; label: string } | null;
   modelVersion: string;
   /** The prepared feature vector the decision was made on, for explanations and audits. */
   vector: number[];
@@ -196,5 +199,12 @@ export function assignCustomer(model: SegmentModel, row: FeatureRow): CustomerAs
   if (!segment) {
     throw new Error(`model ${model.version}: centroid ${nearest.index} has no segment entry; the artifact is inconsistent`);
   }
-  return { ...nearest, segmentId: segment.id, label: segment.label, modelVersion: model.version, vector };
+  return {
+    ...nearest,
+    segmentId: segment.id,
+    label: segment.label,
+    parent: parentSegmentOf(model, segment.id),
+    modelVersion: model.version,
+    vector,
+  };
 }

@@ -2,6 +2,7 @@
 export * from './agreement.js';
 export * from './assign.js';
 export * from './features.js';
+export * from './hierarchy.js';
 export * from './bootstrap.js';
 export * from './cohesion.js';
 export * from './cohesion-gate.js';

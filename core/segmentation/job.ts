@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { assignAll, checkMatrix, flattenCentroids, unflattenCentroids } from './assign.js';
 import { KSELECT_DEFAULTS, selectK } from './kselect.js';
 import { cohesionFigures } from './cohesion.js';
+import { PARENT_RULE_DEFAULTS, ParentRuleSchema, buildHierarchy } from './hierarchy.js';
 import { describeSegments } from './labels.js';
 import { parseSegmentModel } from './model.js';
 import type { SegmentModel } from './model.js';
@@ -189,6 +190,8 @@ export const SegmentationSettingsSchema = z.object({
   nInit: z.number().int().min(1).default(TRAIN_DEFAULTS.nInit),
   maxIterations: z.number().int().min(1).default(TRAIN_DEFAULTS.maxIterations),
   seed: z.number().int().nonnegative().default(20261126),
+  /** How many parent groups the hierarchy over the segments keeps (hierarchy.ts). */
+  parentSegments: ParentRuleSchema.default(PARENT_RULE_DEFAULTS),
 });
 export type SegmentationSettings = z.output<typeof SegmentationSettingsSchema>;
 export type SegmentationSettingsInput = z.input<typeof SegmentationSettingsSchema>;
@@ -225,13 +228,15 @@ export function trainSegmentModel(
   });
   const chosen = selection.candidates.find((c) => c.k === selection.chosen_k);
   const createdAt = typeof meta.createdAt === 'string' ? meta.createdAt : meta.createdAt.toISOString();
+  const segments = describeSegments(preparation, fit.centroids, fit.sizes);
   return parseSegmentModel({
     version: meta.version,
     created_at: createdAt,
     features: settings.features,
     preparation,
     centroids: fit.centroids,
-    segments: describeSegments(preparation, fit.centroids, fit.sizes),
+    segments,
+    hierarchy: buildHierarchy({ preparation, centroids: fit.centroids, segments }, settings.parentSegments),
     k_selection: selection,
     metrics: { inertia: fit.inertia, silhouette: chosen?.silhouette ?? 0 },
     cohesion: cohesionFigures(matrix, rows.length, dim, fit.centroids, {

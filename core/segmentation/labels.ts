@@ -196,3 +196,25 @@ export function describeSegments(prep: Preparation, centroids: readonly (readonl
     };
   });
 }
+
+/**
+ * Describes the parent groups of a hierarchy (hierarchy.ts) from their members: each parent is
+ * the size-weighted mean of its members' centroids (prepared space) holding their rows, labelled
+ * by the same rules one level up. `groups` are centroid indices per parent.
+ */
+export function describeParents(
+  prep: Preparation,
+  centroids: readonly (readonly number[])[],
+  sizes: readonly number[],
+  groups: readonly (readonly number[])[],
+): Segment[] {
+  const parentSizes = groups.map((members) => members.reduce((s, c) => s + sizes[c]!, 0));
+  const parentCentroids = groups.map((members, p) =>
+    prep.features.map((_, j) => {
+      let v = 0;
+      for (const c of members) v += (parentSizes[p]! > 0 ? sizes[c]! / parentSizes[p]! : 1 / members.length) * centroids[c]![j]!;
+      return v;
+    }),
+  );
+  return describeSegments(prep, parentCentroids, parentSizes);
+}

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { CohesionSchema } from './cohesion.js';
+import { HierarchySchema } from './hierarchy.js';
 import { KSelectionSchema } from './kselect.js';
 import { SegmentSchema } from './labels.js';
 import { FeatureSpecListSchema, PreparationSchema } from './prepare.js';
@@ -33,6 +34,8 @@ export const SegmentModelSchema = z
     }),
     /** Cohesion and separation per segment (by centroid index) and for the model, as trained (absent in older models). */
     cohesion: CohesionSchema.optional(),
+    /** Nested segments: the Ward tree over the segments and the parent level (hierarchy.ts; absent in older models). */
+    hierarchy: HierarchySchema.optional(),
     training: z.object({
       sample_size: z.number().int().positive(),
       seed: z.number().int().nonnegative(),
@@ -62,6 +65,16 @@ export const SegmentModelSchema = z
     if (ids.size !== m.segments.length) ctx.addIssue({ code: 'custom', path: ['segments'], message: 'segment ids must be unique' });
     const labels = new Set(m.segments.map((s) => s.label));
     if (labels.size !== m.segments.length) ctx.addIssue({ code: 'custom', path: ['segments'], message: 'segment labels must be unique' });
+    if (m.hierarchy) {
+      const members = m.hierarchy.parents.flatMap((p) => p.members).sort((a, b) => a - b);
+      if (members.join(',') !== [...ids].sort((a, b) => a - b).join(',')) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['hierarchy', 'parents'],
+          message: `parents hold segments [${members}], expected each of [${[...ids]}] once`,
+        });
+      }
+    }
     if (m.k_selection.chosen_k !== m.centroids.length) {
       ctx.addIssue({
         code: 'custom',

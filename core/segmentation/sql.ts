@@ -10,6 +10,7 @@
  *   nearest  best = LEAST(d0, ..., dk-1); the index is the first c with dc = best,
  *            so a tie goes to the lowest centroid index, as the strict `<` in TypeScript
  *   margin   the smallest distance among the other centroids, minus best (0 on a tie)
+ *   parent   the parent segment id of the winner, from the model's hierarchy (hierarchy.ts)
  *
  * The results match bit for bit: + - * / and comparisons are correctly rounded
  * in V8, BigQuery and the emulator, the SQL performs them in the same order on
@@ -27,6 +28,7 @@
  * Only model numbers we generated are written into the SQL; names come from the
  * validated spec; everything else is a parameter.
  */
+import { parentOfSegment } from './hierarchy.js';
 import type { SegmentModel } from './model.js';
 import { IDENTIFIER } from './prepare.js';
 import type { PreparedFeature } from './prepare.js';
@@ -153,10 +155,21 @@ export function assignmentSql(model: SegmentModel, options: AssignmentSqlOptions
   // Runner-up: the least distance once the winner's is swapped for a neighbour's (already in the list).
   const others = dNames.map((d, c) => `IF(idx = ${intLiteral(c)}, ${dNames[(c + 1) % k]}, ${d})`);
   const ids = `[${model.segments.map((s) => intLiteral(s.id)).join(', ')}]`;
+  // Nested segments: the parent id per centroid index, as parentSegmentOf reads it in TypeScript (NULL without a hierarchy).
+  const parentOf = model.hierarchy
+    ? parentOfSegment(
+        model.hierarchy,
+        model.segments.map((s) => s.id),
+      )
+    : null;
+  const parent = parentOf
+    ? `[${model.segments.map((s) => intLiteral(parentOf.get(s.id)!)).join(', ')}][OFFSET(idx)] AS parent_segment`
+    : 'CAST(NULL AS INT64) AS parent_segment';
   const output = [
     'customer_id',
     `${ids}[OFFSET(idx)] AS segment_id`,
     ...(includeLabels ? ['@segment_labels[OFFSET(idx)] AS segment_label'] : []),
+    parent,
     '@model_version AS model_version',
     'best AS distance',
     k > 1 ? `LEAST(${others.join(', ')}) - best AS margin` : 'CAST(NULL AS FLOAT64) AS margin',
@@ -185,6 +198,14 @@ export function assignmentSql(model: SegmentModel, options: AssignmentSqlOptions
       ...(includeLabels ? { segment_labels: model.segments.map((s) => s.label) } : {}),
     },
     types: { model_version: 'STRING', ...(includeLabels ? { segment_labels: ['STRING'] as ['STRING'] } : {}) },
-    columns: ['customer_id', 'segment_id', ...(includeLabels ? ['segment_label'] : []), 'model_version', 'distance', 'margin'],
+    columns: [
+      'customer_id',
+      'segment_id',
+      ...(includeLabels ? ['segment_label'] : []),
+      'parent_segment',
+      'model_version',
+      'distance',
+      'margin',
+    ],
   };
 }

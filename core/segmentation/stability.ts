@@ -9,6 +9,7 @@
  */
 import { munkres } from 'munkres';
 import { z } from 'zod';
+import { renumberHierarchy } from './hierarchy.js';
 import type { SegmentModel } from './model.js';
 import { parseSegmentModel } from './model.js';
 import { applyPreparation, toOriginalUnits } from './prepare.js';
@@ -111,7 +112,14 @@ export function relabelFromCurrent(
     taken.add(label);
     return { ...s, id: nextId++, label };
   });
-  return { model: parseSegmentModel({ ...candidate, segments }), matches };
+  const hierarchy = candidate.hierarchy
+    ? renumberHierarchy(
+        candidate.hierarchy,
+        candidate.segments.map((s) => s.id),
+        segments.map((s) => s.id),
+      )
+    : undefined;
+  return { model: parseSegmentModel({ ...candidate, segments, ...(hierarchy ? { hierarchy } : {}) }), matches };
 }
 
 // ---------------------------------------------------------------- agreement

@@ -14,6 +14,8 @@ import { buildProfileApi } from '../../api/server.js';
 import { createProfileStore } from '../../stores/profiles.js';
 import { encodeEvent } from '../../core/events.js';
 import type { Profile } from '../../core/profile.js';
+import { parentSegmentOf } from '../../core/segmentation/hierarchy.js';
+import type { SegmentModel } from '../../core/segmentation/model.js';
 import { DELIVERY_ID_HEADER, SIGNATURE_HEADER, verifyWebhook } from '../../core/webhook-signature.js';
 import { createTriggerListener, type TriggerListener } from '../../workers/trigger-listener.js';
 import {
@@ -25,11 +27,11 @@ import {
 import type { ReclassifyInput } from '../../workflows/reclassify-messages.js';
 import {
   installCurrentModel,
+  nestedTwoSegmentModel,
   OCCASIONAL,
   publishEvent,
   purchaseEvent,
   startRealtimeHarness,
-  twoSegmentModel,
   VIP,
   type RealtimeHarness,
 } from '../support/realtime-fixtures.js';
@@ -38,6 +40,9 @@ const SECRET = 'whsec_realtime_test_0123456789abcdef';
 const TOKEN = 'realtime-test-token-0123456789';
 const MODEL_VERSION = 'rt-test-2026-11-26';
 const suffix = randomUUID().slice(0, 8);
+/** The current model has nested segments (a parent each); BEFORE, the model that left one parent over both. */
+const CURRENT = nestedTwoSegmentModel(MODEL_VERSION, 2);
+const BEFORE = nestedTwoSegmentModel('rt-test-2026-11-25', 1);
 
 interface Received {
   headers: IncomingHttpHeaders;
@@ -96,7 +101,7 @@ before(async () => {
     },
   });
   const { pubsub, storage, firestore } = h.worker.clients;
-  await installCurrentModel(storage, h.config.lake.bucket, twoSegmentModel(MODEL_VERSION));
+  await installCurrentModel(storage, h.config.lake.bucket, CURRENT);
   await pubsub.topic(h.config.pubsub.topic).get({ autoCreate: true });
   listener = await createTriggerListener({ pubsub, client: h.client, config: h.config, logger: h.logger });
 
@@ -139,6 +144,8 @@ describe('real-time reclassification', () => {
       customer_id: customerId,
       segment_id: OCCASIONAL.id,
       segment_label: OCCASIONAL.label,
+      // As a profile sync with the current model left it: a missing parent would be a change of its own.
+      parent_segment: parentSegmentOf(CURRENT, OCCASIONAL.id),
       model_version: MODEL_VERSION,
       features: { frequency: 1, monetary: 30, recency_days: 12, r_score: 3, f_score: 1, m_score: 1, sessions_per_week: 2 },
       rfm: { recency_days: 12, frequency: 1, monetary: 30, r_score: 3, f_score: 1, m_score: 1 },
@@ -192,6 +199,7 @@ describe('real-time reclassification', () => {
     const payload = JSON.parse(delivery!.body.toString('utf8')) as Record<string, unknown>;
     assert.deepEqual(payload.old_segment, OCCASIONAL);
     assert.deepEqual(payload.new_segment, VIP);
+    assert.deepEqual(payload.new_parent_segment, parentSegmentOf(CURRENT, VIP.id));
     assert.equal(payload.model_version, MODEL_VERSION);
     assert.match(String(payload.delivery_id), new RegExp(`^${customerId}:${MODEL_VERSION}:${VIP.id}:[0-9a-f-]{36}$`));
     assert.equal(delivery!.headers[DELIVERY_ID_HEADER.toLowerCase()], payload.delivery_id);
@@ -316,5 +324,81 @@ describe('real-time reclassification', () => {
     assert.notEqual(described.runId, firstRunId, 'the workflow continued as new');
     const profile = await apiProfile(customerId);
     assert.equal((profile.body.rfm as { frequency: number }).frequency, 6);
+  });
+});
+
+/** A VIP customer as the model before left it: `parentFrom` says whose hierarchy gave the stored parent. */
+function vipProfile(customerId: string, parentFrom: SegmentModel): Profile {
+  const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
+  return {
+    customer_id: customerId,
+    segment_id: VIP.id,
+    segment_label: VIP.label,
+    parent_segment: parentSegmentOf(parentFrom, VIP.id),
+    model_version: parentFrom.version,
+    features: { frequency: 10, monetary: 2000, recency_days: 3, r_score: 5, f_score: 4, m_score: 5 },
+    rfm: { recency_days: 3, frequency: 10, monetary: 2000, r_score: 5, f_score: 4, m_score: 5 },
+    demographics: {},
+    updated_at: hourAgo,
+    source_event_time: hourAgo,
+  };
+}
+
+describe('nested segments in real time', () => {
+  it('the models differ only in the parent of VIP', () => {
+    assert.deepEqual(
+      [BEFORE, CURRENT].map((m) => m.segments.map((s) => [s.id, s.label])),
+      [
+        [
+          [0, 'Occasional'],
+          [1, 'VIP'],
+        ],
+        [
+          [0, 'Occasional'],
+          [1, 'VIP'],
+        ],
+      ],
+    );
+    assert.equal(BEFORE.hierarchy?.parents.length, 1);
+    assert.equal(CURRENT.hierarchy?.parents.length, 2);
+    assert.notDeepEqual(parentSegmentOf(BEFORE, VIP.id), parentSegmentOf(CURRENT, VIP.id));
+  });
+
+  it('same segment and same parent: the API shows the parent, and no webhook is sent', async () => {
+    const customerId = `nested-same-${suffix}`;
+    const profiles = createProfileStore({ firestore: h.worker.clients.firestore, config: h.config, logger: h.logger });
+    await profiles.writeProfile(vipProfile(customerId, CURRENT));
+    await publishEvent(h.worker.clients.pubsub, h.config.pubsub.topic, purchaseEvent(customerId, 300));
+    const body = await eventually('the purchase to reach the profile', async () => {
+      const r = await apiProfile(customerId);
+      return r.status === 200 && (r.body.rfm as { frequency: number }).frequency === 11 ? r.body : undefined;
+    });
+    assert.deepEqual([body.segment_id, body.parent_segment], [VIP.id, parentSegmentOf(CURRENT, VIP.id)]);
+    await new Promise((r) => setTimeout(r, 2_000));
+    assert.equal(deliveriesFor(customerId).length, 0, 'nothing changed: no delivery');
+  });
+
+  it('a change of parent alone is a segment change: one delivery carrying the previous and current parent', async () => {
+    const customerId = `nested-parent-${suffix}`;
+    const profiles = createProfileStore({ firestore: h.worker.clients.firestore, config: h.config, logger: h.logger });
+    await profiles.writeProfile(vipProfile(customerId, BEFORE));
+    assert.deepEqual((await apiProfile(customerId)).body.parent_segment, parentSegmentOf(BEFORE, VIP.id));
+    await publishEvent(h.worker.clients.pubsub, h.config.pubsub.topic, purchaseEvent(customerId, 300));
+    const body = await eventually('the API to show the new parent', async () => {
+      const r = await apiProfile(customerId);
+      return r.status === 200 && r.body.model_version === CURRENT.version ? r.body : undefined;
+    });
+    assert.deepEqual([body.segment_id, body.segment_label], [VIP.id, VIP.label], 'the segment itself is unchanged');
+    assert.deepEqual(body.parent_segment, parentSegmentOf(CURRENT, VIP.id));
+    await eventually('a webhook delivery', async () => (deliveriesFor(customerId).length > 0 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 2_000));
+    const deliveries = deliveriesFor(customerId);
+    assert.equal(deliveries.length, 1, `expected one delivery, got ${deliveries.length}`);
+    const payload = JSON.parse(deliveries[0]!.body.toString('utf8')) as Record<string, unknown>;
+    assert.deepEqual(payload.old_segment, VIP);
+    assert.deepEqual(payload.new_segment, VIP);
+    assert.deepEqual(payload.old_parent_segment, parentSegmentOf(BEFORE, VIP.id));
+    assert.deepEqual(payload.new_parent_segment, parentSegmentOf(CURRENT, VIP.id));
+    assert.equal(payload.model_version, CURRENT.version);
   });
 });

@@ -220,10 +220,14 @@ test('SQL assignment in BigQuery and TypeScript assignment agree for every custo
   let disagreements = 0;
   let lastBit = 0;
   const seen = new Set<string>();
-  for (const o of out as { customer_id: string; segment_id: number; segment_label: string; distance: number; margin: number }[]) {
+  assert.ok(model.hierarchy && model.hierarchy.parents.length >= 2, 'the model has parent segments');
+  const parentsSeen = new Set<number>();
+  type Out = { customer_id: string; segment_id: number; segment_label: string; parent_segment: number; distance: number; margin: number };
+  for (const o of out as Out[]) {
     seen.add(o.customer_id);
     const ts = assignCustomer(model, byId.get(o.customer_id) as Record<string, number | null>);
-    if (ts.segmentId !== o.segment_id || ts.label !== o.segment_label) disagreements++;
+    if (ts.segmentId !== o.segment_id || ts.label !== o.segment_label || ts.parent?.id !== o.parent_segment) disagreements++;
+    parentsSeen.add(o.parent_segment);
     // LN comes from each engine's libm (log-scaled features): distances may differ in the last bit, never more.
     if (ts.distance !== o.distance) lastBit++;
     assert.ok(Math.abs(ts.distance - o.distance) <= 1e-14 * Math.max(1, ts.distance), `${o.customer_id}: ${ts.distance} vs ${o.distance}`);
@@ -231,8 +235,9 @@ test('SQL assignment in BigQuery and TypeScript assignment agree for every custo
   }
   assert.equal(seen.size, n, 'every customer once');
   assert.equal(disagreements, 0);
+  assert.equal(parentsSeen.size, model.hierarchy.parents.length, 'every parent segment has customers');
   console.log(
-    `# SQL vs TS agreement: ${n} customers, ${disagreements} segment disagreements; ${lastBit} distances differ in the last bit (LN); ` +
+    `# SQL vs TS agreement: ${n} customers, ${disagreements} segment or parent disagreements; ${lastBit} distances differ in the last bit (LN); ` +
       `load ${loadMs} ms, emulator query+fetch ${queryMs} ms`,
   );
 });

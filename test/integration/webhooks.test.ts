@@ -100,6 +100,8 @@ describe('deliverSegmentChange', () => {
       customer_id: 'c-42',
       old_segment: { id: 1, label: 'Occasional' },
       new_segment: { id: 3, label: 'VIP' },
+      old_parent_segment: null,
+      new_parent_segment: null,
       model_version: 'm-2026-11-25',
       occurred_at: '2026-11-26T09:15:00Z',
     });
@@ -115,6 +117,22 @@ describe('deliverSegmentChange', () => {
       ok: false,
       reason: 'timestamp_out_of_tolerance',
     });
+  });
+
+  it('carries the previous and current parent segment, also when only the parent changed', async () => {
+    const vip = { id: 3, label: 'VIP' };
+    const parentChange: SegmentChangeDelivery = {
+      ...change,
+      oldSegment: { ...vip, parent: { id: 1, label: 'engaged' } },
+      newSegment: { ...vip, parent: { id: 3, label: 'high-value loyal' } },
+    };
+    const { result } = await deliverWithRetries(parentChange, 1);
+    assert.equal(result.delivered, true);
+    const body = JSON.parse(received[0]!.body.toString('utf8')) as Record<string, unknown>;
+    assert.deepEqual(
+      [body.old_segment, body.new_segment, body.old_parent_segment, body.new_parent_segment],
+      [vip, vip, { id: 1, label: 'engaged' }, { id: 3, label: 'high-value loyal' }],
+    );
   });
 
   it('a receiver answering 500 then 200 gets the same delivery again, and accepts it', async () => {

@@ -18,6 +18,7 @@ import { WORKFLOWS_PATH, workflowBundlerOptions } from '../../workers/worker.js'
 import { testConfig } from './stack.js';
 import { CURRENT_MODEL_OBJECT } from '../../stores/model-registry.js';
 import { encodeEvent, type EventInput } from '../../core/events.js';
+import { buildHierarchy } from '../../core/segmentation/hierarchy.js';
 import { parseSegmentModel, type SegmentModel } from '../../core/segmentation/model.js';
 
 export const OCCASIONAL = { id: 0, label: 'Occasional' } as const;
@@ -56,6 +57,12 @@ export function twoSegmentModel(version: string): SegmentModel {
     metrics: { inertia: 1, silhouette: 0.7 },
     training: { sample_size: 100, seed: 1, n_init: 1, iterations: 3, converged: true },
   });
+}
+
+/** twoSegmentModel with nested segments: `parents` parent groups (1: one over both segments, 2: one each). */
+export function nestedTwoSegmentModel(version: string, parents: 1 | 2): SegmentModel {
+  const model = twoSegmentModel(version);
+  return parseSegmentModel({ ...model, hierarchy: buildHierarchy(model, { min: parents, max: parents }) });
 }
 
 /** Writes the artifact and points current.json at it (creating the bucket if needed). */

@@ -131,6 +131,7 @@ describe('GET /v1/customers/:id/profile', () => {
       customer_id: 'c-1',
       segment_id: p.segment_id,
       segment_label: p.segment_label,
+      parent_segment: null,
       model_version: p.model_version,
       features: p.features,
       rfm: p.rfm,
@@ -138,6 +139,10 @@ describe('GET /v1/customers/:id/profile', () => {
       stale: false,
     };
     assert.deepEqual(res.body, expected);
+    // With nested segments the parent comes along.
+    store.data.set('c-2', profile('c-2', { parent_segment: { id: 1, label: 'engaged' } }));
+    const nested = await get(app, '/v1/customers/c-2/profile');
+    assert.deepEqual(nested.body.parent_segment, { id: 1, label: 'engaged' });
     assert.equal(res.headers['cache-control'], 'no-store');
     // Personal data stays server-side.
     assert.equal(res.body.demographics, undefined);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { nearestCentroid } from '../../../core/segmentation/assign.js';
+import { assignCustomer, nearestCentroid } from '../../../core/segmentation/assign.js';
 import { trainSegmentModel } from '../../../core/segmentation/job.js';
 import type { SegmentModel } from '../../../core/segmentation/model.js';
 import { parseSegmentModel } from '../../../core/segmentation/model.js';
@@ -71,7 +71,7 @@ test('the SQL is deterministic and depends only on the model', () => {
   assert.equal(assignmentSql(parseSegmentModel(JSON.parse(JSON.stringify(model)))).sql, a);
   const q = assignmentSql(model);
   assert.deepEqual(q.params, { model_version: 'seg-sql-1', segment_labels: model.segments.map((s) => s.label) });
-  assert.deepEqual(q.columns, ['customer_id', 'segment_id', 'segment_label', 'model_version', 'distance', 'margin']);
+  assert.deepEqual(q.columns, ['customer_id', 'segment_id', 'segment_label', 'parent_segment', 'model_version', 'distance', 'margin']);
   assert.match(a, /@model_version AS model_version/);
   assert.match(a, /FROM `marts\.customer_features`/);
 });
@@ -185,8 +185,9 @@ test('float literals round-trip exactly and never read as INT64 or a comment', (
 });
 
 test('a one-segment model has no runner-up', () => {
+  const { hierarchy: _tree, ...flat } = model;
   const one: SegmentModel = {
-    ...model,
+    ...flat,
     centroids: [model.centroids[0]!],
     segments: [model.segments[0]!],
     k_selection: { ...model.k_selection, chosen_k: 1 },
@@ -196,4 +197,17 @@ test('a one-segment model has no runner-up', () => {
   assert.match(sql, /d0 AS best/);
   assert.match(sql, /0 AS idx/);
   assert.doesNotMatch(sql, /@segment_labels/);
+  assert.match(sql, /CAST\(NULL AS INT64\) AS parent_segment/, 'no hierarchy: no parent');
+});
+
+test('the parent segment column maps each centroid to its parent id, as the TypeScript assignment does', () => {
+  assert.ok(model.hierarchy);
+  const { sql } = assignmentSql(model);
+  const parents = model.segments.map((s) => model.hierarchy!.parents.find((p) => p.members.includes(s.id))!.id);
+  assert.ok(sql.includes(`[${parents.join(', ')}][OFFSET(idx)] AS parent_segment`), sql.split('SELECT').at(-1));
+  for (const row of rows.slice(0, 50)) {
+    const vector = applyPreparation(model.preparation, row);
+    const idx = nearestCentroid(vector, model.centroids).index;
+    assert.equal(assignCustomer(model, row).parent?.id, parents[idx]);
+  }
 });

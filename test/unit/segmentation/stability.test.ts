@@ -90,8 +90,10 @@ test('relabel: permuted centroids get their old ids and labels back', () => {
 });
 
 test('relabel: an extra segment gets a fresh id and an unclashing label', () => {
+  // Built by hand from another model: its hierarchy would not cover the extra segment.
+  const { hierarchy: _tree, ...flat } = currentWithIds;
   const extra: SegmentModel = {
-    ...currentWithIds,
+    ...flat,
     version: 'seg-3',
     centroids: [...currentWithIds.centroids, currentWithIds.centroids[0]!.map((v) => v * 0.5 + 0.01)],
     segments: [
