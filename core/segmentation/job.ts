@@ -9,13 +9,14 @@ import { assignAll, checkMatrix, flattenCentroids, unflattenCentroids } from './
 import { KSELECT_DEFAULTS, selectK } from './kselect.js';
 import { cohesionFigures } from './cohesion.js';
 import { describeSegments } from './labels.js';
-import { parseSegmentModel } from './model.js';
+import { SegmentAlgorithmSchema, parseSegmentModel } from './model.js';
 import type { SegmentModel } from './model.js';
 import { FeatureSpecListSchema, fitPreparation, prepareMatrix } from './prepare.js';
 import type { FeatureRow } from './prepare.js';
 import { deriveSeed, sampleIndices, takeRows } from './random.js';
 import { assignShared } from './restart-thread.js';
 import { TRAIN_DEFAULTS, trainKMeans } from './train.js';
+import { HIERARCHICAL_DEFAULTS, wardTrainer } from './hierarchical.js';
 import { parseOrThrow } from './validate.js';
 
 export interface SegmentationJobOptions {
@@ -176,6 +177,9 @@ export function runSegmentationJob(
 
 export const SegmentationSettingsSchema = z.object({
   features: FeatureSpecListSchema,
+  algorithm: SegmentAlgorithmSchema.default('kmeans'),
+  /** Rows the Ward tree is built on (hierarchical only). */
+  hierarchicalSampleSize: z.number().int().min(2).default(HIERARCHICAL_DEFAULTS.sampleRows),
   kMin: z.number().int().min(1).default(KSELECT_DEFAULTS.kMin),
   kMax: z.number().int().min(1).default(KSELECT_DEFAULTS.kMax),
   /** A business cap on k; k above it is reported but never chosen. */
@@ -222,6 +226,9 @@ export function trainSegmentModel(
     labelSegments: (centroids, sizes) => describeSegments(preparation, centroids, sizes).map((s) => s.label),
     nInit: settings.nInit,
     maxIterations: settings.maxIterations,
+    ...(settings.algorithm === 'hierarchical'
+      ? { trainer: wardTrainer({ seed: settings.seed, sampleRows: settings.hierarchicalSampleSize }) }
+      : {}),
   });
   const chosen = selection.candidates.find((c) => c.k === selection.chosen_k);
   const createdAt = typeof meta.createdAt === 'string' ? meta.createdAt : meta.createdAt.toISOString();
@@ -239,6 +246,7 @@ export function trainSegmentModel(
       silhouetteSampleSize: settings.silhouetteSampleSize,
     }),
     training: {
+      algorithm: settings.algorithm,
       sample_size: rows.length,
       seed: settings.seed,
       n_init: settings.nInit,
