@@ -85,7 +85,8 @@ export function wardTrainer(options: { seed: number; sampleRows?: number }): Tra
       iterations: 0,
       converged: true,
       seed: options.seed,
-      runs: [],
+      // One fit: the cut (artifacts count it as n_init 1).
+      runs: [{ seed: options.seed, inertia: scored.inertia, iterations: 0, converged: true }],
       restartRows: tree.nRows,
       rankRows: nRows,
       restartsOnHelper: 0,

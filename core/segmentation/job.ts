@@ -249,7 +249,7 @@ export function trainSegmentModel(
       algorithm: settings.algorithm,
       sample_size: rows.length,
       seed: settings.seed,
-      n_init: settings.nInit,
+      n_init: settings.algorithm === 'hierarchical' ? 1 : settings.nInit,
       iterations: fit.iterations,
       converged: fit.converged,
     },

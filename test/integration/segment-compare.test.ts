@@ -1,6 +1,7 @@
 /**
  * `npm run segment -- --compare` on the demo personas loaded into the local BigQuery emulator:
  * the command itself (a child process), as text and as --json, prints one row per algorithm.
+ * And the nightly run with `SEGFLOW_SEGMENT_ALGORITHM=hierarchical` through the same command.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -9,6 +10,9 @@ import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { PROJECT_ROOT } from '../../core/config.js';
 import { COMPARED_ALGORITHMS } from '../../core/segmentation/compare.js';
+import { adjustedRandIndex } from '../../core/segmentation/agreement.js';
+import { modelVersionFor } from '../../core/segmentation/model.js';
+import { readSegmentationRun } from '../../stores/model-registry.js';
 import { createGcpClients } from '../../stores/clients.js';
 import { COMPARE_COLUMNS } from '../../scripts/lib/segment-compare.js';
 import { loadFeatureTable, personaPopulation } from '../support/segmentation-fixtures.js';
@@ -42,12 +46,13 @@ after(async () => {
     .catch(() => undefined);
 });
 
-const segment = (args: string[]) =>
-  run(process.execPath, ['--import', 'tsx', 'scripts/segment.ts', '--compare', ...args], {
+const segmentCommand = (args: string[], extra: Record<string, string> = {}) =>
+  run(process.execPath, ['--import', 'tsx', 'scripts/segment.ts', ...args], {
     cwd: PROJECT_ROOT,
-    env: { ...process.env, ...env, LOG_LEVEL: 'error' },
+    env: { ...process.env, ...env, LOG_LEVEL: 'error', ...extra },
     maxBuffer: 16 * 1024 * 1024,
   });
+const segment = (args: string[]) => segmentCommand(['--compare', ...args]);
 
 interface JsonReport {
   algorithm: string;
@@ -102,4 +107,31 @@ test('--compare prints the table: one row per algorithm under the header, and th
   );
   for (const r of rows) assert.equal(r.length, COMPARE_COLUMNS.length, `${r.join(' | ')}`);
   assert.match(stdout, /\nrecommended: (kmeans|hierarchical|dbscan): .+/);
+});
+
+test('the nightly run with algorithm hierarchical: the artifact says so, k = 5, ARI >= 0.9 in BigQuery', { timeout: 600_000 }, async () => {
+  const end = '2026-11-26T02:00:00Z';
+  await segmentCommand(['--interval-end', end], {
+    SEGFLOW_SEGMENT_ALGORITHM: 'hierarchical',
+    TEMPORAL_TASK_QUEUE: config.temporal.taskQueue,
+    SEGFLOW_METRICS_PORT: '0',
+  });
+  const clients = createGcpClients(config);
+  const version = modelVersionFor(end);
+  const result = await readSegmentationRun({ ...clients, config }, version);
+  assert.ok(result.model, 'model artifact written');
+  assert.equal(result.model.training.algorithm, 'hierarchical');
+  assert.equal(result.model.k_selection.chosen_k, personas.personas.length, JSON.stringify(result.model.k_selection.candidates));
+  const [rows] = await clients.bigquery.query({
+    query: `SELECT customer_id, segment_id FROM \`${config.gcp.projectId}.${dataset}.customer_segments\` WHERE model_version = @v`,
+    params: { v: version },
+    types: { v: 'STRING' },
+  });
+  const assigned = new Map((rows as { customer_id: string; segment_id: number }[]).map((r) => [r.customer_id, Number(r.segment_id)]));
+  assert.equal(assigned.size, personas.rows.length);
+  const ari = adjustedRandIndex(
+    personas.truth,
+    personas.rows.map((r) => assigned.get(r.customer_id)!),
+  );
+  assert.ok(ari >= 0.9, `ARI against the personas ${ari}`);
 });

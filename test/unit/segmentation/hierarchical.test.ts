@@ -76,6 +76,7 @@ test('a hierarchical model of the personas: k = 5, ARI >= 0.9, the artifact says
     { version: 'v20261126T020000Z', createdAt: '2026-11-26T02:00:00Z' },
   );
   assert.equal(model.training.algorithm, 'hierarchical');
+  assert.equal(model.training.n_init, 1);
   assert.equal(model.k_selection.chosen_k, PERSONAS.length, JSON.stringify(model.k_selection.candidates));
   const ari = adjustedRandIndex(
     truth,
