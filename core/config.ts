@@ -269,6 +269,19 @@ export const envSchema = z.object({
     .describe(
       'How often a worker re-reads `models/segmentation/current.json` (at most; only when it reclassifies), so a promotion or rollback reaches the real-time path within this long without a restart. The API reads it on every request.',
     ),
+  SEGFLOW_SEGMENT_ALGORITHM: z
+    .enum(['kmeans', 'hierarchical'])
+    .default('kmeans')
+    .describe(
+      "How `choose_k` and `train` find the segments: `kmeans`, or `hierarchical` (Ward on a sample, centroids = the cut groups' means; docs/segmentation.md#choosing-an-algorithm).",
+    ),
+  SEGFLOW_SEGMENT_HIERARCHICAL_SAMPLE: z.coerce
+    .number()
+    .int()
+    .min(10)
+    .max(5_000)
+    .default(1000)
+    .describe('`hierarchical` only: training rows the Ward tree is built on (its cost grows with the cube of this).'),
   SEGFLOW_SEGMENT_K_MIN: z.coerce
     .number()
     .int()
@@ -468,6 +481,9 @@ export interface Config {
   /** Nightly segmentation (dags/nightly-segmentation.ts); features as a JSON FeatureSpec list, default in core/segmentation/features.ts. */
   segmentation: {
     featuresJson?: string;
+    algorithm: 'kmeans' | 'hierarchical';
+    /** Rows the Ward tree is built on when algorithm is hierarchical. */
+    hierarchicalSampleSize: number;
     kMin: number;
     kMax: number;
     /** Training sample; unset: 5% of the customers, 5,000 to 50,000 (defaultSampleSize in core/segmentation/job.ts). */
@@ -643,6 +659,8 @@ export function parseConfig(env: RawEnv): Config {
     metrics: { port: e.SEGFLOW_METRICS_PORT },
     segmentation: {
       featuresJson: e.SEGFLOW_SEGMENT_FEATURES,
+      algorithm: e.SEGFLOW_SEGMENT_ALGORITHM,
+      hierarchicalSampleSize: e.SEGFLOW_SEGMENT_HIERARCHICAL_SAMPLE,
       kMin: e.SEGFLOW_SEGMENT_K_MIN,
       kMax: e.SEGFLOW_SEGMENT_K_MAX,
       ...(e.SEGFLOW_SEGMENT_SAMPLE_SIZE !== undefined ? { sampleSize: e.SEGFLOW_SEGMENT_SAMPLE_SIZE } : {}),

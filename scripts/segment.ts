@@ -2,6 +2,8 @@
  * npm run segment -- --now : run the nightly_segmentation DAG now and print the chosen k, the
  * segment table and the stability figures. Uses a running worker on TEMPORAL_TASK_QUEUE, or
  * starts one in this process when none polls the queue.
+ * npm run segment -- --compare : K-Means, hierarchical and DBSCAN on one sample of
+ * marts.customer_features (scripts/lib/segment-compare.ts); needs BigQuery only.
  */
 import { Command } from 'commander';
 import { closeGcpClients, createGcpClients } from '../stores/clients.js';
@@ -15,6 +17,7 @@ import { MS_PER_UNIT, parseInstant } from '../core/time.js';
 import { dagRunWorkflowId, formatInstant } from '../workflows/dag-messages.js';
 import { createTemporalClient } from '../workers/client.js';
 import { printTable } from './lib/table.js';
+import { COMPARE_SAMPLE_DEFAULT, compareSample, comparisonJson, printComparison, readCompareSample } from './lib/segment-compare.js';
 import { startWorker } from '../workers/worker.js';
 
 const program = new Command('segment')
@@ -23,18 +26,45 @@ const program = new Command('segment')
   )
   .option('--now', 'run for the day ending now (interval [now - 1 day, now), to the second)')
   .option('--interval-end <instant>', 'run for the day ending at this RFC 3339 instant instead (e.g. 2026-11-26T02:00:00Z)')
+  .option(
+    '--compare',
+    'instead of a run: compare K-Means, hierarchical and DBSCAN on a sample of marts.customer_features (clusters, sizes, noise, silhouette, Davies-Bouldin, Calinski-Harabasz, bootstrap stability) and recommend one',
+  )
+  .option('--sample <n>', `--compare: customers in the sample (default ${COMPARE_SAMPLE_DEFAULT})`)
+  .option('--json', '--compare: print the comparison as JSON')
   .addHelpText(
     'after',
     '\nSettings: SEGFLOW_SEGMENT_* environment variables (see docs/segmentation.md). The model version is v<interval end>, e.g. v20261126T020000Z.',
   )
   .showHelpAfterError();
 program.parse();
-const opts = program.opts<{ now?: boolean; intervalEnd?: string }>();
-if (!opts.now && !opts.intervalEnd) {
+const opts = program.opts<{ now?: boolean; intervalEnd?: string; compare?: boolean; sample?: string; json?: boolean }>();
+if (!opts.now && !opts.intervalEnd && !opts.compare) {
   program.help({ error: true });
 }
 
 const config = loadConfigOrExit();
+if (opts.compare) {
+  const size = opts.sample === undefined ? COMPARE_SAMPLE_DEFAULT : Number(opts.sample);
+  if (!Number.isInteger(size) || size < 10) {
+    console.error(`--sample: expected a whole number of customers, at least 10, found ${JSON.stringify(opts.sample)}`);
+    process.exit(2);
+  }
+  const clients = createGcpClients(config);
+  try {
+    const { rows, population } = await readCompareSample(clients.bigquery, config, size);
+    if (rows.length < 10) {
+      console.error(`${config.warehouse.marts}.customer_features has ${rows.length} customers; the comparison needs at least 10`);
+      process.exit(1);
+    }
+    const cmp = compareSample(rows, config);
+    if (opts.json) console.log(JSON.stringify(comparisonJson(cmp, population), null, 2));
+    else printComparison(cmp, population);
+  } finally {
+    await closeGcpClients(clients);
+  }
+  process.exit(0);
+}
 const logger = createLogger({ level: config.log.level, name: 'segment' });
 const endMs = opts.intervalEnd ? parseInstant(opts.intervalEnd) : Math.floor(Date.now() / 1000) * 1000;
 if (Number.isNaN(endMs)) {

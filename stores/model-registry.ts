@@ -19,6 +19,7 @@ import type { Config } from '../core/config.js';
 import {
   KSelectionSchema,
   PreparationSchema,
+  SegmentAlgorithmSchema,
   parseSegmentModel,
   type SegmentModel,
   type StabilityFigures,
@@ -185,6 +186,8 @@ export const TrainedSchema = z.object({
 export type Trained = z.infer<typeof TrainedSchema>;
 
 export const KStepSchema = z.object({
+  /** The algorithm choose_k ran (absent in steps written before the choice: k-means). */
+  algorithm: SegmentAlgorithmSchema.optional(),
   preparation: PreparationSchema,
   selection: KSelectionSchema,
   fit: TrainedSchema,

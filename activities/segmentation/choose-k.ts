@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { DagTaskInput } from '../../core/dag-task.js';
-import { KSelectionError, describeSegments, fitPreparation, prepareMatrix, selectK } from '../../core/segmentation/index.js';
+import { KSelectionError, describeSegments, fitPreparation, prepareMatrix, selectK, wardTrainer } from '../../core/segmentation/index.js';
 import { ExtractSchema, KStepSchema, type KStep } from '../../stores/model-registry.js';
 import { extractRows, trainedRecord, type SegmentationContext } from './context.js';
 import { heartbeat } from '../heartbeat.js';
@@ -32,6 +32,9 @@ export async function chooseK(ctx: SegmentationContext, input: DagTaskInput) {
       minStability: settings.minKStability,
       labelSegments: (centroids, sizes) => describeSegments(preparation, centroids, sizes).map((s) => s.label),
       nInit: settings.nInit,
+      ...(settings.algorithm === 'hierarchical'
+        ? { trainer: wardTrainer({ seed: settings.seed, sampleRows: settings.hierarchicalSampleSize }) }
+        : {}),
     });
   } catch (err) {
     if (err instanceof KSelectionError) throw ApplicationFailure.nonRetryable(err.message, 'KSelectionFailed', err.candidates);
@@ -39,13 +42,20 @@ export async function chooseK(ctx: SegmentationContext, input: DagTaskInput) {
   }
   const { selection, fit } = result;
   const step: KStep = {
+    algorithm: settings.algorithm,
     preparation,
     selection,
     fit: trainedRecord(fit, fit.runs.length),
   };
   await ctx.writeStep(version, 'k_selection', step);
   log.info(
-    { chosenK: selection.chosen_k, elbowK: selection.elbow_k, chosenBy: selection.chosen_by, candidates: selection.candidates },
+    {
+      algorithm: settings.algorithm,
+      chosenK: selection.chosen_k,
+      elbowK: selection.elbow_k,
+      chosenBy: selection.chosen_by,
+      candidates: selection.candidates,
+    },
     'k chosen',
   );
   return { version, chosenK: selection.chosen_k, elbowK: selection.elbow_k, chosenBy: selection.chosen_by, reused: false };

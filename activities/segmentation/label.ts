@@ -48,6 +48,7 @@ export async function label(ctx: SegmentationContext, input: DagTaskInput) {
     },
     cohesion,
     training: {
+      algorithm: kstep.algorithm ?? 'kmeans',
       sample_size: extract.ids.length,
       seed: trained.seed,
       n_init: trained.restarts,

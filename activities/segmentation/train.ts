@@ -3,7 +3,10 @@ import { defaultRestartRows, deriveSeed, prepareMatrix, trainKMeans } from '../.
 import { ExtractSchema, KStepSchema, TrainedSchema, type Trained } from '../../stores/model-registry.js';
 import { extractRows, trainedRecord, type SegmentationContext } from './context.js';
 
-/** Trains the chosen k with more k-means++ restarts; the best inertia (including choose_k's fit) wins. */
+/**
+ * Trains the chosen k with more k-means++ restarts; the best inertia (including choose_k's fit) wins.
+ * A hierarchical k_selection step already holds its model (the cut tree's means): it is kept as is.
+ */
 export async function train(ctx: SegmentationContext, input: DagTaskInput) {
   const { settings } = ctx;
   const version = ctx.versionOf(input);
@@ -12,6 +15,11 @@ export async function train(ctx: SegmentationContext, input: DagTaskInput) {
   if (done) return { version, k: done.k, inertia: done.inertia, reused: true };
   const extract = await ctx.requireStep(version, 'extract', ExtractSchema, 'extract');
   const kstep = await ctx.requireStep(version, 'k_selection', KStepSchema, 'choose_k');
+  if (kstep.algorithm === 'hierarchical') {
+    await ctx.writeStep(version, 'trained', kstep.fit);
+    log.info({ algorithm: kstep.algorithm, k: kstep.fit.k, inertia: kstep.fit.inertia }, 'model trained (the Ward cut of choose_k)');
+    return { version, k: kstep.fit.k, inertia: kstep.fit.inertia, reused: false };
+  }
   const rows = extractRows(extract);
   const matrix = prepareMatrix(kstep.preparation, rows);
   const k = kstep.selection.chosen_k;

@@ -68,6 +68,20 @@ export function adjustedRandIndex(current: ArrayLike<number>, candidate: ArrayLi
   return adjustedRandIndexFromTable(contingencyTable(current, candidate));
 }
 
+/** Mean adjusted Rand index over every pair of labellings of the same rows (bootstrap stability); needs at least two. */
+export function meanPairwiseAdjustedRandIndex(labellings: readonly ArrayLike<number>[]): number {
+  if (labellings.length < 2) throw new Error(`meanPairwiseAdjustedRandIndex: expected at least 2 labellings, got ${labellings.length}`);
+  let total = 0;
+  let pairs = 0;
+  for (let a = 0; a < labellings.length; a++) {
+    for (let b = a + 1; b < labellings.length; b++) {
+      total += adjustedRandIndex(labellings[a]!, labellings[b]!);
+      pairs++;
+    }
+  }
+  return total / pairs;
+}
+
 /** Share of customers whose segment id differs (ids already carried over by relabelFromCurrent). */
 export function changedShareFromTable(table: readonly ContingencyCell[]): number {
   let n = 0;

@@ -9,8 +9,9 @@
 import { createRng } from '../random.js';
 import { assignAll } from './assign.js';
 import { deriveSeed, sampleIndices, takeRows } from './random.js';
-import { adjustedRandIndex } from './agreement.js';
+import { meanPairwiseAdjustedRandIndex } from './agreement.js';
 import { trainKMeans } from './train.js';
+import type { Trainer } from './train.js';
 
 export interface BootstrapOptions {
   seed: number;
@@ -21,6 +22,8 @@ export interface BootstrapOptions {
   /** k-means++ restarts per resample fit. */
   nInit: number;
   maxIterations?: number;
+  /** The algorithm fitted on each resample (default trainKMeans). */
+  trainer?: Trainer;
 }
 
 /** The rows the resamples draw from and the resamples themselves, shared by every k so k compare on the same draws. */
@@ -33,6 +36,9 @@ export interface BootstrapPlan {
   seed: number;
   nInit: number;
   maxIterations?: number;
+  trainer?: Trainer;
+  /** Each resample's rows, drawn once and kept so a trainer that caches per matrix (hierarchical.ts) reuses its work across k. */
+  resampled: (Float64Array | undefined)[];
 }
 
 export function planBootstrap(matrix: Float64Array, nRows: number, dim: number, options: BootstrapOptions): BootstrapPlan {
@@ -56,21 +62,24 @@ export function planBootstrap(matrix: Float64Array, nRows: number, dim: number, 
     seed: options.seed,
     nInit: options.nInit,
     ...(options.maxIterations !== undefined ? { maxIterations: options.maxIterations } : {}),
+    ...(options.trainer !== undefined ? { trainer: options.trainer } : {}),
+    resampled: [],
   };
 }
 
 /**
- * Mean pairwise adjusted Rand index of k-means fits on the plan's resamples, or null when a
+ * Mean pairwise adjusted Rand index of fits (k-means unless the plan names a trainer) on the plan's resamples, or null when a
  * resample cannot hold k segments (fewer than k distinct rows).
  */
 export function bootstrapStability(plan: BootstrapPlan, k: number): number | null {
   const { rows, nRows, dim } = plan;
   const labellings: Int32Array[] = [];
   for (let b = 0; b < plan.draws.length; b++) {
-    const resample = takeRows(rows, dim, plan.draws[b]!);
+    const resample = plan.resampled[b] ?? takeRows(rows, dim, plan.draws[b]!);
+    plan.resampled[b] = resample;
     let fit;
     try {
-      fit = trainKMeans(resample, nRows, dim, {
+      fit = (plan.trainer ?? trainKMeans)(resample, nRows, dim, {
         k,
         seed: deriveSeed(plan.seed, k * 1_000 + b),
         nInit: plan.nInit,
@@ -82,13 +91,5 @@ export function bootstrapStability(plan: BootstrapPlan, k: number): number | nul
     }
     labellings.push(assignAll(rows, nRows, dim, fit.centroids).labels);
   }
-  let total = 0;
-  let pairs = 0;
-  for (let a = 0; a < labellings.length; a++) {
-    for (let b = a + 1; b < labellings.length; b++) {
-      total += adjustedRandIndex(labellings[a]!, labellings[b]!);
-      pairs++;
-    }
-  }
-  return total / pairs;
+  return meanPairwiseAdjustedRandIndex(labellings);
 }

@@ -10,13 +10,14 @@ import { KSELECT_DEFAULTS, selectK } from './kselect.js';
 import { cohesionFigures } from './cohesion.js';
 import { PARENT_RULE_DEFAULTS, ParentRuleSchema, buildHierarchy } from './hierarchy.js';
 import { describeSegments } from './labels.js';
-import { parseSegmentModel } from './model.js';
+import { SegmentAlgorithmSchema, parseSegmentModel } from './model.js';
 import type { SegmentModel } from './model.js';
 import { FeatureSpecListSchema, fitPreparation, prepareMatrix } from './prepare.js';
 import type { FeatureRow } from './prepare.js';
 import { deriveSeed, sampleIndices, takeRows } from './random.js';
 import { assignShared } from './restart-thread.js';
 import { TRAIN_DEFAULTS, trainKMeans } from './train.js';
+import { HIERARCHICAL_DEFAULTS, wardTrainer } from './hierarchical.js';
 import { parseOrThrow } from './validate.js';
 
 export interface SegmentationJobOptions {
@@ -177,6 +178,9 @@ export function runSegmentationJob(
 
 export const SegmentationSettingsSchema = z.object({
   features: FeatureSpecListSchema,
+  algorithm: SegmentAlgorithmSchema.default('kmeans'),
+  /** Rows the Ward tree is built on (hierarchical only). */
+  hierarchicalSampleSize: z.number().int().min(2).default(HIERARCHICAL_DEFAULTS.sampleRows),
   kMin: z.number().int().min(1).default(KSELECT_DEFAULTS.kMin),
   kMax: z.number().int().min(1).default(KSELECT_DEFAULTS.kMax),
   /** A business cap on k; k above it is reported but never chosen. */
@@ -225,6 +229,9 @@ export function trainSegmentModel(
     labelSegments: (centroids, sizes) => describeSegments(preparation, centroids, sizes).map((s) => s.label),
     nInit: settings.nInit,
     maxIterations: settings.maxIterations,
+    ...(settings.algorithm === 'hierarchical'
+      ? { trainer: wardTrainer({ seed: settings.seed, sampleRows: settings.hierarchicalSampleSize }) }
+      : {}),
   });
   const chosen = selection.candidates.find((c) => c.k === selection.chosen_k);
   const createdAt = typeof meta.createdAt === 'string' ? meta.createdAt : meta.createdAt.toISOString();
@@ -244,9 +251,10 @@ export function trainSegmentModel(
       silhouetteSampleSize: settings.silhouetteSampleSize,
     }),
     training: {
+      algorithm: settings.algorithm,
       sample_size: rows.length,
       seed: settings.seed,
-      n_init: settings.nInit,
+      n_init: settings.algorithm === 'hierarchical' ? 1 : settings.nInit,
       iterations: fit.iterations,
       converged: fit.converged,
     },

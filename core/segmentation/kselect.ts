@@ -14,7 +14,7 @@ import { bootstrapStability, planBootstrap } from './bootstrap.js';
 import { repeatedLabels } from './labels.js';
 import { deriveSeed, sampleIndices, takeRows } from './random.js';
 import { trainKMeans } from './train.js';
-import type { TrainResult } from './train.js';
+import type { TrainResult, Trainer } from './train.js';
 
 export const KCandidateSchema = z.object({
   k: z.number().int().positive(),
@@ -75,6 +75,8 @@ export interface KSelectionOptions {
   labelSegments?: (centroids: number[][], sizes: number[]) => string[];
   nInit?: number;
   maxIterations?: number;
+  /** The algorithm trained at every k and on every resample (default trainKMeans; hierarchical.ts's wardTrainer). */
+  trainer?: Trainer;
 }
 
 export const KSELECT_DEFAULTS = {
@@ -252,6 +254,7 @@ export function selectK(matrix: Float64Array, nRows: number, dim: number, option
           sampleSize: options.stabilitySampleSize ?? KSELECT_DEFAULTS.stabilitySampleSize,
           nInit: options.stabilityNInit ?? KSELECT_DEFAULTS.stabilityNInit,
           ...(options.maxIterations !== undefined ? { maxIterations: options.maxIterations } : {}),
+          ...(options.trainer !== undefined ? { trainer: options.trainer } : {}),
         });
 
   const candidates: KCandidate[] = [];
@@ -263,7 +266,7 @@ export function selectK(matrix: Float64Array, nRows: number, dim: number, option
     }
     let fit: TrainResult;
     try {
-      fit = trainKMeans(matrix, nRows, dim, {
+      fit = (options.trainer ?? trainKMeans)(matrix, nRows, dim, {
         k,
         seed: deriveSeed(options.seed, k),
         ...(options.nInit !== undefined ? { nInit: options.nInit } : { nInit: KSELECT_DEFAULTS.nInit }),

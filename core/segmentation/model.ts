@@ -14,6 +14,10 @@ import { parseOrThrow } from './validate.js';
 /** Model versions appear in workflow ids, search attributes and object names. */
 export const MODEL_VERSION = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
+/** How a model's centroids were found: k-means, or the means of a cut Ward tree (hierarchical.ts). */
+export const SegmentAlgorithmSchema = z.enum(['kmeans', 'hierarchical']);
+export type SegmentAlgorithm = z.infer<typeof SegmentAlgorithmSchema>;
+
 export const SegmentModelSchema = z
   .object({
     version: z.string().regex(MODEL_VERSION, 'expected a model version of letters, digits and . _ : - (at most 128)'),
@@ -37,6 +41,8 @@ export const SegmentModelSchema = z
     /** Nested segments: the Ward tree over the segments and the parent level (hierarchy.ts; absent in older models). */
     hierarchy: HierarchySchema.optional(),
     training: z.object({
+      /** Absent in models trained before the choice existed (all k-means). */
+      algorithm: SegmentAlgorithmSchema.optional(),
       sample_size: z.number().int().positive(),
       seed: z.number().int().nonnegative(),
       n_init: z.number().int().positive(),

@@ -35,6 +35,9 @@ export interface TrainOptions {
   parallel?: boolean;
 }
 
+/** A training algorithm behind selectK and the bootstrap: k-means (trainKMeans) or a hierarchical cut (hierarchical.ts). */
+export type Trainer = (matrix: Float64Array, nRows: number, dim: number, options: TrainOptions) => TrainResult;
+
 export const TRAIN_DEFAULTS = { nInit: 4, maxIterations: 100, tolerance: 1e-6, restartRows: 2000, rankRows: 5000 } as const;
 
 export interface TrainRun {
