@@ -6,7 +6,7 @@
 import { Command } from 'commander';
 import { closeGcpClients, createGcpClients } from '../stores/clients.js';
 import { readSegmentationRun } from '../stores/model-registry.js';
-import { loadConfigOrExit } from '../core/config.js';
+import { loadSegflowConfigOrExit } from '../workers/segmentation-config.js';
 import { createLogger } from '../core/logger.js';
 import { workflowUiUrl } from '../core/temporal-connection.js';
 import { NIGHTLY_SEGMENTATION_DAG } from '../core/dag-ids.js';
@@ -34,7 +34,7 @@ if (!opts.now && !opts.intervalEnd) {
   program.help({ error: true });
 }
 
-const config = loadConfigOrExit();
+const config = loadSegflowConfigOrExit();
 const logger = createLogger({ level: config.log.level, name: 'segment' });
 const endMs = opts.intervalEnd ? parseInstant(opts.intervalEnd) : Math.floor(Date.now() / 1000) * 1000;
 if (Number.isNaN(endMs)) {

@@ -1,6 +1,6 @@
-/** The feature set segmentation trains on: the default, or SEGFLOW_SEGMENT_FEATURES. */
+/** The feature set segmentation trains on unless the segmentation configuration (core/config.ts) names another. */
 import { INCOME_BANDS } from '../events.js';
-import { FeatureSpecListSchema, type FeatureSpec } from './prepare.js';
+import type { FeatureSpec } from './prepare.js';
 
 /**
  * Behavioural columns of marts.customer_features, chosen so the demo personas separate (ARI >= 0.9
@@ -33,20 +33,3 @@ export const DEMOGRAPHIC_FEATURES: FeatureSpec[] = [
 
 /** What segmentation clusters on unless the configuration names other features. */
 export const DEFAULT_SEGMENT_FEATURES: FeatureSpec[] = [...BEHAVIOUR_FEATURES, ...DEMOGRAPHIC_FEATURES];
-
-/** Thrown when SEGFLOW_SEGMENT_FEATURES is JSON but not a feature list; another attempt cannot fix it. */
-export class SegmentFeaturesError extends Error {
-  override readonly name = 'SegmentFeaturesError';
-}
-
-/** The configured features (`config.segmentation.featuresJson`, validated as JSON when the configuration was loaded). */
-export function segmentFeatures(featuresJson: string | undefined): FeatureSpec[] {
-  if (featuresJson === undefined) return DEFAULT_SEGMENT_FEATURES;
-  const parsed = FeatureSpecListSchema.safeParse(JSON.parse(featuresJson));
-  if (!parsed.success) {
-    throw new SegmentFeaturesError(
-      `SEGFLOW_SEGMENT_FEATURES is not a valid feature list: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
-  }
-  return parsed.data;
-}
