@@ -119,8 +119,8 @@ export const PreparedFeatureSchema = z
     fill: z.number(),
     /** ordinal: the levels, lowest first (rank = index). */
     levels: z.array(CategorySchema).min(2).optional(),
-    /** onehot: the values of this column that have their own dimension, in dimension order. */
-    categories: z.array(CategorySchema).min(1).optional(),
+    /** onehot: the values of this column that have their own dimension, in dimension order (none when training saw no value). */
+    categories: z.array(CategorySchema).optional(),
     /** onehot: the value this dimension is 1 for; null for the `other` bucket. */
     category: CategorySchema.nullable().optional(),
     /** onehot: the most frequent training value, used for missing values. */
@@ -192,6 +192,9 @@ export function dimensionColumn(f: PreparedFeature): string {
 export function onehotName(column: string, category: string | null): string {
   return `${column}=${category ?? '(other)'}`;
 }
+
+/** The fill of a categorical feature that training never saw a value of. */
+const NO_VALUE = '(none)';
 
 /** So that two customers in different categories are as far apart as the whole range of a numeric feature of the same weight. */
 const ONEHOT_SCALE = Math.SQRT1_2;
@@ -287,8 +290,9 @@ function fitCategorical(rows: readonly FeatureRow[], f: FeatureSpec): PreparedFe
   }
   const ranked = byFrequency(counts);
   const categories = f.categories ?? ranked.slice(0, f.top ?? DEFAULT_TOP_CATEGORIES);
-  // With no observed value every row is missing; the first category stands in, and every dimension is constant.
-  const fillCategory = ranked[0] ?? categories[0]!;
+  // With no observed value every row is missing: the first category stands in (or, with none, a
+  // placeholder that falls into `other`), and every dimension is constant, so it scales to 0.
+  const fillCategory = ranked[0] ?? categories[0] ?? NO_VALUE;
   return [...categories, null].map((category) => {
     const partial: PreparedFeature = {
       name: onehotName(f.name, category),

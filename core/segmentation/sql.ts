@@ -130,7 +130,7 @@ function encodedExpression(f: PreparedFeature, imputed: string, values: ValuePar
     case 'onehot': {
       if (f.category !== null && f.category !== undefined) return `IF(${imputed} = ${values.ref(f.category)}, 1.0, 0.0)`;
       const kept = f.categories!.map((c) => `${imputed} = ${values.ref(c)}`);
-      return `IF(${kept.join(' OR ')}, 0.0, 1.0)`;
+      return kept.length > 0 ? `IF(${kept.join(' OR ')}, 0.0, 1.0)` : '1.0';
     }
   }
 }

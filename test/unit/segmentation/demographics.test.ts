@@ -5,6 +5,7 @@ import { DEFAULT_SEGMENT_FEATURES } from '../../../core/segmentation/features.js
 import { trainSegmentModel } from '../../../core/segmentation/job.js';
 import { parseSegmentModel } from '../../../core/segmentation/model.js';
 import type { FeatureSpec } from '../../../core/segmentation/prepare.js';
+import { assignmentSql } from '../../../core/segmentation/sql.js';
 import { adjustedRandIndex } from '../../../core/segmentation/stability.js';
 import { PERSONA_FEATURES, PERSONAS, TWIN_DEMOGRAPHICS, twinPersonaRows } from './fixtures.js';
 
@@ -72,4 +73,22 @@ test('the default features weigh behaviour ahead of demographics', () => {
   assert.equal(demo.length, 4);
   assert.ok(Math.max(...demo.map((f) => f.weight)) < Math.min(...behaviour.map((f) => f.weight)));
   assert.ok(demo.reduce((s, f) => s + weight(f), 0) < 0.1 * behaviour.reduce((s, f) => s + weight(f), 0));
+});
+
+test('a categorical feature training never saw a value of gives a valid model whose dimensions scale to 0', () => {
+  const bare = rows.map((r) => ({ ...r, country: null }));
+  const model = trainSegmentModel(
+    bare,
+    { features: [...PERSONA_FEATURES, ...TWIN_DEMOGRAPHICS], kMin: 5, kMax: 5, silhouetteSampleSize: 300, seed: 7 },
+    { version: 'v-bare', createdAt: '2026-11-26T02:00:00Z' },
+  );
+  const country = model.preparation.features.filter((f) => f.column === 'country');
+  assert.deepEqual(
+    country.map((f) => f.name),
+    ['country=(other)'],
+  );
+  assert.equal(country[0]!.missing_share, 1);
+  assert.deepEqual(parseSegmentModel(JSON.parse(JSON.stringify(model))), model);
+  assert.equal(assignCustomer(model, { ...bare[0]!, country: 'DE' }).vector.at(-1), 0);
+  assert.match(assignmentSql(model).sql, /CAST\(`country` AS STRING\)/);
 });
