@@ -9,7 +9,7 @@ import type { Storage } from '@google-cloud/storage';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { Profile } from '../core/profile.js';
-import { assignCustomer } from '../core/segmentation/assign.js';
+import { assignCustomer, customerFeatureRow } from '../core/segmentation/assign.js';
 import type { SegmentModel } from '../core/segmentation/model.js';
 import { qualifiedTable } from '../elt/names.js';
 import type { DagTaskInput } from '../core/dag-task.js';
@@ -57,7 +57,8 @@ export function profileFromFeatures(row: FeatureRow, model: SegmentModel, interv
     const n = toNumber(v);
     if (n !== null || v === null) features[k] = n;
   }
-  const assignment = assignCustomer(model, features);
+  const demographics = { age: toNumber(row.age), gender: row.gender, country: row.country, income_band: row.income_band };
+  const assignment = assignCustomer(model, customerFeatureRow(features, demographics));
   const score = (k: string) => Math.min(5, Math.max(1, Math.round(features[k] ?? 1)));
   // Not parsed here: writeProfilesBulk validates, counts and logs invalid profiles without failing the rest.
   const profile: Profile = {

@@ -31,7 +31,7 @@ import {
   type ScoreBound,
   type TriggerEvent,
 } from '../core/realtime-features.js';
-import { assignCustomer } from '../core/segmentation/assign.js';
+import { assignCustomer, customerFeatureRow } from '../core/segmentation/assign.js';
 import type { SegmentModel } from '../core/segmentation/model.js';
 import { qualifiedTable } from '../elt/names.js';
 import { subscribersForChange } from '../core/webhook-config.js';
@@ -259,7 +259,7 @@ export function createReclassifyActivities(deps: ReclassifyActivityDeps) {
         }
       : emptyFeatureState(asOf);
     const next = applyTriggerEvents(base, events, { asOf, bounds: rfmBounds });
-    const assignment = assignCustomer(segmentModel, next.features);
+    const assignment = assignCustomer(segmentModel, customerFeatureRow(next.features, next.demographics));
     const newestEvent = events.reduce((a, e) => (Date.parse(e.ts) > Date.parse(a) ? e.ts : a), events[0]!.ts);
     // The profile reflects the stored data plus these events: its as-of time never moves backwards,
     // so a late event still lands (the tie goes to the later computation).

@@ -19,7 +19,9 @@ import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../core/config.js';
 import { assignAll } from '../core/segmentation/assign.js';
+import { DEMOGRAPHIC_FEATURES } from '../core/segmentation/features.js';
 import { JOB_DEFAULTS, runSegmentationJob } from '../core/segmentation/job.js';
+import { DEFAULT_TOP_CATEGORIES } from '../core/segmentation/prepare.js';
 import { TRAIN_DEFAULTS } from '../core/segmentation/train.js';
 import { createRng } from '../core/random.js';
 import { benchPythonEnv, ensureBenchPython } from '../scripts/bench-python.js';
@@ -40,7 +42,11 @@ const program = new Command('bench:segment')
   .description('segflow sample-train + assign-all vs scikit-learn KMeans(n_clusters=8, n_init=1), same data, same run.')
   .option('--sizes <list>', 'row counts, comma-separated', positiveInts('--sizes'), [100_000, 1_000_000])
   .option('--seeds <list>', 'seeds of the data and of both sides; one run per seed and size', positiveInts('--seeds'), [42, 1, 2, 3, 4])
-  .option('--dim <n>', 'features', wholeNumber(1), 16)
+  .option('--dim <n>', 'behavioural (numeric) features', wholeNumber(1), 16)
+  .option(
+    '--no-demographics',
+    'leave out the dimensions of the default demographic features (age, gender and country one-hot, income band)',
+  )
   .option('--k <n>', 'clusters', wholeNumber(1), 8)
   .option('--sample <n>', 'segflow training sample size (default: 5% of the rows, 5,000 to 50,000)', wholeNumber(1))
   .option('--n-init <n>', 'segflow k-means++ restarts', wholeNumber(1), JOB_DEFAULTS.nInit)
@@ -62,6 +68,7 @@ const opts = program.opts<{
   sizes: number[];
   seeds: number[];
   dim: number;
+  demographics: boolean;
   k: number;
   sample?: number;
   nInit: number;
@@ -71,13 +78,55 @@ const opts = program.opts<{
   singleThread?: boolean;
   sklearnThreads?: number;
 }>();
-const { dim, k } = opts;
+const { k } = opts;
 
-/** Clustered rows plus uniform noise, row-major. */
+/**
+ * The prepared dimensions of the default demographic features, laid out as prepare.ts lays them
+ * out: one per numeric or ordinal feature, one per kept value plus `other` per categorical one.
+ */
+const DEMOGRAPHIC_DIMS = opts.demographics
+  ? DEMOGRAPHIC_FEATURES.map((f) =>
+      f.kind === 'categorical'
+        ? { buckets: (f.categories?.length ?? f.top ?? DEFAULT_TOP_CATEGORIES) + 1, levels: 0, weight: f.weight * Math.SQRT1_2 }
+        : { buckets: 0, levels: f.levels?.length ?? 0, weight: f.weight },
+    )
+  : [];
+const behaviourDim = opts.dim;
+const dim = behaviourDim + DEMOGRAPHIC_DIMS.reduce((s, d) => s + Math.max(d.buckets, 1), 0);
+
+/** A group's demographics: a distribution over each categorical feature's buckets, a centre for the others. */
+function groupDemographics(rng: ReturnType<typeof createRng>) {
+  return DEMOGRAPHIC_DIMS.map((d) =>
+    d.buckets > 0 ? Array.from({ length: d.buckets }, () => rng.next() ** 2) : [0.15 + 0.7 * rng.next()],
+  );
+}
+
+/** Writes one row's demographic dimensions after its behavioural ones; `group` null: a noise row. */
+function fillDemographics(m: Float64Array, base: number, rng: ReturnType<typeof createRng>, group: number[][] | null): void {
+  let j = base + behaviourDim;
+  DEMOGRAPHIC_DIMS.forEach((d, i) => {
+    if (d.buckets > 0) {
+      const w = group?.[i] ?? Array.from({ length: d.buckets }, () => 1);
+      let u = rng.next() * w.reduce((a, b) => a + b, 0);
+      let pick = w.findIndex((x) => (u -= x) < 0);
+      if (pick < 0) pick = d.buckets - 1;
+      for (let b = 0; b < d.buckets; b++) m[j + b] = b === pick ? d.weight : 0;
+      j += d.buckets;
+      return;
+    }
+    let x = Math.min(1, Math.max(0, group ? group[i]![0]! + 0.15 * rng.normal(0, 1) : rng.next()));
+    if (d.levels > 1) x = Math.round(x * (d.levels - 1)) / (d.levels - 1);
+    m[j] = x * d.weight;
+    j += 1;
+  });
+}
+
+/** Clustered rows plus uniform noise, row-major (demographic dimensions too, unless --no-demographics). */
 function makeData(n: number, seed: number): Float64Array {
   const rng = createRng(seed);
   const groups = 12;
-  const centres = Array.from({ length: groups }, () => Array.from({ length: dim }, () => 0.15 + 0.7 * rng.next()));
+  const centres = Array.from({ length: groups }, () => Array.from({ length: behaviourDim }, () => 0.15 + 0.7 * rng.next()));
+  const demographics = Array.from({ length: groups }, () => groupDemographics(rng));
   const spread = Array.from({ length: groups }, () => 0.03 + 0.07 * rng.next());
   const weights = Array.from({ length: groups }, () => 0.5 + rng.next());
   const total = weights.reduce((a, b) => a + b, 0);
@@ -87,13 +136,15 @@ function makeData(n: number, seed: number): Float64Array {
   for (let r = 0; r < n; r++) {
     const base = r * dim;
     if (rng.next() < 0.05) {
-      for (let j = 0; j < dim; j++) m[base + j] = rng.next();
+      for (let j = 0; j < behaviourDim; j++) m[base + j] = rng.next();
+      fillDemographics(m, base, rng, null);
       continue;
     }
     const u = rng.next();
     let g = cumulative.findIndex((c) => u < c);
     if (g < 0) g = groups - 1;
-    for (let j = 0; j < dim; j++) m[base + j] = centres[g]![j]! + spread[g]! * rng.normal(0, 1);
+    for (let j = 0; j < behaviourDim; j++) m[base + j] = centres[g]![j]! + spread[g]! * rng.normal(0, 1);
+    fillDemographics(m, base, rng, demographics[g]!);
   }
   return m;
 }
@@ -146,7 +197,7 @@ const dir = path.join(PROJECT_ROOT, '.stack', 'bench-segment');
 mkdirSync(dir, { recursive: true });
 
 console.log(
-  `bench:segment  k=${k}  dim=${dim}  segflow: sample ${opts.sample ?? `${JOB_DEFAULTS.sampleShare * 100}% of the rows (${JOB_DEFAULTS.minSample} to ${JOB_DEFAULTS.maxSample})`}, ` +
+  `bench:segment  k=${k}  dim=${dim} (${behaviourDim} behavioural${DEMOGRAPHIC_DIMS.length > 0 ? `, ${dim - behaviourDim} of the default demographic features` : ''})  segflow: sample ${opts.sample ?? `${JOB_DEFAULTS.sampleShare * 100}% of the rows (${JOB_DEFAULTS.minSample} to ${JOB_DEFAULTS.maxSample})`}, ` +
     `${opts.nInit} k-means++ restarts on ${opts.restartRows ?? `${JOB_DEFAULTS.restartShare * 100}% of the sample (${JOB_DEFAULTS.minRestartRows} to ${TRAIN_DEFAULTS.restartRows})`} ranked on up to ${TRAIN_DEFAULTS.rankRows} rows of the sample, ` +
     `Lloyd on the sample from the best, then one assignment pass over all rows (half on a helper thread)` +
     `; ml-kmeans k-means++ patch ${kmeansPatched ? 'applied' : 'NOT applied (run npm install)'}` +

@@ -7,7 +7,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Alert } from '../core/alerts.js';
 import type { LakeRecord, QuarantineRecord } from '../core/lake.js';
 import type { Profile, SegmentRef } from '../core/profile.js';
-import { assignCustomer } from '../core/segmentation/assign.js';
+import { assignCustomer, customerFeatureRow } from '../core/segmentation/assign.js';
 import type { SegmentModel } from '../core/segmentation/model.js';
 import type { ChaosWorkload } from './workload.js';
 
@@ -273,7 +273,7 @@ export function checkProfiles(
       otherModel.push(p.customer_id);
       continue;
     }
-    const a = assignCustomer(model, p.features);
+    const a = assignCustomer(model, customerFeatureRow(p.features, p.demographics));
     if (a.segmentId !== p.segment_id || a.label !== p.segment_label)
       mismatched.push(`${p.customer_id}: stored ${p.segment_id}, fresh ${a.segmentId}`);
   }

@@ -11,6 +11,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
+import { DEFAULT_SEGMENT_FEATURES } from './segmentation/features.js';
+import { FeatureSpecListSchema, type FeatureSpec } from './segmentation/prepare.js';
 import { WebhookConfigError, parseWebhookSubscribers, type WebhookSubscriber } from './webhook-config.js';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -257,8 +259,11 @@ export const envSchema = z.object({
     .default(9464)
     .describe('Prometheus metrics: the Temporal SDK metrics on this port, segflow metrics on the next one; `0` turns both off.'),
 
+  SEGFLOW_SEGMENTATION_CONFIG: optionalString.describe(
+    'The segmentation configuration file (JSON: features, k range, thresholds, promotion policy, cohesion gate; docs/segmentation.md#configuration), read by the workers and `npm run segment`. Unset: `config/segmentation.json`. Each `SEGFLOW_SEGMENT_*` variable below overrides its setting in the file.',
+  ),
   SEGFLOW_SEGMENT_FEATURES: optionalString.describe(
-    'Features the segmentation clusters on: a JSON array of `{name, weight, log?, role?}` over `marts.customer_features` columns. Unset: the built-in list (docs/segmentation.md).',
+    'Overrides `features` of the segmentation file: a JSON array of `{name, weight, kind?, log?, role?, top?, categories?, levels?}` over `marts.customer_features` columns. Unset: the file, else the built-in list (docs/segmentation.md#features).',
   ),
   SEGFLOW_MODEL_POINTER_TTL_MS: z.coerce
     .number()
@@ -478,9 +483,13 @@ export interface Config {
     nightlyTimezone: string;
   };
   metrics: { port: number };
-  /** Nightly segmentation (dags/nightly-segmentation.ts); features as a JSON FeatureSpec list, default in core/segmentation/features.ts. */
+  /**
+   * Nightly segmentation (dags/nightly-segmentation.ts): the segmentation file (SEGMENTATION_SETTINGS
+   * names its fields), each setting overridden by its environment variable; features default to
+   * core/segmentation/features.ts.
+   */
   segmentation: {
-    featuresJson?: string;
+    features: FeatureSpec[];
     algorithm: 'kmeans' | 'hierarchical';
     /** Rows the Ward tree is built on when algorithm is hierarchical. */
     hierarchicalSampleSize: number;
@@ -520,25 +529,139 @@ export class ConfigError extends Error {
     super(
       `Invalid segflow configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
         problems.map((p) => `  - ${p}`).join('\n') +
-        '\nFix these environment variables (see docs/configuration.md) and start again.',
+        '\nFix these settings (see docs/configuration.md) and start again.',
     );
     this.name = 'ConfigError';
   }
 }
 
-/** Validate an environment and build the typed configuration. Pure: no I/O. */
-export function parseConfig(env: RawEnv): Config {
-  const parsed = envSchema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
-      const name = String(issue.path[0] ?? '(environment)');
-      const found = env[name];
-      return `${name}: ${issue.message}${found === undefined ? ' (not set)' : ` (found ${JSON.stringify(redactValue(name, found))})`}`;
-    });
-    throw new ConfigError(problems);
-  }
-  const e = parsed.data;
+/** The segmentation file's content, already read and parsed as JSON by its caller (core does no I/O). */
+export interface SegmentationFile {
+  /** For messages, e.g. `config/segmentation.json`. */
+  path: string;
+  content: unknown;
+}
+
+type SettingType = 'number' | 'boolean' | 'string' | 'features';
+
+/**
+ * Every field of the segmentation file (the names of `Config['segmentation']`, nested ones
+ * dotted), the environment variable that overrides it, and its JSON type. The file is validated
+ * by the same schema as the variables, so a setting has one rule wherever it comes from.
+ */
+export const SEGMENTATION_SETTINGS: Readonly<Record<string, readonly [keyof typeof envSchema.shape, SettingType]>> = {
+  features: ['SEGFLOW_SEGMENT_FEATURES', 'features'],
+  kMin: ['SEGFLOW_SEGMENT_K_MIN', 'number'],
+  kMax: ['SEGFLOW_SEGMENT_K_MAX', 'number'],
+  sampleSize: ['SEGFLOW_SEGMENT_SAMPLE_SIZE', 'number'],
+  pageSize: ['SEGFLOW_SEGMENT_PAGE_SIZE', 'number'],
+  minSegmentShare: ['SEGFLOW_SEGMENT_MIN_SEGMENT_SHARE', 'number'],
+  silhouetteSampleSize: ['SEGFLOW_SEGMENT_SILHOUETTE_SAMPLE', 'number'],
+  kTolerance: ['SEGFLOW_SEGMENT_K_TOLERANCE', 'number'],
+  stabilityResamples: ['SEGFLOW_SEGMENT_STABILITY_RESAMPLES', 'number'],
+  stabilitySampleSize: ['SEGFLOW_SEGMENT_STABILITY_SAMPLE', 'number'],
+  minKStability: ['SEGFLOW_SEGMENT_MIN_K_STABILITY', 'number'],
+  'cohesion.minSegmentSilhouette': ['SEGFLOW_SEGMENT_MIN_SEGMENT_SILHOUETTE', 'number'],
+  'cohesion.minSilhouette': ['SEGFLOW_SEGMENT_MIN_SILHOUETTE', 'number'],
+  nInit: ['SEGFLOW_SEGMENT_N_INIT', 'number'],
+  seed: ['SEGFLOW_SEGMENT_SEED', 'number'],
+  'thresholds.maxChangedShare': ['SEGFLOW_SEGMENT_MAX_CHANGED_SHARE', 'number'],
+  'thresholds.minAdjustedRandIndex': ['SEGFLOW_SEGMENT_MIN_ARI', 'number'],
+  'thresholds.maxCentroidDrift': ['SEGFLOW_SEGMENT_MAX_CENTROID_DRIFT', 'number'],
+  'thresholds.maxSizeShift': ['SEGFLOW_SEGMENT_MAX_SIZE_SHIFT', 'number'],
+  'thresholds.allowSegmentChanges': ['SEGFLOW_SEGMENT_ALLOW_SEGMENT_CHANGES', 'boolean'],
+  promotionPolicy: ['SEGFLOW_SEGMENT_PROMOTION_POLICY', 'string'],
+  algorithm: ['SEGFLOW_SEGMENT_ALGORITHM', 'string'],
+  hierarchicalSampleSize: ['SEGFLOW_SEGMENT_HIERARCHICAL_SAMPLE', 'number'],
+  'parentSegments.min': ['SEGFLOW_SEGMENT_PARENTS_MIN', 'number'],
+  'parentSegments.max': ['SEGFLOW_SEGMENT_PARENTS_MAX', 'number'],
+};
+
+function jsonType(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
+}
+
+/**
+ * The file's settings as the environment variables they stand for (values as strings), and the
+ * file's own problems (unknown fields, wrong JSON types), each named by its field.
+ */
+function segmentationFileEnv(file: SegmentationFile): { env: RawEnv; origin: Map<string, string>; problems: string[] } {
+  const env: RawEnv = {};
+  const origin = new Map<string, string>();
   const problems: string[] = [];
+  const walk = (value: unknown, prefix: string) => {
+    if (jsonType(value) !== 'object') {
+      problems.push(`${file.path}${prefix ? `: ${prefix}` : ''}: expected an object, found ${jsonType(value)}`);
+      return;
+    }
+    for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
+      const field = prefix ? `${prefix}.${key}` : key;
+      if (key === '$schema' || key === 'description') continue;
+      const setting = SEGMENTATION_SETTINGS[field];
+      if (setting === undefined) {
+        if (Object.keys(SEGMENTATION_SETTINGS).some((f) => f.startsWith(`${field}.`))) walk(v, field);
+        else problems.push(`${file.path}: ${field}: unknown setting (expected one of ${Object.keys(SEGMENTATION_SETTINGS).join(', ')})`);
+        continue;
+      }
+      const [name, type] = setting;
+      const expected = type === 'features' ? 'array' : type;
+      if (jsonType(v) !== expected) {
+        problems.push(`${file.path}: ${field}: expected a JSON ${expected}, found ${jsonType(v)}`);
+        continue;
+      }
+      env[name] = type === 'features' ? JSON.stringify(v) : String(v);
+      origin.set(name, field);
+    }
+  };
+  walk(file.content, '');
+  return { env, origin, problems };
+}
+
+/**
+ * Validate an environment (and the segmentation file's content, if any) and build the typed
+ * configuration. Pure: no I/O. A variable that is set overrides its setting in the file.
+ */
+export function parseConfig(rawEnv: RawEnv, segmentationFile?: SegmentationFile): Config {
+  const fromFile = segmentationFile ? segmentationFileEnv(segmentationFile) : { env: {}, origin: new Map<string, string>(), problems: [] };
+  const env: RawEnv = { ...fromFile.env };
+  for (const [k, v] of Object.entries(rawEnv)) if (v !== undefined) env[k] = v;
+  /** Where a setting came from, for messages: the file's field unless its variable is set. */
+  const nameOf = (name: string) => {
+    const field = fromFile.origin.get(name);
+    return field !== undefined && rawEnv[name] === undefined ? `${segmentationFile!.path}: ${field}` : name;
+  };
+  const parsed = envSchema.safeParse(env);
+  const problems: string[] = [...fromFile.problems];
+  if (!parsed.success) {
+    problems.push(
+      ...parsed.error.issues.map((issue) => {
+        const name = String(issue.path[0] ?? '(environment)');
+        const found = env[name];
+        return `${nameOf(name)}: ${issue.message}${found === undefined ? ' (not set)' : ` (found ${JSON.stringify(redactValue(name, found))})`}`;
+      }),
+    );
+  }
+  let features: FeatureSpec[] = DEFAULT_SEGMENT_FEATURES;
+  if (env.SEGFLOW_SEGMENT_FEATURES !== undefined && env.SEGFLOW_SEGMENT_FEATURES !== '') {
+    let json: unknown;
+    try {
+      json = JSON.parse(env.SEGFLOW_SEGMENT_FEATURES);
+    } catch {
+      problems.push(`${nameOf('SEGFLOW_SEGMENT_FEATURES')}: expected a JSON array of {"name", "weight", "kind"?, ...}`);
+    }
+    if (json !== undefined) {
+      const list = FeatureSpecListSchema.safeParse(json);
+      if (list.success) features = list.data;
+      else {
+        const from = nameOf('SEGFLOW_SEGMENT_FEATURES');
+        // seg.json: features.1.weight, or SEGFLOW_SEGMENT_FEATURES: 1.weight
+        const at = (p: PropertyKey[]) => (from === 'SEGFLOW_SEGMENT_FEATURES' ? `${from}: ${p.join('.')}` : [from, ...p].join('.'));
+        problems.push(...list.error.issues.map((i) => `${at(i.path)}: ${i.message}`));
+      }
+    }
+  }
+  if (!parsed.success) throw new ConfigError(problems);
+  const e = parsed.data;
   const local = e.SEGFLOW_ENV === 'local';
   const gcp = {
     projectId: e.GCP_PROJECT,
@@ -577,20 +700,13 @@ export function parseConfig(env: RawEnv): Config {
   }
   if (e.SEGFLOW_SEGMENT_K_MIN > e.SEGFLOW_SEGMENT_K_MAX) {
     problems.push(
-      `SEGFLOW_SEGMENT_K_MIN and SEGFLOW_SEGMENT_K_MAX: expected K_MIN <= K_MAX, found ${e.SEGFLOW_SEGMENT_K_MIN} > ${e.SEGFLOW_SEGMENT_K_MAX}`,
+      `${nameOf('SEGFLOW_SEGMENT_K_MIN')} and ${nameOf('SEGFLOW_SEGMENT_K_MAX')}: expected kMin <= kMax, found ${e.SEGFLOW_SEGMENT_K_MIN} > ${e.SEGFLOW_SEGMENT_K_MAX}`,
     );
   }
   if (e.SEGFLOW_SEGMENT_PARENTS_MIN > e.SEGFLOW_SEGMENT_PARENTS_MAX) {
     problems.push(
-      `SEGFLOW_SEGMENT_PARENTS_MIN and SEGFLOW_SEGMENT_PARENTS_MAX: expected MIN <= MAX, found ${e.SEGFLOW_SEGMENT_PARENTS_MIN} > ${e.SEGFLOW_SEGMENT_PARENTS_MAX}`,
+      `${nameOf('SEGFLOW_SEGMENT_PARENTS_MIN')} and ${nameOf('SEGFLOW_SEGMENT_PARENTS_MAX')}: expected min <= max, found ${e.SEGFLOW_SEGMENT_PARENTS_MIN} > ${e.SEGFLOW_SEGMENT_PARENTS_MAX}`,
     );
-  }
-  if (e.SEGFLOW_SEGMENT_FEATURES !== undefined) {
-    try {
-      JSON.parse(e.SEGFLOW_SEGMENT_FEATURES);
-    } catch {
-      problems.push('SEGFLOW_SEGMENT_FEATURES: expected a JSON array of {"name", "weight", "log"?, "role"?}');
-    }
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -658,7 +774,7 @@ export function parseConfig(env: RawEnv): Config {
     },
     metrics: { port: e.SEGFLOW_METRICS_PORT },
     segmentation: {
-      featuresJson: e.SEGFLOW_SEGMENT_FEATURES,
+      features,
       algorithm: e.SEGFLOW_SEGMENT_ALGORITHM,
       hierarchicalSampleSize: e.SEGFLOW_SEGMENT_HIERARCHICAL_SAMPLE,
       kMin: e.SEGFLOW_SEGMENT_K_MIN,
@@ -700,17 +816,20 @@ export function stackEnvFile(root = PROJECT_ROOT): string {
   return path.join(process.env.SEGFLOW_STACK_DIR ?? path.join(root, '.stack'), 'env');
 }
 
-/** Read `.stack/env` (if any) under the real environment, then validate. */
-export function loadConfig(env: RawEnv = process.env): Config {
+/**
+ * Read `.stack/env` (if any) under the real environment, then validate, with the segmentation
+ * file's content when the caller read it (workers/segmentation-config.ts).
+ */
+export function loadConfig(env: RawEnv = process.env, segmentationFile?: SegmentationFile): Config {
   const file = stackEnvFile();
   const fromFile = existsSync(file) ? parseEnv(readFileSync(file, 'utf8')) : {};
-  return parseConfig({ ...fromFile, ...env });
+  return parseConfig({ ...fromFile, ...env }, segmentationFile);
 }
 
 /** loadConfig for command-line entry points: a bad setting prints the one message and exits 1. */
-export function loadConfigOrExit(env: RawEnv = process.env): Config {
+export function loadConfigOrExit(env: RawEnv = process.env, segmentationFile?: SegmentationFile): Config {
   try {
-    return loadConfig(env);
+    return loadConfig(env, segmentationFile);
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(err.message);

@@ -168,32 +168,64 @@ export interface Customer {
   persona: Persona;
   demographics: Demographics;
   platform: 'ios' | 'android';
+  /** Set on the demographic twin of its persona (makePopulation's `demographicTwin` option). */
+  twin?: true;
+}
+
+/**
+ * A sixth group that behaves exactly like `behavesAs` and differs only in age band and country:
+ * demographics are the only thing that can tell it apart, which is what tests of demographic
+ * features need (`makePopulation(n, seed, { demographicTwin: true })`).
+ */
+export const DEMOGRAPHIC_TWIN = {
+  name: 'young_window_shopper_spain',
+  behavesAs: 'window_shopper' as Persona,
+  /** Share of the `behavesAs` customers that are twins instead. */
+  share: 0.5,
+  age: { mean: 22, sd: 2 },
+  countries: { ES: 1 } as Readonly<Partial<Record<DemoCountry, number>>>,
+} as const;
+
+/**
+ * The demographics of one customer of `persona` (or of its demographic twin), drawn from `rng`;
+ * a non-twin draws in the order makePopulation always has, so populations stay as they were.
+ */
+export function drawDemographics(rng: Rng, persona: Persona, twin = false): Demographics {
+  const behaviour = PERSONA_BEHAVIOUR[persona];
+  const country = rng.weighted((twin ? DEMOGRAPHIC_TWIN.countries : COUNTRY_WEIGHTS) as Record<DemoCountry, number>);
+  const age = twin ? DEMOGRAPHIC_TWIN.age : behaviour.age;
+  return {
+    age: Math.min(90, Math.max(18, Math.round(rng.normal(age.mean, age.sd)))),
+    gender: rng.weighted(GENDER_WEIGHTS),
+    country,
+    city: rng.pick(CITIES[country]),
+    income_band: rng.weighted(behaviour.income),
+  };
 }
 
 /**
  * Customer i depends only on (seed, i), so a larger population extends a
  * smaller one with the same seed instead of reshuffling it.
  */
-export function makePopulation(n: number, seed: number, opts: { idPrefix?: string } = {}): Customer[] {
+export function makePopulation(n: number, seed: number, opts: { idPrefix?: string; demographicTwin?: boolean } = {}): Customer[] {
   if (!Number.isInteger(n) || n < 0) throw new Error(`makePopulation: expected a whole number of customers >= 0, found ${n}`);
   const prefix = opts.idPrefix ?? 'cust';
   const shares = Object.fromEntries(PERSONAS.map((p) => [p, PERSONA_BEHAVIOUR[p].share])) as Record<Persona, number>;
   return Array.from({ length: n }, (_, i) => {
     const rng = createRng(deriveSeed(seed, 'customer', i));
     const persona = rng.weighted(shares);
-    const behaviour = PERSONA_BEHAVIOUR[persona];
-    const country = rng.weighted(COUNTRY_WEIGHTS);
+    // Drawn from its own stream, so asking for twins leaves every other customer as it was.
+    const twin =
+      opts.demographicTwin === true &&
+      persona === DEMOGRAPHIC_TWIN.behavesAs &&
+      createRng(deriveSeed(seed, 'twin', i)).chance(DEMOGRAPHIC_TWIN.share);
+    const demographics = drawDemographics(rng, persona, twin);
     return {
       customer_id: `${prefix}-${String(i).padStart(6, '0')}`,
       persona,
-      demographics: {
-        age: Math.min(90, Math.max(18, Math.round(rng.normal(behaviour.age.mean, behaviour.age.sd)))),
-        gender: rng.weighted(GENDER_WEIGHTS),
-        country,
-        city: rng.pick(CITIES[country]),
-        income_band: rng.weighted(behaviour.income),
-      },
+      demographics,
       platform: rng.chance(0.55) ? 'ios' : 'android',
+      ...(twin ? { twin: true as const } : {}),
     };
   });
 }

@@ -8,7 +8,7 @@
 import { Command } from 'commander';
 import { closeGcpClients, createGcpClients } from '../stores/clients.js';
 import { readSegmentationRun } from '../stores/model-registry.js';
-import { loadConfigOrExit } from '../core/config.js';
+import { loadSegflowConfigOrExit } from '../workers/segmentation-config.js';
 import { createLogger } from '../core/logger.js';
 import { workflowUiUrl } from '../core/temporal-connection.js';
 import { NIGHTLY_SEGMENTATION_DAG } from '../core/dag-ids.js';
@@ -43,7 +43,7 @@ if (!opts.now && !opts.intervalEnd && !opts.compare) {
   program.help({ error: true });
 }
 
-const config = loadConfigOrExit();
+const config = loadSegflowConfigOrExit();
 if (opts.compare) {
   const size = opts.sample === undefined ? COMPARE_SAMPLE_DEFAULT : Number(opts.sample);
   if (!Number.isInteger(size) || size < 10) {

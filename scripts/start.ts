@@ -14,7 +14,8 @@ import { createIngestActivities } from '../activities/ingest.js';
 import { DOCS_PATH, EXPLORER_PATH, buildProfileApi } from '../api/server.js';
 import { createFirestoreProfileStore } from '../api/firestore-store.js';
 import { createRegistrySegmentsSource } from '../api/segments-store.js';
-import { loadConfig, usesLocalStack, type Config } from '../core/config.js';
+import { usesLocalStack, type Config } from '../core/config.js';
+import { loadSegflowConfig } from '../workers/segmentation-config.js';
 import { createLogger, resolveLogFormat, type Logger } from '../core/logger.js';
 import { generateEvents, makePopulation } from '../demo/personas.js';
 import { INTERVAL_PERIOD_MS } from '../dags/dsl.js';
@@ -64,7 +65,7 @@ process.on('uncaughtException', (err) => {
 });
 
 const t0 = Date.now();
-const config = loadConfig();
+const config = loadSegflowConfig();
 // A person at a terminal reads short lines; the full JSON record goes to a file beside the stack's logs.
 const logFormat = resolveLogFormat(config.log.format, {
   isTTY: process.stdout.isTTY === true,
@@ -146,7 +147,7 @@ if (opts.stack && usesLocalStack(config)) {
   }
 }
 // The stack wrote .stack/env on first start: read the configuration again so it applies.
-const runtimeConfig = loadConfig();
+const runtimeConfig = loadSegflowConfig();
 
 const worker = await startWorker(runtimeConfig, logger);
 stoppers.push({ name: 'worker', stop: () => worker.shutdown() });

@@ -168,8 +168,8 @@ export const ExtractSchema = z.object({
   threshold: z.number().int(),
   features: z.array(z.string()),
   ids: z.array(z.string()),
-  /** One array per feature, aligned with ids. */
-  columns: z.array(z.array(z.number().nullable())),
+  /** One array per feature, aligned with ids: numbers, strings for categorical and ordinal features. */
+  columns: z.array(z.array(z.union([z.number(), z.string()]).nullable())),
 });
 export type Extract = z.infer<typeof ExtractSchema>;
 

@@ -2,7 +2,7 @@
  * npm run worker — one worker process on the segflow task queue, until SIGINT/SIGTERM.
  */
 import { Command } from 'commander';
-import { loadConfigOrExit } from '../core/config.js';
+import { loadSegflowConfigOrExit } from './segmentation-config.js';
 import { createLogger } from '../core/logger.js';
 import { exitUsage } from '../scripts/lib/cli.js';
 import { startWorker } from './worker.js';
@@ -15,7 +15,7 @@ new Command('npm run worker')
   .exitOverride(exitUsage)
   .parse();
 
-const config = loadConfigOrExit();
+const config = loadSegflowConfigOrExit();
 const logger = createLogger({ level: config.log.level, name: 'segflow-worker' });
 const running = await startWorker(config, logger);
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {

@@ -12,9 +12,7 @@ import type { Config } from '../../core/config.js';
 import type { DagTaskInput } from '../../core/dag-task.js';
 import type { Logger } from '../../core/logger.js';
 import {
-  SegmentFeaturesError,
   parseSegmentModel,
-  segmentFeatures,
   type FeatureRow,
   type FeatureSpec,
   type SegmentModel,
@@ -126,13 +124,9 @@ export function createSegmentationContext(deps: SegmentationDeps) {
     async candidateModel(version: string): Promise<SegmentModel> {
       return parseSegmentModel(await requireStep(version, 'model', z.unknown(), 'label'));
     },
+    /** Validated with the rest of the configuration when it was loaded. */
     features(): FeatureSpec[] {
-      try {
-        return segmentFeatures(config.segmentation.featuresJson);
-      } catch (err) {
-        if (err instanceof SegmentFeaturesError) throw ApplicationFailure.nonRetryable(err.message, 'InvalidSegmentationSettings');
-        throw err;
-      }
+      return config.segmentation.features;
     },
   };
 }

@@ -14,7 +14,10 @@ export async function extract(ctx: SegmentationContext, input: DagTaskInput) {
   const done = await ctx.readStep(version, 'extract', ExtractSchema);
   if (done) return { version, population: done.population, rows: done.ids.length, sampled: done.sampled, reused: true };
 
-  const features = ctx.features().map((f) => f.name);
+  const specs = ctx.features();
+  const features = specs.map((f) => f.name);
+  // Categorical and ordinal values stay strings (prepare.ts and the assignment SQL read them so).
+  const numeric = specs.map((f) => (f.kind ?? 'numeric') === 'numeric');
   const source = bigquery.dataset(marts).table('customer_features');
   const [exists] = await source.exists();
   if (!exists) {
@@ -28,7 +31,7 @@ export async function extract(ctx: SegmentationContext, input: DagTaskInput) {
   const missing = ['customer_id', ...features].filter((c) => !have.has(c));
   if (missing.length > 0) {
     throw ApplicationFailure.nonRetryable(
-      `${marts}.customer_features lacks column(s) ${missing.join(', ')} named by the segmentation features; fix SEGFLOW_SEGMENT_FEATURES or the ELT model`,
+      `${marts}.customer_features lacks column(s) ${missing.join(', ')} named by the segmentation features; fix the features in config/segmentation.json (or SEGFLOW_SEGMENT_FEATURES) or the ELT model`,
       'InvalidSegmentationSettings',
     );
   }
@@ -44,9 +47,9 @@ export async function extract(ctx: SegmentationContext, input: DagTaskInput) {
   // (RAND() is not usable: the emulator evaluates it once per query.)
   const threshold = sampled ? Math.ceil((sampleSize / population) * 1_000_000) : 1_000_000;
   const filter = sampled ? `MOD(ABS(FARM_FINGERPRINT(CONCAT(@salt, customer_id))), 1000000) < ${threshold}` : 'TRUE';
-  const select = features.map((f) => `CAST(\`${f}\` AS FLOAT64) AS \`${f}\``).join(', ');
+  const select = features.map((f, j) => `CAST(\`${f}\` AS ${numeric[j] ? 'FLOAT64' : 'STRING'}) AS \`${f}\``).join(', ');
   const ids: string[] = [];
-  const columns: (number | null)[][] = features.map(() => []);
+  const columns: (number | string | null)[][] = features.map(() => []);
   let after = '';
   for (let page = 1; ; page++) {
     const rows = await query(
@@ -57,7 +60,8 @@ export async function extract(ctx: SegmentationContext, input: DagTaskInput) {
       ids.push(String(row.customer_id));
       features.forEach((f, j) => {
         const v = row[f];
-        columns[j]!.push(typeof v === 'number' && Number.isFinite(v) ? v : null);
+        if (numeric[j]) columns[j]!.push(typeof v === 'number' && Number.isFinite(v) ? v : null);
+        else columns[j]!.push(typeof v === 'string' ? v : null);
       });
     }
     heartbeat({ stage: 'extract', page, rows: ids.length });

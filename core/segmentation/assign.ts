@@ -12,7 +12,7 @@
 import { parentSegmentOf } from './hierarchy.js';
 import type { SegmentModel } from './model.js';
 import { applyPreparation } from './prepare.js';
-import type { FeatureRow } from './prepare.js';
+import type { FeatureRow, FeatureValue } from './prepare.js';
 
 /** Centroids either as the model stores them or flattened row-major (k * dim). */
 export type CentroidsInput = Float64Array | readonly (readonly number[])[];
@@ -207,4 +207,20 @@ export function assignCustomer(model: SegmentModel, row: FeatureRow): CustomerAs
     modelVersion: model.version,
     vector,
   };
+}
+
+/**
+ * The row assignment reads for one customer: the numeric features, plus the attributes
+ * (demographics: age, gender, country, income_band) that categorical, ordinal and numeric
+ * features may name; a value in `features` wins over an attribute of the same name.
+ */
+export function customerFeatureRow(
+  features: Readonly<Record<string, number | null>>,
+  attributes: Readonly<Record<string, unknown>> | null | undefined,
+): FeatureRow {
+  const row: Record<string, FeatureValue> = {};
+  for (const [k, v] of Object.entries(attributes ?? {})) {
+    if (typeof v === 'string' || typeof v === 'number') row[k] = v;
+  }
+  return { ...row, ...features };
 }

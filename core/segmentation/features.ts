@@ -1,12 +1,12 @@
-/** The feature set segmentation trains on: the default, or SEGFLOW_SEGMENT_FEATURES. */
-import { FeatureSpecListSchema, type FeatureSpec } from './prepare.js';
+/** The feature set segmentation trains on unless the segmentation configuration (core/config.ts) names another. */
+import { INCOME_BANDS } from '../events.js';
+import type { FeatureSpec } from './prepare.js';
 
 /**
- * Columns of marts.customer_features, chosen so the demo personas separate (ARI >= 0.9 on their
- * features, test/integration/segmentation.test.ts). Money and counts are log-scaled.
- * Override with SEGFLOW_SEGMENT_FEATURES (same JSON shape).
+ * Behavioural columns of marts.customer_features, chosen so the demo personas separate (ARI >= 0.9
+ * on their features, test/integration/segmentation.test.ts). Money and counts are log-scaled.
  */
-export const DEFAULT_SEGMENT_FEATURES: FeatureSpec[] = [
+export const BEHAVIOUR_FEATURES: FeatureSpec[] = [
   { name: 'recency_days', weight: 1, role: 'recency' },
   { name: 'frequency', weight: 1, log: true, role: 'frequency' },
   { name: 'monetary', weight: 1, log: true, role: 'monetary' },
@@ -19,19 +19,17 @@ export const DEFAULT_SEGMENT_FEATURES: FeatureSpec[] = [
   { name: 'app_sessions', weight: 1, log: true, role: 'app' },
 ];
 
-/** Thrown when SEGFLOW_SEGMENT_FEATURES is JSON but not a feature list; another attempt cannot fix it. */
-export class SegmentFeaturesError extends Error {
-  override readonly name = 'SegmentFeaturesError';
-}
+/**
+ * Demographic columns of marts.customer_features (latest profile_update), weighted so behaviour
+ * leads: each pulls at most 0.4 as hard as one behavioural feature, and together they hold about a
+ * twentieth of the squared distance a customer can have (docs/segmentation.md#features).
+ */
+export const DEMOGRAPHIC_FEATURES: FeatureSpec[] = [
+  { name: 'age', weight: 0.4 },
+  { name: 'gender', kind: 'categorical', weight: 0.2, top: 3 },
+  { name: 'country', kind: 'categorical', weight: 0.4, top: 5 },
+  { name: 'income_band', kind: 'ordinal', weight: 0.4, levels: [...INCOME_BANDS] },
+];
 
-/** The configured features (`config.segmentation.featuresJson`, validated as JSON when the configuration was loaded). */
-export function segmentFeatures(featuresJson: string | undefined): FeatureSpec[] {
-  if (featuresJson === undefined) return DEFAULT_SEGMENT_FEATURES;
-  const parsed = FeatureSpecListSchema.safeParse(JSON.parse(featuresJson));
-  if (!parsed.success) {
-    throw new SegmentFeaturesError(
-      `SEGFLOW_SEGMENT_FEATURES is not a valid feature list: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
-  }
-  return parsed.data;
-}
+/** What segmentation clusters on unless the configuration names other features. */
+export const DEFAULT_SEGMENT_FEATURES: FeatureSpec[] = [...BEHAVIOUR_FEATURES, ...DEMOGRAPHIC_FEATURES];

@@ -8,7 +8,7 @@ import { CohesionSchema } from './cohesion.js';
 import { HierarchySchema } from './hierarchy.js';
 import { KSelectionSchema } from './kselect.js';
 import { SegmentSchema } from './labels.js';
-import { FeatureSpecListSchema, PreparationSchema } from './prepare.js';
+import { FeatureSpecListSchema, PreparationSchema, dimensionColumn } from './prepare.js';
 import { parseOrThrow } from './validate.js';
 
 /** Model versions appear in workflow ids, search attributes and object names. */
@@ -52,7 +52,8 @@ export const SegmentModelSchema = z
   })
   .superRefine((m, ctx) => {
     const names = m.features.map((f) => f.name);
-    const prepNames = m.preparation.features.map((f) => f.name);
+    // A categorical feature has several dimensions in a row, all reading its column.
+    const prepNames = m.preparation.features.map(dimensionColumn).filter((c, j, all) => j === 0 || all[j - 1] !== c);
     if (names.join(',') !== prepNames.join(',')) {
       ctx.addIssue({
         code: 'custom',
@@ -60,7 +61,7 @@ export const SegmentModelSchema = z
         message: `preparation features [${prepNames}] differ from features [${names}]`,
       });
     }
-    const dim = names.length;
+    const dim = m.preparation.features.length;
     m.centroids.forEach((c, i) => {
       if (c.length !== dim) ctx.addIssue({ code: 'custom', path: ['centroids', i], message: `expected ${dim} values, got ${c.length}` });
     });

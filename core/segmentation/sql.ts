@@ -3,6 +3,9 @@
  * exactly what prepare.ts and assign.ts compute in TypeScript:
  *
  *   impute   IF(ABS(x) <= DBL_MAX, x, fill)   (NULL, NaN and +-Inf fail the test and take the fill)
+ *            categorical and ordinal columns are read as STRING: IF(s IS NULL OR s = '', mode, s)
+ *   encode   ordinal: COALESCE(CASE s WHEN level0 THEN 0.0 WHEN level1 THEN 1.0 ... END, fill rank)
+ *            one-hot: IF(s = value, 1.0, 0.0); the `other` bucket IF(s = v0 OR s = v1 ..., 0.0, 1.0)
  *   log      LN(1.0 + GREATEST(x, 0.0))          (TS: Math.log(1 + Math.max(x, 0)))
  *   scale    LEAST(GREATEST((x - min) / range, 0.0), 1.0), or 0.0 when range is 0
  *   weight   * weight
@@ -26,11 +29,12 @@
  * feature per distance, and materialises one read twice. No UNNEST: the emulator
  * turns whole-number FLOAT64 array elements into INT64, and `x - 0.5` goes wrong.
  * Only model numbers we generated are written into the SQL; names come from the
- * validated spec; everything else is a parameter.
+ * validated spec; everything else is a parameter, category values and levels included
+ * (@feature_values, read by OFFSET), since they come from the data.
  */
 import { parentOfSegment } from './hierarchy.js';
 import type { SegmentModel } from './model.js';
-import { IDENTIFIER } from './prepare.js';
+import { IDENTIFIER, dimensionColumn } from './prepare.js';
 import type { PreparedFeature } from './prepare.js';
 
 export interface AssignmentSqlOptions {
@@ -47,9 +51,9 @@ export interface AssignmentSqlOptions {
 export interface AssignmentSql {
   sql: string;
   /** Named query parameters the SQL expects, with their values for this model. */
-  params: { model_version: string; segment_labels?: string[] };
+  params: { model_version: string; segment_labels?: string[]; feature_values?: string[] };
   /** BigQuery types of the parameters (for clients that can't infer them, e.g. an empty array). */
-  types: { model_version: 'STRING'; segment_labels?: ['STRING'] };
+  types: { model_version: 'STRING'; segment_labels?: ['STRING']; feature_values?: ['STRING'] };
   /** Output columns, in order. */
   columns: string[];
 }
@@ -92,10 +96,51 @@ function intLiteral(n: number): string {
   return String(n);
 }
 
-function preparedExpression(f: PreparedFeature, imputed: string): string {
+/** Category values and levels, each written once into @feature_values and read back by OFFSET. */
+class ValueParams {
+  readonly values: string[] = [];
+  private readonly index = new Map<string, number>();
+  ref(value: string): string {
+    let i = this.index.get(value);
+    if (i === undefined) {
+      i = this.values.length;
+      this.values.push(value);
+      this.index.set(value, i);
+    }
+    return `@feature_values[OFFSET(${intLiteral(i)})]`;
+  }
+}
+
+/** The imputed value of dimension j: a FLOAT64 for numeric dimensions, a STRING for ordinal and one-hot ones. */
+function imputedExpression(f: PreparedFeature, raw: string, values: ValueParams): string {
+  const kind = f.kind ?? 'numeric';
+  if (kind === 'numeric') return `IF(ABS(${raw}) <= ${floatLiteral(Number.MAX_VALUE)}, ${raw}, ${floatLiteral(f.fill)})`;
+  if (kind === 'ordinal') return raw;
+  return `IF(${raw} IS NULL OR ${raw} = '', ${values.ref(f.fill_category!)}, ${raw})`;
+}
+
+/** The encoded FLOAT64 (prepare.ts `encode`) of an imputed value. */
+function encodedExpression(f: PreparedFeature, imputed: string, values: ValueParams): string {
+  switch (f.kind ?? 'numeric') {
+    case 'numeric':
+      return f.log ? `LN(1.0 + GREATEST(${imputed}, 0.0))` : imputed;
+    case 'ordinal': {
+      // NULL, '' and unknown levels match no WHEN and take the median rank, as in TypeScript.
+      const whens = f.levels!.map((level, rank) => `WHEN ${values.ref(level)} THEN ${floatLiteral(rank)}`);
+      return `COALESCE(CASE ${imputed} ${whens.join(' ')} END, ${floatLiteral(f.fill)})`;
+    }
+    case 'onehot': {
+      if (f.category !== null && f.category !== undefined) return `IF(${imputed} = ${values.ref(f.category)}, 1.0, 0.0)`;
+      const kept = f.categories!.map((c) => `${imputed} = ${values.ref(c)}`);
+      return kept.length > 0 ? `IF(${kept.join(' OR ')}, 0.0, 1.0)` : '1.0';
+    }
+  }
+}
+
+function preparedExpression(f: PreparedFeature, imputed: string, values: ValueParams): string {
   const range = f.max - f.min;
   if (!(range > 0)) return '0.0';
-  const x = f.log ? `LN(1.0 + GREATEST(${imputed}, 0.0))` : imputed;
+  const x = encodedExpression(f, imputed, values);
   return `LEAST(GREATEST((${x} - ${floatLiteral(f.min)}) / ${floatLiteral(range)}, 0.0), 1.0) * ${floatLiteral(f.weight)}`;
 }
 
@@ -104,9 +149,11 @@ export function assignmentSql(model: SegmentModel, options: AssignmentSqlOptions
   const idColumn = checkIdentifier('id column', options.idColumn ?? 'customer_id');
   const includeLabels = options.includeLabels ?? true;
   const features = model.preparation.features;
-  const columns = features.map((f) => checkIdentifier(`column for feature ${f.name}`, options.featureColumns?.[f.name] ?? f.name));
+  const columns = features.map((f) =>
+    checkIdentifier(`column for feature ${f.name}`, options.featureColumns?.[dimensionColumn(f)] ?? dimensionColumn(f)),
+  );
   for (const name of Object.keys(options.featureColumns ?? {})) {
-    if (!features.some((f) => f.name === name))
+    if (!features.some((f) => dimensionColumn(f) === name))
       throw new Error(`assignmentSql: featureColumns names ${name}, which is not a model feature`);
   }
   const k = model.centroids.length;
@@ -127,12 +174,13 @@ export function assignmentSql(model: SegmentModel, options: AssignmentSqlOptions
       ')',
     ].join('\n');
 
-  const source = [`\`${idColumn}\` AS customer_id`, ...columns.map((c, j) => `CAST(\`${c}\` AS FLOAT64) AS r${j}`)];
-  const imputed = [
-    'customer_id',
-    ...features.map((f, j) => `IF(ABS(r${j}) <= ${floatLiteral(Number.MAX_VALUE)}, r${j}, ${floatLiteral(f.fill)}) AS i${j}`),
+  const values = new ValueParams();
+  const source = [
+    `\`${idColumn}\` AS customer_id`,
+    ...columns.map((c, j) => `CAST(\`${c}\` AS ${(features[j]!.kind ?? 'numeric') === 'numeric' ? 'FLOAT64' : 'STRING'}) AS r${j}`),
   ];
-  const prepared = ['customer_id', ...features.map((f, j) => `${preparedExpression(f, `i${j}`)} AS x${j}`)];
+  const imputed = ['customer_id', ...features.map((f, j) => `${imputedExpression(f, `r${j}`, values)} AS i${j}`)];
+  const prepared = ['customer_id', ...features.map((f, j) => `${preparedExpression(f, `i${j}`, values)} AS x${j}`)];
   const dNames = Array.from({ length: k }, (_, c) => `d${c}`);
   const distances = [
     'customer_id',
@@ -178,7 +226,9 @@ export function assignmentSql(model: SegmentModel, options: AssignmentSqlOptions
 
   const sql = [
     '-- segflow nearest-centroid assignment, generated by core/segmentation/sql.ts from a model artifact.',
-    `-- Parameters: @model_version STRING${includeLabels ? ', @segment_labels ARRAY<STRING> (label per centroid index)' : ''}.`,
+    `-- Parameters: @model_version STRING${includeLabels ? ', @segment_labels ARRAY<STRING> (label per centroid index)' : ''}${
+      values.values.length > 0 ? ', @feature_values ARRAY<STRING> (category values and levels)' : ''
+    }.`,
     `WITH ${step('source', source, `\`${table}\``, null)},`,
     `${step('imputed', imputed, 'source', null)},`,
     `${step('prepared', prepared, 'imputed', null)},`,
@@ -196,8 +246,13 @@ export function assignmentSql(model: SegmentModel, options: AssignmentSqlOptions
     params: {
       model_version: model.version,
       ...(includeLabels ? { segment_labels: model.segments.map((s) => s.label) } : {}),
+      ...(values.values.length > 0 ? { feature_values: values.values } : {}),
     },
-    types: { model_version: 'STRING', ...(includeLabels ? { segment_labels: ['STRING'] as ['STRING'] } : {}) },
+    types: {
+      model_version: 'STRING',
+      ...(includeLabels ? { segment_labels: ['STRING'] as ['STRING'] } : {}),
+      ...(values.values.length > 0 ? { feature_values: ['STRING'] as ['STRING'] } : {}),
+    },
     columns: [
       'customer_id',
       'segment_id',

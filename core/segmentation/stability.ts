@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { renumberHierarchy } from './hierarchy.js';
 import type { SegmentModel } from './model.js';
 import { parseSegmentModel } from './model.js';
-import { applyPreparation, toOriginalUnits } from './prepare.js';
+import { translateVector } from './prepare.js';
 import { adjustedRandIndexFromTable, changedShareFromTable } from './agreement.js';
 import type { ContingencyCell } from './agreement.js';
 import { parseOrThrow } from './validate.js';
@@ -71,11 +71,7 @@ export function currentCentroidsInCandidateSpace(current: SegmentModel, candidat
         'their segments cannot be matched. Promote the candidate as a new segmentation instead.',
     );
   }
-  const featureNames = current.preparation.features.map((f) => f.name);
-  return current.centroids.map((c) => {
-    const raw = toOriginalUnits(current.preparation, c);
-    return applyPreparation(candidate.preparation, Object.fromEntries(featureNames.map((n, j) => [n, raw[j]!])));
-  });
+  return current.centroids.map((c) => translateVector(current.preparation, candidate.preparation, c));
 }
 
 export interface RelabelResult {

@@ -10,7 +10,6 @@ import {
   describeSegments,
   fitPreparation,
   prepareMatrix,
-  segmentFeatures,
   type Comparison,
   type FeatureRow,
 } from '../../core/segmentation/index.js';
@@ -25,9 +24,11 @@ export async function readCompareSample(
   config: Config,
   size: number,
 ): Promise<{ rows: FeatureRow[]; population: number }> {
-  const features = segmentFeatures(config.segmentation.featuresJson).map((f) => f.name);
+  const specs = config.segmentation.features;
+  const features = specs.map((f) => f.name);
+  const numeric = specs.map((f) => (f.kind ?? 'numeric') === 'numeric');
   const table = qualifiedTable(config.gcp.projectId, config.warehouse.marts, 'customer_features');
-  const select = features.map((f) => `CAST(\`${f}\` AS FLOAT64) AS \`${f}\``).join(', ');
+  const select = features.map((f, j) => `CAST(\`${f}\` AS ${numeric[j] ? 'FLOAT64' : 'STRING'}) AS \`${f}\``).join(', ');
   const options = { location: config.gcp.location, params: { salt: String(config.segmentation.seed) }, types: { salt: 'STRING' } };
   const [[count]] = await bigquery.query({ query: `SELECT COUNT(*) AS n FROM ${table}`, location: config.gcp.location });
   const [rows] = await bigquery.query({
@@ -37,15 +38,20 @@ export async function readCompareSample(
   return {
     population: Number((count as { n: unknown }).n),
     rows: (rows as Record<string, unknown>[]).map((r) =>
-      Object.fromEntries(features.map((f) => [f, typeof r[f] === 'number' && Number.isFinite(r[f]) ? r[f] : null])),
+      Object.fromEntries(features.map((f, j) => [f, featureValue(r[f], numeric[j] ?? true)])),
     ),
   };
+}
+
+function featureValue(v: unknown, numeric: boolean): number | string | null {
+  if (numeric) return typeof v === 'number' && Number.isFinite(v) ? v : null;
+  return typeof v === 'string' ? v : null;
 }
 
 /** The comparison of the three algorithms on the rows, with the nightly run's k rules and settings. */
 export function compareSample(rows: readonly FeatureRow[], config: Config): Comparison {
   const s = config.segmentation;
-  const preparation = fitPreparation(rows, segmentFeatures(s.featuresJson));
+  const preparation = fitPreparation(rows, s.features);
   const dim = preparation.features.length;
   return compareAlgorithms(prepareMatrix(preparation, rows), rows.length, dim, {
     seed: s.seed,

@@ -195,52 +195,61 @@ test(
 
 // The emulator runs the assignment query row by row, so this is the slowest test of the file; set
 // SEGFLOW_TEST_AGREEMENT_ROWS for fewer customers.
-test('SQL assignment in BigQuery and TypeScript assignment agree for every customer of 100,000', { timeout: 900_000 }, async () => {
-  const n = Number(process.env.SEGFLOW_TEST_AGREEMENT_ROWS ?? 100_000);
-  const clients = createGcpClients(harness.config);
-  const rows = syntheticFeatureRows(n, 77, new Date('2026-11-25T00:00:00Z'));
-  const table = 'agreement_features';
-  let started = Date.now();
-  await loadFeatureTable(clients, { dataset, bucket, table }, rows);
-  const loadMs = Date.now() - started;
-  const model = trainSegmentModel(
-    rows.slice(0, 2000) as Record<string, number | null>[],
-    { features: DEFAULT_SEGMENT_FEATURES, kMin: 6, kMax: 6, seed: 9, silhouetteSampleSize: 200 },
-    {
-      version: 'v20261125T000000Z',
-      createdAt: '2026-11-25T00:00:00Z',
-    },
-  );
-  const q = assignmentSql(model, { sourceTable: `${dataset}.${table}` });
-  started = Date.now();
-  const [out] = await clients.bigquery.query({ query: q.sql, params: q.params, types: q.types });
-  const queryMs = Date.now() - started;
-  assert.equal(out.length, n);
-  const byId = new Map(rows.map((r) => [r.customer_id, r]));
-  let disagreements = 0;
-  let lastBit = 0;
-  const seen = new Set<string>();
-  assert.ok(model.hierarchy && model.hierarchy.parents.length >= 2, 'the model has parent segments');
-  const parentsSeen = new Set<number>();
-  type Out = { customer_id: string; segment_id: number; segment_label: string; parent_segment: number; distance: number; margin: number };
-  for (const o of out as Out[]) {
-    seen.add(o.customer_id);
-    const ts = assignCustomer(model, byId.get(o.customer_id) as Record<string, number | null>);
-    if (ts.segmentId !== o.segment_id || ts.label !== o.segment_label || ts.parent?.id !== o.parent_segment) disagreements++;
-    parentsSeen.add(o.parent_segment);
-    // LN comes from each engine's libm (log-scaled features): distances may differ in the last bit, never more.
-    if (ts.distance !== o.distance) lastBit++;
-    assert.ok(Math.abs(ts.distance - o.distance) <= 1e-14 * Math.max(1, ts.distance), `${o.customer_id}: ${ts.distance} vs ${o.distance}`);
-    assert.ok(Math.abs(ts.margin! - o.margin) <= 1e-13, `${o.customer_id}: margin ${ts.margin} vs ${o.margin}`);
-  }
-  assert.equal(seen.size, n, 'every customer once');
-  assert.equal(disagreements, 0);
-  assert.equal(parentsSeen.size, model.hierarchy.parents.length, 'every parent segment has customers');
-  console.log(
-    `# SQL vs TS agreement: ${n} customers, ${disagreements} segment or parent disagreements; ${lastBit} distances differ in the last bit (LN); ` +
-      `load ${loadMs} ms, emulator query+fetch ${queryMs} ms`,
-  );
-});
+test(
+  'SQL assignment in BigQuery and TypeScript assignment agree for every customer of 100,000 (numeric, categorical and ordinal features)',
+  { timeout: 900_000 },
+  async () => {
+    const n = Number(process.env.SEGFLOW_TEST_AGREEMENT_ROWS ?? 100_000);
+    const clients = createGcpClients(harness.config);
+    const rows = syntheticFeatureRows(n, 77, new Date('2026-11-25T00:00:00Z'));
+    const table = 'agreement_features';
+    let started = Date.now();
+    await loadFeatureTable(clients, { dataset, bucket, table }, rows);
+    const loadMs = Date.now() - started;
+    const model = trainSegmentModel(
+      rows.slice(0, 2000) as Record<string, number | null>[],
+      { features: DEFAULT_SEGMENT_FEATURES, kMin: 6, kMax: 6, seed: 9, silhouetteSampleSize: 200 },
+      {
+        version: 'v20261125T000000Z',
+        createdAt: '2026-11-25T00:00:00Z',
+      },
+    );
+    // The default features are numeric, categorical (one-hot with `other`) and ordinal: every kind is on the test.
+    assert.deepEqual(new Set(model.preparation.features.map((f) => f.kind ?? 'numeric')), new Set(['numeric', 'onehot', 'ordinal']));
+    const q = assignmentSql(model, { sourceTable: `${dataset}.${table}` });
+    started = Date.now();
+    const [out] = await clients.bigquery.query({ query: q.sql, params: q.params, types: q.types });
+    const queryMs = Date.now() - started;
+    assert.equal(out.length, n);
+    const byId = new Map(rows.map((r) => [r.customer_id, r]));
+    let disagreements = 0;
+    let lastBit = 0;
+    const seen = new Set<string>();
+    assert.ok(model.hierarchy && model.hierarchy.parents.length >= 2, 'the model has parent segments');
+    const parentsSeen = new Set<number>();
+    type Out = { customer_id: string; segment_id: number; segment_label: string; parent_segment: number; distance: number; margin: number };
+    for (const o of out as Out[]) {
+      seen.add(o.customer_id);
+      const ts = assignCustomer(model, byId.get(o.customer_id) as Record<string, number | null>);
+      if (ts.segmentId !== o.segment_id || ts.label !== o.segment_label || ts.parent?.id !== o.parent_segment) disagreements++;
+      parentsSeen.add(o.parent_segment);
+      // LN comes from each engine's libm (log-scaled features): distances may differ in the last bit, never more.
+      if (ts.distance !== o.distance) lastBit++;
+      assert.ok(
+        Math.abs(ts.distance - o.distance) <= 1e-14 * Math.max(1, ts.distance),
+        `${o.customer_id}: ${ts.distance} vs ${o.distance}`,
+      );
+      assert.ok(Math.abs(ts.margin! - o.margin) <= 1e-13, `${o.customer_id}: margin ${ts.margin} vs ${o.margin}`);
+    }
+    assert.equal(seen.size, n, 'every customer once');
+    assert.equal(disagreements, 0);
+    assert.equal(parentsSeen.size, model.hierarchy.parents.length, 'every parent segment has customers');
+    console.log(
+      `# SQL vs TS agreement: ${n} customers, ${disagreements} segment or parent disagreements; ${lastBit} distances differ in the last bit (LN); ` +
+        `load ${loadMs} ms, emulator query+fetch ${queryMs} ms`,
+    );
+  },
+);
 
 test('SQL and TypeScript break exact ties the same way: the lowest centroid index wins', async () => {
   const clients = createGcpClients(harness.config);

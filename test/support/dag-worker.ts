@@ -7,7 +7,8 @@
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
-import { loadConfig, type Config } from '../../core/config.js';
+import type { Config } from '../../core/config.js';
+import { loadSegflowConfig } from '../../workers/segmentation-config.js';
 import { taskActivityName } from '../../dags/dsl.js';
 import { dagRegistry } from '../../dags/index.js';
 import { temporalConnectionSettings } from '../../core/temporal-connection.js';
@@ -28,7 +29,7 @@ export interface StubDagWorker {
 /** Config with a unique task queue and schedule/run prefix for one test file. */
 export function isolatedConfig(name: string, env: Record<string, string> = {}): Config {
   const id = randomUUID().slice(0, 8);
-  return loadConfig({
+  return loadSegflowConfig({
     ...process.env,
     TEMPORAL_TASK_QUEUE: `test-${name}-${id}`,
     SEGFLOW_SCHEDULE_PREFIX: `test-${name}-${id}.`,

@@ -6,7 +6,15 @@
  */
 import type { BigQuery, TableField } from '@google-cloud/bigquery';
 import type { Storage } from '@google-cloud/storage';
-import { PERSONAS, PERSONA_BEHAVIOUR, generateEvents, makePopulation, type Persona } from '../../demo/personas.js';
+import {
+  DEMOGRAPHIC_TWIN,
+  PERSONAS,
+  PERSONA_BEHAVIOUR,
+  drawDemographics,
+  generateEvents,
+  makePopulation,
+  type Persona,
+} from '../../demo/personas.js';
 import { createRng, deriveSeed } from '../../core/random.js';
 import type { Event } from '../../core/events.js';
 
@@ -27,6 +35,10 @@ export const FEATURE_COLUMNS: readonly TableField[] = [
   { name: 'email_open_rate', type: 'FLOAT64' },
   { name: 'email_ctr', type: 'FLOAT64' },
   { name: 'app_sessions', type: 'INT64' },
+  { name: 'age', type: 'INT64' },
+  { name: 'gender', type: 'STRING' },
+  { name: 'country', type: 'STRING' },
+  { name: 'income_band', type: 'STRING' },
   { name: 'updated_at', type: 'TIMESTAMP' },
 ];
 
@@ -87,6 +99,17 @@ export function featuresFromEvents(events: Iterable<Event>, asOf: Date): Feature
     }
     const received = new Set(opened);
     for (const [id, at] of launch) if (at >= firstSeen) received.add(id);
+    // Each demographic is the latest value any profile_update carried, as in customer_features.sql.
+    const updates = list
+      .filter((e) => e.type === 'profile_update')
+      .sort((a, b) => Date.parse(b.ts) - Date.parse(a.ts) || (a.event_id < b.event_id ? 1 : -1));
+    const latest = (key: string): string | number | null => {
+      for (const e of updates) {
+        const v = (e.properties as Record<string, unknown>)[key];
+        if (typeof v === 'string' || typeof v === 'number') return v;
+      }
+      return null;
+    };
     out.push({
       customer_id: customerId,
       tenure_days: tenure,
@@ -103,6 +126,10 @@ export function featuresFromEvents(events: Iterable<Event>, asOf: Date): Feature
       email_open_rate: received.size > 0 ? opened.size / received.size : null,
       email_ctr: opened.size > 0 ? clicked.size / opened.size : null,
       app_sessions: list.filter((e) => e.type === 'app_session').length,
+      age: latest('age'),
+      gender: latest('gender'),
+      country: latest('country'),
+      income_band: latest('income_band'),
       updated_at: asOf.toISOString(),
     });
   }
@@ -111,7 +138,7 @@ export function featuresFromEvents(events: Iterable<Event>, asOf: Date): Feature
 
 export interface PersonaPopulation {
   rows: FeatureRecord[];
-  /** Persona index (PERSONAS order) per row. */
+  /** Persona index (PERSONAS order; PERSONAS.length for the demographic twin) per row. */
   truth: Int32Array;
   personas: readonly Persona[];
 }
@@ -123,13 +150,14 @@ export interface PersonaPopulation {
 export function personaPopulation(
   n: number,
   seed: number,
-  opts: { asOf: Date; days?: number; eventsPerCustomer?: number; idPrefix?: string },
+  opts: { asOf: Date; days?: number; eventsPerCustomer?: number; idPrefix?: string; demographicTwin?: boolean },
 ): PersonaPopulation {
-  const population = makePopulation(n, seed, { idPrefix: opts.idPrefix ?? 'cust' });
+  const population = makePopulation(n, seed, { idPrefix: opts.idPrefix ?? 'cust', demographicTwin: opts.demographicTwin === true });
   const from = new Date(opts.asOf.getTime() - (opts.days ?? 60) * DAY_MS);
   const events = generateEvents(population, { from, to: opts.asOf, seed, eventsPerCustomer: opts.eventsPerCustomer ?? 60 });
   const rows = featuresFromEvents(events, opts.asOf);
-  const personaOf = new Map(population.map((c) => [c.customer_id, PERSONAS.indexOf(c.persona)]));
+  // The demographic twin is group PERSONAS.length.
+  const personaOf = new Map(population.map((c) => [c.customer_id, c.twin ? PERSONAS.length : PERSONAS.indexOf(c.persona)]));
   return { rows, truth: Int32Array.from(rows.map((r) => personaOf.get(r.customer_id)!)), personas: PERSONAS };
 }
 
@@ -139,10 +167,32 @@ export function personaPopulation(
  * numbers matter.
  */
 export function syntheticFeatureRows(n: number, seed: number, asOf: Date, idPrefix = 'syn'): FeatureRecord[] {
+  return syntheticPersonaRows(n, seed, asOf, { idPrefix }).rows;
+}
+
+/**
+ * syntheticFeatureRows with the persona of each row (PERSONAS order); with `demographicTwin`, half
+ * of DEMOGRAPHIC_TWIN.behavesAs's rows are its twin (group PERSONAS.length): the same behaviour,
+ * other age band and country.
+ */
+export function syntheticPersonaRows(
+  n: number,
+  seed: number,
+  asOf: Date,
+  opts: { idPrefix?: string; demographicTwin?: boolean } = {},
+): { rows: FeatureRecord[]; truth: Int32Array } {
+  const idPrefix = opts.idPrefix ?? 'syn';
   const rows: FeatureRecord[] = [];
+  const truth = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const rng = createRng(deriveSeed(seed, 'row', i));
     const persona = rng.weighted(Object.fromEntries(PERSONAS.map((p) => [p, PERSONA_BEHAVIOUR[p].share])) as Record<Persona, number>);
+    // Demographics from their own stream, so the behavioural columns stay what they always were.
+    const drng = createRng(deriveSeed(seed, 'demographics', i));
+    const twin = opts.demographicTwin === true && persona === DEMOGRAPHIC_TWIN.behavesAs && drng.chance(DEMOGRAPHIC_TWIN.share);
+    const { age, gender, country, income_band } = drawDemographics(drng, persona, twin);
+    const dmiss = <T>(v: T): T | null => (drng.chance(0.03) ? null : v);
+    truth[i] = twin ? PERSONAS.length : PERSONAS.indexOf(persona);
     const b = PERSONA_BEHAVIOUR[persona];
     const miss = <T>(v: T): T | null => (rng.chance(0.03) ? null : v);
     const sessions = rng.poisson(20 * b.activity * b.channels.web);
@@ -165,10 +215,14 @@ export function syntheticFeatureRows(n: number, seed: number, asOf: Date, idPref
       email_open_rate: miss(Math.min(1, Math.max(0, rng.normal(b.channels.email, 0.1)))),
       email_ctr: miss(Math.min(1, Math.max(0, rng.normal(b.emailClickRate, 0.1)))),
       app_sessions: rng.poisson(20 * b.activity * b.channels.app),
+      age: dmiss(age),
+      gender: dmiss(gender),
+      country: dmiss(country),
+      income_band: dmiss(income_band),
       updated_at: asOf.toISOString(),
     });
   }
-  return rows;
+  return { rows, truth };
 }
 
 /**

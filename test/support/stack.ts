@@ -4,13 +4,14 @@
  */
 import type { Client } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
-import { loadConfig, type Config } from '../../core/config.js';
+import type { Config } from '../../core/config.js';
+import { loadSegflowConfig } from '../../workers/segmentation-config.js';
 import { createLogger, type Logger } from '../../core/logger.js';
 import { createTemporalClient } from '../../workers/client.js';
 import { startWorker, type RunningWorker, type StartWorkerOptions } from '../../workers/worker.js';
 
 export function testConfig(name: string, overrides: Record<string, string> = {}): Config {
-  return loadConfig({
+  return loadSegflowConfig({
     ...process.env,
     ...overrides,
     TEMPORAL_TASK_QUEUE: `test-${name}-${randomUUID().slice(0, 8)}`,

@@ -187,6 +187,8 @@ const REVIEWED: Readonly<Record<string, readonly string[]>> = {
     'select',
     'filter',
     'f',
+    // one of two type names, by the feature's kind
+    "numeric[j] ? 'FLOAT64' : 'STRING'",
     // integers computed from validated configuration (LIMIT takes no CAST(@param))
     'threshold',
     'settings.pageSize',
@@ -227,11 +229,18 @@ const REVIEWED: Readonly<Record<string, readonly string[]>> = {
     "terms.join(' + ')",
     "others.join(', ')",
     "dNames.join(', ')",
-    'preparedExpression(f, `i${j}`)',
     'intLiteral(k - 1)',
     'floatLiteral(f.fill)',
     'floatLiteral(Number.MAX_VALUE)',
     "includeLabels ? ', @segment_labels ARRAY<STRING> (label per centroid index)' : ''",
+    // Category values and levels: only @feature_values[OFFSET(<generated int>)], never the value itself.
+    'intLiteral(i)',
+    'raw',
+    'values.ref(f.fill_category!)',
+    "(features[j]!.kind ?? 'numeric') === 'numeric' ? 'FLOAT64' : 'STRING'",
+    'imputedExpression(f, `r${j}`, values)',
+    'preparedExpression(f, `i${j}`, values)',
+    "values.values.length > 0 ? ', @feature_values ARRAY<STRING> (category values and levels)' : ''",
   ],
   // Names from qualifiedTable/quoteColumn; updateIf/partitionBy are SQL written in this
   // repository's sql/ files (validated by the config header's schema), never data.

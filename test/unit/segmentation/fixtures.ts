@@ -1,5 +1,6 @@
 /** Synthetic data for the segmentation tests: seeded, so every run sees the same rows. */
 import { createRng } from '../../../core/random.js';
+import { DEMOGRAPHIC_TWIN } from '../../../demo/personas.js';
 import type { FeatureRow, FeatureSpec } from '../../../core/segmentation/prepare.js';
 
 /** `perBlob` points around each centre with standard deviation `sd`, rows in blob order. */
@@ -118,4 +119,40 @@ export function groupRows(
     rows.push(personaRow(rng, mixed, 1.5));
   }
   return { rows, truth: Int32Array.from(truth) };
+}
+
+/** The demographics that tell the twin apart (age band, country), weighted to be decisive. */
+export const TWIN_DEMOGRAPHICS: FeatureSpec[] = [
+  { name: 'age', weight: 0.8 },
+  { name: 'country', kind: 'categorical', weight: 0.8, top: 4 },
+];
+
+/**
+ * personaRows plus a sixth group, the demographic twin of PERSONAS[0]: the same behaviour, but
+ * DEMOGRAPHIC_TWIN's age band and country (demo/personas.ts). Every row also has age, gender,
+ * country and income_band; the five personas draw them alike, so only the twin stands out.
+ */
+export function twinPersonaRows(perPersona: number, seed: number): { rows: FeatureRow[]; truth: Int32Array } {
+  const rng = createRng(seed);
+  const rows: FeatureRow[] = [];
+  const groups = [...PERSONAS, PERSONAS[0]!];
+  const truth = new Int32Array(groups.length * perPersona);
+  const countries = { US: 0.4, GB: 0.2, DE: 0.2, FR: 0.2 };
+  const income = { low: 0.2, lower_middle: 0.2, middle: 0.2, upper_middle: 0.2, high: 0.2 };
+  groups.forEach((p, pi) => {
+    const twin = pi === PERSONAS.length;
+    for (let i = 0; i < perPersona; i++) {
+      truth[rows.length] = pi;
+      const age = twin ? DEMOGRAPHIC_TWIN.age : { mean: 45, sd: 12 };
+      const miss = <T>(v: T): T | null => (rng.chance(0.03) ? null : v);
+      rows.push({
+        ...personaRow(rng, p.centre, 1),
+        age: miss(Math.min(90, Math.max(18, Math.round(rng.normal(age.mean, age.sd))))),
+        gender: miss(rng.weighted({ female: 0.5, male: 0.5 })),
+        country: miss(rng.weighted((twin ? DEMOGRAPHIC_TWIN.countries : countries) as Record<string, number>)),
+        income_band: miss(rng.weighted(income)),
+      });
+    }
+  });
+  return { rows, truth };
 }

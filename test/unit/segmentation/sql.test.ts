@@ -211,3 +211,34 @@ test('the parent segment column maps each centroid to its parent id, as the Type
     assert.equal(assignCustomer(model, row).parent?.id, parents[idx]);
   }
 });
+
+test('category values and levels reach the SQL only as the @feature_values parameter', () => {
+  const hostile = "x'; DROP TABLE marts.customer_features; --";
+  const catRows = rows.map((r, i) => ({ ...r, country: [hostile, hostile, 'DE', 'US', null][i % 5]!, band: ['low', 'high', ''][i % 3]! }));
+  const m = trainSegmentModel(
+    catRows,
+    {
+      features: [
+        ...PERSONA_FEATURES,
+        { name: 'country', kind: 'categorical', weight: 0.5, top: 2 },
+        { name: 'band', kind: 'ordinal', weight: 0.5, levels: ['low', 'mid', 'high'] },
+      ],
+      kMin: 3,
+      kMax: 3,
+      silhouetteSampleSize: 300,
+      seed: 5,
+    },
+    { version: 'seg-sql-cat', createdAt: '2026-11-26T02:00:00Z' },
+  );
+  const q = assignmentSql(m);
+  assert.ok(!q.sql.includes('DROP'), 'no value inlined');
+  assert.ok(q.params.feature_values?.includes(hostile));
+  assert.deepEqual(q.types.feature_values, ['STRING']);
+  // One-hot dimensions for the two kept values and `other`, one ordinal dimension; their imputation rules.
+  const dims = m.preparation.features.filter((f) => f.kind !== undefined).map((f) => [f.name, f.impute]);
+  assert.equal(dims.length, 4);
+  assert.ok(dims.some(([n]) => n === 'country=(other)'));
+  assert.deepEqual(dims.at(-1), ['band', 'median']);
+  assert.match(q.sql, /CAST\(`country` AS STRING\)/);
+  assert.match(q.sql, /COALESCE\(CASE i\d+ WHEN @feature_values\[OFFSET\(\d+\)\] THEN 0\.0/);
+});
