@@ -575,6 +575,7 @@ export const SEGMENTATION_SETTINGS: Readonly<Record<string, readonly [keyof type
   hierarchicalSampleSize: ['SEGFLOW_SEGMENT_HIERARCHICAL_SAMPLE', 'number'],
   'parentSegments.min': ['SEGFLOW_SEGMENT_PARENTS_MIN', 'number'],
   'parentSegments.max': ['SEGFLOW_SEGMENT_PARENTS_MAX', 'number'],
+  modelPointerTtlMs: ['SEGFLOW_MODEL_POINTER_TTL_MS', 'number'],
 };
 
 function jsonType(v: unknown): string {
