@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
+import { parseContractExtensions, type ContractExtensions } from './contract-extensions.js';
 import { WebhookConfigError, parseWebhookSubscribers, type WebhookSubscriber } from './webhook-config.js';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -192,6 +193,13 @@ export const envSchema = z.object({
     .min(0)
     .default(300)
     .describe('Events timed further than this many seconds in the future are quarantined (`future_timestamp`).'),
+  SEGFLOW_EVENT_CONTRACT_EXTENSIONS: z
+    .string()
+    .optional()
+    .describe(
+      'Additions to the event contract, as JSON: `{"enumValues": {"profile_update.income_band": ["mid"]}, "maxLength": {"profile_update.city": 256}}`. ' +
+        'Read by the validator, `npm run schema:events` and `ops quarantine replay`; see docs/ingestion.md#contract-extensions.',
+    ),
 
   SEGFLOW_WEBHOOKS: optionalString.describe(
     'Segment-change webhook subscribers: a JSON array of `{id, url, secret, filter?, timeout_ms?}` (docs/realtime.md).',
@@ -421,6 +429,8 @@ export interface Config {
     alerts: { lagMs: number; quarantineShare: number; windowMs: number; minMessages: number };
     maxEventBytes: number;
     maxFutureSkewMs: number;
+    /** Configured widening of the event contract (SEGFLOW_EVENT_CONTRACT_EXTENSIONS). */
+    contractExtensions: ContractExtensions;
   };
   warehouse: { raw: string; staging: string; marts: string };
   firestore: { profiles: string };
@@ -546,7 +556,9 @@ export function parseConfig(env: RawEnv): Config {
       problems.push('SEGFLOW_SEGMENT_FEATURES: expected a JSON array of {"name", "weight", "log"?, "role"?}');
     }
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  const contractExtensions = parseContractExtensions(e.SEGFLOW_EVENT_CONTRACT_EXTENSIONS);
+  if (!contractExtensions.ok) problems.push(...contractExtensions.problems.map((p) => `SEGFLOW_EVENT_CONTRACT_EXTENSIONS: ${p}`));
+  if (problems.length > 0 || !contractExtensions.ok) throw new ConfigError(problems);
 
   const wantsTls = e.TEMPORAL_TLS || e.TEMPORAL_API_KEY !== undefined || e.TEMPORAL_TLS_CERT_PATH !== undefined;
   return {
@@ -585,6 +597,7 @@ export function parseConfig(env: RawEnv): Config {
       },
       maxEventBytes: e.SEGFLOW_EVENT_MAX_BYTES,
       maxFutureSkewMs: e.SEGFLOW_EVENT_MAX_FUTURE_SKEW_S * 1000,
+      contractExtensions: contractExtensions.value,
     },
     warehouse: { raw: e.SEGFLOW_DATASET_RAW, staging: e.SEGFLOW_DATASET_STAGING, marts: e.SEGFLOW_DATASET_MARTS },
     firestore: { profiles: e.SEGFLOW_FIRESTORE_PROFILES },

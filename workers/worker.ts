@@ -12,6 +12,7 @@ import { temporalConnectionSettings } from '../core/temporal-connection.js';
 import { assertDagActivitiesRegistered } from '../dags/dsl.js';
 import { dagRegistry } from '../dags/index.js';
 import { installRuntime } from './runtime.js';
+import { logContractExtensions } from './contract-log.js';
 import { activityMetricsInterceptor, metricsPorts, startMetricsServer } from './metrics.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -88,6 +89,7 @@ export async function startWorker(config: Config, logger: Logger, opts: StartWor
     throw err;
   }
   logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker started');
+  logContractExtensions(config, logger);
   const done = worker.run().finally(async () => {
     await runtime.close();
     await connection.close();
