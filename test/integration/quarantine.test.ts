@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PROJECT_ROOT } from '../../core/config.js';
 import { after, before, describe, test } from 'node:test';
 import { createIngestActivities } from '../../activities/ingest.js';
 import { createWarehouseActivities } from '../../activities/warehouse.js';
@@ -10,8 +13,7 @@ import type { IngestCounters } from '../../workflows/ingest-messages.js';
 import { readLake } from '../support/ingest-fixtures.js';
 import { startHarness, type IntegrationHarness } from '../support/stack.js';
 
-const id = randomUUID().slice(0, 8);
-const env = {
+const isolated = (id: string) => ({
   SEGFLOW_DATASET_RAW: `raw_q_${id}`,
   SEGFLOW_DATASET_STAGING: `staging_q_${id}`,
   SEGFLOW_DATASET_MARTS: `marts_q_${id}`,
@@ -21,7 +23,8 @@ const env = {
   SEGFLOW_LAKE_BUCKET: `segflow-test-q-${id}`,
   SEGFLOW_SCHEDULE_PREFIX: `q-${id}-`,
   SEGFLOW_INGEST_ACK_DEADLINE_S: '10',
-};
+});
+const env = isolated(randomUUID().slice(0, 8));
 const EXTENDED = { SEGFLOW_EVENT_CONTRACT_EXTENSIONS: '{"enumValues": {"profile_update.income_band": ["mid"]}}' };
 
 function profileUpdate(customer: number, band: string): { message: OutgoingMessage; eventId: string } {
@@ -56,12 +59,15 @@ async function ingestAll(h: IntegrationHarness): Promise<IngestCounters> {
   return (await handle.result()) as IngestCounters;
 }
 
+const rangeFrom = () => new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000).toISOString();
+const rangeTo = () => new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 + 2 * 3_600_000).toISOString();
+
 describe('quarantine: inspect, extend the contract, replay', () => {
   let h: IntegrationHarness;
   const mid = Array.from({ length: 40 }, (_, i) => profileUpdate(i, 'mid'));
   const huge = Array.from({ length: 7 }, (_, i) => profileUpdate(100 + i, 'huge'));
-  const from = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000).toISOString();
-  const to = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 + 2 * 3_600_000).toISOString();
+  const from = rangeFrom();
+  const to = rangeTo();
   const ctx = (): QuarantineContext => ({ client: h.client, config: h.config, storage: createStorage(h.config) });
   const staging = () => `\`${h.config.gcp.projectId}.${h.config.warehouse.staging}.events\``;
   const stagedMid = async () => {
@@ -150,5 +156,87 @@ describe('quarantine: inspect, extend the contract, replay', () => {
       (await stagedMid()).map((r) => Number(r.n)),
       mid.map(() => 1),
     );
+  });
+});
+
+describe('quarantine replay survives SIGKILL of the worker', () => {
+  const killEnv = {
+    ...isolated(randomUUID().slice(0, 8)),
+    TEMPORAL_TASK_QUEUE: `test-qkill-${randomUUID().slice(0, 8)}`,
+    SEGFLOW_METRICS_PORT: '0',
+    LOG_LEVEL: 'warn',
+    // Small batches give many quarantine objects, so the kill lands among them.
+    SEGFLOW_INGEST_BATCH_SIZE: '5',
+  };
+  const children: ChildProcess[] = [];
+  const startWorkerProcess = (extra: Record<string, string> = {}) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, ...killEnv, ...extra },
+      stdio: 'ignore',
+    });
+    children.push(child);
+    return child;
+  };
+  after(() => {
+    for (const c of children) c.kill('SIGKILL');
+  });
+
+  test('a worker killed mid-replay is replaced and every recovered event is in staging exactly once', async () => {
+    const h = await startHarness('qkill-client', { env: { ...killEnv, TEMPORAL_TASK_QUEUE: `unused-${randomUUID().slice(0, 8)}` } });
+    const config = { ...h.config, temporal: { ...h.config.temporal, taskQueue: killEnv.TEMPORAL_TASK_QUEUE } };
+    const qctx: QuarantineContext = { client: h.client, config, storage: createStorage(config) };
+    try {
+      await createIngestActivities({
+        pubsub: h.worker.clients.pubsub,
+        storage: h.worker.clients.storage,
+        config,
+        logger: h.logger,
+      }).ensureIngestResources();
+      await createWarehouseActivities({
+        bigquery: h.worker.clients.bigquery,
+        storage: h.worker.clients.storage,
+        config,
+        logger: h.logger,
+      }).ensureWarehouse();
+      const events = Array.from({ length: 60 }, (_, i) => profileUpdate(500 + i, 'mid'));
+      await publishAll(
+        await openTopic(h.worker.clients.pubsub, config.pubsub.topic),
+        events.map((e) => e.message),
+      );
+      const plain = startWorkerProcess();
+      const counters = await ingestAll({ ...h, config });
+      assert.equal(counters.quarantined, 60);
+      plain.kill('SIGTERM');
+      await new Promise((r) => plain.once('exit', r));
+
+      const first = startWorkerProcess(EXTENDED);
+      const started = await startReplay(qctx, { from: rangeFrom(), to: rangeTo() }, undefined);
+      let killedAt: string | undefined;
+      const result = followReplay(qctx, started.workflowId, {
+        pollMs: 200,
+        onProgress: (p) => {
+          if (killedAt === undefined && p.phase === 'replaying' && p.objectsDone > 0) {
+            killedAt = `${p.objectsDone}/${p.objects}`;
+            first.kill('SIGKILL');
+            void sleep(500).then(() => startWorkerProcess(EXTENDED));
+          }
+        },
+      });
+      const done = await result;
+      assert.ok(killedAt !== undefined, 'the worker was killed during the replay');
+      assert.equal(done.recovered, 60, `killed at ${killedAt}: ${JSON.stringify(done)}`);
+      const [rows] = await h.worker.clients.bigquery.query({
+        query: `SELECT event_id, COUNT(*) AS n FROM \`${config.gcp.projectId}.${config.warehouse.staging}.events\` WHERE event_id IN UNNEST(@ids) GROUP BY event_id`,
+        params: { ids: events.map((e) => e.eventId) },
+      });
+      assert.equal((rows as unknown[]).length, 60);
+      assert.ok((rows as Array<{ n: number }>).every((r) => Number(r.n) === 1));
+      const lake = await readLake(h.worker.clients.storage, config.lake.bucket);
+      assert.equal(lake.quarantine.length, 0);
+      assert.equal(new Set(lake.raw.map((r) => r.event_id)).size, 60);
+    } finally {
+      await h.close();
+    }
   });
 });
