@@ -11,6 +11,9 @@ import { openTopic, publishAll, type OutgoingMessage } from '../../scripts/lib/p
 import { followReplay, quarantineSummary, startReplay, type QuarantineContext } from '../../schedules/quarantine-lib.js';
 import type { IngestCounters } from '../../workflows/ingest-messages.js';
 import { readLake } from '../support/ingest-fixtures.js';
+import { createLogger } from '../../core/logger.js';
+import { createTriggerListener } from '../../workers/trigger-listener.js';
+import { metricsText } from '../../workers/metrics.js';
 import { startHarness, type IntegrationHarness } from '../support/stack.js';
 
 const isolated = (id: string) => ({
@@ -240,3 +243,38 @@ describe('quarantine replay survives SIGKILL of the worker', () => {
     }
   });
 });
+
+describe('bad input is counted, not logged per message', () => {
+  test('3,000 invalid key events through the trigger listener: 2 warning lines and per-reason metric counts', async () => {
+    const h = await startHarness('qburst', { env: isolated(randomUUID().slice(0, 8)) });
+    const lines: Array<{ level: string; msg: string; component?: string; messages?: number; reasons?: unknown }> = [];
+    const logger = createLogger(
+      { level: 'info', name: 'qburst' },
+      { write: (s: string) => void lines.push(JSON.parse(s) as (typeof lines)[number]) },
+    );
+    try {
+      const before = await invalidCount('triggers', 'invalid_value');
+      const listener = await createTriggerListener({ pubsub: h.worker.clients.pubsub, client: h.client, config: h.config, logger });
+      const bad = Array.from({ length: 3000 }, (_, i) => profileUpdate(i, 'mid').message);
+      await publishAll(await openTopic(h.worker.clients.pubsub, h.config.pubsub.topic), bad);
+      const deadline = Date.now() + 120_000;
+      while (listener.stats.invalid < 3000 && Date.now() < deadline) await sleep(500);
+      await listener.stop();
+      assert.ok(listener.stats.invalid >= 3000, `invalid ${listener.stats.invalid}`);
+      const warnings = lines.filter((l) => l.level === 'warn');
+      // The first message of the interval, then the counts when the listener stops.
+      assert.equal(warnings.length, 2, JSON.stringify(warnings.map((w) => w.msg)));
+      assert.equal(warnings[1]?.messages, listener.stats.invalid);
+      assert.deepEqual(warnings[1]?.reasons, { invalid_value: listener.stats.invalid });
+      assert.equal((await invalidCount('triggers', 'invalid_value')) - before, listener.stats.invalid);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+async function invalidCount(source: string, reason: string): Promise<number> {
+  const text = await metricsText();
+  const line = text.split('\n').find((l) => l.startsWith(`segflow_invalid_messages_total{source="${source}",reason="${reason}"}`));
+  return line === undefined ? 0 : Number(line.split(' ').at(-1));
+}
