@@ -8,6 +8,7 @@ import type { GcpClients } from '../stores/clients.js';
 import { alertDepsFromConfig, createAlertActivities } from './alerts.js';
 import { createIngestActivities, type IngestHooks } from './ingest.js';
 import { createProfileSyncActivities } from './profile-sync.js';
+import { createQuarantineActivities } from './quarantine.js';
 import { createProfileStore } from '../stores/profiles.js';
 import { createReclassifyActivities } from './reclassify.js';
 import { createSegmentationActivities } from './segmentation/index.js';
@@ -56,6 +57,7 @@ export function createActivityRuntime(deps: ActivityDeps) {
       modelPointerTtlMs: config.segmentation.modelPointerTtlMs,
     }),
     ...createWebhookActivities({ subscribers: config.webhooks, logger }),
+    ...createQuarantineActivities({ storage: clients.storage, config, logger }),
     ...createWarehouseActivities({ bigquery: clients.bigquery, storage: clients.storage, config, logger }),
     ...createSegmentationActivities({ bigquery: clients.bigquery, storage: clients.storage, config, logger }),
   };

@@ -9,7 +9,8 @@
 import type { Message, PubSub } from '@google-cloud/pubsub';
 import type { Storage } from '@google-cloud/storage';
 import { Context } from '@temporalio/activity';
-import { TRIGGER_SUBSCRIPTION_FILTER, validateMessage, type RawMessage } from '../core/events.js';
+import { TRIGGER_SUBSCRIPTION_FILTER, type RawMessage } from '../core/events.js';
+import { createEventValidator } from '../core/event-validator.js';
 import {
   encodeLinesGzAsync,
   groupByArrivalHour,
@@ -27,6 +28,7 @@ import type { IngestAlertSettings } from '../core/ingest-alerts.js';
 import type { Logger } from '../core/logger.js';
 import { heartbeat } from './heartbeat.js';
 import { createRepeatedLog } from '../core/repeated-log.js';
+import { createReasonTally } from '../core/reason-tally.js';
 import { SubscriptionBuffer } from './pubsub-buffer.js';
 
 const OBJECT_NAMES_REPORTED = 20;
@@ -87,6 +89,8 @@ interface Pulled extends RawMessage {
 export function createIngestActivities({ pubsub, storage, config, logger, hooks }: IngestDeps) {
   // A bad producer or a failing store hits batch after batch: one report per cause, then a count.
   const repeated = createRepeatedLog(logger.child({ activity: 'ingestBatch' }));
+  // Quarantined messages are reported as counts per reason over an interval, not per batch or message.
+  const quarantineTally = createReasonTally(logger.child({ activity: 'ingestBatch' }), 'messages quarantined');
   // One streaming subscriber per subscription and worker, shared by all its batches.
   const buffers = new Map<string, SubscriptionBuffer>();
   const bufferFor = (subscription: string) => {
@@ -109,6 +113,7 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
     return b;
   };
   const bucket = storage.bucket(config.lake.bucket);
+  const validator = createEventValidator(config.ingest);
 
   async function writeObject(name: string, lines: readonly string[]): Promise<void> {
     // Compressed on the libuv thread pool, so the next batch is validated meanwhile.
@@ -231,6 +236,7 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
     async closeIngestSubscribers(): Promise<void> {
       await Promise.all([...buffers.values()].map((b) => b.close()));
       buffers.clear();
+      quarantineTally.close();
     },
   };
 
@@ -238,9 +244,8 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
     const receivedAt = new Date();
     const valid: Array<{ record: LakeRecord; msg: Pulled }> = [];
     const invalid: Array<{ record: QuarantineRecord; msg: Pulled }> = [];
-    const opts = { maxBytes: config.ingest.maxEventBytes, maxFutureSkewMs: config.ingest.maxFutureSkewMs, now: receivedAt };
     for (const msg of messages) {
-      const result = validateMessage(msg, opts);
+      const result = validator.validate(msg, receivedAt);
       if (result.ok) {
         valid.push({ msg, record: toLakeRecord(result.event, { messageId: msg.messageId, publishTime: msg.publishTime, receivedAt }) });
       } else {
@@ -291,14 +296,12 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
     for (const m of messages) m.handle.ack();
     const oldest = messages.reduce((min, m) => (m.publishTime < min ? m.publishTime : min), messages[0]!.publishTime);
     const reasons = invalid.length > 0 ? summarizeReasons(invalid.map((i) => i.record)) : undefined;
-    if (reasons)
-      repeated.log(
-        'warn',
-        `quarantined: ${Object.keys(reasons).sort().join(', ')}`,
-        { quarantined: invalid.length, reasons },
-        'messages quarantined',
-        log,
+    for (const { record } of invalid) {
+      quarantineTally.add(
+        record.reasons.map((r) => r.code),
+        { messageId: record.message_id },
       );
+    }
     log.debug({ pulled: messages.length, written: valid.length, quarantined: invalid.length, objects: objects.length }, 'batch ingested');
     return {
       pulled: messages.length,

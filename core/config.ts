@@ -13,6 +13,7 @@ import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import { DEFAULT_SEGMENT_FEATURES } from './segmentation/features.js';
 import { FeatureSpecListSchema, type FeatureSpec } from './segmentation/prepare.js';
+import { parseContractExtensions, type ContractExtensions } from './contract-extensions.js';
 import { WebhookConfigError, parseWebhookSubscribers, type WebhookSubscriber } from './webhook-config.js';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -194,6 +195,13 @@ export const envSchema = z.object({
     .min(0)
     .default(300)
     .describe('Events timed further than this many seconds in the future are quarantined (`future_timestamp`).'),
+  SEGFLOW_EVENT_CONTRACT_EXTENSIONS: z
+    .string()
+    .optional()
+    .describe(
+      'Additions to the event contract, as JSON: `{"enumValues": {"profile_update.income_band": ["mid"]}, "maxLength": {"profile_update.city": 256}}`. ' +
+        'Read by the validator, `npm run schema:events` and `ops quarantine replay`; see docs/ingestion.md#contract-extensions.',
+    ),
 
   SEGFLOW_WEBHOOKS: optionalString.describe(
     'Segment-change webhook subscribers: a JSON array of `{id, url, secret, filter?, timeout_ms?}` (docs/realtime.md).',
@@ -460,6 +468,8 @@ export interface Config {
     alerts: { lagMs: number; quarantineShare: number; windowMs: number; minMessages: number };
     maxEventBytes: number;
     maxFutureSkewMs: number;
+    /** Configured widening of the event contract (SEGFLOW_EVENT_CONTRACT_EXTENSIONS). */
+    contractExtensions: ContractExtensions;
   };
   warehouse: { raw: string; staging: string; marts: string };
   firestore: { profiles: string };
@@ -709,7 +719,9 @@ export function parseConfig(rawEnv: RawEnv, segmentationFile?: SegmentationFile)
       `${nameOf('SEGFLOW_SEGMENT_PARENTS_MIN')} and ${nameOf('SEGFLOW_SEGMENT_PARENTS_MAX')}: expected min <= max, found ${e.SEGFLOW_SEGMENT_PARENTS_MIN} > ${e.SEGFLOW_SEGMENT_PARENTS_MAX}`,
     );
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  const contractExtensions = parseContractExtensions(e.SEGFLOW_EVENT_CONTRACT_EXTENSIONS);
+  if (!contractExtensions.ok) problems.push(...contractExtensions.problems.map((p) => `SEGFLOW_EVENT_CONTRACT_EXTENSIONS: ${p}`));
+  if (problems.length > 0 || !contractExtensions.ok) throw new ConfigError(problems);
 
   const wantsTls = e.TEMPORAL_TLS || e.TEMPORAL_API_KEY !== undefined || e.TEMPORAL_TLS_CERT_PATH !== undefined;
   return {
@@ -748,6 +760,7 @@ export function parseConfig(rawEnv: RawEnv, segmentationFile?: SegmentationFile)
       },
       maxEventBytes: e.SEGFLOW_EVENT_MAX_BYTES,
       maxFutureSkewMs: e.SEGFLOW_EVENT_MAX_FUTURE_SKEW_S * 1000,
+      contractExtensions: contractExtensions.value,
     },
     warehouse: { raw: e.SEGFLOW_DATASET_RAW, staging: e.SEGFLOW_DATASET_STAGING, marts: e.SEGFLOW_DATASET_MARTS },
     firestore: { profiles: e.SEGFLOW_FIRESTORE_PROFILES },

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { CustomerIdSchema } from './customer-id.js';
+import { EXTENSIBLE_LENGTHS, NO_EXTENSIONS, type ContractExtensions, type ExtensibleLength } from './contract-extensions.js';
 
 export const SCHEMA_VERSION = 'v1';
 
@@ -48,11 +49,11 @@ export const COUNTRY_CODES = (
 ).split(' ') as readonly string[];
 
 // Every format check carries the "expected ..." phrase that ends up in a Reason.
-const id = (what: string) =>
+const id = (what: string, max = 128) =>
   z
     .string()
     .min(1, { error: `a non-empty ${what}` })
-    .max(128, { error: `a ${what} of at most 128 characters` });
+    .max(max, { error: `a ${what} of at most ${max} characters` });
 const httpUrl = z.url({ protocol: /^https?$/, error: 'an absolute http(s) URL' }).max(2048, { error: 'a URL of at most 2048 characters' });
 const durationMs = z.number().int({ error: 'a whole number of milliseconds' }).min(0, { error: 'a duration >= 0 ms' });
 const money = z.number().min(0, { error: 'an amount >= 0' });
@@ -87,10 +88,24 @@ export const AppSessionProperties = z.looseObject({ duration_ms: durationMs, pla
 export const ProfileUpdateProperties = z.looseObject({
   age: z.number().int({ error: 'a whole number of years' }).min(0, { error: 'an age >= 0' }).max(130, { error: 'an age <= 130' }).nullish(),
   gender: text(32).nullish(),
-  country: z.enum(COUNTRY_CODES as [string, ...string[]], { error: 'an ISO 3166-1 alpha-2 country code in upper case, e.g. US' }).nullish(),
+  country: countryField([]),
   city: text(128).nullish(),
-  income_band: z.enum(INCOME_BANDS, { error: `one of ${INCOME_BANDS.join(', ')}` }).nullish(),
+  income_band: incomeBandField([]),
 });
+
+function countryField(extra: readonly string[]) {
+  const also = extra.length > 0 ? ` (or ${extra.join(', ')})` : '';
+  return z
+    .enum([...COUNTRY_CODES, ...extra] as [string, ...string[]], {
+      error: `an ISO 3166-1 alpha-2 country code in upper case, e.g. US${also}`,
+    })
+    .nullish();
+}
+
+function incomeBandField(extra: readonly string[]) {
+  const values = [...INCOME_BANDS, ...extra];
+  return z.enum(values as [IncomeBand, ...IncomeBand[]], { error: `one of ${values.join(', ')}` }).nullish();
+}
 
 export const PROPERTIES_SCHEMAS = {
   page_view: PageViewProperties,
@@ -141,6 +156,53 @@ export const EventSchema = z
       'Unknown fields are accepted and kept.',
   });
 
+/** The contract in force: the v1 schema widened by configured extensions (core/contract-extensions.ts). */
+export interface EventContract {
+  readonly extensions: ContractExtensions;
+  readonly schema: typeof EventSchema;
+}
+
+export const DEFAULT_CONTRACT: EventContract = { extensions: NO_EXTENSIONS, schema: EventSchema };
+
+// The field schema of each extensible text property at a given maximum length.
+const LENGTH_FIELDS: Record<ExtensibleLength, (max: number) => z.ZodType> = {
+  'purchase.order_id': (max) => id('order id', max),
+  'add_to_cart.product_id': (max) => id('product id', max),
+  'email_open.campaign_id': (max) => id('campaign id', max),
+  'email_click.campaign_id': (max) => id('campaign id', max),
+  'click.element': (max) => text(max).nullish(),
+  'app_session.platform': (max) => text(max).nullish(),
+  'profile_update.gender': (max) => text(max).nullish(),
+  'profile_update.city': (max) => text(max).nullish(),
+};
+
+/** Builds the contract with the extensions applied; without any, the v1 schema itself. */
+export function buildEventContract(extensions: ContractExtensions): EventContract {
+  const overrides = new Map<EventType, Record<string, z.ZodType>>();
+  const set = (key: string, field: z.ZodType) => {
+    const [type, property] = key.split('.') as [EventType, string];
+    overrides.set(type, { ...overrides.get(type), [property]: field });
+  };
+  const { enumValues, maxLength } = extensions;
+  if (enumValues['profile_update.income_band'])
+    set('profile_update.income_band', incomeBandField(enumValues['profile_update.income_band']));
+  if (enumValues['profile_update.country']) set('profile_update.country', countryField(enumValues['profile_update.country']));
+  for (const [key, max] of Object.entries(maxLength) as Array<[ExtensibleLength, number]>) {
+    if (max !== EXTENSIBLE_LENGTHS[key]) set(key, LENGTH_FIELDS[key](max));
+  }
+  if (overrides.size === 0) return { extensions, schema: EventSchema };
+  const variants = EVENT_TYPES.map((type) => {
+    const extra = overrides.get(type);
+    const properties = extra ? PROPERTIES_SCHEMAS[type].extend(extra) : PROPERTIES_SCHEMAS[type];
+    return variant(type, properties);
+  });
+  // Same variants, same discriminator; only some fields accept more, so the output type is v1's.
+  const schema = z
+    .discriminatedUnion('type', variants as unknown as [typeof PageViewEvent, typeof ClickEvent])
+    .meta(EventSchema.meta() ?? {}) as unknown as typeof EventSchema;
+  return { extensions, schema };
+}
+
 // Used for the events whose type is not known, so their other fields are still checked.
 const UnknownTypeEvent = z.looseObject({ ...envelope, type: z.string(), properties: z.looseObject({}) });
 
@@ -158,8 +220,8 @@ export type EventOf<T extends EventType> = Extract<Event, { type: T }>;
 export type PropertiesOf<T extends EventType> = EventOf<T>['properties'];
 
 /** The JSON Schema published for producers, as written to schemas/event-v1.schema.json. */
-export function renderEventJsonSchema(): string {
-  const schema = z.toJSONSchema(EventSchema, { io: 'input', target: 'draft-2020-12' });
+export function renderEventJsonSchema(contract: EventContract = DEFAULT_CONTRACT): string {
+  const schema = z.toJSONSchema(contract.schema, { io: 'input', target: 'draft-2020-12' });
   return `${JSON.stringify(schema, null, 2)}\n`;
 }
 
@@ -203,6 +265,8 @@ export interface ValidateOptions {
   now: Date;
   /** Deeper JSON is refused: JSON.stringify recurses and would overflow the stack downstream. */
   maxDepth?: number;
+  /** The contract with configured extensions (buildEventContract); default: v1 as written. */
+  contract?: EventContract;
 }
 
 export const DEFAULT_MAX_DEPTH = 32;
@@ -248,7 +312,7 @@ export function validateMessage(input: RawMessage, opts: ValidateOptions): Valid
   // are about this event's own fields; otherwise the envelope is still checked.
   let event: Event | undefined;
   if (known) {
-    const checked = EventSchema.safeParse(body, { reportInput: true });
+    const checked = (opts.contract ?? DEFAULT_CONTRACT).schema.safeParse(body, { reportInput: true });
     if (checked.success) event = checked.data;
     else reasons.push(...checked.error.issues.map(toReason));
   } else {

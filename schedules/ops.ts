@@ -9,6 +9,7 @@
  *   tasks <workflowId>             task states of one run
  *   rerun-failed <dag> --interval  run a failed interval again, skipping what succeeded
  *   models list|show|diff|promote|rollback   the model registry (ops-models.ts)
+ *   quarantine summary|show|replay inspect and replay the quarantine (ops-quarantine.ts)
  *
  * Every command takes --json: the data as JSON on stdout, nothing else there. The operations are
  * in ops-lib.ts, the text in ops-format.ts. Exit status 2 for a request to correct (OpsError).
@@ -19,6 +20,8 @@ import { fileURLToPath } from 'node:url';
 import { loadConfigOrExit } from '../core/config.js';
 import { wholeNumber } from '../scripts/lib/cli.js';
 import { createTemporalClient } from '../workers/client.js';
+import { createStorage } from '../stores/clients.js';
+import { registerQuarantineCommands } from './ops-quarantine.js';
 import type { OverlapPolicyName } from './definitions.js';
 import { registerModelCommands } from './ops-models.js';
 import {
@@ -204,6 +207,10 @@ export function buildProgram(getCtx: () => Promise<OpsContext>): Command {
 
   for (const c of program.commands) c.option('--json', 'print the result as JSON on stdout, and nothing else there');
   registerModelCommands(program);
+  registerQuarantineCommands(program, async () => {
+    const ctx = await getCtx();
+    return { ...ctx, storage: createStorage(ctx.config) };
+  });
   return program;
 }
 

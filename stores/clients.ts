@@ -27,7 +27,7 @@ export function createGcpClients(config: Config): GcpClients {
   const pubsub = pubsubEmulatorHost
     ? new PubSub({ projectId, apiEndpoint: pubsubEmulatorHost, emulatorMode: true })
     : new PubSub({ projectId });
-  const storage = gcsEndpoint ? new Storage({ projectId, apiEndpoint: gcsEndpoint }) : new Storage({ projectId });
+  const storage = createStorage(config);
   const bigquery = bigqueryEndpoint
     ? new BigQuery({ projectId, apiEndpoint: bigqueryEndpoint, location })
     : new BigQuery({ projectId, location });
@@ -46,4 +46,10 @@ export function createGcpClients(config: Config): GcpClients {
 
 export async function closeGcpClients(clients: GcpClients): Promise<void> {
   await Promise.allSettled([clients.pubsub.close(), clients.firestore.terminate()]);
+}
+
+/** The GCS client alone (the ops CLI reads the quarantine with it). */
+export function createStorage(config: Config): Storage {
+  const { projectId, gcsEndpoint } = config.gcp;
+  return gcsEndpoint ? new Storage({ projectId, apiEndpoint: gcsEndpoint }) : new Storage({ projectId });
 }

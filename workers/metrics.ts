@@ -30,6 +30,12 @@ const eventsQuarantined = new Counter({
   help: 'Invalid messages written to the quarantine.',
   registers: [registry],
 });
+const invalidMessages = new Counter({
+  name: 'segflow_invalid_messages_total',
+  help: 'Invalid messages by where they were seen (ingest: quarantined; triggers: acked by the trigger listener) and reason code; a message counts once per code it carries.',
+  labelNames: ['source', 'reason'] as const,
+  registers: [registry],
+});
 const ingestBatches = new Counter({
   name: 'segflow_ingest_batches_total',
   help: 'Non-empty ingestion batches written.',
@@ -206,6 +212,13 @@ export interface IngestBatchMetrics {
   readonly batches?: number;
   readonly oldestPublishTime?: string;
   readonly finishedAt: string;
+  /** Quarantined messages per reason code. */
+  readonly reasons?: Readonly<Record<string, number>>;
+}
+
+/** Counts invalid messages per reason code; `source` is a fixed name (ingest, triggers), never input. */
+export function recordInvalidMessages(source: 'ingest' | 'triggers', reasons: Readonly<Record<string, number>>): void {
+  for (const [reason, n] of Object.entries(reasons)) invalidMessages.inc({ source, reason }, n);
 }
 
 export function recordIngestBatch(result: IngestBatchMetrics): void {
@@ -213,6 +226,7 @@ export function recordIngestBatch(result: IngestBatchMetrics): void {
   eventsIngested.inc(result.written);
   eventsQuarantined.inc(result.quarantined);
   ingestBatches.inc(result.batches ?? 1);
+  if (result.reasons !== undefined) recordInvalidMessages('ingest', result.reasons);
   if (result.oldestPublishTime !== undefined) {
     const lagMs = Date.parse(result.finishedAt) - Date.parse(result.oldestPublishTime);
     if (Number.isFinite(lagMs)) ingestionLag.set(Math.max(0, lagMs) / 1000);

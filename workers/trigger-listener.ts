@@ -20,9 +20,13 @@ import { LRUCache } from 'lru-cache';
 import { fileURLToPath } from 'node:url';
 import { closeGcpClients, createGcpClients } from '../stores/clients.js';
 import type { Config } from '../core/config.js';
-import { isTriggerType, TRIGGER_SUBSCRIPTION_FILTER, validateMessage } from '../core/events.js';
+import { isTriggerType, TRIGGER_SUBSCRIPTION_FILTER } from '../core/events.js';
+import { createEventValidator } from '../core/event-validator.js';
 import type { Logger } from '../core/logger.js';
 import { createRepeatedLog } from '../core/repeated-log.js';
+import { createReasonTally } from '../core/reason-tally.js';
+import { recordInvalidMessages } from './metrics.js';
+import { logContractExtensions } from './contract-log.js';
 import type { TriggerEvent } from '../core/realtime-features.js';
 import { type TriggerSignal } from '../core/realtime-features.js';
 import {
@@ -116,6 +120,9 @@ export async function createTriggerListener(
   }
   if (options.ensureSubscription ?? true) await ensureTriggerSubscription(pubsub, config);
 
+  const validator = createEventValidator(config.ingest);
+  // Bad input is reported as counts per reason over an interval (and as metrics), not per message.
+  const invalidTally = createReasonTally(log, 'invalid events on the trigger subscription, acked (the lake path quarantines them)');
   const stats: TriggerListenerStats = { received: 0, signalled: 0, signals: 0, coalesced: 0, ignored: 0, invalid: 0, failed: 0 };
   const latencies: number[] = [];
   let latencyNext = 0;
@@ -244,18 +251,17 @@ export async function createTriggerListener(
       message.ack();
       return;
     }
-    const checked = validateMessage(
-      { data: message.data, attributes: message.attributes, publishTime: message.publishTime, messageId: message.id },
-      { maxBytes: config.ingest.maxEventBytes, maxFutureSkewMs: config.ingest.maxFutureSkewMs, now: new Date() },
-    );
+    const checked = validator.validate({
+      data: message.data,
+      attributes: message.attributes,
+      publishTime: message.publishTime,
+      messageId: message.id,
+    });
     if (!checked.ok) {
       stats.invalid += 1;
-      repeated.log(
-        'warn',
-        `invalid event: ${checked.reasons.map((r) => `${r.code} ${r.path ?? ''}`).join(', ')}`,
-        { messageId: message.id, reasons: checked.reasons },
-        'invalid event on the trigger subscription; acked (the lake path quarantines it)',
-      );
+      const codes = [...new Set(checked.reasons.map((r) => r.code))];
+      invalidTally.add(codes, { messageId: message.id, details: checked.reasons });
+      recordInvalidMessages('triggers', Object.fromEntries(codes.map((c) => [c, 1])));
       message.ack();
       return;
     }
@@ -289,6 +295,7 @@ export async function createTriggerListener(
     // The client library reconnects on retryable errors.
     repeated.log('error', `subscription error: ${err.message}`, { error: err.message }, 'trigger subscription error');
   });
+  logContractExtensions(config, log);
   log.info(
     { taskQueue: config.temporal.taskQueue, maxConcurrentSignals: opts.maxConcurrentSignals, maxEventsPerSignal: opts.maxEventsPerSignal },
     'trigger listener started',
@@ -303,6 +310,7 @@ export async function createTriggerListener(
       if (active > 0 || pending.size > 0) await new Promise<void>((resolve) => (onIdle = resolve));
       await subscription.close();
       repeated.close();
+      invalidTally.close();
       log.info({ ...stats, publishToSignalMs: summarize(latencies) }, 'trigger listener stopped');
     },
   };

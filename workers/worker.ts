@@ -14,6 +14,7 @@ import { dagRegistry } from '../dags/index.js';
 import { installRuntime } from './runtime.js';
 import { activityMetricsInterceptor, metricsPorts, setSegmentHealthSource, startMetricsServer } from './metrics.js';
 import { readSegmentHealth } from '../stores/model-registry.js';
+import { logContractExtensions } from './contract-log.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 /**
@@ -90,6 +91,7 @@ export async function startWorker(config: Config, logger: Logger, opts: StartWor
     throw err;
   }
   logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker started');
+  logContractExtensions(config, logger);
   const done = worker.run().finally(async () => {
     await runtime.close();
     await connection.close();
