@@ -28,6 +28,7 @@ import type { Logger } from '../core/logger.js';
 import { heartbeat } from './heartbeat.js';
 import { createRepeatedLog } from '../core/repeated-log.js';
 import { SubscriptionBuffer } from './pubsub-buffer.js';
+import { customerIdOfBody, type SuppressionList } from '../stores/suppression.js';
 
 const OBJECT_NAMES_REPORTED = 20;
 
@@ -58,6 +59,8 @@ export interface IngestBatchResult {
   oldestPublishTime?: string;
   /** When the last batch was acked (or when the activity gave up waiting, if it took none). */
   finishedAt: string;
+  /** Messages of suppressed (forgotten) customers: acked and dropped, never written. Absent when none. */
+  suppressed?: number;
   /** Quarantine reason codes over all batches, and how many messages carried each. */
   reasons?: Record<string, number>;
   /**
@@ -78,13 +81,15 @@ export interface IngestDeps {
   config: Config;
   logger: Logger;
   hooks?: IngestHooks;
+  /** Forgotten customers (stores/suppression.ts): their events are dropped before the lake. */
+  suppression?: SuppressionList;
 }
 
 interface Pulled extends RawMessage {
   handle: Message;
 }
 
-export function createIngestActivities({ pubsub, storage, config, logger, hooks }: IngestDeps) {
+export function createIngestActivities({ pubsub, storage, config, logger, hooks, suppression }: IngestDeps) {
   // A bad producer or a failing store hits batch after batch: one report per cause, then a count.
   const repeated = createRepeatedLog(logger.child({ activity: 'ingestBatch' }));
   // One streaming subscriber per subscription and worker, shared by all its batches.
@@ -188,6 +193,7 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
               total.pulled += r.pulled;
               total.written += r.written;
               total.quarantined += r.quarantined;
+              if (r.suppressed) total.suppressed = (total.suppressed ?? 0) + r.suppressed;
               total.objects.push(...r.objects.slice(0, OBJECT_NAMES_REPORTED - total.objects.length));
               total.objectCount! += r.objects.length;
               total.batches! += 1;
@@ -236,8 +242,8 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
 
   async function writeAndAck(messages: Pulled[], log: Logger): Promise<IngestBatchResult> {
     const receivedAt = new Date();
-    const valid: Array<{ record: LakeRecord; msg: Pulled }> = [];
-    const invalid: Array<{ record: QuarantineRecord; msg: Pulled }> = [];
+    let valid: Array<{ record: LakeRecord; msg: Pulled }> = [];
+    let invalid: Array<{ record: QuarantineRecord; msg: Pulled }> = [];
     const opts = { maxBytes: config.ingest.maxEventBytes, maxFutureSkewMs: config.ingest.maxFutureSkewMs, now: receivedAt };
     for (const msg of messages) {
       const result = validateMessage(msg, opts);
@@ -246,6 +252,16 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
       } else {
         invalid.push({ msg, record: toQuarantineRecord(msg, result.reasons, receivedAt) });
       }
+    }
+
+    let suppressed = 0;
+    if (suppression) {
+      // Counted, not logged: a forgotten customer's id must not reach the logs either.
+      const v = await suppression.filter(valid, (e) => e.record.customer_id);
+      const q = await suppression.filter(invalid, (e) => customerIdOfBody(e.msg.data));
+      valid = v.kept;
+      invalid = q.kept;
+      suppressed = v.dropped + q.dropped;
     }
 
     const objects: string[] = [];
@@ -305,6 +321,7 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
       written: valid.length,
       quarantined: invalid.length,
       objects,
+      ...(suppressed > 0 ? { suppressed } : {}),
       oldestPublishTime: oldest.toISOString(),
       finishedAt: new Date().toISOString(),
       ...(reasons ? { reasons } : {}),

@@ -4,3 +4,4 @@ export { scheduledDagRun } from './scheduled-dag-run.js';
 export { smokeWorkflow } from './smoke.js';
 export { ingestEvents } from './ingest-events.js';
 export { reclassifyCustomer } from './reclassify-customer.js';
+export { forgetCustomers } from './forget-customers.js';
