@@ -8,6 +8,7 @@
  *   runs <dag>                     recent runs (visibility)
  *   tasks <workflowId>             task states of one run
  *   rerun-failed <dag> --interval  run a failed interval again, skipping what succeeded
+ *   forget <ids...> --note         forget customers everywhere (ops-forget.ts, docs/privacy.md)
  *
  * Every command takes --json: the data as JSON on stdout, nothing else there. The operations are
  * in ops-lib.ts, the text in ops-format.ts. Exit status 2 for a request to correct (OpsError).
@@ -19,6 +20,7 @@ import { loadConfigOrExit } from '../core/config.js';
 import { wholeNumber } from '../scripts/lib/cli.js';
 import { createTemporalClient } from '../workers/client.js';
 import type { OverlapPolicyName } from './definitions.js';
+import { addForgetCommands } from './ops-forget.js';
 import {
   formatBackfillEnd,
   formatBackfillProgress,
@@ -199,6 +201,8 @@ export function buildProgram(getCtx: () => Promise<OpsContext>): Command {
         report(o, await rerunFailed(ctx, dag, o.interval), formatRerun);
       }),
     );
+
+  addForgetCommands(program, getCtx);
 
   for (const c of program.commands) c.option('--json', 'print the result as JSON on stdout, and nothing else there');
   return program;
