@@ -21,6 +21,7 @@ import {
   type LakeArea,
 } from '../core/lake.js';
 import type { Logger } from '../core/logger.js';
+import { pagesOf } from '../core/privacy.js';
 import { loadSqlProject } from '../elt/load-project.js';
 import { qualifiedTable } from '../elt/names.js';
 import { modelTable, type SqlProject } from '../elt/project.js';
@@ -70,6 +71,7 @@ interface LakeScanProgress {
 }
 
 const LAKE_LIST_PAGE = 200;
+const TEMPORAL_DELETE_WAIT_MS = 30_000;
 const PARTITION = /dt=(\d{4}-\d{2}-\d{2})\/hour=(\d{2})\//;
 
 export function createForgetActivities(deps: ForgetDeps) {
@@ -244,19 +246,29 @@ export function createForgetActivities(deps: ForgetDeps) {
     return out;
   }
 
-  /** Whether any run of the id's reclassification workflow is still known to Temporal. */
+  /**
+   * How many of the ids' reclassification workflows Temporal still knows. Deletion runs in the
+   * background on the server, so this waits up to TEMPORAL_DELETE_WAIT_MS for it to finish.
+   */
   async function reclassifyRemaining(ids: readonly string[]): Promise<number> {
     const client = temporal();
-    let n = 0;
-    for (const id of ids) {
-      try {
-        await client.workflow.getHandle(`${config.schedules.prefix}reclassify/${id}`).describe();
-        n += 1;
-      } catch (err) {
-        if (!(err instanceof WorkflowNotFoundError)) throw err;
+    let left = [...ids];
+    const deadline = Date.now() + TEMPORAL_DELETE_WAIT_MS;
+    for (;;) {
+      const still: string[] = [];
+      for (const id of left) {
+        try {
+          await client.workflow.getHandle(`${config.schedules.prefix}reclassify/${id}`).describe();
+          still.push(id);
+        } catch (err) {
+          if (!(err instanceof WorkflowNotFoundError)) throw err;
+        }
       }
+      left = still;
+      if (left.length === 0 || Date.now() > deadline) return left.length;
+      heartbeat();
+      await new Promise((r) => setTimeout(r, 1_000));
     }
-    return n;
   }
 
   return {
@@ -318,8 +330,7 @@ export function createForgetActivities(deps: ForgetDeps) {
       const set = new Set(ids);
       const out: Record<string, number> = { not_suppressed: 0, temporal_workflows: 0, firestore_profiles: 0, warehouse_rows: 0 };
       for (const area of Object.keys(LAKE_AREAS) as LakeArea[]) out[`lake_${area}_records`] = (await lake(area, set, true)).found;
-      for (let p = 0; p * 500 < ids.length; p++) {
-        const page = ids.slice(p * 500, (p + 1) * 500);
+      for (const page of pagesOf(ids)) {
         out.not_suppressed! += page.length - (await suppression.suppressedNow(page)).size;
         out.temporal_workflows! += await reclassifyRemaining(page);
         out.firestore_profiles! += (await firestoreProfiles(page, true)).found;
