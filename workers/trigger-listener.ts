@@ -12,7 +12,8 @@
  * A message is acked only once Temporal accepted its signal, so a refusal means
  * redelivery (the workflow drops duplicates by event id). Non-key events are
  * acked and ignored (the emulator does not filter), invalid ones acked and
- * logged (the lake path quarantines them).
+ * logged (the lake path quarantines them). Key events of forgotten customers (the suppression
+ * list, stores/suppression.ts) are acked and counted, never signalled.
  */
 import { Duration, type Message, type PubSub, type Subscription } from '@google-cloud/pubsub';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
