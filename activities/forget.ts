@@ -27,6 +27,7 @@ import { qualifiedTable } from '../elt/names.js';
 import { modelTable, type SqlProject } from '../elt/project.js';
 import { createForgetRequestStore, type ForgetAuditRecord } from '../stores/forget-requests.js';
 import { customerIdOfBody, type SuppressionList } from '../stores/suppression.js';
+import { ExtractSchema, MODELS_PREFIX } from '../stores/model-registry.js';
 import { heartbeat, whileHeartbeating } from './heartbeat.js';
 import type { WebhookActivities } from './webhooks.js';
 
@@ -200,6 +201,34 @@ export function createForgetActivities(deps: ForgetDeps) {
     }
   }
 
+  /**
+   * The nightly segmentation's extract files (`<models>/runs/<version>/extract.json`) hold the
+   * sampled customers' ids and features: each is rewritten without the ids' entries.
+   */
+  async function segmentationRuns(ids: ReadonlySet<string>, dryRun: boolean): Promise<StoreOutcome> {
+    const out: StoreOutcome = { found: 0, removed: 0, detail: { files_scanned: 0 } };
+    const [files] = await bucket.getFiles({ prefix: `${MODELS_PREFIX}/runs/` });
+    for (const file of files.filter((f) => f.name.endsWith('/extract.json'))) {
+      out.detail.files_scanned! += 1;
+      const [data] = await file.download();
+      const extract = ExtractSchema.parse(JSON.parse(data.toString('utf8')));
+      const keep = extract.ids.map((id) => !ids.has(id));
+      const n = keep.filter((k) => !k).length;
+      if (n === 0) continue;
+      out.found += n;
+      if (dryRun) continue;
+      const next = {
+        ...extract,
+        ids: extract.ids.filter((_, i) => keep[i]),
+        columns: extract.columns.map((c) => c.filter((_, i) => keep[i])),
+      };
+      await file.save(JSON.stringify(next), { resumable: false, contentType: 'application/json' });
+      out.removed += n;
+      heartbeat();
+    }
+    return out;
+  }
+
   async function firestoreProfiles(ids: readonly string[], dryRun: boolean): Promise<StoreOutcome> {
     const refs = ids.map((id) => profiles.doc(id));
     const snaps = refs.length > 0 ? await firestore.getAll(...refs) : [];
@@ -304,6 +333,10 @@ export function createForgetActivities(deps: ForgetDeps) {
       return lake(area, ids, dryRun, resume);
     },
 
+    async forgetSegmentationRuns({ requestId, dryRun }: { requestId: string; dryRun: boolean }): Promise<StoreOutcome> {
+      return segmentationRuns(new Set(await requests.allIds(requestId)), dryRun);
+    },
+
     async forgetWarehouse({ requestId, page, dryRun }: ForgetPageInput): Promise<StoreOutcome> {
       return warehouse(await requests.pageIds(requestId, page), dryRun);
     },
@@ -330,6 +363,7 @@ export function createForgetActivities(deps: ForgetDeps) {
       const set = new Set(ids);
       const out: Record<string, number> = { not_suppressed: 0, temporal_workflows: 0, firestore_profiles: 0, warehouse_rows: 0 };
       for (const area of Object.keys(LAKE_AREAS) as LakeArea[]) out[`lake_${area}_records`] = (await lake(area, set, true)).found;
+      out.segmentation_run_entries = (await segmentationRuns(set, true)).found;
       for (const page of pagesOf(ids)) {
         out.not_suppressed! += page.length - (await suppression.suppressedNow(page)).size;
         out.temporal_workflows! += await reclassifyRemaining(page);

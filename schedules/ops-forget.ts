@@ -100,7 +100,11 @@ async function describeStatus(client: Client, workflowId: string): Promise<{ sta
     const handle = client.workflow.getHandle(workflowId);
     const d = await handle.describe();
     const status = d.status.name;
-    if (status === 'RUNNING') return { status, progress: await handle.query(forgetProgressQuery) };
+    if (status === 'RUNNING') {
+      // No worker has taken the workflow yet (or none is polling): running, progress unknown.
+      const progress = await handle.query(forgetProgressQuery).catch(() => undefined);
+      return progress ? { status, progress } : { status };
+    }
     if (status === 'COMPLETED') return { status, progress: (await handle.result()) as ForgetProgress };
     return { status };
   } catch (err) {

@@ -57,7 +57,8 @@ export async function forgetCustomers({ requestId }: ForgetInput): Promise<Forge
   const plan = await removal.forgetPlan({ requestId });
   const { dryRun, pages } = plan;
   Object.assign(progress, { dryRun, customers: plan.customers, pages });
-  for (const s of FORGET_STORES) progress.stores[s] = emptyStore(s.startsWith('lake_') ? 1 : pages);
+  const oneScan: readonly ForgetStore[] = ['lake_raw', 'lake_quarantine', 'segmentation_runs'];
+  for (const s of FORGET_STORES) progress.stores[s] = emptyStore(oneScan.includes(s) ? 1 : pages);
   progress.stores.webhooks.pages = dryRun ? 0 : pages * plan.subscribers.length;
 
   async function perPage(store: ForgetStore, run: (page: number) => Promise<StoreOutcome>): Promise<void> {
@@ -83,6 +84,10 @@ export async function forgetCustomers({ requestId }: ForgetInput): Promise<Forge
     add(p, await removal.forgetLake({ requestId, area, dryRun }));
     p.state = 'done';
   }
+  const runs = progress.stores.segmentation_runs;
+  runs.state = 'running';
+  add(runs, await removal.forgetSegmentationRuns({ requestId, dryRun }));
+  runs.state = 'done';
   // After the lake, so a reload of any hour no longer brings them back.
   await perPage('warehouse', (page) => removal.forgetWarehouse({ requestId, page, dryRun }));
   await perPage('firestore', (page) => removal.forgetProfiles({ requestId, page, dryRun }));

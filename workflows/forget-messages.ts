@@ -17,7 +17,16 @@ export interface ForgetInput {
 }
 
 /** The stores a request goes through, in order. */
-export const FORGET_STORES = ['suppression', 'temporal', 'lake_raw', 'lake_quarantine', 'warehouse', 'firestore', 'webhooks'] as const;
+export const FORGET_STORES = [
+  'suppression',
+  'temporal',
+  'lake_raw',
+  'lake_quarantine',
+  'segmentation_runs',
+  'warehouse',
+  'firestore',
+  'webhooks',
+] as const;
 export type ForgetStore = (typeof FORGET_STORES)[number];
 
 export interface StoreProgress {
