@@ -143,7 +143,8 @@ export function createForgetActivities(deps: ForgetDeps) {
    * crash in between leaves the old object, which the next attempt finds and rewrites the same way.
    */
   async function scrubObject(area: LakeArea, file: File, ids: ReadonlySet<string>, dryRun: boolean, out: StoreOutcome): Promise<void> {
-    const [data] = await file.download();
+    // The stored gzip bytes, not the client's transcoded copy.
+    const [data] = await file.download({ decompress: false });
     const records = decodeNdjsonGz(data) as Array<Record<string, unknown>>;
     const kept = records.filter((r) => {
       const id = customerOf(area, r);

@@ -658,7 +658,7 @@ export function parseConfig(env: RawEnv): Config {
 }
 
 // Webhook URLs (Slack's above all) are credentials: whoever has one can post.
-const SECRET_NAME = /KEY|TOKEN|SECRET|PASSWORD|WEBHOOK/i;
+const SECRET_NAME = /KEY|TOKEN|SECRET|PASSWORD|WEBHOOK|SALT/i;
 
 function redactValue(name: string, value: string): string {
   return SECRET_NAME.test(name) ? '[redacted]' : value;
