@@ -181,6 +181,7 @@ export function createForgetActivities(deps: ForgetDeps) {
   /** One pass over an area of the lake, resumed from the last listed page after a retry. */
   async function lake(area: LakeArea, ids: ReadonlySet<string>, dryRun: boolean, resume?: LakeScanProgress): Promise<StoreOutcome> {
     const out: StoreOutcome = resume?.outcome ?? { found: 0, removed: 0, detail: { objects_scanned: 0 } };
+    if (!(await bucket.exists())[0]) return out; // no lake yet: nothing of anyone
     let pageToken = resume?.pageToken;
     for (;;) {
       const [files, next] = await bucket.getFiles({
@@ -208,6 +209,7 @@ export function createForgetActivities(deps: ForgetDeps) {
    */
   async function segmentationRuns(ids: ReadonlySet<string>, dryRun: boolean): Promise<StoreOutcome> {
     const out: StoreOutcome = { found: 0, removed: 0, detail: { files_scanned: 0 } };
+    if (!(await bucket.exists())[0]) return out;
     const [files] = await bucket.getFiles({ prefix: `${MODELS_PREFIX}/runs/` });
     for (const file of files.filter((f) => f.name.endsWith('/extract.json'))) {
       out.detail.files_scanned! += 1;

@@ -208,14 +208,14 @@ export function formatForgetStatus(s: ForgetStatus & { outcome?: ForgetRequestOu
   if (s.outcome === 'running') lines.push('a request for these ids is already running: following it');
   if (p) {
     lines.push(`${p.customers} customer(s) in ${p.pages} page(s), stage ${p.stage}${p.dryRun ? ', DRY RUN: nothing removed' : ''}`);
-    lines.push(`${'store'.padEnd(16)} ${'state'.padEnd(8)} ${'found'.padStart(8)} ${p.dryRun ? '' : 'removed'.padStart(8)}  detail`);
+    lines.push(`${'store'.padEnd(18)} ${'state'.padEnd(8)} ${'found'.padStart(8)} ${p.dryRun ? '' : 'removed'.padStart(8)}  detail`);
     for (const name of FORGET_STORES) {
       const st = p.stores[name];
       const detail = Object.entries(st.detail)
         .map(([k, v]) => `${k}=${v}`)
         .join(' ');
       lines.push(
-        `${name.padEnd(16)} ${st.state.padEnd(8)} ${String(st.found).padStart(8)} ${p.dryRun ? '' : String(st.removed).padStart(8)}  ${detail}`,
+        `${name.padEnd(18)} ${st.state.padEnd(8)} ${String(st.found).padStart(8)} ${p.dryRun ? '' : String(st.removed).padStart(8)}  ${detail}`,
       );
     }
   }
@@ -225,7 +225,7 @@ export function formatForgetStatus(s: ForgetStatus & { outcome?: ForgetRequestOu
     lines.push(
       found.length === 0
         ? 'verification: every store searched again, nothing of these ids found'
-        : `verification: still found ${found.map(([k, n]) => `${k}=${n}`).join(', ')}`,
+        : `verification: ${p?.dryRun || s.audit?.dry_run ? 'found now' : 'STILL FOUND'} ${found.map(([k, n]) => `${k}=${n}`).join(', ')}`,
     );
   }
   if (s.audit)
