@@ -16,6 +16,8 @@ import { createWarehouseActivities } from './warehouse.js';
 import { createWebhookActivities } from './webhooks.js';
 import { createSmokeActivities } from './smoke.js';
 import { currentActivity } from './heartbeat.js';
+import { createForgetActivities } from './forget.js';
+import { createSuppressionList } from '../stores/suppression.js';
 
 export interface ActivityDeps {
   config: Config;
@@ -28,12 +30,16 @@ export interface ActivityDeps {
 /** The activities and what must be closed when the worker stops. */
 export function createActivityRuntime(deps: ActivityDeps) {
   const { config, clients, logger, hooks } = deps;
+  // Forgotten customers: ingestion drops their events, the forget activities add to it.
+  const suppression = createSuppressionList({ firestore: clients.firestore, config, logger });
+  const webhooks = createWebhookActivities({ subscribers: config.webhooks, logger });
   const { closeIngestSubscribers, ...ingest } = createIngestActivities({
     pubsub: clients.pubsub,
     storage: clients.storage,
     config,
     logger,
     hooks: hooks?.ingest,
+    suppression,
   });
   const profiles = createProfileStore({ firestore: clients.firestore, config, logger, activity: currentActivity });
   const activities = {
@@ -56,15 +62,22 @@ export function createActivityRuntime(deps: ActivityDeps) {
       logger,
       modelPointerTtlMs: config.segmentation.modelPointerTtlMs,
     }),
-    ...createWebhookActivities({ subscribers: config.webhooks, logger }),
-    ...createQuarantineActivities({ storage: clients.storage, config, logger }),
+    ...webhooks,
+    ...createQuarantineActivities({
+      storage: clients.storage,
+      config,
+      logger,
+      suppressedCustomers: (ids) => suppression.suppressedNow(ids),
+    }),
     ...createWarehouseActivities({ bigquery: clients.bigquery, storage: clients.storage, config, logger }),
     ...createSegmentationActivities({ bigquery: clients.bigquery, storage: clients.storage, config, logger }),
+    ...createForgetActivities({ ...clients, config, logger, suppression, webhooks }),
   };
   return {
     activities,
     async close(): Promise<void> {
       await closeIngestSubscribers();
+      suppression.close();
     },
   };
 }

@@ -30,6 +30,7 @@ import { heartbeat } from './heartbeat.js';
 import { createRepeatedLog } from '../core/repeated-log.js';
 import { createReasonTally } from '../core/reason-tally.js';
 import { SubscriptionBuffer } from './pubsub-buffer.js';
+import { customerIdOfBody, type SuppressionList } from '../stores/suppression.js';
 
 const OBJECT_NAMES_REPORTED = 20;
 
@@ -60,6 +61,8 @@ export interface IngestBatchResult {
   oldestPublishTime?: string;
   /** When the last batch was acked (or when the activity gave up waiting, if it took none). */
   finishedAt: string;
+  /** Messages of suppressed (forgotten) customers: acked and dropped, never written. Absent when none. */
+  suppressed?: number;
   /** Quarantine reason codes over all batches, and how many messages carried each. */
   reasons?: Record<string, number>;
   /**
@@ -80,13 +83,15 @@ export interface IngestDeps {
   config: Config;
   logger: Logger;
   hooks?: IngestHooks;
+  /** Forgotten customers (stores/suppression.ts): their events are dropped before the lake. */
+  suppression?: SuppressionList;
 }
 
 interface Pulled extends RawMessage {
   handle: Message;
 }
 
-export function createIngestActivities({ pubsub, storage, config, logger, hooks }: IngestDeps) {
+export function createIngestActivities({ pubsub, storage, config, logger, hooks, suppression }: IngestDeps) {
   // A bad producer or a failing store hits batch after batch: one report per cause, then a count.
   const repeated = createRepeatedLog(logger.child({ activity: 'ingestBatch' }));
   // Quarantined messages are reported as counts per reason over an interval, not per batch or message.
@@ -193,6 +198,7 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
               total.pulled += r.pulled;
               total.written += r.written;
               total.quarantined += r.quarantined;
+              if (r.suppressed) total.suppressed = (total.suppressed ?? 0) + r.suppressed;
               total.objects.push(...r.objects.slice(0, OBJECT_NAMES_REPORTED - total.objects.length));
               total.objectCount! += r.objects.length;
               total.batches! += 1;
@@ -242,8 +248,8 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
 
   async function writeAndAck(messages: Pulled[], log: Logger): Promise<IngestBatchResult> {
     const receivedAt = new Date();
-    const valid: Array<{ record: LakeRecord; msg: Pulled }> = [];
-    const invalid: Array<{ record: QuarantineRecord; msg: Pulled }> = [];
+    let valid: Array<{ record: LakeRecord; msg: Pulled }> = [];
+    let invalid: Array<{ record: QuarantineRecord; msg: Pulled }> = [];
     for (const msg of messages) {
       const result = validator.validate(msg, receivedAt);
       if (result.ok) {
@@ -251,6 +257,16 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
       } else {
         invalid.push({ msg, record: toQuarantineRecord(msg, result.reasons, receivedAt) });
       }
+    }
+
+    let suppressed = 0;
+    if (suppression) {
+      // Counted, not logged: a forgotten customer's id must not reach the logs either.
+      const v = await suppression.filter(valid, (e) => e.record.customer_id);
+      const q = await suppression.filter(invalid, (e) => customerIdOfBody(e.msg.data));
+      valid = v.kept;
+      invalid = q.kept;
+      suppressed = v.dropped + q.dropped;
     }
 
     const objects: string[] = [];
@@ -308,6 +324,7 @@ export function createIngestActivities({ pubsub, storage, config, logger, hooks 
       written: valid.length,
       quarantined: invalid.length,
       objects,
+      ...(suppressed > 0 ? { suppressed } : {}),
       oldestPublishTime: oldest.toISOString(),
       finishedAt: new Date().toISOString(),
       ...(reasons ? { reasons } : {}),

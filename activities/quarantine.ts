@@ -65,7 +65,7 @@ export interface QuarantineDeps {
   logger: Logger;
   /**
    * Customers whose data must not come back (forgotten customers). The seam for the suppression
-   * list: messages of the ids returned are not recovered and stay in the quarantine untouched.
+   * list: messages of the ids returned are neither recovered nor kept in the quarantine.
    */
   suppressedCustomers?: (customerIds: readonly string[]) => Promise<ReadonlySet<string>>;
 }
@@ -138,12 +138,11 @@ export function createQuarantineActivities({ storage, config, logger, suppressed
         }
       }
 
-      // The seam for forgotten customers: their messages are not recovered and stay as they were.
+      // Forgotten customers' messages are neither recovered nor kept (docs/privacy.md).
       const suppressed = suppressedCustomers
         ? await suppressedCustomers([...new Set(valid.map((v) => v.event.customer_id))])
         : new Set<string>();
       const recovered = valid.filter((v) => !suppressed.has(v.event.customer_id));
-      kept.push(...valid.filter((v) => suppressed.has(v.event.customer_id)).map((v) => v.record));
 
       const result: ReplayObjectResult = {
         object: input.object,

@@ -55,6 +55,24 @@ export interface SegmentChangeWebhookBody {
   occurred_at: string;
 }
 
+/** A `customer.forgotten` delivery: the ids of one page of a forget request, to one subscriber. */
+export interface CustomerForgottenDelivery {
+  deliveryId: string;
+  subscriberId: string;
+  requestId: string;
+  customerIds: readonly string[];
+  occurredAt: string;
+}
+
+/** The JSON body of a `customer.forgotten` delivery (snake_case on the wire). */
+export interface CustomerForgottenWebhookBody {
+  delivery_id: string;
+  type: 'customer.forgotten';
+  request_id: string;
+  customer_ids: string[];
+  occurred_at: string;
+}
+
 export interface WebhookDeliveryResult {
   subscriberId: string;
   delivered: boolean;
@@ -127,6 +145,17 @@ export function createWebhookActivities({ subscribers, logger, fetchImpl = fetch
   const byId = new Map(subscribers.map((s) => [s.id, s]));
   const log = logger.child({ component: 'webhooks' });
 
+  function subscriberOrFail(id: string): WebhookSubscriber {
+    const subscriber = byId.get(id);
+    if (subscriber === undefined) {
+      throw ApplicationFailure.nonRetryable(
+        `webhook subscriber "${id}" is not configured (known: ${[...byId.keys()].join(', ') || 'none'}); check SEGFLOW_WEBHOOKS`,
+        'UnknownWebhookSubscriber',
+      );
+    }
+    return subscriber;
+  }
+
   /** Ids of the subscribers whose filter asks for this change, so a workflow can fan out one delivery each. */
   async function subscribersForSegmentChange(change: { oldSegment: SegmentRef | null; newSegment: SegmentRef }): Promise<string[]> {
     return subscribersForChange(subscribers, change.oldSegment, change.newSegment).map((s) => s.id);
@@ -141,14 +170,7 @@ export function createWebhookActivities({ subscribers, logger, fetchImpl = fetch
     const change = parsed.data;
     const ctx = asyncLocalStorage.getStore();
     const attempt = ctx?.info.attempt ?? 1;
-    const subscriber = byId.get(change.subscriberId);
-    if (subscriber === undefined) {
-      throw ApplicationFailure.nonRetryable(
-        `webhook subscriber "${change.subscriberId}" is not configured (known: ${[...byId.keys()].join(', ') || 'none'}); ` +
-          'check SEGFLOW_WEBHOOKS',
-        'UnknownWebhookSubscriber',
-      );
-    }
+    const subscriber = subscriberOrFail(change.subscriberId);
     const dlog = log.child({
       subscriberId: subscriber.id,
       host: subscriberHost(subscriber),
@@ -156,13 +178,43 @@ export function createWebhookActivities({ subscribers, logger, fetchImpl = fetch
       customerId: change.customerId,
       attempt,
     });
-    const t0 = Date.now();
     if (!filterMatches(subscriber.filter, change.oldSegment, change.newSegment)) {
       dlog.debug('segment change not in the subscriber filter; not sent');
       return { subscriberId: subscriber.id, delivered: false, skipped: 'filtered', attempt, durationMs: 0 };
     }
 
-    const body = JSON.stringify(bodyOf(change));
+    return post(subscriber, change.deliveryId, JSON.stringify(bodyOf(change)), dlog, attempt, ctx);
+  }
+
+  /**
+   * One signed `customer.forgotten` delivery to one subscriber (every subscriber gets it, whatever
+   * its filter): the ids a forget request removed, so the receiver deletes its copies too.
+   */
+  async function deliverCustomerForgotten(input: CustomerForgottenDelivery): Promise<WebhookDeliveryResult> {
+    const ctx = asyncLocalStorage.getStore();
+    const attempt = ctx?.info.attempt ?? 1;
+    const subscriber = subscriberOrFail(input.subscriberId);
+    const body: CustomerForgottenWebhookBody = {
+      delivery_id: input.deliveryId,
+      type: 'customer.forgotten',
+      request_id: input.requestId,
+      customer_ids: [...input.customerIds],
+      occurred_at: input.occurredAt,
+    };
+    // The ids are not logged: the log would keep what the request removes.
+    const dlog = log.child({ subscriberId: subscriber.id, host: subscriberHost(subscriber), deliveryId: input.deliveryId, attempt });
+    return post(subscriber, input.deliveryId, JSON.stringify(body), dlog, attempt, ctx);
+  }
+
+  async function post(
+    subscriber: WebhookSubscriber,
+    deliveryId: string,
+    body: string,
+    dlog: Logger,
+    attempt: number,
+    ctx: ReturnType<typeof asyncLocalStorage.getStore>,
+  ): Promise<WebhookDeliveryResult> {
+    const t0 = Date.now();
     const timeout = AbortSignal.timeout(subscriber.timeout_ms);
     const signal = ctx ? AbortSignal.any([timeout, ctx.cancellationSignal]) : timeout;
     let response: Response;
@@ -173,7 +225,7 @@ export function createWebhookActivities({ subscribers, logger, fetchImpl = fetch
           'content-type': 'application/json',
           'user-agent': WEBHOOK_USER_AGENT,
           [SIGNATURE_HEADER]: signWebhook(subscriber.secret, body),
-          [DELIVERY_ID_HEADER]: change.deliveryId,
+          [DELIVERY_ID_HEADER]: deliveryId,
         },
         body,
         // A redirect would re-send a signed body somewhere nobody configured.
@@ -221,7 +273,7 @@ export function createWebhookActivities({ subscribers, logger, fetchImpl = fetch
     throw ApplicationFailure.nonRetryable(what + advice, 'WebhookRejected');
   }
 
-  return { deliverSegmentChange, subscribersForSegmentChange };
+  return { deliverSegmentChange, deliverCustomerForgotten, subscribersForSegmentChange };
 }
 
 export type WebhookActivities = ReturnType<typeof createWebhookActivities>;

@@ -109,6 +109,18 @@ export const envSchema = z.object({
     .min(1)
     .default('customer_profiles')
     .describe('Firestore collection of the online customer profiles.'),
+  SEGFLOW_PRIVACY_SALT: optionalString.describe(
+    'Secret salt of the customer id hashes in the suppression list and the forget audit records, at least 16 characters. Unset: a fixed local value when `SEGFLOW_ENV=local`; required in production. Never change it once customers are forgotten: the suppression list is keyed by these hashes.',
+  ),
+  SEGFLOW_FORGET_SETTLE_S: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(600)
+    .default(15)
+    .describe(
+      'Seconds a forget request waits after suppressing its ids before deleting, so ingestion batches validated before the suppression reached every worker are written (and then removed) first.',
+    ),
 
   SEGFLOW_INGEST_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(1000).describe('Messages per ingestion batch, at most.'),
   SEGFLOW_INGEST_MAX_WAIT_MS: z.coerce
@@ -473,6 +485,8 @@ export interface Config {
   };
   warehouse: { raw: string; staging: string; marts: string };
   firestore: { profiles: string };
+  /** Forgetting customers (docs/privacy.md): the salt of the id hashes, and the wait between suppressing and deleting. */
+  privacy: { salt: string; settleMs: number };
   api: { port: number; tokens: string[] };
   /** Subscribers told about segment changes (SEGFLOW_WEBHOOKS, a JSON array). */
   webhooks: WebhookSubscriber[];
@@ -695,6 +709,10 @@ export function parseConfig(rawEnv: RawEnv, segmentationFile?: SegmentationFile)
   if (!local && tokens.length === 0) {
     problems.push('SEGFLOW_API_TOKENS: required in production (comma-separated bearer tokens for the profile API)');
   }
+  const privacySalt = e.SEGFLOW_PRIVACY_SALT ?? (local ? 'segflow-local-privacy-salt' : '');
+  if (!local && privacySalt === '')
+    problems.push('SEGFLOW_PRIVACY_SALT: required in production (a secret of 16+ characters for the forget hashes)');
+  else if (privacySalt.length < 16) problems.push('SEGFLOW_PRIVACY_SALT: expected at least 16 characters');
   let webhooks: WebhookSubscriber[] = [];
   try {
     webhooks = parseWebhookSubscribers(e.SEGFLOW_WEBHOOKS, { requireHttps: !local });
@@ -764,6 +782,7 @@ export function parseConfig(rawEnv: RawEnv, segmentationFile?: SegmentationFile)
     },
     warehouse: { raw: e.SEGFLOW_DATASET_RAW, staging: e.SEGFLOW_DATASET_STAGING, marts: e.SEGFLOW_DATASET_MARTS },
     firestore: { profiles: e.SEGFLOW_FIRESTORE_PROFILES },
+    privacy: { salt: privacySalt, settleMs: e.SEGFLOW_FORGET_SETTLE_S * 1000 },
     api: { port: e.SEGFLOW_API_PORT, tokens },
     webhooks,
     reclassify: { idleMinutes: e.SEGFLOW_RECLASSIFY_IDLE_MINUTES },
@@ -819,7 +838,7 @@ export function parseConfig(rawEnv: RawEnv, segmentationFile?: SegmentationFile)
 }
 
 // Webhook URLs (Slack's above all) are credentials: whoever has one can post.
-const SECRET_NAME = /KEY|TOKEN|SECRET|PASSWORD|WEBHOOK/i;
+const SECRET_NAME = /KEY|TOKEN|SECRET|PASSWORD|WEBHOOK|SALT/i;
 
 function redactValue(name: string, value: string): string {
   return SECRET_NAME.test(name) ? '[redacted]' : value;

@@ -21,6 +21,8 @@ const SECRET_KEYS = [
   'signature',
   'TEMPORAL_API_KEY',
   'SEGFLOW_API_TOKENS',
+  'salt',
+  'SEGFLOW_PRIVACY_SALT',
 ];
 
 export const REDACT_PATHS = [

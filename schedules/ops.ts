@@ -10,6 +10,7 @@
  *   rerun-failed <dag> --interval  run a failed interval again, skipping what succeeded
  *   models list|show|diff|promote|rollback   the model registry (ops-models.ts)
  *   quarantine summary|show|replay inspect and replay the quarantine (ops-quarantine.ts)
+ *   forget <ids...> --note         forget customers everywhere (ops-forget.ts, docs/privacy.md)
  *
  * Every command takes --json: the data as JSON on stdout, nothing else there. The operations are
  * in ops-lib.ts, the text in ops-format.ts. Exit status 2 for a request to correct (OpsError).
@@ -24,6 +25,7 @@ import { createStorage } from '../stores/clients.js';
 import { registerQuarantineCommands } from './ops-quarantine.js';
 import type { OverlapPolicyName } from './definitions.js';
 import { registerModelCommands } from './ops-models.js';
+import { addForgetCommands } from './ops-forget.js';
 import {
   formatBackfillEnd,
   formatBackfillProgress,
@@ -204,6 +206,8 @@ export function buildProgram(getCtx: () => Promise<OpsContext>): Command {
         report(o, await rerunFailed(ctx, dag, o.interval), formatRerun);
       }),
     );
+
+  addForgetCommands(program, getCtx);
 
   for (const c of program.commands) c.option('--json', 'print the result as JSON on stdout, and nothing else there');
   registerModelCommands(program);

@@ -172,7 +172,7 @@ await createIngestActivities({
 }).ensureIngestResources();
 const ingestion = await ensureIngestion(client, runtimeConfig, logger);
 
-const listener = await startTriggerListener(runtimeConfig, logger, triggerClient, worker.clients.pubsub);
+const listener = await startTriggerListener(runtimeConfig, logger, triggerClient, worker.clients);
 stoppers.push({ name: 'trigger listener', stop: () => listener.stop() });
 
 let apiUrl: string | undefined;

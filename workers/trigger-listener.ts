@@ -12,13 +12,15 @@
  * A message is acked only once Temporal accepted its signal, so a refusal means
  * redelivery (the workflow drops duplicates by event id). Non-key events are
  * acked and ignored (the emulator does not filter), invalid ones acked and
- * logged (the lake path quarantines them).
+ * logged (the lake path quarantines them). Key events of forgotten customers (the suppression
+ * list, stores/suppression.ts) are acked and counted, never signalled.
  */
 import { Duration, type Message, type PubSub, type Subscription } from '@google-cloud/pubsub';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { LRUCache } from 'lru-cache';
 import { fileURLToPath } from 'node:url';
-import { closeGcpClients, createGcpClients } from '../stores/clients.js';
+import { closeGcpClients, createGcpClients, type GcpClients } from '../stores/clients.js';
+import { createSuppressionList, type SuppressionList } from '../stores/suppression.js';
 import type { Config } from '../core/config.js';
 import { isTriggerType, TRIGGER_SUBSCRIPTION_FILTER } from '../core/events.js';
 import { createEventValidator } from '../core/event-validator.js';
@@ -69,6 +71,8 @@ export interface TriggerListenerStats {
   invalid: number;
   /** Events whose signal failed (nacked for redelivery). */
   failed: number;
+  /** Key events of suppressed (forgotten) customers: acked, never signalled. */
+  suppressed: number;
 }
 
 export interface LatencySummary {
@@ -88,6 +92,15 @@ export interface TriggerListener {
 
 type ListenerConfig = Pick<Config, 'pubsub' | 'temporal' | 'ingest' | 'reclassify' | 'schedules'>;
 
+export interface TriggerListenerDeps {
+  pubsub: PubSub;
+  client: Client;
+  config: ListenerConfig;
+  logger: Logger;
+  /** Forgotten customers (stores/suppression.ts): their key events are acked and dropped. */
+  suppression?: SuppressionList;
+}
+
 interface Item {
   message: Message;
   signal: TriggerSignal;
@@ -102,10 +115,7 @@ export function summarize(values: readonly number[]): LatencySummary {
   return { n: s.length, p50: at(50), p95: at(95), p99: at(99), max: s.at(-1) ?? NaN };
 }
 
-export async function createTriggerListener(
-  deps: { pubsub: PubSub; client: Client; config: ListenerConfig; logger: Logger },
-  options: TriggerListenerOptions = {},
-): Promise<TriggerListener> {
+export async function createTriggerListener(deps: TriggerListenerDeps, options: TriggerListenerOptions = {}): Promise<TriggerListener> {
   const { pubsub, client, config } = deps;
   const log = deps.logger.child({ component: 'trigger-listener', subscription: config.pubsub.triggerSubscription });
   // Per-message failures share a cause (Temporal down, one bad producer): logged once, then counted.
@@ -123,7 +133,16 @@ export async function createTriggerListener(
   const validator = createEventValidator(config.ingest);
   // Bad input is reported as counts per reason over an interval (and as metrics), not per message.
   const invalidTally = createReasonTally(log, 'invalid events on the trigger subscription, acked (the lake path quarantines them)');
-  const stats: TriggerListenerStats = { received: 0, signalled: 0, signals: 0, coalesced: 0, ignored: 0, invalid: 0, failed: 0 };
+  const stats: TriggerListenerStats = {
+    received: 0,
+    signalled: 0,
+    signals: 0,
+    coalesced: 0,
+    ignored: 0,
+    invalid: 0,
+    failed: 0,
+    suppressed: 0,
+  };
   const latencies: number[] = [];
   let latencyNext = 0;
   const subscription: Subscription = pubsub.subscription(config.pubsub.triggerSubscription, {
@@ -271,11 +290,29 @@ export async function createTriggerListener(
       message.ack();
       return;
     }
-    enqueue(event.customer_id, {
-      message,
-      receivedAt,
-      signal: { event: event as TriggerEvent, publishTime: message.publishTime.toISOString() },
-    });
+    const item: Item = { message, receivedAt, signal: { event: event as TriggerEvent, publishTime: message.publishTime.toISOString() } };
+    if (deps.suppression === undefined) {
+      enqueue(event.customer_id, item);
+      return;
+    }
+    // Resolved in arrival order (one cached list, or one reload every check waits for).
+    void deps.suppression
+      .filter([item], (i) => i.signal.event.customer_id)
+      .then(({ dropped }) => {
+        if (dropped === 0) return enqueue(event.customer_id, item);
+        // Counted, not logged: the customer asked to be forgotten.
+        stats.suppressed += 1;
+        message.ack();
+      })
+      .catch((err: unknown) => {
+        repeated.log(
+          'error',
+          `suppression list unreadable: ${String(err)}`,
+          { error: String(err) },
+          'suppression list unreadable; key event nacked',
+        );
+        message.nack();
+      });
   }
 
   subscription.on('message', (message: Message) => {
@@ -336,15 +373,18 @@ export async function startTriggerListener(
   config: Config,
   logger: Logger,
   client: Client,
-  pubsub?: PubSub,
+  clients?: Pick<GcpClients, 'pubsub' | 'firestore'>,
   options: TriggerListenerOptions = {},
 ): Promise<{ stop(): Promise<void>; stats: TriggerListenerStats }> {
-  const own = pubsub === undefined ? createGcpClients(config) : undefined;
-  const listener = await createTriggerListener({ pubsub: pubsub ?? own!.pubsub, client, config, logger }, options);
+  const own = clients === undefined ? createGcpClients(config) : undefined;
+  const { pubsub, firestore } = clients ?? own!;
+  const suppression = createSuppressionList({ firestore, config, logger });
+  const listener = await createTriggerListener({ pubsub, client, config, logger, suppression }, options);
   return {
     stats: listener.stats,
     async stop() {
       await listener.stop();
+      suppression.close();
       if (own) await closeGcpClients(own);
     },
   };

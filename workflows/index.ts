@@ -5,3 +5,4 @@ export { smokeWorkflow } from './smoke.js';
 export { ingestEvents } from './ingest-events.js';
 export { reclassifyCustomer } from './reclassify-customer.js';
 export { replayQuarantine } from './replay-quarantine.js';
+export { forgetCustomers } from './forget-customers.js';

@@ -20,6 +20,7 @@ test('production settings: Temporal Cloud with an API key and real GCP endpoints
     TEMPORAL_API_KEY: 'secret-api-key-value',
     GCP_PROJECT: 'acme-analytics',
     SEGFLOW_API_TOKENS: 'a-long-enough-token',
+    SEGFLOW_PRIVACY_SALT: 'a-long-enough-privacy-salt',
   });
   assert.equal(c.gcp.bigqueryEndpoint, undefined);
   assert.equal(c.gcp.pubsubEmulatorHost, undefined);
