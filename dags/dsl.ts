@@ -59,8 +59,6 @@ export interface DagTaskDefinition extends DagTaskOptions {
   readonly triggerRule?: TriggerRule;
   /** When this task must be done, relative to the data interval's end (see DagSpec.deadline). */
   readonly deadline?: DeadlineSpec;
-  /** A pool (dags/pools.ts) whose slot the task holds while it runs; it waits as `queued (pool <name> full)`. */
-  readonly pool?: string;
 }
 
 export interface DagSchedule {
@@ -235,8 +233,6 @@ function findOptionProblems(dag: DagDefinition): DagProblem[] {
       bad('local', 'cannot be combined with taskQueue; make the task a regular activity', task.id);
     }
     for (const message of task.deadline === undefined ? [] : deadlineProblems(task.deadline)) bad('deadline', message, task.id);
-    if (task.pool !== undefined && !ID_PATTERN.test(task.pool))
-      bad('pool', `must match ${ID_PATTERN.source}, found "${task.pool}"`, task.id);
     const runName = 'sqlModel' in task.run ? task.run.sqlModel : task.run.activity;
     if (runName.trim() === '') bad('run', 'must name an activity or a SQL model', task.id);
   }

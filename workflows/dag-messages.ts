@@ -39,8 +39,6 @@ export interface DagTaskState {
   readonly error?: string;
   /** When the next attempt starts, for `up_for_retry`. */
   readonly nextAttemptAt?: string;
-  /** Why a `queued` task whose upstreams are done has not started: `pool warehouse full`. */
-  readonly waitingFor?: string;
   /** The task's own deadline and how it went, when it declares one. */
   readonly deadline?: DeadlineOutcome;
 }
