@@ -5,7 +5,7 @@
 
 export type AlertSeverity = 'critical' | 'error' | 'warning' | 'info';
 
-export type AlertKind = 'dag_run_failed' | 'data_anomaly' | 'ingestion_lag' | 'webhook_delivery_failed';
+export type AlertKind = 'dag_run_failed' | 'dag_deadline_missed' | 'data_anomaly' | 'ingestion_lag' | 'webhook_delivery_failed';
 
 /** Most severe first; channels with a minimum severity compare ranks. */
 export const ALERT_SEVERITIES: readonly AlertSeverity[] = ['critical', 'error', 'warning', 'info'];
@@ -85,9 +85,14 @@ export function dagRunFailedAlert(params: DagRunFailedAlertParams): Alert {
     taskIds,
     interval,
     workflow,
-    links:
-      params.uiBaseUrl === undefined
-        ? []
-        : [{ label: 'Temporal UI', url: temporalUiWorkflowUrl({ uiBaseUrl: params.uiBaseUrl, ...workflow }) }],
+    links: temporalUiLinks(params.uiBaseUrl, workflow),
   };
+}
+
+/** The run's Temporal UI link for an alert, none when no UI base URL is configured. */
+export function temporalUiLinks(
+  uiBaseUrl: string | undefined,
+  workflow: { readonly namespace: string; readonly workflowId: string; readonly runId: string },
+): AlertLink[] {
+  return uiBaseUrl === undefined ? [] : [{ label: 'Temporal UI', url: temporalUiWorkflowUrl({ uiBaseUrl, ...workflow }) }];
 }

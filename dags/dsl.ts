@@ -4,6 +4,7 @@
  */
 import { DagValidationError, findGraphProblems, findUnknownActivities, type DagProblem } from '../core/dag-graph.js';
 import type { JsonValue } from '../core/dag-task.js';
+import { deadlineProblems, type DeadlineSpec } from '../core/deadlines.js';
 import { MS_PER_UNIT, parseDuration, type Duration } from '../core/time.js';
 import { SQL_MODEL_ACTIVITY } from '../elt/names.js';
 
@@ -56,6 +57,8 @@ export interface DagTaskDefinition extends DagTaskOptions {
   readonly upstream?: readonly string[];
   /** Defaults to 'all_success'. */
   readonly triggerRule?: TriggerRule;
+  /** When this task must be done, relative to the data interval's end (see DagSpec.deadline). */
+  readonly deadline?: DeadlineSpec;
 }
 
 export interface DagSchedule {
@@ -74,6 +77,12 @@ export interface DagSpec {
   readonly interval: DagIntervalUnit;
   readonly defaultTaskOptions: DefaultTaskOptions;
   readonly maxParallelism: number;
+  /**
+   * When a run must be done: `{ after: '30m' }` past its interval's end, or `{ at: '05:00' }` (in
+   * `timezone`, else the schedule's zone, else UTC). A run still going then raises one alert
+   * (`severity`, default `warning`) and keeps going.
+   */
+  readonly deadline?: DeadlineSpec;
   /** A list, or a function computing it (e.g. tasks derived from SQL models' `ref()`s). */
   readonly tasks: readonly DagTaskDefinition[] | (() => readonly DagTaskDefinition[]);
 }
@@ -185,6 +194,7 @@ function findOptionProblems(dag: DagDefinition): DagProblem[] {
   }
   if (dag.schedule !== undefined && dag.schedule.cron.trim() === '') bad('schedule.cron', 'must not be empty');
   if (dag.tasks.length === 0) bad('tasks', 'must contain at least one task');
+  for (const message of dag.deadline === undefined ? [] : deadlineProblems(dag.deadline)) bad('deadline', message);
 
   const checkOptions = (options: DagTaskOptions, prefix: string, taskId?: string): void => {
     const durations: [string, DagDuration | undefined][] = [
@@ -222,6 +232,7 @@ function findOptionProblems(dag: DagDefinition): DagProblem[] {
     if (resolved.local && resolved.taskQueue !== undefined) {
       bad('local', 'cannot be combined with taskQueue; make the task a regular activity', task.id);
     }
+    for (const message of task.deadline === undefined ? [] : deadlineProblems(task.deadline)) bad('deadline', message, task.id);
     const runName = 'sqlModel' in task.run ? task.run.sqlModel : task.run.activity;
     if (runName.trim() === '') bad('run', 'must name an activity or a SQL model', task.id);
   }

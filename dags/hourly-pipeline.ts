@@ -53,5 +53,7 @@ export const hourlyPipeline = defineDag({
   defaultTaskOptions: productionTaskDefaults(HOURLY_NON_RETRYABLE),
   // The four fact models only depend on staging, so they run side by side.
   maxParallelism: 4,
+  // Profiles and features are meant to be at most an hour and a half old.
+  deadline: { after: '30m' },
   tasks,
 });

@@ -41,6 +41,8 @@ export const nightlySegmentation = defineDag({
   interval: 'daily',
   defaultTaskOptions: productionTaskDefaults(SEGMENTATION_NON_RETRYABLE),
   maxParallelism: 1,
+  // Segments are to be fresh when the working day starts; UTC, as the schedule in this definition.
+  deadline: { at: '05:00' },
   tasks: [
     { id: 'extract', run: { activity: SEGMENTATION_ACTIVITY.extract }, heartbeatTimeout: '2m' },
     // CPU-bound in one synchronous call; no heartbeat, a generous timeout instead.

@@ -3,7 +3,7 @@
  * `--json` prints the same data through `toJson` instead.
  */
 import { formatTable } from '../scripts/lib/table.js';
-import { formatInstant, type DagTaskState } from '../workflows/dag-messages.js';
+import { formatInstant, type DagTaskState, type DeadlineOutcome } from '../workflows/dag-messages.js';
 import type {
   BackfillProgress,
   BackfillRequest,
@@ -30,20 +30,30 @@ export function formatDuration(ms: number | undefined): string {
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }
 
-/** Runs as a table; a running run's duration is its age at `now`. */
+/** Runs as a table; a running run's duration is its age at `now`. A DEADLINE column when a run has one. */
 export function formatRuns(runs: readonly RunSummary[], opts: { indent?: number; now?: number } = {}): string {
   const now = opts.now ?? Date.now();
+  const withDeadlines = runs.some((r) => r.deadline !== undefined);
   return formatTable(
-    ['INTERVAL', 'STATE', 'DURATION', 'STARTED', 'WORKFLOW ID'],
+    ['INTERVAL', 'STATE', 'DURATION', 'STARTED', ...(withDeadlines ? ['DEADLINE'] : []), 'WORKFLOW ID'],
     runs.map((r) => [
       r.interval === undefined ? '-' : `${r.interval.start} .. ${r.interval.end}`,
       r.status.toLowerCase(),
       formatDuration(r.durationMs ?? (r.status === 'RUNNING' ? now - r.startTime.getTime() : undefined)),
       formatInstant(r.startTime),
+      ...(withDeadlines ? [formatDeadline(r.deadline, r.status === 'RUNNING')] : []),
       r.workflowId,
     ]),
     { indent: opts.indent ?? 0 },
   );
+}
+
+/** `due 05:00Z`, `met 05:00Z`, `MISSED 05:00Z, still running`, `MISSED 05:00Z, late 12m`; `late 3h (started after ...)` for backfills. */
+export function formatDeadline(d: DeadlineOutcome | undefined, running: boolean): string {
+  if (d === undefined) return '-';
+  if (!d.missed) return `${running ? 'due' : 'met'} ${d.deadline}`;
+  const late = d.lateByMs === undefined ? (running ? 'still running' : 'not finished') : `late ${formatDuration(d.lateByMs)}`;
+  return d.alerted ? `MISSED ${d.deadline}, ${late}` : `${late} (started after ${d.deadline})`;
 }
 
 /** `ops runs`: the table, or a line saying there are none. */

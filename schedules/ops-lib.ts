@@ -19,6 +19,7 @@ import { INTERVAL_PERIOD_MS, type DagDefinition } from '../dags/dsl.js';
 import { dagRegistry } from '../dags/index.js';
 import {
   DAG_ID_SEARCH_ATTRIBUTE,
+  DEADLINE_MEMO_KEY,
   LOGICAL_DATE_SEARCH_ATTRIBUTE,
   dagRunFailureDetails,
   dagRunWorkflowId,
@@ -27,6 +28,7 @@ import {
   skipTasksForRerun,
   type DagRunResult,
   type DagTaskState,
+  type DeadlineOutcome,
   type RunDagInput,
 } from '../workflows/dag-messages.js';
 import { scheduleDefinitions, type DagScheduleDefinition, type OverlapPolicyName } from './definitions.js';
@@ -112,11 +114,14 @@ export interface RunSummary {
   readonly startTime: Date;
   readonly closeTime?: Date;
   readonly durationMs?: number;
+  /** The run's deadline and how it went, for DAGs that declare one (from the run's memo). */
+  readonly deadline?: DeadlineOutcome;
 }
 
 function toRunSummary(dag: DagDefinition, info: WorkflowExecutionInfo): RunSummary {
   const logical = info.typedSearchAttributes.get(LOGICAL_DATE_SEARCH_ATTRIBUTE);
   const closeTime = info.closeTime;
+  const deadline = info.memo?.[DEADLINE_MEMO_KEY] as DeadlineOutcome | undefined;
   return {
     workflowId: info.workflowId,
     runId: info.runId,
@@ -124,6 +129,7 @@ function toRunSummary(dag: DagDefinition, info: WorkflowExecutionInfo): RunSumma
     ...(logical === undefined ? {} : { interval: intervalStartingAt(dag, logical.getTime()) }),
     startTime: info.startTime,
     ...(closeTime === undefined ? {} : { closeTime, durationMs: closeTime.getTime() - info.startTime.getTime() }),
+    ...(deadline === undefined ? {} : { deadline }),
   };
 }
 

@@ -72,6 +72,12 @@ const alertsRaised = new Counter({
   labelNames: ['kind', 'severity'] as const,
   registers: [registry],
 });
+const deadlinesMissed = new Counter({
+  name: 'segflow_dag_deadlines_missed_total',
+  help: 'DAG run and task deadlines missed (one per deadline alert), by DAG and scope (run or the task id).',
+  labelNames: ['dag', 'scope'] as const,
+  registers: [registry],
+});
 const alertDeliveryFailures = new Counter({
   name: 'segflow_alert_delivery_failures_total',
   help: 'Alert deliveries given up on, by channel kind (webhook, slack, pagerduty).',
@@ -358,7 +364,9 @@ class ActivityMetrics implements ActivityInboundCallsInterceptor {
     if (this.activityType === 'ingestBatch') recordIngestBatch(result as IngestBatchMetrics);
     if (this.activityType === 'raiseAlert' && typeof result === 'object' && result !== null) {
       const report = result as { dedupKey?: string; deliveries?: { channel: string; delivered: boolean }[] };
-      const kind = report.dedupKey?.split('/')[0] ?? 'unknown';
+      const [kind = 'unknown', dag, scope] = report.dedupKey?.split('/') ?? [];
+      // dag_deadline_missed/<dag>/<run|task>/<interval start> (core/deadlines.ts)
+      if (kind === 'dag_deadline_missed' && dag !== undefined) deadlinesMissed.inc({ dag, scope: scope ?? 'run' });
       recordAlert(
         kind,
         'any',

@@ -39,13 +39,32 @@ export interface DagTaskState {
   readonly error?: string;
   /** When the next attempt starts, for `up_for_retry`. */
   readonly nextAttemptAt?: string;
+  /** The task's own deadline and how it went, when it declares one. */
+  readonly deadline?: DeadlineOutcome;
 }
+
+/**
+ * A deadline and how a run (or task) met it. `missed` once the deadline passed with the work still
+ * going (or not started); `lateByMs` once late work has finished. `alerted` is false for runs started
+ * after their deadline (backfills, reruns of old intervals): they are late by nature and raise none.
+ */
+export interface DeadlineOutcome {
+  readonly deadline: string;
+  readonly missed: boolean;
+  readonly alerted: boolean;
+  readonly lateByMs?: number;
+}
+
+/** Memo key under which a run with a deadline keeps its DeadlineOutcome, for `ops status` and the UI. */
+export const DEADLINE_MEMO_KEY = 'deadline';
 
 export interface DagRunResult {
   readonly dagId: string;
   readonly interval: DataInterval;
   readonly rerunOf?: string;
   readonly tasks: readonly DagTaskState[];
+  /** The run's deadline and how it went, when the DAG declares one. */
+  readonly deadline?: DeadlineOutcome;
 }
 
 /** `details[0]` of the ApplicationFailure (type DAG_RUN_FAILED) that a failed run ends with. */

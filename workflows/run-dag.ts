@@ -21,6 +21,7 @@ import {
   setCurrentDetails,
   setHandler,
   sleep,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
@@ -29,6 +30,8 @@ import {
 import { scheduledStartTime } from './scheduled-start.js';
 import { dagRunFailedAlert, type Alert } from '../core/alerts.js';
 import { buildDagGraph, type DagGraph } from '../core/dag-graph.js';
+import { deadlineInstant, deadlineMissedAlert, formatLateness, type DeadlineSpec } from '../core/deadlines.js';
+import { DeadlineWatch } from './dag-deadlines.js';
 import { dagRegistry } from '../dags/index.js';
 import { type DagTaskInput, type DataInterval, type SqlModelTaskInput } from '../core/dag-task.js';
 import {
@@ -43,6 +46,7 @@ import {
 import {
   DAG_ID_SEARCH_ATTRIBUTE,
   DAG_RUN_FAILED,
+  DEADLINE_MEMO_KEY,
   LOGICAL_DATE_SEARCH_ATTRIBUTE,
   dataIntervalEndingAt,
   formatInstant,
@@ -51,6 +55,7 @@ import {
   type DagRunFailureDetails,
   type DagRunResult,
   type DagTaskState,
+  type DeadlineOutcome,
   type RunDagInput,
   type TaskState,
 } from './dag-messages.js';
@@ -96,14 +101,19 @@ export async function runDag(input: RunDagInput): Promise<DagRunResult> {
     );
   }
 
-  const run = new DagRun(dag, graph, interval);
+  const run = new DagRun(dag, graph, interval, input.uiBaseUrl);
   setHandler(getTaskStatesQuery, () => run.taskStates());
   log.info('DAG run started', { dagId: dag.id, interval, rerunOf: input.rerunOf, skipTasks: skipTasks.length });
 
   await run.execute(skipTasks);
 
   const tasks = run.taskStates();
-  const result: DagRunResult = { dagId: dag.id, interval, ...rerunOf(input), tasks };
+  const deadline = run.deadlineOutcome();
+  const result: DagRunResult = { dagId: dag.id, interval, ...rerunOf(input), tasks, ...(deadline === undefined ? {} : { deadline }) };
+  if (deadline !== undefined) upsertMemo({ [DEADLINE_MEMO_KEY]: deadline });
+  if (deadline?.lateByMs !== undefined) {
+    log.warn(`DAG run finished ${formatLateness(deadline.lateByMs)} after its deadline`, { dagId: dag.id, interval, ...deadline });
+  }
   if (run.cancellation !== undefined) throw run.cancellation;
 
   const failed = tasks.filter((t) => t.state === 'failed');
@@ -122,12 +132,8 @@ export async function runDag(input: RunDagInput): Promise<DagRunResult> {
     occurredAt: formatInstant(Date.now()),
     ...rerunOf(input),
   });
-  try {
-    await raiseAlert(alert);
-  } catch (err) {
-    // The run's own failure below is what matters; a lost alert must not mask it.
-    log.error('Could not raise the DAG failure alert', { dagId: dag.id, error: errorMessage(err) });
-  }
+  // The run's own failure below is what matters; a lost alert must not mask it.
+  await raiseAlertLogged(alert);
   const failedTasks = failed.map((t) => t.taskId);
   const details: DagRunFailureDetails = { ...result, failedTasks };
   throw ApplicationFailure.create({
@@ -136,6 +142,15 @@ export async function runDag(input: RunDagInput): Promise<DagRunResult> {
     nonRetryable: true,
     details: [details],
   });
+}
+
+/** Raises an alert; a delivery that fails for good is logged, never fails the run. */
+async function raiseAlertLogged(alert: Alert): Promise<void> {
+  try {
+    await raiseAlert(alert);
+  } catch (err) {
+    log.error('Could not raise an alert', { kind: alert.kind, dagId: alert.dagId, dedupKey: alert.dedupKey, error: errorMessage(err) });
+  }
 }
 
 function rerunOf(input: RunDagInput): { rerunOf?: string } {
@@ -184,12 +199,17 @@ class DagRun {
   private failedCount = 0;
   private upstreamFailedCount = 0;
   private resolveDone: (() => void) | undefined;
+  private runDeadline: DeadlineWatch | undefined;
+  private readonly taskDeadlines = new Map<number, DeadlineWatch>();
+  /** Alerts still being delivered; the run waits for them before it ends. */
+  private readonly pendingAlerts: Promise<void>[] = [];
   cancellation: unknown;
 
   constructor(
     private readonly dag: DagDefinition,
     private readonly graph: DagGraph,
     private readonly interval: DataInterval,
+    private readonly uiBaseUrl: string | undefined,
   ) {
     this.n = graph.ids.length;
     this.state = new Uint8Array(this.n);
@@ -217,9 +237,59 @@ class DagRun {
       const i = this.graph.indexOf.get(id) as number;
       if (this.state[i] === QUEUED) this.settle(i, SKIPPED);
     }
+    this.watchDeadlines();
     this.pump();
     this.checkDone();
     await done;
+    await Promise.all(this.pendingAlerts);
+  }
+
+  deadlineOutcome(): DeadlineOutcome | undefined {
+    return this.runDeadline?.outcome();
+  }
+
+  /** One timer per deadline (the run's, and each unfinished task's); each alerts once if it passes first. */
+  private watchDeadlines(): void {
+    if (this.dag.deadline !== undefined && this.finished < this.n) {
+      const deadline = this.deadlineOf(this.dag.deadline);
+      const watch = new DeadlineWatch(deadline, () => {
+        upsertMemo({ [DEADLINE_MEMO_KEY]: watch.outcome() });
+        this.deadlineMissed(deadline);
+      });
+      this.runDeadline = watch;
+      // ops status reads a run's deadline from its memo, also while it runs.
+      if (!watch.missed) upsertMemo({ [DEADLINE_MEMO_KEY]: watch.outcome() });
+    }
+    for (let i = 0; i < this.n; i++) {
+      const spec = this.dag.tasks[i]?.deadline;
+      if (spec === undefined || this.state[i] !== QUEUED) continue;
+      const deadline = this.deadlineOf(spec);
+      this.taskDeadlines.set(i, new DeadlineWatch(deadline, () => this.deadlineMissed(deadline, i)));
+    }
+  }
+
+  private deadlineOf(spec: DeadlineSpec): number {
+    return deadlineInstant(spec, Date.parse(this.interval.end), this.dag.schedule?.timezone ?? 'UTC');
+  }
+
+  private deadlineMissed(deadline: number, task?: number): void {
+    const taskId = task === undefined ? undefined : (this.graph.ids[task] as string);
+    const spec = task === undefined ? this.dag.deadline : this.dag.tasks[task]?.deadline;
+    const info = workflowInfo();
+    log.warn('DAG deadline missed; the run keeps going', { dagId: this.dag.id, taskId, deadline: formatInstant(deadline) });
+    const alert = deadlineMissedAlert({
+      dagId: this.dag.id,
+      ...(taskId === undefined ? {} : { taskId }),
+      interval: this.interval,
+      deadline,
+      severity: spec?.severity ?? 'warning',
+      progress: this.details(),
+      workflow: { namespace: info.namespace, workflowId: info.workflowId, runId: info.runId },
+      ...(this.uiBaseUrl === undefined ? {} : { uiBaseUrl: this.uiBaseUrl }),
+      occurredAt: formatInstant(Date.now()),
+    });
+    this.pendingAlerts.push(raiseAlertLogged(alert));
+    setCurrentDetails(this.details());
   }
 
   taskStates(): DagTaskState[] {
@@ -227,6 +297,7 @@ class DagRun {
     for (let i = 0; i < this.n; i++) {
       const state = this.state[i] as number;
       const error = this.errors.get(i);
+      const deadline = this.taskDeadlines.get(i);
       states.push({
         taskId: this.graph.ids[i] as string,
         state: STATE_NAMES[state] as TaskState,
@@ -235,6 +306,7 @@ class DagRun {
         ...(this.endedAt[i] ? { endedAt: formatInstant(this.endedAt[i] as number) } : {}),
         ...(error === undefined ? {} : { error }),
         ...(state === UP_FOR_RETRY ? { nextAttemptAt: formatInstant(this.nextAttemptAt[i] as number) } : {}),
+        ...(deadline === undefined ? {} : { deadline: deadline.outcome() }),
       });
     }
     return states;
@@ -352,6 +424,7 @@ class DagRun {
 
   private finish(i: number, finalState: number): void {
     this.state[i] = finalState;
+    this.taskDeadlines.get(i)?.stop();
     if (this.startedAt[i] !== 0) this.endedAt[i] = Date.now();
     this.finished++;
     if (finalState === SUCCEEDED || finalState === SKIPPED) this.succeededCount++;
@@ -360,13 +433,18 @@ class DagRun {
   }
 
   private checkDone(): void {
-    if (this.finished === this.n) this.resolveDone?.();
+    if (this.finished !== this.n) return;
+    this.runDeadline?.stop();
+    this.resolveDone?.();
   }
 
   private details(): string {
     const parts = [`${this.succeededCount}/${this.n} tasks succeeded`, `${this.running} running`];
     if (this.failedCount > 0) parts.push(`${this.failedCount} failed`);
     if (this.upstreamFailedCount > 0) parts.push(`${this.upstreamFailedCount} upstream_failed`);
+    if (this.runDeadline !== undefined) {
+      parts.push(`deadline ${formatInstant(this.runDeadline.deadline)}${this.runDeadline.missed ? ' MISSED' : ''}`);
+    }
     return `${this.dag.id} ${this.interval.start}..${this.interval.end}: ${parts.join(', ')}`;
   }
 }

@@ -8,8 +8,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createAlertActivities, type AlertLogger, type AlertWebhookBody } from '../../activities/alerts.js';
-import type { Alert } from '../../core/alerts.js';
-import type { DagTaskInput, SqlModelTaskInput } from '../../core/dag-task.js';
+import type { SqlModelTaskInput } from '../../core/dag-task.js';
 import { dagRegistry } from '../../dags/index.js';
 import { exampleCleanup, exampleDiamond } from '../support/example-dags.js';
 import '../support/register-example-dags.js';
@@ -30,50 +29,11 @@ import {
 } from '../../workflows/dag-messages.js';
 import { runDag } from '../../workflows/index.js';
 import { createTimeSkippingEnv } from '../support/test-env.js';
+import { recordingActivities as fakeActivities } from './support/dag-test-kit.js';
 
 // The production workflows, with the example DAGs added to the bundle's registry.
 const WORKFLOWS_PATH = fileURLToPath(new URL('../support/example-workflows.ts', import.meta.url));
 const INTERVAL = { start: '2026-11-26T09:00:00Z', end: '2026-11-26T10:00:00Z' };
-
-type TaskBehavior = (input: DagTaskInput, call: number) => unknown;
-
-/** Fake DAG activities: count calls per task, run a per-task behavior, record alerts. */
-function fakeActivities(behaviors: Record<string, TaskBehavior> = {}) {
-  const calls = new Map<string, number>();
-  const inputs: DagTaskInput[] = [];
-  const alerts: Alert[] = [];
-  const log: string[] = [];
-  let active = 0;
-  let maxActive = 0;
-  const run = async (input: DagTaskInput): Promise<void> => {
-    const call = (calls.get(input.taskId) ?? 0) + 1;
-    calls.set(input.taskId, call);
-    inputs.push(input);
-    active++;
-    maxActive = Math.max(maxActive, active);
-    log.push(`start ${input.taskId}`);
-    try {
-      await behaviors[input.taskId]?.(input, call);
-    } finally {
-      active--;
-      log.push(`end ${input.taskId}`);
-    }
-  };
-  return {
-    calls: (taskId: string) => calls.get(taskId) ?? 0,
-    inputs,
-    alerts,
-    log,
-    maxActive: () => maxActive,
-    activities: {
-      exampleTask: run,
-      runSqlModel: (input: SqlModelTaskInput) => run(input),
-      raiseAlert: async (alert: Alert) => {
-        alerts.push(alert);
-      },
-    },
-  };
-}
 
 /** A promise that resolves once `parties` callers have arrived, or rejects after `timeoutMs`. */
 function barrier(parties: number, timeoutMs: number) {

@@ -1,0 +1,5 @@
+/** The production workflows with the example and parity DAGs registered: a workflow bundle entry. */
+import '../../support/register-example-dags.js';
+import './register-parity-dags.js';
+
+export * from '../../../workflows/index.js';
