@@ -243,6 +243,19 @@ export type WarehouseDeps = { bigquery: BigQuery; config: Pick<Config, 'gcp' | '
  * Rows of a query on the marts dataset, or null when its table does not exist yet. The dataset is
  * the query's default dataset, so no configured name enters the SQL text.
  */
+/** A bare table name after FROM, JOIN, INTO or UPDATE in one of this module's own queries. */
+const BARE_TABLE = /\b(FROM|JOIN|INTO|UPDATE)\s+([A-Za-z_][A-Za-z0-9_]*)\b(?![.(])/g;
+
+/**
+ * The marts tables a query names, qualified with project and dataset. defaultDataset alone is not
+ * enough on the local stack: the BigQuery emulator resolves a bare name to the first dataset that
+ * holds a table of that name, whatever defaultDataset says. For this module's queries only: a FROM inside
+ * a function call (EXTRACT(DAY FROM ts)) would be taken for a table.
+ */
+export function qualifyMartsTables(query: string, projectId: string, dataset: string): string {
+  return query.replace(BARE_TABLE, (_, keyword: string, table: string) => `${keyword} \`${projectId}.${dataset}.${table}\``);
+}
+
 export async function queryMarts<Row>(
   { bigquery, config }: WarehouseDeps,
   query: string,
@@ -251,7 +264,7 @@ export async function queryMarts<Row>(
 ): Promise<Row[] | null> {
   try {
     const [rows] = await bigquery.query({
-      query,
+      query: qualifyMartsTables(query, config.gcp.projectId, config.warehouse.marts),
       defaultDataset: { projectId: config.gcp.projectId, datasetId: config.warehouse.marts },
       params,
       types,

@@ -27,7 +27,7 @@ export const BEHAVIOUR_FEATURES: FeatureSpec[] = [
 export const DEMOGRAPHIC_FEATURES: FeatureSpec[] = [
   { name: 'age', weight: 0.4 },
   { name: 'gender', kind: 'categorical', weight: 0.2, top: 3 },
-  { name: 'country', kind: 'categorical', weight: 0.4, top: 5 },
+  { name: 'country', kind: 'categorical', weight: 0.25, top: 5 },
   { name: 'income_band', kind: 'ordinal', weight: 0.4, levels: [...INCOME_BANDS] },
 ];
 

@@ -118,6 +118,8 @@ describe('profile API on Firestore', () => {
       customer_id: 'api-1',
       segment_id: 3,
       segment_label: 'VIP',
+      // Written without a parent segment (as by a model without a hierarchy): served as null.
+      parent_segment: null,
       model_version: 'm-2026-11-25',
       features: { monetary_90d: 1520.75, orders_90d: 11, email_open_rate: null },
       rfm: { recency_days: 1, frequency: 11, monetary: 1520.75, r_score: 5, f_score: 5, m_score: 5 },

@@ -72,7 +72,7 @@ describe('writeProfile', () => {
     assert.deepEqual(second, {
       written: true,
       outcome: 'updated',
-      previousSegment: { id: 1, label: 'Occasional' },
+      previousSegment: { id: 1, label: 'Occasional', parent: null },
       previousModelVersion: 'm-1',
       segmentChanged: true,
     });
@@ -100,7 +100,7 @@ describe('writeProfile', () => {
     assert.deepEqual(older, {
       written: false,
       outcome: 'not_newer',
-      previousSegment: { id: 3, label: 'VIP' },
+      previousSegment: { id: 3, label: 'VIP', parent: null },
       previousModelVersion: 'm-1',
       segmentChanged: false,
     });
@@ -178,7 +178,7 @@ describe('updateProfile (read, compute and write with no lost update)', () => {
     const second = await update('u-1', (stored) => ({ ...onePurchase('u-1')(stored), segment_id: 3, segment_label: 'VIP' }));
     assert.equal(second.outcome, 'updated');
     assert.equal(second.stored?.rfm.frequency, 1);
-    assert.deepEqual(second.previousSegment, { id: 1, label: 'Occasional' });
+    assert.deepEqual(second.previousSegment, { id: 1, label: 'Occasional', parent: null });
     assert.equal(second.segmentChanged, true);
     assert.equal((await doc('u-1').get()).get('rfm.frequency'), 2);
   });

@@ -216,6 +216,15 @@ const REVIEWED: Readonly<Record<string, readonly string[]>> = {
   ],
   // A Temporal visibility query over the benchmark's own task queue (not SQL; config value).
   'bench/realtime.ts': ['config.temporal.taskQueue'],
+  // `ref` = qualifiedTable(project, dataset, table) over the tables segflow writes (sql/ models, raw, marts).
+  'activities/forget.ts': ['ref'],
+  // A Temporal visibility query (not SQL); the DAG id is one of the registry's, stripped to [a-z0-9_].
+  'api/segments-store.ts': ["dagId.replace(/[^a-z0-9_]/g, '')"],
+  // Constant SQL fragments chosen by a null check, and `where`, a constant string; values are @params.
+  'stores/model-registry.ts': ["record.previous_version === null ? 'NULL' : '@prev'", "record.note === null ? 'NULL' : '@note'", 'where'],
+  // Feature names (identifiers checked by the feature spec schema), their cast chosen by kind, a
+  // qualifiedTable name and a whole number.
+  'scripts/lib/segment-compare.ts': ['f', "numeric[j] ? 'FLOAT64' : 'STRING'", 'table', 'select', 'Math.floor(size)'],
   // Generated numbers (floatLiteral/intLiteral), checked identifiers and the names built from them.
   'core/segmentation/sql.ts': [
     'from',
@@ -241,6 +250,8 @@ const REVIEWED: Readonly<Record<string, readonly string[]>> = {
     'imputedExpression(f, `r${j}`, values)',
     'preparedExpression(f, `i${j}`, values)',
     "values.values.length > 0 ? ', @feature_values ARRAY<STRING> (category values and levels)' : ''",
+    // The parent segment per centroid index: generated ints from the model's hierarchy.
+    "model.segments.map((s) => intLiteral(parentOf.get(s.id)!)).join(', ')",
   ],
   // Names from qualifiedTable/quoteColumn; updateIf/partitionBy are SQL written in this
   // repository's sql/ files (validated by the config header's schema), never data.
