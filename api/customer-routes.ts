@@ -6,7 +6,7 @@
  */
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { CUSTOMER_ID_MAX_LENGTH, CUSTOMER_ID_RULE, describeInvalidCustomerId, isCustomerId } from '../core/customer-id.js';
-import { assignCustomer, nearestCentroid, type SegmentModel } from '../core/segmentation/index.js';
+import { assignCustomer, customerFeatureRow, nearestCentroid, type SegmentModel } from '../core/segmentation/index.js';
 import { PROBLEM_SCHEMA, problem } from './problem.js';
 import { VERSION_SCHEMA, errors, nullableNumber, security, type Authenticate } from './schema-parts.js';
 import { populationCentroid, type SegmentsSource } from './segments.js';
@@ -17,7 +17,9 @@ export const BATCH_GET_BODY_LIMIT_BYTES = 16 * 1024;
 
 /** One profile lookup through the cache (api/server.ts): the 200 body, or the problem to answer. */
 export type ProfileAnswer<Body> =
-  { ok: true; body: Body } | { ok: false; statusCode: 404 | 503; error: string; message: string; retryAfterSeconds?: number };
+  /** `attributes`: the stored profile's demographics, which categorical and ordinal features read. */
+  | { ok: true; body: Body; attributes?: Readonly<Record<string, unknown>> | null }
+  | { ok: false; statusCode: 404 | 503; error: string; message: string; retryAfterSeconds?: number };
 
 export interface CustomerRoutesDeps<Body extends { segment_id: number; model_version: string; features: Record<string, number | null> }> {
   authenticate: Authenticate;
@@ -131,7 +133,12 @@ export function registerCustomerRoutes<Body extends { segment_id: number; model_
         return problem(reply, answer.statusCode, answer.error, answer.message);
       }
       reply.header('cache-control', 'no-store');
-      return { customer_id: id, model_version: model.version, profile: answer.body, ...explainAssignment(model, answer.body) };
+      return {
+        customer_id: id,
+        model_version: model.version,
+        profile: answer.body,
+        ...explainAssignment(model, answer.body, answer.attributes),
+      };
     },
   );
 }
@@ -140,8 +147,10 @@ export function registerCustomerRoutes<Body extends { segment_id: number; model_
 export function explainAssignment(
   model: SegmentModel,
   profile: { segment_id: number; model_version: string; features: Record<string, number | null> },
+  attributes?: Readonly<Record<string, unknown>> | null,
 ) {
-  const assignment = assignCustomer(model, profile.features);
+  // Demographics as the real-time path passes them, so categorical and ordinal features agree too.
+  const assignment = assignCustomer(model, customerFeatureRow(profile.features, attributes));
   const own = assignment.index;
   // One centroid at a time through the same kernel, so each figure is the distance assignment compared.
   const squared = model.centroids.map((c) => nearestCentroid(assignment.vector, [c]).distance);

@@ -195,10 +195,10 @@ export function buildProfileApi(options: ProfileApiOptions) {
     options.onProfileRead?.(read.kind);
     switch (read.kind) {
       case 'fresh':
-        return { ok: true, body: toResponse(read.profile, false) };
+        return { ok: true, body: toResponse(read.profile, false), attributes: read.profile.demographics };
       case 'stale':
         log.debug({ customerId: id, reason: read.reason, cachedAt: new Date(read.cachedAt).toISOString() }, 'served a cached profile');
-        return { ok: true, body: toResponse(read.profile, true) };
+        return { ok: true, body: toResponse(read.profile, true), attributes: read.profile.demographics };
       case 'not_found':
         return { ok: false, statusCode: 404, error: 'Not Found', message: `no profile for customer ${id}` };
       case 'unavailable':

@@ -151,7 +151,8 @@ describe('segments API', () => {
       const features = res.body.features as { name: string; population: number }[];
       assert.deepEqual(
         features.map((f) => f.name),
-        artifact.features.map((f) => f.name),
+        // One entry per dimension of the centroids: a categorical feature gives one per kept value.
+        artifact.preparation.features.map((f) => f.name),
       );
       for (const f of features) assert.ok(Number.isFinite(f.population), f.name);
     }
