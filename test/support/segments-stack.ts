@@ -1,7 +1,7 @@
 /**
  * A trained and promoted segmentation model on the real local stack, for the segments API and
  * explorer tests: demo-persona customers loaded as marts.customer_features of a dataset and bucket
- * of the test's own, then the nightly_segmentation DAG run once per night through Temporal.
+ * (and profile collection) of the test's own, then the nightly_segmentation DAG run once per night through Temporal.
  */
 import { randomUUID } from 'node:crypto';
 import { NIGHTLY_SEGMENTATION_DAG } from '../../core/dag-ids.js';
@@ -31,7 +31,14 @@ export async function startSegmentedStack(
   const dataset = `marts_${name.replace(/[^a-z0-9]/g, '_')}_${id}`;
   const bucket = `segflow-test-${name.replace(/[^a-z0-9]/g, '-')}-${id}`;
   const harness = await startHarness(name, {
-    env: { SEGFLOW_DATASET_MARTS: dataset, SEGFLOW_LAKE_BUCKET: bucket, SEGFLOW_SEGMENT_K_MAX: '8', ...opts.env },
+    env: {
+      SEGFLOW_DATASET_MARTS: dataset,
+      SEGFLOW_LAKE_BUCKET: bucket,
+      // Profiles of its own too: other tests sync customers of the same ids into the default collection.
+      SEGFLOW_FIRESTORE_PROFILES: `profiles_${name.replace(/[^a-z0-9]/g, '_')}_${id}`,
+      SEGFLOW_SEGMENT_K_MAX: '8',
+      ...opts.env,
+    },
   });
   const clients = createGcpClients(harness.config);
   const close = async () => {
