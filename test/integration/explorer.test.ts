@@ -56,8 +56,7 @@ before(async () => {
     cwd: PROJECT_ROOT,
     env: {
       ...process.env,
-      SEGFLOW_DATASET_MARTS: stack.dataset,
-      SEGFLOW_LAKE_BUCKET: stack.bucket,
+      ...stack.env,
       SEGFLOW_API_TOKENS: TOKEN,
       LOG_LEVEL: 'warn',
     },

@@ -93,8 +93,7 @@ async function ops<T>(args: string[]): Promise<T> {
     cwd: PROJECT_ROOT,
     env: {
       ...process.env,
-      SEGFLOW_DATASET_MARTS: stack.dataset,
-      SEGFLOW_LAKE_BUCKET: stack.bucket,
+      ...stack.env,
       SEGFLOW_WEBHOOKS: WEBHOOKS,
       LOG_LEVEL: 'error',
     },

@@ -17,6 +17,8 @@ export interface SegmentedStack {
   clients: GcpClients;
   dataset: string;
   bucket: string;
+  /** The environment a process of its own (API, ops CLI) needs to serve this stack's dataset, bucket and profiles. */
+  env: Record<string, string>;
   population: PersonaPopulation;
   /** Model versions of the nights run, oldest first; the last one is current. */
   versions: string[];
@@ -30,16 +32,13 @@ export async function startSegmentedStack(
   const id = randomUUID().slice(0, 8);
   const dataset = `marts_${name.replace(/[^a-z0-9]/g, '_')}_${id}`;
   const bucket = `segflow-test-${name.replace(/[^a-z0-9]/g, '-')}-${id}`;
-  const harness = await startHarness(name, {
-    env: {
-      SEGFLOW_DATASET_MARTS: dataset,
-      SEGFLOW_LAKE_BUCKET: bucket,
-      // Profiles of its own too: other tests sync customers of the same ids into the default collection.
-      SEGFLOW_FIRESTORE_PROFILES: `profiles_${name.replace(/[^a-z0-9]/g, '_')}_${id}`,
-      SEGFLOW_SEGMENT_K_MAX: '8',
-      ...opts.env,
-    },
-  });
+  const env = {
+    SEGFLOW_DATASET_MARTS: dataset,
+    SEGFLOW_LAKE_BUCKET: bucket,
+    // Profiles of its own too: other tests sync customers of the same ids into the default collection.
+    SEGFLOW_FIRESTORE_PROFILES: `profiles_${name.replace(/[^a-z0-9]/g, '_')}_${id}`,
+  };
+  const harness = await startHarness(name, { env: { ...env, SEGFLOW_SEGMENT_K_MAX: '8', ...opts.env } });
   const clients = createGcpClients(harness.config);
   const close = async () => {
     await harness.close();
@@ -69,7 +68,7 @@ export async function startSegmentedStack(
       });
       versions.push(modelVersionFor(interval.end));
     }
-    return { harness, clients, dataset, bucket, population, versions, close };
+    return { harness, clients, dataset, bucket, env, population, versions, close };
   } catch (err) {
     await close();
     throw err;
