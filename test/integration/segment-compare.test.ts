@@ -15,7 +15,7 @@ import { modelVersionFor } from '../../core/segmentation/model.js';
 import { readSegmentationRun } from '../../stores/model-registry.js';
 import { createGcpClients } from '../../stores/clients.js';
 import { COMPARE_COLUMNS } from '../../scripts/lib/segment-compare.js';
-import { loadFeatureTable, personaPopulation } from '../support/segmentation-fixtures.js';
+import { dropFeatureTarget, loadFeatureTable, personaPopulation } from '../support/segmentation-fixtures.js';
 import { testConfig } from '../support/stack.js';
 
 const run = promisify(execFile);
@@ -31,19 +31,7 @@ before(async () => {
 });
 
 after(async () => {
-  const { bigquery, storage } = createGcpClients(config);
-  await bigquery
-    .dataset(dataset)
-    .delete({ force: true })
-    .catch(() => undefined);
-  await storage
-    .bucket(bucket)
-    .deleteFiles({ force: true })
-    .catch(() => undefined);
-  await storage
-    .bucket(bucket)
-    .delete()
-    .catch(() => undefined);
+  await dropFeatureTarget(createGcpClients(config), { dataset, bucket });
 });
 
 const segmentCommand = (args: string[], extra: Record<string, string> = {}) =>

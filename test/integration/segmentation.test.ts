@@ -33,7 +33,13 @@ import { NIGHTLY_SEGMENTATION_DAG } from '../../core/dag-ids.js';
 import { modelVersionFor } from '../../core/segmentation/model.js';
 import { dagRunWorkflowId } from '../../workflows/dag-messages.js';
 import { formatInstant } from '../../core/time.js';
-import { loadFeatureTable, personaPopulation, syntheticFeatureRows, type FeatureRecord } from '../support/segmentation-fixtures.js';
+import {
+  dropFeatureTarget,
+  loadFeatureTable,
+  personaPopulation,
+  syntheticFeatureRows,
+  type FeatureRecord,
+} from '../support/segmentation-fixtures.js';
 import { startHarness, testConfig, type IntegrationHarness } from '../support/stack.js';
 
 const id = randomUUID().slice(0, 8);
@@ -70,19 +76,7 @@ before(async () => {
 after(async () => {
   await harness?.close();
   server?.close();
-  const { bigquery, storage } = createGcpClients(harness.config);
-  await bigquery
-    .dataset(dataset)
-    .delete({ force: true })
-    .catch(() => undefined);
-  await storage
-    .bucket(bucket)
-    .deleteFiles({ force: true })
-    .catch(() => undefined);
-  await storage
-    .bucket(bucket)
-    .delete()
-    .catch(() => undefined);
+  await dropFeatureTarget(createGcpClients(harness.config), { dataset, bucket });
 });
 
 const day = (d: number) => ({

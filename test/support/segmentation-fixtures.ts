@@ -248,3 +248,17 @@ export async function loadFeatureTable(
   await file.save(rows.map((r) => JSON.stringify(r)).join('\n') + '\n', { resumable: false, contentType: 'application/x-ndjson' });
   await created.load(file, { sourceFormat: 'NEWLINE_DELIMITED_JSON', writeDisposition: 'WRITE_TRUNCATE' });
 }
+
+/** Deletes what loadFeatureTable and the runs on it left: the dataset with its tables, the bucket with its objects. */
+export async function dropFeatureTarget(
+  clients: { bigquery: BigQuery; storage: Storage },
+  target: { dataset: string; bucket: string },
+): Promise<void> {
+  await clients.bigquery
+    .dataset(target.dataset)
+    .delete({ force: true })
+    .catch(() => undefined);
+  const bucket = clients.storage.bucket(target.bucket);
+  await bucket.deleteFiles({ force: true }).catch(() => undefined);
+  await bucket.delete().catch(() => undefined);
+}

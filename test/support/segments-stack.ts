@@ -9,7 +9,7 @@ import { modelVersionFor } from '../../core/segmentation/model.js';
 import { formatInstant } from '../../core/time.js';
 import { createGcpClients, type GcpClients } from '../../stores/clients.js';
 import { dagRunWorkflowId } from '../../workflows/dag-messages.js';
-import { loadFeatureTable, personaPopulation, type PersonaPopulation } from './segmentation-fixtures.js';
+import { dropFeatureTarget, loadFeatureTable, personaPopulation, type PersonaPopulation } from './segmentation-fixtures.js';
 import { startHarness, type IntegrationHarness } from './stack.js';
 
 export interface SegmentedStack {
@@ -42,18 +42,7 @@ export async function startSegmentedStack(
   const clients = createGcpClients(harness.config);
   const close = async () => {
     await harness.close();
-    await clients.bigquery
-      .dataset(dataset)
-      .delete({ force: true })
-      .catch(() => undefined);
-    await clients.storage
-      .bucket(bucket)
-      .deleteFiles({ force: true })
-      .catch(() => undefined);
-    await clients.storage
-      .bucket(bucket)
-      .delete()
-      .catch(() => undefined);
+    await dropFeatureTarget(clients, { dataset, bucket });
   };
   try {
     const population = personaPopulation(opts.customers, 2026, { asOf: new Date('2026-11-25T00:00:00Z'), eventsPerCustomer: 200 });
