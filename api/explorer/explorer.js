@@ -562,14 +562,6 @@ $('sign-in-form').addEventListener('submit', (event) => {
   event.preventDefault();
   sessionStorage.setItem(TOKEN_KEY, $('token').value.trim());
   $('token').value = '';
-  $('transition-from').addEventListener('change', () => {
-    showTransitions().catch(fail);
-  });
-  $('lookup-form').addEventListener('submit', (event) => {
-    event.preventDefault();
-    void lookup($('lookup-id').value.trim());
-  });
-
   void start();
 });
 $('sign-out').addEventListener('click', () => {

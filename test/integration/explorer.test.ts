@@ -312,8 +312,13 @@ describe('segment explorer', () => {
       'the last hourly and nightly runs with their state and Temporal UI links',
     );
 
-    // Customer lookup against the profile API.
+    // Customer lookup against the profile API; each lookup asks once.
+    const explainRequests: string[] = [];
+    page.on('request', (req) => {
+      if (req.url().includes('/explain')) explainRequests.push(req.url());
+    });
     for (const customer of stack.population.rows.slice(0, 3).map((r) => r.customer_id)) {
+      explainRequests.length = 0;
       await page.fill('#lookup-id', customer);
       await page.click('#lookup-form button[type=submit]');
       await page.waitForFunction(
@@ -328,6 +333,7 @@ describe('segment explorer', () => {
         await fetch(`${base}/v1/customers/${customer}/profile`, { headers: { authorization: `Bearer ${TOKEN}` } })
       ).json()) as { segment_id: number };
       assert.equal(shown, profile.segment_id, `${customer}: the lookup and the profile API`);
+      assert.equal(explainRequests.length, 1, `one explain request per lookup: ${explainRequests.join(', ')}`);
       const rows = await page.evaluate(() => {
         const { views } = (globalThis as unknown as ExplorerWindow).segflowExplorer;
         return { distances: views.distances?.data('distances').length ?? 0, features: views.explain?.data('features').length ?? 0 };
