@@ -15,10 +15,12 @@ import {
   loadModelVersion,
   queryMarts,
   readSegmentSizes,
+  readStabilityRows,
+  readTransitions,
   type WarehouseDeps,
   isoOf,
 } from '../stores/model-registry.js';
-import type { DagRun, MemberRow, SegmentsSource, StabilityRow, TransitionCell, VersionSize } from './segments.js';
+import type { DagRun, MemberRow, SegmentsSource, VersionSize } from './segments.js';
 
 /** Artifacts never change once written, so a few are kept in memory; current.json is read on every request. */
 const CACHED_ARTIFACTS = 16;
@@ -64,26 +66,7 @@ export function createRegistrySegmentsSource(deps: {
         assigned_at: isoOf(r.assigned_at),
       }));
     },
-    async stability(limit) {
-      const rows =
-        (await queryMarts<Record<string, unknown>>(
-          warehouse,
-          `SELECT model_version, previous_version, changed_share, ari, max_centroid_drift, size_shifts, breaches, decision, computed_at
-           FROM segment_stability ORDER BY computed_at DESC, model_version DESC LIMIT @n`,
-          { n: String(limit) },
-          { n: 'INT64' },
-        )) ?? [];
-      return rows.map((r): StabilityRow => ({
-        model_version: String(r.model_version),
-        previous_version: r.previous_version === null || r.previous_version === undefined ? null : String(r.previous_version),
-        changed_share: numberOrNull(r.changed_share),
-        ari: numberOrNull(r.ari),
-        max_centroid_drift: numberOrNull(r.max_centroid_drift),
-        breaches: jsonArray(r.breaches),
-        decision: String(r.decision),
-        computed_at: isoOf(r.computed_at) ?? '',
-      }));
-    },
+    stability: (limit) => readStabilityRows(warehouse, { limit }),
     async versionSizes() {
       const rows =
         (await queryMarts<Record<string, unknown>>(
@@ -100,21 +83,7 @@ export function createRegistrySegmentsSource(deps: {
         customers: Number(r.customers),
       }));
     },
-    async transitions(from, to) {
-      // The same join the nightly stability task counts its contingency table with.
-      const rows =
-        (await queryMarts<Record<string, unknown>>(
-          warehouse,
-          `SELECT o.segment_id AS from_id, n.segment_id AS to_id, COUNT(*) AS customers
-           FROM customer_segments AS n
-           JOIN customer_segments AS o ON o.customer_id = n.customer_id
-           WHERE n.model_version = @to AND o.model_version = @from
-           GROUP BY from_id, to_id ORDER BY from_id, to_id`,
-          { from, to },
-          { from: 'STRING', to: 'STRING' },
-        )) ?? [];
-      return rows.map((r): TransitionCell => ({ from_id: Number(r.from_id), to_id: Number(r.to_id), customers: Number(r.customers) }));
-    },
+    transitions: async (from, to) => (await readTransitions(warehouse, from, to)).cells,
     thresholds: () => deps.config.segmentation?.thresholds ?? null,
     ...(deps.runs ? { recentRuns: deps.runs.recentRuns } : {}),
   };
@@ -155,14 +124,4 @@ function numberOrNull(value: unknown): number | null {
   if (value === null || value === undefined) return null;
   const n = Number(value);
   return Number.isFinite(n) ? n : null;
-}
-
-function jsonArray(raw: unknown): Record<string, unknown>[] {
-  if (typeof raw !== 'string' || raw === '') return [];
-  try {
-    const parsed: unknown = JSON.parse(raw);
-    return Array.isArray(parsed) ? parsed.filter((x): x is Record<string, unknown> => x !== null && typeof x === 'object') : [];
-  } catch {
-    return [];
-  }
 }

@@ -8,7 +8,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Config } from '../core/config.js';
 import { toOriginalUnits, type SegmentModel } from '../core/segmentation/index.js';
-import type { RegisteredModel, SegmentSize } from '../stores/model-registry.js';
+import type { RegisteredModel, SegmentSize, StabilityRow, TransitionCell } from '../stores/model-registry.js';
 import { problem } from './problem.js';
 import { VERSION_SCHEMA, errors, nullableNumber, nullableString, security, type Authenticate } from './schema-parts.js';
 import { registerSegmentViews } from './segment-views.js';
@@ -42,25 +42,10 @@ export interface MemberRow {
   margin: number | null;
   assigned_at: string | null;
 }
-export interface StabilityRow {
-  model_version: string;
-  previous_version: string | null;
-  changed_share: number | null;
-  ari: number | null;
-  max_centroid_drift: number | null;
-  breaches: Record<string, unknown>[];
-  decision: string;
-  computed_at: string;
-}
 export interface VersionSize {
   model_version: string;
   segment_id: number;
   segment_label: string;
-  customers: number;
-}
-export interface TransitionCell {
-  from_id: number;
-  to_id: number;
   customers: number;
 }
 export interface DagRun {

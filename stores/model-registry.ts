@@ -480,6 +480,8 @@ export interface StabilityRow {
   changed_share: number | null;
   ari: number | null;
   max_centroid_drift: number | null;
+  /** The thresholds this version broke, as the nightly stability task recorded them. */
+  breaches: Record<string, unknown>[];
   decision: 'promote' | 'promote_with_alert' | 'hold';
   computed_at: string;
 }
@@ -490,8 +492,9 @@ export async function readStabilityRows(deps: WarehouseDeps, opts: { version?: s
   const rows =
     (await queryMarts<Record<string, unknown>>(
       deps,
-      `SELECT model_version, previous_version, changed_share, ari, max_centroid_drift, decision, computed_at FROM segment_stability ${where}
-       ORDER BY computed_at DESC LIMIT @n`,
+      `SELECT model_version, previous_version, changed_share, ari, max_centroid_drift, breaches, decision, computed_at
+       FROM segment_stability ${where}
+       ORDER BY computed_at DESC, model_version DESC LIMIT @n`,
       { n: String(opts.limit ?? 100), ...(opts.version === undefined ? {} : { v: opts.version }) },
       { n: 'INT64', ...(opts.version === undefined ? {} : { v: 'STRING' }) },
     )) ?? [];
@@ -502,9 +505,21 @@ export async function readStabilityRows(deps: WarehouseDeps, opts: { version?: s
     changed_share: num(r.changed_share),
     ari: num(r.ari),
     max_centroid_drift: num(r.max_centroid_drift),
+    breaches: jsonObjects(r.breaches),
     decision: String(r.decision) as StabilityRow['decision'],
     computed_at: isoOf(r.computed_at) ?? '',
   }));
+}
+
+/** The objects of a JSON array column; [] when it is empty, not an array or not JSON. */
+function jsonObjects(raw: unknown): Record<string, unknown>[] {
+  if (typeof raw !== 'string' || raw === '') return [];
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    return Array.isArray(parsed) ? parsed.filter((x): x is Record<string, unknown> => x !== null && typeof x === 'object') : [];
+  } catch {
+    return [];
+  }
 }
 
 // ---------------------------------------------------------------- transitions between two versions
