@@ -8,6 +8,7 @@
  *   runs <dag>                     recent runs (visibility)
  *   tasks <workflowId>             task states of one run
  *   rerun-failed <dag> --interval  run a failed interval again, skipping what succeeded
+ *   rerun-stale <dag> [--interval] rerun intervals whose input landed again (ops-rerun-stale.ts)
  *   models list|show|diff|promote|rollback   the model registry (ops-models.ts)
  *   quarantine summary|show|replay inspect and replay the quarantine (ops-quarantine.ts)
  *   forget <ids...> --note         forget customers everywhere (ops-forget.ts, docs/privacy.md)
@@ -26,6 +27,7 @@ import { registerQuarantineCommands } from './ops-quarantine.js';
 import type { OverlapPolicyName } from './definitions.js';
 import { registerModelCommands } from './ops-models.js';
 import { addForgetCommands } from './ops-forget.js';
+import { addRerunStaleCommand } from './ops-rerun-stale.js';
 import {
   formatBackfillEnd,
   formatBackfillProgress,
@@ -208,6 +210,7 @@ export function buildProgram(getCtx: () => Promise<OpsContext>): Command {
     );
 
   addForgetCommands(program, getCtx);
+  addRerunStaleCommand(program, getCtx);
 
   for (const c of program.commands) c.option('--json', 'print the result as JSON on stdout, and nothing else there');
   registerModelCommands(program);

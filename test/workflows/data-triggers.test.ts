@@ -4,6 +4,7 @@ import { Client } from '@temporalio/client';
 import { createAssetActivities } from '../../activities/assets.js';
 import type { DagTaskInput } from '../../core/dag-task.js';
 import { taskActivityName } from '../../dags/dsl.js';
+import { formatStale } from '../../schedules/asset-status.js';
 import { dagRegistry } from '../../dags/index.js';
 import {
   assetTrackerStateQuery,
@@ -130,6 +131,16 @@ describe('runs triggered by data', () => {
       assert.equal(stale.stale[0]?.producerWorkflowId, `${dagRunWorkflowId(HOURLY, rerun.start)}#rerun`);
       const memo = (await kit.env.client.workflow.getHandle(tracker).describe()).memo?.assets as AssetTrackerState | undefined;
       assert.equal(memo?.stale.length, 1, 'ops status reads the stale partitions from the memo');
+      const lines = formatStale([{ dagId: NIGHTLY, interval: memo.interval, trackerWorkflowId: tracker, partitions: memo.stale }]).join(
+        '\n',
+      );
+      assert.match(lines, /stale +1 interval\(s\); follow with `npm run ops -- rerun-stale nightly_segmentation`/);
+      assert.match(
+        lines,
+        new RegExp(
+          `2026-11-20T00:00:00Z \\.\\. 2026-11-21T00:00:00Z: marts.customer_features ${rerun.start.replace('.000', '')} landed again`,
+        ),
+      );
       assert.equal(fake.runsStarted(NIGHTLY, day), 1, 'exactly one nightly run for the day, rerun or not');
 
       // `ops rerun-stale` starts the rerun, then tells the tracker.
