@@ -12,7 +12,7 @@ import {
   staleFollowedSignal,
   type AssetTrackerState,
 } from '../../workflows/asset-messages.js';
-import { dagRunWorkflowId, type DagRunResult } from '../../workflows/dag-messages.js';
+import { SCHEDULED_START_TIME_SEARCH_ATTRIBUTE, dagRunWorkflowId, type DagRunResult } from '../../workflows/dag-messages.js';
 import { createDagTestKit, type DagTestKit, type StartRun } from './support/dag-test-kit.js';
 
 const HOURLY = 'hourly_pipeline';
@@ -164,6 +164,30 @@ describe('runs triggered by data', () => {
       await runHours(start, outOfOrder(hoursOf(day)));
       const state = await trackerState(kit, tracker, (s) => s.triggered !== undefined);
       assert.equal(state.triggered?.by, 'existing');
+      assert.equal(fake.runsStarted(NIGHTLY, day), 1);
+    });
+  });
+
+  test('the schedule beside the data does not run a day that its data already ran', async () => {
+    const day = '2026-11-24T00:00:00Z';
+    const fake = productionStubs();
+    await kit.withWorker(fake.activities, async (start, taskQueue) => {
+      await runHours(start, hoursOf(day));
+      const tracker = assetTrackerWorkflowId('', NIGHTLY, day);
+      const state = await trackerState(kit, tracker, (s) => s.triggered !== undefined);
+      assert.equal(state.triggered?.by, 'data');
+      await result(dagRunWorkflowId(NIGHTLY, day));
+
+      // The 02:00 launcher of the next morning, as a schedule starts it (its nominal time as a search attribute).
+      const launcher = await kit.env.client.workflow.start('scheduledDagRun', {
+        taskQueue,
+        workflowId: `schedule/${NIGHTLY}-2026-11-25T02:00:00Z`,
+        args: [{ dagId: NIGHTLY }],
+        typedSearchAttributes: [{ key: SCHEDULED_START_TIME_SEARCH_ATTRIBUTE, value: new Date('2026-11-25T02:00:00Z') }],
+      });
+      const launched = await result(launcher.workflowId);
+      assert.deepEqual(launched.interval, { start: day, end: '2026-11-25T00:00:00Z' });
+      assert.deepEqual(launched.tasks, [], 'the launcher found the day run and ran nothing');
       assert.equal(fake.runsStarted(NIGHTLY, day), 1);
     });
   });
