@@ -75,7 +75,9 @@ export function buildProgram(getCtx: () => Promise<OpsContext>): Command {
 
   program
     .command('status')
-    .description('Each DAG: its schedule, paused or not, the last runs (interval, state, duration) and the next run.')
+    .description(
+      'Each DAG: its schedule, paused or not, the last runs (interval, state, duration) and the next run; for DAGs triggered by data, their stale intervals.',
+    )
     .argument('[dags...]', 'DAG ids (default: every scheduled DAG)')
     .option('--runs <n>', 'runs to show per DAG', wholeNumber(1), 5)
     .option('--all', 'every registered DAG, scheduled or not (examples, benchmarks)')
