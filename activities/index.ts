@@ -17,6 +17,7 @@ import { createWebhookActivities } from './webhooks.js';
 import { createSmokeActivities } from './smoke.js';
 import { currentActivity } from './heartbeat.js';
 import { createForgetActivities } from './forget.js';
+import { createAssetActivities } from './assets.js';
 import { createSuppressionList } from '../stores/suppression.js';
 
 export interface ActivityDeps {
@@ -72,6 +73,7 @@ export function createActivityRuntime(deps: ActivityDeps) {
     ...createWarehouseActivities({ bigquery: clients.bigquery, storage: clients.storage, config, logger }),
     ...createSegmentationActivities({ bigquery: clients.bigquery, storage: clients.storage, config, logger }),
     ...createForgetActivities({ ...clients, config, logger, suppression, webhooks }),
+    ...createAssetActivities(),
   };
   return {
     activities,

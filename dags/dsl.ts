@@ -69,6 +69,11 @@ export interface DagSchedule {
 
 export type DagIntervalUnit = 'hourly' | 'daily';
 
+export interface DataTrigger {
+  readonly assets: readonly string[];
+  readonly schedule: 'beside' | 'instead';
+}
+
 export interface DagSpec {
   readonly id: string;
   readonly description?: string;
@@ -83,6 +88,17 @@ export interface DagSpec {
    * (`severity`, default `warning`) and keeps going.
    */
   readonly deadline?: DeadlineSpec;
+  /**
+   * Assets a successful run writes for its data interval (one partition per interval), e.g.
+   * `['marts.customer_features']`. DAGs that need them are told when a run succeeds (dags/assets.ts).
+   */
+  readonly produces?: readonly string[];
+  /**
+   * Run when the data is there: once every partition of `assets` in this DAG's interval has landed
+   * (e.g. the day's 24 hourly partitions), beside the schedule (`schedule: 'beside'`, the first of the
+   * two wins, the other does not run the interval again) or instead of it (`'instead'`: no schedule).
+   */
+  readonly triggeredBy?: DataTrigger;
   /** A list, or a function computing it (e.g. tasks derived from SQL models' `ref()`s). */
   readonly tasks: readonly DagTaskDefinition[] | (() => readonly DagTaskDefinition[]);
 }
@@ -108,6 +124,8 @@ export function durationToMs(duration: DagDuration): number {
 
 /** Ids end up in workflow ids (`<dagId>/<start>`), activity ids and SQL-ish places. */
 const ID_PATTERN = /^[A-Za-z0-9_.-]+$/;
+/** Asset names are warehouse-style `dataset.table` (or any dotted name). */
+const ASSET_PATTERN = /^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/;
 
 /** Define and validate a DAG; throws DagValidationError naming every problem. */
 export function defineDag(spec: DagSpec): DagDefinition {
@@ -195,6 +213,20 @@ function findOptionProblems(dag: DagDefinition): DagProblem[] {
   if (dag.schedule !== undefined && dag.schedule.cron.trim() === '') bad('schedule.cron', 'must not be empty');
   if (dag.tasks.length === 0) bad('tasks', 'must contain at least one task');
   for (const message of dag.deadline === undefined ? [] : deadlineProblems(dag.deadline)) bad('deadline', message);
+  for (const asset of dag.produces ?? []) {
+    if (!ASSET_PATTERN.test(asset)) bad('produces', `asset names must match ${ASSET_PATTERN.source}, found "${asset}"`);
+  }
+  if (dag.triggeredBy !== undefined) {
+    const { assets, schedule } = dag.triggeredBy;
+    if (assets.length === 0) bad('triggeredBy.assets', 'must name at least one asset');
+    for (const asset of assets) {
+      if (!ASSET_PATTERN.test(asset)) bad('triggeredBy.assets', `asset names must match ${ASSET_PATTERN.source}, found "${asset}"`);
+      if (dag.produces?.includes(asset)) bad('triggeredBy.assets', `"${asset}" is produced by this DAG itself`);
+    }
+    if (schedule !== 'beside' && schedule !== 'instead')
+      bad('triggeredBy.schedule', `must be "beside" or "instead", found "${String(schedule)}"`);
+    if (schedule === 'beside' && dag.schedule === undefined) bad('triggeredBy.schedule', '"beside" needs a schedule; use "instead"');
+  }
 
   const checkOptions = (options: DagTaskOptions, prefix: string, taskId?: string): void => {
     const durations: [string, DagDuration | undefined][] = [

@@ -55,5 +55,7 @@ export const hourlyPipeline = defineDag({
   maxParallelism: 4,
   // Profiles and features are meant to be at most an hour and a half old.
   deadline: { after: '30m' },
+  // A successful run has written the features of its hour; nightly_segmentation waits for the day's 24.
+  produces: ['marts.customer_features'],
   tasks,
 });

@@ -6,11 +6,13 @@
  * in Node and in the workflow sandbox (workers/worker.ts `dagModules`), so a production worker
  * never carries them.
  */
+import { findAssetProblems } from './assets.js';
 import { createDagRegistry, type DagDefinition } from './dsl.js';
 import { hourlyPipeline } from './hourly-pipeline.js';
 import { nightlySegmentation } from './nightly-segmentation.js';
 
 const registry = new Map(createDagRegistry([hourlyPipeline, nightlySegmentation]));
+assertAssetsConsistent([...registry.values()]);
 
 export const dagRegistry: ReadonlyMap<string, DagDefinition> = registry;
 
@@ -22,4 +24,10 @@ export function registerDags(dags: readonly DagDefinition[]): void {
     if (existing !== undefined) throw new Error(`Two DAGs are defined with id "${dag.id}"; DAG ids must be unique.`);
     registry.set(dag.id, dag);
   }
+  assertAssetsConsistent([...registry.values()]);
+}
+
+function assertAssetsConsistent(dags: readonly DagDefinition[]): void {
+  const problems = findAssetProblems(dags);
+  if (problems.length > 0) throw new Error(`Data-triggered DAGs do not fit together:\n- ${problems.join('\n- ')}`);
 }

@@ -43,6 +43,9 @@ export const nightlySegmentation = defineDag({
   maxParallelism: 1,
   // Segments are to be fresh when the working day starts; UTC, as the schedule in this definition.
   deadline: { at: '05:00' },
+  // Starts as soon as the day's 24 hourly feature partitions have landed; the 02:00 schedule stays as
+  // the fallback for a day whose hours never all succeed (whichever comes first runs the day, once).
+  triggeredBy: { assets: ['marts.customer_features'], schedule: 'beside' },
   tasks: [
     { id: 'extract', run: { activity: SEGMENTATION_ACTIVITY.extract }, heartbeatTimeout: '2m' },
     // CPU-bound in one synchronous call; no heartbeat, a generous timeout instead.

@@ -78,7 +78,7 @@ export function scheduleDefinitions(config: Config, opts: ScheduleDefinitionOpti
   const common = { taskQueue: config.temporal.taskQueue, prefix, uiBaseUrl: config.temporal.uiUrl };
   const hourly = opts.dagIds?.hourly ?? HOURLY_PIPELINE_DAG;
   const nightly = opts.dagIds?.nightly ?? NIGHTLY_SEGMENTATION_DAG;
-  return [
+  const defs: DagScheduleDefinition[] = [
     {
       ...common,
       scheduleId: `${prefix}${hourly}`,
@@ -100,6 +100,8 @@ export function scheduleDefinitions(config: Config, opts: ScheduleDefinitionOpti
       catchupWindow: '1h',
     },
   ];
+  // A DAG triggered by its data instead of a schedule gets none (dags/dsl.ts triggeredBy).
+  return defs.filter((d) => dagRegistry.get(d.dagId)?.triggeredBy?.schedule !== 'instead');
 }
 
 /** Splits definitions into those whose DAG is registered and those that cannot run here. */

@@ -2,6 +2,7 @@
  * How `npm run ops` shows what `ops-lib.ts` returns: tables and one-line reports for a person.
  * `--json` prints the same data through `toJson` instead.
  */
+import { formatStale } from './asset-status.js';
 import { formatTable } from '../scripts/lib/table.js';
 import { formatInstant, type DagTaskState, type DeadlineOutcome } from '../workflows/dag-messages.js';
 import type {
@@ -81,6 +82,7 @@ export function formatStatus(statuses: readonly DagStatus[]): string {
       lines.push('  last runs');
       lines.push(formatRuns(s.runs, { indent: 4 }));
     }
+    lines.push(...formatStale(s.stale ?? []));
     lines.push('');
   }
   return lines.join('\n');

@@ -32,6 +32,7 @@ import {
   type RunDagInput,
 } from '../workflows/dag-messages.js';
 import { scheduleDefinitions, type DagScheduleDefinition, type OverlapPolicyName } from './definitions.js';
+import { staleIntervals, type StaleInterval } from './asset-status.js';
 
 export interface OpsContext {
   readonly client: Client;
@@ -161,6 +162,8 @@ export interface DagStatus {
   readonly note?: string;
   readonly nextRun?: Date;
   readonly runs: readonly RunSummary[];
+  /** For DAGs triggered by data: intervals whose input landed again after their run started. */
+  readonly stale?: readonly StaleInterval[];
 }
 
 export async function dagStatuses(
@@ -182,6 +185,8 @@ export async function dagStatuses(
       if (!(err instanceof ScheduleNotFoundError)) throw err;
     }
     const runs = await listRuns(ctx, dagId, { limit: opts.runs ?? 5 });
+    const stale =
+      dagRegistry.get(dagId)?.triggeredBy === undefined ? undefined : await staleIntervals(ctx.client, ctx.config.schedules.prefix, dagId);
     statuses.push({
       dagId,
       scheduleId,
@@ -197,6 +202,7 @@ export async function dagStatuses(
             ...(described.info.nextActionTimes[0] === undefined ? {} : { nextRun: described.info.nextActionTimes[0] }),
           }),
       runs,
+      ...(stale === undefined ? {} : { stale }),
     });
   }
   return statuses;

@@ -8,6 +8,7 @@
  *   runs <dag>                     recent runs (visibility)
  *   tasks <workflowId>             task states of one run
  *   rerun-failed <dag> --interval  run a failed interval again, skipping what succeeded
+ *   rerun-stale <dag> [--interval] rerun intervals whose input landed again (ops-rerun-stale.ts)
  *   models list|show|diff|promote|rollback   the model registry (ops-models.ts)
  *   quarantine summary|show|replay inspect and replay the quarantine (ops-quarantine.ts)
  *   forget <ids...> --note         forget customers everywhere (ops-forget.ts, docs/privacy.md)
@@ -26,6 +27,7 @@ import { registerQuarantineCommands } from './ops-quarantine.js';
 import type { OverlapPolicyName } from './definitions.js';
 import { registerModelCommands } from './ops-models.js';
 import { addForgetCommands } from './ops-forget.js';
+import { addRerunStaleCommand } from './ops-rerun-stale.js';
 import {
   formatBackfillEnd,
   formatBackfillProgress,
@@ -73,7 +75,9 @@ export function buildProgram(getCtx: () => Promise<OpsContext>): Command {
 
   program
     .command('status')
-    .description('Each DAG: its schedule, paused or not, the last runs (interval, state, duration) and the next run.')
+    .description(
+      'Each DAG: its schedule, paused or not, the last runs (interval, state, duration) and the next run; for DAGs triggered by data, their stale intervals.',
+    )
     .argument('[dags...]', 'DAG ids (default: every scheduled DAG)')
     .option('--runs <n>', 'runs to show per DAG', wholeNumber(1), 5)
     .option('--all', 'every registered DAG, scheduled or not (examples, benchmarks)')
@@ -208,6 +212,7 @@ export function buildProgram(getCtx: () => Promise<OpsContext>): Command {
     );
 
   addForgetCommands(program, getCtx);
+  addRerunStaleCommand(program, getCtx);
 
   for (const c of program.commands) c.option('--json', 'print the result as JSON on stdout, and nothing else there');
   registerModelCommands(program);

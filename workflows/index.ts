@@ -6,3 +6,4 @@ export { ingestEvents } from './ingest-events.js';
 export { reclassifyCustomer } from './reclassify-customer.js';
 export { replayQuarantine } from './replay-quarantine.js';
 export { forgetCustomers } from './forget-customers.js';
+export { assetTracker } from './asset-tracker.js';

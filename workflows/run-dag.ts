@@ -32,6 +32,7 @@ import { dagRunFailedAlert, type Alert } from '../core/alerts.js';
 import { buildDagGraph, type DagGraph } from '../core/dag-graph.js';
 import { deadlineInstant, deadlineMissedAlert, formatLateness, type DeadlineSpec } from '../core/deadlines.js';
 import { DeadlineWatch } from './dag-deadlines.js';
+import { announceProducedAssets } from './dag-assets.js';
 import { dagRegistry } from '../dags/index.js';
 import { type DagTaskInput, type DataInterval, type SqlModelTaskInput } from '../core/dag-task.js';
 import {
@@ -119,6 +120,7 @@ export async function runDag(input: RunDagInput): Promise<DagRunResult> {
   const failed = tasks.filter((t) => t.state === 'failed');
   if (failed.length === 0) {
     log.info('DAG run succeeded', { dagId: dag.id, interval });
+    await announceProducedAssets(dag, interval, input.uiBaseUrl);
     return result;
   }
 

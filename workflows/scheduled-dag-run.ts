@@ -11,7 +11,8 @@
  * the whole previous hour. The launcher waits for the run, so the schedule's overlap policy
  * applies to the DAG run itself.
  */
-import { ApplicationFailure, ParentClosePolicy, executeChild, log, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, ParentClosePolicy, WorkflowIdReusePolicy, executeChild, log, workflowInfo } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { INTERVAL_PERIOD_MS, type DagIntervalUnit } from '../dags/dsl.js';
 import { dagRegistry } from '../dags/index.js';
 import {
@@ -58,16 +59,24 @@ export async function scheduledDagRun(input: ScheduledDagRunInput): Promise<DagR
   const workflowId = `${input.runIdPrefix ?? ''}${dagRunWorkflowId(dag.id, interval.start)}`;
   log.info('scheduled DAG run', { dagId: dag.id, nominal: nominal.toISOString(), interval, workflowId });
   const runInput: RunDagInput = { dagId: dag.id, interval, ...(input.uiBaseUrl === undefined ? {} : { uiBaseUrl: input.uiBaseUrl }) };
-  return executeChild<typeof runDag>('runDag', {
-    workflowId,
-    args: [runInput],
-    taskQueue: workflowInfo().taskQueue,
-    typedSearchAttributes: [
-      { key: DAG_ID_SEARCH_ATTRIBUTE, value: dag.id },
-      { key: LOGICAL_DATE_SEARCH_ATTRIBUTE, value: new Date(interval.start) },
-    ],
-    staticSummary: `${dag.id} ${interval.start} .. ${interval.end} (scheduled ${nominal.toISOString()})`,
-    // Cancelling the launcher (or the schedule's cancel-other overlap) cancels the run cleanly.
-    parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-  });
+  try {
+    return await executeChild<typeof runDag>('runDag', {
+      workflowId,
+      args: [runInput],
+      taskQueue: workflowInfo().taskQueue,
+      typedSearchAttributes: [
+        { key: DAG_ID_SEARCH_ATTRIBUTE, value: dag.id },
+        { key: LOGICAL_DATE_SEARCH_ATTRIBUTE, value: new Date(interval.start) },
+      ],
+      staticSummary: `${dag.id} ${interval.start} .. ${interval.end} (scheduled ${nominal.toISOString()})`,
+      // Cancelling the launcher (or the schedule's cancel-other overlap) cancels the run cleanly.
+      parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+      // A DAG triggered by its data beside its schedule runs an interval once: whichever starts first.
+      ...(dag.triggeredBy === undefined ? {} : { workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE }),
+    });
+  } catch (err) {
+    if (dag.triggeredBy === undefined || !(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    log.info('the interval already has its run (its data landed first); the schedule does not run it again', { dagId: dag.id, workflowId });
+    return { dagId: dag.id, interval, tasks: [] };
+  }
 }

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../../core/config.js';
 import { loadSegflowConfig } from '../../workers/segmentation-config.js';
+import { createAssetActivities } from '../../activities/assets.js';
 import { taskActivityName } from '../../dags/dsl.js';
 import { dagRegistry } from '../../dags/index.js';
 import { temporalConnectionSettings } from '../../core/temporal-connection.js';
@@ -45,7 +46,8 @@ export function stubDagActivities(): Record<string, ActivityFn> {
     for (const task of dag.tasks) stubs[taskActivityName(task)] = async () => ({ stub: true });
   }
   stubs.raiseAlert = async () => ({ dedupKey: 'none', deliveries: [] });
-  return stubs;
+  // The real one: a producer run tells its dependents' trackers (signalWithStart) through the worker's client.
+  return { ...stubs, ...createAssetActivities() };
 }
 
 export async function startStubDagWorker(config: Config, activities: Record<string, ActivityFn> = {}): Promise<StubDagWorker> {
