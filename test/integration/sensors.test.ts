@@ -196,3 +196,45 @@ test('a sensor whose GCS object never appears fails at its timeout, naming the o
   assert.equal(alerts.length - before, 1);
   assert.match(JSON.stringify(alerts.at(-1)), /sensor timed out after 4s/);
 });
+
+test('the BigQuery partition poke counts a partition against its floor on the emulator', async () => {
+  const dataset = `sensors_${Date.now().toString(36)}`;
+  const logger = createLogger({ level: config.log.level, name: 'test-sensors' });
+  const { pokeSensor } = createSensorActivities({ ...clients, config, logger });
+  const poke = (partition: string, minRows?: number) =>
+    pokeSensor({
+      dagId: 'example',
+      taskId: 'wait_for_partition',
+      interval: { start: '2026-11-26T09:00:00Z', end: '2026-11-26T10:00:00Z' },
+      condition: {
+        kind: 'bigquery_partition',
+        dataset,
+        table: 'events',
+        column: 'ts',
+        partition,
+        ...(minRows === undefined ? {} : { minRows }),
+      },
+      poke: 1,
+    });
+  await clients.bigquery.createDataset(dataset);
+  try {
+    assert.deepEqual(await poke('2026-11-26'), { met: false, observed: `table ${dataset}.events does not exist` });
+    await clients.bigquery.dataset(dataset).createTable('events', {
+      schema: [
+        { name: 'id', type: 'STRING' },
+        { name: 'ts', type: 'TIMESTAMP' },
+      ],
+      timePartitioning: { type: 'DAY', field: 'ts' },
+    });
+    assert.deepEqual(await poke('2026-11-26'), { met: false, observed: '0 rows in 2026-11-26 (floor 1)' });
+    await clients.bigquery.query(
+      `INSERT INTO \`${config.gcp.projectId}.${dataset}.events\` (id, ts) VALUES ('a', TIMESTAMP '2026-11-26 09:10:00+00'), ('b', TIMESTAMP '2026-11-26 10:20:00+00'), ('c', TIMESTAMP '2026-11-27 00:00:00+00')`,
+    );
+    assert.deepEqual(await poke('2026-11-26'), { met: true, observed: '2 rows in 2026-11-26 (floor 1)' });
+    assert.deepEqual(await poke('2026-11-26', 3), { met: false, observed: '2 rows in 2026-11-26 (floor 3)' });
+    assert.deepEqual(await poke('2026-11-26T09'), { met: true, observed: '1 row in 2026-11-26T09 (floor 1)' });
+    assert.deepEqual(await poke('2026-11-26T11'), { met: false, observed: '0 rows in 2026-11-26T11 (floor 1)' });
+  } finally {
+    await clients.bigquery.dataset(dataset).delete({ force: true });
+  }
+});
