@@ -12,6 +12,7 @@ import { createQuarantineActivities } from './quarantine.js';
 import { createProfileStore } from '../stores/profiles.js';
 import { createReclassifyActivities } from './reclassify.js';
 import { createSegmentationActivities } from './segmentation/index.js';
+import { createSensorActivities } from './sensors.js';
 import { createWarehouseActivities } from './warehouse.js';
 import { createWebhookActivities } from './webhooks.js';
 import { createSmokeActivities } from './smoke.js';
@@ -74,6 +75,7 @@ export function createActivityRuntime(deps: ActivityDeps) {
     ...createSegmentationActivities({ bigquery: clients.bigquery, storage: clients.storage, config, logger }),
     ...createForgetActivities({ ...clients, config, logger, suppression, webhooks }),
     ...createAssetActivities(),
+    ...createSensorActivities({ storage: clients.storage, bigquery: clients.bigquery, config, logger }),
   };
   return {
     activities,

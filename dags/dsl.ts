@@ -5,6 +5,7 @@
 import { DagValidationError, findGraphProblems, findUnknownActivities, type DagProblem } from '../core/dag-graph.js';
 import type { JsonValue } from '../core/dag-task.js';
 import { deadlineProblems, type DeadlineSpec } from '../core/deadlines.js';
+import { SENSOR_POKE_ACTIVITY, sensorProblems, type SensorSpec } from '../core/sensors.js';
 import { MS_PER_UNIT, parseDuration, type Duration } from '../core/time.js';
 import { SQL_MODEL_ACTIVITY } from '../elt/names.js';
 
@@ -49,7 +50,9 @@ export type TriggerRule = 'all_success' | 'all_done';
 export type TaskRun =
   | { readonly activity: string; readonly args?: JsonValue }
   /** Runs the activity named by SQL_MODEL_ACTIVITY with the model name. */
-  | { readonly sqlModel: string };
+  | { readonly sqlModel: string }
+  /** Waits for a condition outside segflow: one short poke activity per pokeInterval (docs/dags.md#sensors). */
+  | { readonly sensor: SensorSpec };
 
 export interface DagTaskDefinition extends DagTaskOptions {
   readonly id: string;
@@ -108,6 +111,7 @@ export interface DagDefinition extends Omit<DagSpec, 'tasks'> {
 }
 
 export function taskActivityName(task: DagTaskDefinition): string {
+  if ('sensor' in task.run) return SENSOR_POKE_ACTIVITY;
   return 'sqlModel' in task.run ? SQL_MODEL_ACTIVITY : task.run.activity;
 }
 
@@ -265,6 +269,10 @@ function findOptionProblems(dag: DagDefinition): DagProblem[] {
       bad('local', 'cannot be combined with taskQueue; make the task a regular activity', task.id);
     }
     for (const message of task.deadline === undefined ? [] : deadlineProblems(task.deadline)) bad('deadline', message, task.id);
+    if ('sensor' in task.run) {
+      for (const message of sensorProblems(task.run.sensor)) bad('run.sensor', message, task.id);
+      continue;
+    }
     const runName = 'sqlModel' in task.run ? task.run.sqlModel : task.run.activity;
     if (runName.trim() === '') bad('run', 'must name an activity or a SQL model', task.id);
   }

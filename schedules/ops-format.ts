@@ -119,7 +119,7 @@ export function formatTasks(tasks: readonly DagTaskState[]): string {
     ['TASK', 'STATE', 'TRIES', 'DURATION', 'ERROR'],
     tasks.map((t) => [
       t.taskId,
-      t.state + (t.nextAttemptAt ? ` (next ${t.nextAttemptAt})` : ''),
+      t.state + (t.nextAttemptAt ? ` (next ${t.nextAttemptAt})` : '') + sensingNote(t),
       String(t.attempts),
       formatDuration(t.startedAt && t.endedAt ? Date.parse(t.endedAt) - Date.parse(t.startedAt) : undefined),
       t.error ?? '',
@@ -136,4 +136,10 @@ export function formatRerun(result: RerunResult): string {
     `started ${result.workflowId} (run ${result.runId}), rerun of ${result.rerunOf}\n` +
     `  skipping ${result.skipTasks.length} task(s) that succeeded: ${result.skipTasks.join(', ') || '-'}`
   );
+}
+
+/** `(poke 3, next 2026-11-26T10:05:00Z)` for a sensor that waits. */
+function sensingNote(t: DagTaskState): string {
+  if (t.state !== 'sensing' || t.sensor === undefined) return '';
+  return ` (poke ${t.sensor.pokes}${t.sensor.nextPokeAt ? `, next ${t.sensor.nextPokeAt}` : ''})`;
 }

@@ -8,6 +8,7 @@ import { defineQuery } from '@temporalio/workflow';
 import { buildDagGraph, downstreamClosure } from '../core/dag-graph.js';
 import { formatInstant, parseInstant } from '../core/time.js';
 import { type DataInterval } from '../core/dag-task.js';
+import type { SensorProgress } from '../core/sensors.js';
 import { INTERVAL_PERIOD_MS, type DagDefinition, type DagIntervalUnit } from '../dags/dsl.js';
 
 export interface RunDagInput {
@@ -24,9 +25,10 @@ export interface RunDagInput {
 
 /**
  * Airflow's task states. `up_for_retry`: an attempt failed and the next one waits for its
- * backoff. `skipped` counts as success for downstream tasks.
+ * backoff. `sensing`: a sensor task waiting for its condition (see `sensor`). `skipped` counts as
+ * success for downstream tasks.
  */
-export type TaskState = 'queued' | 'running' | 'up_for_retry' | 'succeeded' | 'failed' | 'skipped' | 'upstream_failed';
+export type TaskState = 'queued' | 'running' | 'sensing' | 'up_for_retry' | 'succeeded' | 'failed' | 'skipped' | 'upstream_failed';
 
 export interface DagTaskState {
   readonly taskId: string;
@@ -41,6 +43,8 @@ export interface DagTaskState {
   readonly nextAttemptAt?: string;
   /** The task's own deadline and how it went, when it declares one. */
   readonly deadline?: DeadlineOutcome;
+  /** A sensor task's pokes so far and, while `sensing`, when the next one starts. */
+  readonly sensor?: SensorProgress;
 }
 
 /**

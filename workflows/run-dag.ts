@@ -33,6 +33,8 @@ import { buildDagGraph, type DagGraph } from '../core/dag-graph.js';
 import { deadlineInstant, deadlineMissedAlert, formatLateness, type DeadlineSpec } from '../core/deadlines.js';
 import { DeadlineWatch } from './dag-deadlines.js';
 import { announceProducedAssets } from './dag-assets.js';
+import { runSensor } from './dag-sensor.js';
+import type { SensorProgress } from '../core/sensors.js';
 import { dagRegistry } from '../dags/index.js';
 import { type DagTaskInput, type DataInterval, type SqlModelTaskInput } from '../core/dag-task.js';
 import {
@@ -191,6 +193,7 @@ class DagRun {
   private readonly endedAt: Float64Array;
   private readonly nextAttemptAt: Float64Array;
   private readonly errors = new Map<number, string>();
+  private readonly sensors = new Map<number, SensorProgress>();
   private readonly options: (ResolvedTaskOptions | undefined)[];
   /** FIFO of tasks whose upstreams allow them to start; `readyHead` is the next one. */
   private readonly ready: number[] = [];
@@ -300,15 +303,17 @@ class DagRun {
       const state = this.state[i] as number;
       const error = this.errors.get(i);
       const deadline = this.taskDeadlines.get(i);
+      const sensor = this.sensors.get(i);
       states.push({
         taskId: this.graph.ids[i] as string,
-        state: STATE_NAMES[state] as TaskState,
+        state: state === RUNNING && sensor !== undefined ? 'sensing' : (STATE_NAMES[state] as TaskState),
         attempts: this.attempts[i] as number,
         ...(this.startedAt[i] ? { startedAt: formatInstant(this.startedAt[i] as number) } : {}),
         ...(this.endedAt[i] ? { endedAt: formatInstant(this.endedAt[i] as number) } : {}),
         ...(error === undefined ? {} : { error }),
         ...(state === UP_FOR_RETRY ? { nextAttemptAt: formatInstant(this.nextAttemptAt[i] as number) } : {}),
         ...(deadline === undefined ? {} : { deadline: deadline.outcome() }),
+        ...(sensor === undefined ? {} : { sensor }),
       });
     }
     return states;
@@ -346,10 +351,12 @@ class DagRun {
     };
     const input: DagTaskInput | SqlModelTaskInput = 'sqlModel' in task.run ? { ...base, model: task.run.sqlModel } : base;
 
-    activityFor(
-      options,
-      attempt === 1 ? task.id : `${task.id}#${attempt}`,
-    )(input).then(
+    const activityId = attempt === 1 ? task.id : `${task.id}#${attempt}`;
+    const work =
+      'sensor' in task.run
+        ? runSensor(task.run.sensor, base, options, activityId, this.startedAt[i] as number, (p) => this.sensors.set(i, p))
+        : activityFor(options, activityId)(input);
+    work.then(
       () => {
         this.running--;
         this.settle(i, SUCCEEDED);
