@@ -15,7 +15,7 @@ import {
   type SensorPokeInput,
   type SensorPokeResult,
 } from '../core/sensors.js';
-import { qualifiedTable } from '../elt/names.js';
+import { qualifiedTable, quoteColumn } from '../elt/names.js';
 
 export interface SensorDeps {
   storage: Storage;
@@ -52,9 +52,8 @@ export function createSensorActivities(deps: SensorDeps) {
         const floor = condition.minRows ?? 1;
         const day = PARTITION_DAY.test(condition.partition);
         // The partition column's filter prunes to the one partition, so the count reads only it.
-        const filter = day
-          ? `DATE(${condition.column}) = DATE(@partition)`
-          : `TIMESTAMP_TRUNC(${condition.column}, HOUR) = TIMESTAMP(@partition)`;
+        const column = quoteColumn(condition.column);
+        const filter = day ? `DATE(${column}) = DATE(@partition)` : `TIMESTAMP_TRUNC(${column}, HOUR) = TIMESTAMP(@partition)`;
         const partition = day ? condition.partition : `${condition.partition}:00:00Z`;
         let rows: number;
         try {

@@ -194,6 +194,8 @@ const REVIEWED: Readonly<Record<string, readonly string[]>> = {
     'settings.pageSize',
   ],
   'activities/segmentation/promote.ts': ["table('segment_models')"],
+  // table = qualifiedTable(...); column = quoteColumn(...); filter: one of two constants over that column.
+  'activities/sensors.ts': ['table', 'column', 'filter'],
   'activities/segmentation/register.ts': ["table('segment_models')"],
   'activities/segmentation/stability.ts': [
     "table('customer_segments')",
