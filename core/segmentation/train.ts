@@ -38,19 +38,7 @@ export interface TrainOptions {
 /** A training algorithm behind selectK and the bootstrap: k-means (trainKMeans) or a hierarchical cut (hierarchical.ts). */
 export type Trainer = (matrix: Float64Array, nRows: number, dim: number, options: TrainOptions) => TrainResult;
 
-/**
- * refineCandidates: restarts (lowest ranking inertia first) that make up to refineIterations Lloyd
- * iterations on the ranking rows before the winner is chosen.
- */
-export const TRAIN_DEFAULTS = {
-  nInit: 4,
-  maxIterations: 100,
-  tolerance: 1e-6,
-  restartRows: 2000,
-  rankRows: 5000,
-  refineCandidates: 2,
-  refineIterations: 5,
-} as const;
+export const TRAIN_DEFAULTS = { nInit: 4, maxIterations: 100, tolerance: 1e-6, restartRows: 2000, rankRows: 5000 } as const;
 
 export interface TrainRun {
   seed: number;
@@ -193,38 +181,9 @@ export function trainKMeans(matrix: Float64Array, nRows: number, dim: number, op
   const seeds = Array.from({ length: nInit }, (_, i) => deriveSeed(seed, i));
   const job: RestartJob = { restart: restartMatrix, restartN, rank: rankMatrix, rankN, dim, k, seeds, ...limits };
   const { outcomes, onHelper } = options.parallel === false ? { outcomes: runRestarts(job), onHelper: 0 } : runRestartsShared(job);
-  if (outcomes.length === 0) throw new Error('trainKMeans: no restart ran');
-  // Stable sort: among equal inertias the earlier restart stays first, as before.
-  const byInertia = [...outcomes].sort((a, b) => a.inertia - b.inertia);
-  let best = byInertia[0]!;
-  let start = best.centroids;
-  if (restartMatrix !== matrix) {
-    // A restart fitted on the small subsample is scored before it has converged on more rows, and
-    // restarts in different local optima often score within a percent or two of each other there:
-    // the few best make a few more Lloyd iterations on the ranking rows (a few thousand rows), the
-    // lowest then wins and goes on from where it got to.
-    const candidates = byInertia.slice(0, TRAIN_DEFAULTS.refineCandidates);
-    if (candidates.length > 1) {
-      const rankInput = toRows(rankMatrix, rankN, dim);
-      let bestInertia = Infinity;
-      for (const o of candidates) {
-        const refined = fit(
-          rankInput,
-          k,
-          { centroids: o.centroids },
-          { ...limits, maxIterations: Math.min(maxIterations, TRAIN_DEFAULTS.refineIterations) },
-          rankMatrix,
-          rankN,
-          dim,
-        );
-        if (refined.inertia < bestInertia) {
-          bestInertia = refined.inertia;
-          best = o;
-          start = refined.centroids;
-        }
-      }
-    }
-  }
+  let best = outcomes[0];
+  for (const o of outcomes) if (o.inertia < best!.inertia) best = o;
+  if (!best) throw new Error('trainKMeans: no restart ran');
   // On a subsample the winner goes on to iterate on every training row; on every row its own fit is the result.
   const final =
     restartMatrix === matrix
@@ -234,7 +193,7 @@ export function trainKMeans(matrix: Float64Array, nRows: number, dim: number, op
           converged: best.converged,
           ...assignAll(matrix, nRows, dim, flattenCentroids(best.centroids, dim)),
         }
-      : fit(toRows(matrix, nRows, dim), k, { centroids: start }, limits, matrix, nRows, dim);
+      : fit(toRows(matrix, nRows, dim), k, { centroids: best.centroids }, limits, matrix, nRows, dim);
   const runs = outcomes.map(({ seed: s, inertia, iterations, converged }) => ({ seed: s, inertia, iterations, converged }));
   return { ...trainResult(k, final, best.seed, runs, restartN, rankN), restartsOnHelper: onHelper };
 }
