@@ -1,7 +1,8 @@
 /**
  * npm start — the whole system: the local stack (installed on first use, unless the
- * configuration points elsewhere), the worker, the schedules applied, continuous ingestion,
- * the trigger listener, the profile API and metrics, until Ctrl-C. With --demo: demo traffic,
+ * configuration points elsewhere), the schedules applied, continuous ingestion, and the worker
+ * (with the metrics), the trigger listener and the profile API as supervised processes of their
+ * own (scripts/lib/supervisor.ts), until Ctrl-C. With --demo: demo traffic,
  * then an immediate hourly pipeline and segmentation run, so the UI shows completed runs and
  * the API returns segments within minutes.
  */
