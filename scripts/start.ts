@@ -1,7 +1,8 @@
 /**
  * npm start — the whole system: the local stack (installed on first use, unless the
- * configuration points elsewhere), the worker, the schedules applied, continuous ingestion,
- * the trigger listener, the profile API and metrics, until Ctrl-C. With --demo: demo traffic,
+ * configuration points elsewhere), the schedules applied, continuous ingestion, and the worker
+ * (with the metrics), the trigger listener and the profile API as supervised processes of their
+ * own (scripts/lib/supervisor.ts), until Ctrl-C. With --demo: demo traffic,
  * then an immediate hourly pipeline and segmentation run, so the UI shows completed runs and
  * the API returns segments within minutes.
  */
@@ -9,11 +10,12 @@ import type { Client } from '@temporalio/client';
 import { Command, InvalidArgumentError } from 'commander';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { GcpClients } from '../stores/clients.js';
 import { createIngestActivities } from '../activities/ingest.js';
-import { DOCS_PATH, EXPLORER_PATH, buildProfileApi } from '../api/server.js';
-import { createFirestoreProfileStore } from '../api/firestore-store.js';
-import { createRegistrySegmentsSource } from '../api/segments-store.js';
+import { DOCS_PATH, EXPLORER_PATH } from '../api/server.js';
+import { closeGcpClients, createGcpClients, type GcpClients } from '../stores/clients.js';
+import { metricsPorts } from '../workers/metrics.js';
+import { logSupervisorEvent, relayChildLine } from './lib/process-log.js';
+import { supervise, type SupervisedProcess } from './lib/supervisor.js';
 import { usesLocalStack, type Config } from '../core/config.js';
 import { loadSegflowConfig } from '../workers/segmentation-config.js';
 import { createLogger, resolveLogFormat, type Logger } from '../core/logger.js';
@@ -26,9 +28,6 @@ import { ensureIngestion } from '../schedules/definitions.js';
 import { intervalStartingAt, startDagRun, type OpsContext } from '../schedules/ops-lib.js';
 import { ingestStatsQuery } from '../workflows/ingest-messages.js';
 import { createTemporalClient } from '../workers/client.js';
-import { metricsPorts, recordApiLatency, recordProfileRead } from '../workers/metrics.js';
-import { startTriggerListener } from '../workers/trigger-listener.js';
-import { startWorker } from '../workers/worker.js';
 import { eventMessage, openTopic, publishAll } from './lib/publisher.js';
 import { STACK_DIR, down, up } from './stack-lib.js';
 
@@ -149,14 +148,10 @@ if (opts.stack && usesLocalStack(config)) {
 // The stack wrote .stack/env on first start: read the configuration again so it applies.
 const runtimeConfig = loadSegflowConfig();
 
-const worker = await startWorker(runtimeConfig, logger);
-stoppers.push({ name: 'worker', stop: () => worker.shutdown() });
+const clients = createGcpClients(runtimeConfig);
+stoppers.push({ name: 'GCP clients', stop: () => closeGcpClients(clients) });
 const client = await createTemporalClient(runtimeConfig);
 stoppers.push({ name: 'temporal client', stop: () => client.connection.close() });
-// The listener makes a call per event: its own client, on the native connection (the worker
-// installed the runtime it runs on).
-const triggerClient = await createTemporalClient(runtimeConfig, { native: true });
-stoppers.push({ name: 'trigger listener client', stop: () => triggerClient.connection.close() });
 
 if (opts.schedules) {
   const applied = await applyConfiguredSchedules(client, runtimeConfig);
@@ -164,19 +159,23 @@ if (opts.schedules) {
 }
 // Topic, subscriptions and bucket exist before anything publishes: Pub/Sub delivers a
 // message only to subscriptions that existed when it was published.
-await createIngestActivities({
-  pubsub: worker.clients.pubsub,
-  storage: worker.clients.storage,
-  config: runtimeConfig,
-  logger,
-}).ensureIngestResources();
+await createIngestActivities({ pubsub: clients.pubsub, storage: clients.storage, config: runtimeConfig, logger }).ensureIngestResources();
 const ingestion = await ensureIngestion(client, runtimeConfig, logger);
 
-const listener = await startTriggerListener(runtimeConfig, logger, triggerClient, worker.clients);
-stoppers.push({ name: 'trigger listener', stop: () => listener.stop() });
-
-let apiUrl: string | undefined;
-if (opts.api) apiUrl = await startApi(runtimeConfig, logger, worker.clients);
+// The worker, the trigger listener and the profile API each in a process of its own (the same
+// entry points production runs alone), so a saturated worker neither slows the API nor delays a query.
+const processes: SupervisedProcess[] = [
+  { name: 'worker', entry: 'workers/main.ts' },
+  { name: 'listener', entry: 'workers/trigger-listener.ts' },
+  ...(opts.api ? [{ name: 'api', entry: 'api/main.ts' }] : []),
+];
+const supervisor = supervise(processes, {
+  onLine: (line) => relayChildLine(logger, line),
+  onEvent: (event) => logSupervisorEvent(logger, event),
+});
+stoppers.push({ name: 'processes', stop: () => supervisor.stop() });
+const apiUrl = opts.api ? `http://127.0.0.1:${runtimeConfig.api.port}` : undefined;
+if (apiUrl !== undefined) await waitForHealth(apiUrl, 60_000);
 
 const ui = `${runtimeConfig.temporal.uiUrl}/namespaces/${encodeURIComponent(runtimeConfig.temporal.namespace)}`;
 const ports = metricsPorts(runtimeConfig);
@@ -194,27 +193,26 @@ Press Ctrl-C to stop.
 `);
 
 if (opts.demo) {
-  runDemo(runtimeConfig, logger, client, worker.clients, apiUrl).catch((err: unknown) => {
+  runDemo(runtimeConfig, logger, client, clients, apiUrl).catch((err: unknown) => {
     logger.error({ error: err instanceof Error ? err.message : String(err) }, 'demo failed; segflow keeps running');
   });
 }
 
-await worker.done.catch((err: unknown) => {
-  logger.error({ err }, 'worker failed');
-  process.exit(1);
-});
+// Runs until a signal: the supervisor restarts a process that dies.
+await new Promise<never>(() => undefined);
 
-async function startApi(cfg: Config, log: Logger, clients: GcpClients): Promise<string> {
-  const store = createFirestoreProfileStore({ firestore: clients.firestore, config: cfg, logger: log });
-  const segments = createRegistrySegmentsSource({ bigquery: clients.bigquery, storage: clients.storage, config: cfg });
-  const app = buildProfileApi({ store, tokens: cfg.api.tokens, logger: log, segments, onProfileRead: recordProfileRead });
-  app.addHook('onResponse', async (request, reply) => {
-    recordApiLatency(request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime);
-  });
-  const host = cfg.env === 'production' ? '0.0.0.0' : '127.0.0.1';
-  await app.listen({ host, port: cfg.api.port });
-  stoppers.push({ name: 'profile API', stop: () => app.close() });
-  return `http://127.0.0.1:${cfg.api.port}`;
+/** Waits until the API answers /healthz (any status: it answers 503 while Firestore is down), or the time runs out. */
+async function waitForHealth(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && !stopping) {
+    const answered = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) }).then(
+      () => true,
+      () => false,
+    );
+    if (answered) return;
+    await sleep(250);
+  }
+  logger.warn({ url, timeoutMs }, 'the profile API did not answer /healthz in time; the supervisor keeps trying');
 }
 
 async function runDemo(cfg: Config, log: Logger, temporal: Client, clients: GcpClients, api: string | undefined): Promise<void> {
