@@ -9,7 +9,6 @@ import { Client, Connection } from '@temporalio/client';
 import type { Config } from '../core/config.js';
 import type { SegmentModel } from '../core/segmentation/index.js';
 import { temporalConnectionSettings, workflowUiUrl } from '../core/temporal-connection.js';
-import { visibilityLiteral } from '../core/visibility-query.js';
 import {
   listRegisteredModels,
   loadCurrentPointer,
@@ -103,7 +102,7 @@ export function createTemporalRunsReader(config: Pick<Config, 'temporal'>): DagR
   return {
     async recentRuns(dagId, limit) {
       const runs: DagRun[] = [];
-      const query = `WorkflowType = 'runDag' AND DagId = ${visibilityLiteral(dagId)}`;
+      const query = `WorkflowType = 'runDag' AND DagId = '${dagId.replace(/[^a-z0-9_]/g, '')}'`;
       for await (const info of client.workflow.list({ query, pageSize: limit })) {
         runs.push({
           workflow_id: info.workflowId,

@@ -5,7 +5,6 @@
  */
 import type { Client } from '@temporalio/client';
 import type { DataInterval } from '../core/dag-task.js';
-import { visibilityLiteral } from '../core/visibility-query.js';
 import {
   ASSET_TRACKER_MEMO_KEY,
   ASSET_TRACKER_WORKFLOW,
@@ -24,13 +23,17 @@ export interface StaleInterval {
   readonly partitions: readonly StalePartition[];
 }
 
+function quote(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
 /** Intervals of `dagId` whose run read data that has since landed again, oldest first. */
 export async function staleIntervals(client: Client, prefix: string, dagId: string): Promise<StaleInterval[]> {
   const query = [
-    `WorkflowType = ${visibilityLiteral(ASSET_TRACKER_WORKFLOW)}`,
-    `${DAG_ID_SEARCH_ATTRIBUTE.name} = ${visibilityLiteral(dagId)}`,
+    `WorkflowType = ${quote(ASSET_TRACKER_WORKFLOW)}`,
+    `${DAG_ID_SEARCH_ATTRIBUTE.name} = ${quote(dagId)}`,
     `ExecutionStatus = 'Running'`,
-    ...(prefix === '' ? [] : [`WorkflowId STARTS_WITH ${visibilityLiteral(`${prefix}assets/${dagId}/`)}`]),
+    ...(prefix === '' ? [] : [`WorkflowId STARTS_WITH ${quote(`${prefix}assets/${dagId}/`)}`]),
   ].join(' AND ');
   const stale: StaleInterval[] = [];
   for await (const info of client.workflow.list({ query, pageSize: 200 })) {

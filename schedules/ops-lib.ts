@@ -15,7 +15,6 @@ import {
 import type { Config } from '../core/config.js';
 import { workflowUiUrl } from '../core/temporal-connection.js';
 import { type DataInterval } from '../core/dag-task.js';
-import { visibilityLiteral } from '../core/visibility-query.js';
 import { INTERVAL_PERIOD_MS, type DagDefinition } from '../dags/dsl.js';
 import { dagRegistry } from '../dags/index.js';
 import {
@@ -95,11 +94,14 @@ export function intervalStartingAt(dag: DagDefinition, startMs: number): DataInt
   return { start: formatInstant(startMs), end: formatInstant(startMs + INTERVAL_PERIOD_MS[dag.interval]) };
 }
 
+function quote(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
 /** Visibility query of a DAG's runs; scoped to the prefix's run ids when one is set. */
 export function runsQuery(ctx: OpsContext, dagId: string, extra: readonly string[] = []): string {
-  const parts = [`WorkflowType = 'runDag'`, `${DAG_ID_SEARCH_ATTRIBUTE.name} = ${visibilityLiteral(dagId)}`];
-  if (ctx.config.schedules.prefix !== '')
-    parts.push(`WorkflowId STARTS_WITH ${visibilityLiteral(`${ctx.config.schedules.prefix}${dagId}/`)}`);
+  const parts = [`WorkflowType = 'runDag'`, `${DAG_ID_SEARCH_ATTRIBUTE.name} = ${quote(dagId)}`];
+  if (ctx.config.schedules.prefix !== '') parts.push(`WorkflowId STARTS_WITH ${quote(`${ctx.config.schedules.prefix}${dagId}/`)}`);
   return [...parts, ...extra].join(' AND ');
 }
 
@@ -268,11 +270,7 @@ export async function backfillProgress(ctx: OpsContext, plan: BackfillPlan, sinc
   // Half-open on the range end: `<=` on an instant that equals a stored datetime is not reliable in every visibility store.
   const runs = await listRuns(ctx, plan.dagId, {
     limit: plan.intervals.length * 3,
-    extra: [
-      `LogicalDate >= ${visibilityLiteral(first)}`,
-      `LogicalDate < ${visibilityLiteral(end)}`,
-      `StartTime >= ${visibilityLiteral(since.toISOString())}`,
-    ],
+    extra: [`LogicalDate >= ${quote(first)}`, `LogicalDate < ${quote(end)}`, `StartTime >= ${quote(since.toISOString())}`],
   });
   // The newest run of each interval counts.
   const byInterval = new Map<string, RunSummary>();
